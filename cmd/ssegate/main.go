@@ -1,0 +1,206 @@
+// Command ssegate is a reverse proxy that turns backend feeds into
+// Server-Sent Events. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+const usage = `ssegate turns backend feeds into Server-Sent Events.
+
+Usage:
+  ssegate [run] [-config PATH]       run the proxy (the default)
+  ssegate validate [-config PATH]    check a config; print every problem
+  ssegate publish [-server URL] SUBJECT DATA
+                                     publish one message to NATS
+  ssegate version                    print the version
+
+The config path defaults to $SSEGATE_CONFIG, then ssegate.hcl.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("ssegate "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	cfgPath := fs.String("config", defaultConfigPath(), "config file")
+	server := fs.String("server", nats.DefaultURL, "NATS server, for publish")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+
+	switch cmd {
+	case "run":
+		return runProxy(*cfgPath, stderr)
+	case "validate":
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: valid, %d route(s)\n", *cfgPath, len(cfg.Routes))
+		return 0
+	case "publish":
+		if fs.NArg() != 2 {
+			fmt.Fprintln(stderr, "usage: ssegate publish [-server URL] SUBJECT DATA")
+			return 2
+		}
+		if err := publish(*server, fs.Arg(0), fs.Arg(1)); err != nil {
+			fmt.Fprintln(stderr, "ssegate publish:", err)
+			return 1
+		}
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, "ssegate", buildVersion())
+		return 0
+	default:
+		fmt.Fprintf(stderr, "ssegate: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func defaultConfigPath() string {
+	if p := os.Getenv("SSEGATE_CONFIG"); p != "" {
+		return p
+	}
+	return "ssegate.hcl"
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func newLogger(cfg config.Log, w io.Writer) zerolog.Logger {
+	if cfg.Format == "console" {
+		f, isFile := w.(*os.File)
+		color := isFile && isatty.IsTerminal(f.Fd())
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !color}
+	}
+	return zerolog.New(w).Level(cfg.Level).With().Timestamp().Logger()
+}
+
+// runProxy serves until SIGINT or SIGTERM, then shuts down within the
+// config's shutdown_timeout.
+func runProxy(path string, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	srv, err := proxy.New(cfg, proxy.WithLogger(log))
+	if err != nil {
+		log.Error().Err(err).Msg("start")
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		log.Error().Err(err).Msg("listen")
+		shutdown(srv, nil, cfg.ShutdownTimeout, log)
+		return 1
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Int("routes", len(cfg.Routes)).Str("version", buildVersion()).Msg("ssegate serving")
+
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("signal received; shutting down")
+	case err := <-served:
+		log.Error().Err(err).Msg("serve")
+		shutdown(srv, nil, cfg.ShutdownTimeout, log)
+		return 1
+	}
+	stop() // a second signal kills at once
+	if !shutdown(srv, hs, cfg.ShutdownTimeout, log) {
+		return 1
+	}
+	log.Info().Msg("stopped")
+	return 0
+}
+
+// shutdown stops the listener and the streams together: http.Server's
+// Shutdown waits for connections to go idle, which streams only do once
+// the proxy has ended them.
+func shutdown(srv *proxy.Server, hs *http.Server, timeout time.Duration, log zerolog.Logger) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	httpDone := make(chan error, 1)
+	if hs != nil {
+		go func() { httpDone <- hs.Shutdown(ctx) }()
+	} else {
+		httpDone <- nil
+	}
+	ok := true
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Error().Err(err).Msg("shutdown")
+		ok = false
+	}
+	if err := <-httpDone; err != nil {
+		log.Error().Err(err).Msg("HTTP shutdown; closing remaining connections")
+		_ = hs.Close()
+		ok = false
+	}
+	return ok
+}
+
+func publish(url, subject, data string) error {
+	nc, err := nats.Connect(url, nats.Name("ssegate publish"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", url, err)
+	}
+	defer nc.Close()
+	if err := nc.Publish(subject, []byte(data)); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}

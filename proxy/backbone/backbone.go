@@ -1,0 +1,164 @@
+// Package backbone connects ssegate to NATS: to an external server or
+// cluster, or to a nats-server it starts in-process when none is configured.
+package backbone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// startTimeout bounds how long the embedded server may take to be ready.
+const startTimeout = 10 * time.Second
+
+// Backbone is a NATS connection, and the embedded server behind it if
+// ssegate started one.
+type Backbone struct {
+	Conn     *nats.Conn
+	embedded *server.Server
+	closed   chan struct{}
+	log      zerolog.Logger
+}
+
+// Connect connects as cfg says. With no URL it starts an embedded server,
+// reachable over TCP only when cfg.Embedded.Listen is set. With a URL it
+// keeps reconnecting for as long as the process runs, logging each
+// disconnect and reconnect once.
+func Connect(cfg config.NATS, log zerolog.Logger) (*Backbone, error) {
+	b := &Backbone{closed: make(chan struct{}), log: log}
+	name := cfg.Name
+	if name == "" {
+		name = "ssegate"
+	}
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() || nc.IsDraining() {
+				return // our own Close
+			}
+			log.Warn().Err(err).Msg("NATS disconnected; reconnecting")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("NATS reconnected")
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := log.Error().Err(err)
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("NATS asynchronous error")
+		}),
+	}
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+
+	url := cfg.URL
+	if url == "" {
+		srv, err := startEmbedded(cfg.Embedded, log)
+		if err != nil {
+			return nil, err
+		}
+		b.embedded = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else {
+		// A NATS cluster that is down when ssegate starts is the same
+		// failure as one that goes down later: keep trying, don't exit.
+		opts = append(opts, nats.RetryOnFailedConnect(true))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		if b.embedded != nil {
+			b.embedded.Shutdown()
+		}
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	b.Conn = nc
+	if nc.IsConnected() {
+		log.Info().Str("server", nc.ConnectedUrlRedacted()).Bool("embedded", b.embedded != nil).Msg("NATS connected")
+	} else {
+		log.Warn().Str("url", cfg.URL).Msg("NATS not reachable yet; retrying in the background")
+	}
+	return b, nil
+}
+
+func startEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "ssegate-embedded",
+		NoSigs:     true, // ssegate owns the signals
+		DontListen: cfg.Listen == "",
+		JetStream:  cfg.StoreDir != "",
+		StoreDir:   cfg.StoreDir,
+	}
+	if cfg.Listen != "" {
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded NATS listen address %q: %w", cfg.Listen, err)
+		}
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("embedded NATS listen port %q: %w", port, err)
+		}
+		opts.Host = host
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	srv.SetLogger(serverLogger{log.With().Str("component", "nats-server").Logger()}, log.GetLevel() <= zerolog.DebugLevel, log.GetLevel() <= zerolog.TraceLevel)
+	go srv.Start()
+	if !srv.ReadyForConnections(startTimeout) {
+		srv.Shutdown()
+		return nil, errors.New("embedded NATS server did not become ready (is the listen address in use?)")
+	}
+	if cfg.Listen != "" {
+		log.Info().Str("url", srv.ClientURL()).Msg("embedded NATS server accepting connections")
+	}
+	return srv, nil
+}
+
+// Close drains the connection, so messages already received are handled,
+// then stops the embedded server. It gives up when ctx ends.
+func (b *Backbone) Close(ctx context.Context) error {
+	defer func() {
+		if b.embedded != nil {
+			b.embedded.Shutdown()
+		}
+	}()
+	if err := b.Conn.Drain(); err != nil {
+		b.Conn.Close()
+		return fmt.Errorf("drain NATS connection: %w", err)
+	}
+	select {
+	case <-b.closed:
+		return nil
+	case <-ctx.Done():
+		b.Conn.Close()
+		return fmt.Errorf("drain NATS connection: %w", ctx.Err())
+	}
+}
+
+// serverLogger passes nats-server's log lines to zerolog.
+type serverLogger struct{ log zerolog.Logger }
+
+var _ server.Logger = serverLogger{}
+
+// Noticef logs at debug: the server's notices are its start-up banner,
+// and ssegate logs what matters of it at info itself.
+func (l serverLogger) Noticef(format string, v ...any) { l.log.Debug().Msgf(format, v...) }
+func (l serverLogger) Warnf(format string, v ...any)   { l.log.Warn().Msgf(format, v...) }
+func (l serverLogger) Fatalf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
+func (l serverLogger) Errorf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
+func (l serverLogger) Debugf(format string, v ...any)  { l.log.Debug().Msgf(format, v...) }
+func (l serverLogger) Tracef(format string, v ...any)  { l.log.Trace().Msgf(format, v...) }

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+
+	"github.com/ssegate/ssegate/proxy/sse"
+)
+
+// ErrClientGone is returned by Client.Send once the client has left or
+// been dropped.
+var ErrClientGone = errors.New("client gone")
+
+// Client is one connected EventSource: a bounded queue of encoded frames
+// that the stream fills and the connection's writer drains. It knows
+// nothing of HTTP beyond the request that opened it, so the writer can
+// change without touching the hub.
+type Client struct {
+	req *http.Request
+
+	mu      sync.Mutex
+	queue   [][]byte
+	backlog int // frames queued on joining (replay), not counted against limit
+	limit   int
+	gone    bool
+	left    chan struct{} // closed when the client is dropped
+	wake    chan struct{} // a token when the queue went from empty to not
+
+	slot int // index in the stream's client list, guarded by the stream's lock
+}
+
+func newClient(r *http.Request, limit int) *Client {
+	return &Client{
+		req:   r,
+		limit: limit,
+		left:  make(chan struct{}),
+		wake:  make(chan struct{}, 1),
+		slot:  -1,
+	}
+}
+
+// Request returns the HTTP request that opened the stream.
+func (c *Client) Request() *http.Request { return c.req }
+
+// Send queues an event for this client only. Events sent from an OnConnect
+// hook arrive before any replayed or live event.
+func (c *Client) Send(e sse.Event) error {
+	if !c.push(e.Encode()) {
+		return ErrClientGone
+	}
+	return nil
+}
+
+// push queues a frame without blocking. A client whose queue is full is
+// dropped instead: it reconnects and resumes from history, and nobody else
+// waits for it.
+func (c *Client) push(frame []byte) bool {
+	c.mu.Lock()
+	if c.gone {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue)-c.backlog >= c.limit {
+		c.drop()
+		c.mu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.mu.Unlock()
+	c.signal()
+	return true
+}
+
+// preload queues frames that are not held against the limit: the replay a
+// client asked for by resuming.
+func (c *Client) preload(frames ...[]byte) {
+	c.mu.Lock()
+	c.queue = append(c.queue, frames...)
+	c.backlog += len(frames)
+	c.mu.Unlock()
+	c.signal()
+}
+
+// take hands the queued frames to the writer and gives the queue spare to
+// fill next, so a steady stream reuses two slices.
+func (c *Client) take(spare [][]byte) [][]byte {
+	c.mu.Lock()
+	out := c.queue
+	c.queue = spare[:0]
+	c.backlog = 0
+	c.mu.Unlock()
+	return out
+}
+
+// drop marks the client gone; called with c.mu held.
+func (c *Client) drop() {
+	if !c.gone {
+		c.gone = true
+		close(c.left)
+	}
+}
+
+func (c *Client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,320 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/rs/zerolog"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/gocty"
+
+	"github.com/ssegate/ssegate/sources"
+)
+
+var fileSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "shutdown_timeout"}},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "log"},
+		{Type: "nats"},
+		{Type: "route", LabelNames: []string{"path"}},
+	},
+}
+
+var logSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "level"}, {Name: "format"}},
+}
+
+var natsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "url"}, {Name: "name"}, {Name: "creds_file"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "embedded"}},
+}
+
+var embeddedSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "store_dir"}},
+}
+
+var routeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "keepalive"}, {Name: "retry"}, {Name: "history"},
+		{Name: "linger"}, {Name: "buffer"}, {Name: "write_timeout"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}},
+}
+
+// decoder evaluates attributes and collects every diagnostic on the way,
+// so one run reports all problems.
+type decoder struct {
+	ctx   *hcl.EvalContext
+	diags hcl.Diagnostics
+}
+
+func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
+	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(dir)}}
+	cfg := &Config{
+		Listen:          DefaultListen,
+		ShutdownTimeout: DefaultShutdownTimeout,
+		Log:             Log{Level: zerolog.InfoLevel, Format: "console"},
+		EvalContext:     d.ctx,
+	}
+	content, diags := body.Content(fileSchema)
+	d.diags = diags
+	if attr, ok := content.Attributes["listen"]; ok && d.evalString(attr, &cfg.Listen) {
+		if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+			d.errorf(attr.Expr.Range(), "Invalid listen address", "listen = %q is not host:port; write it like \"127.0.0.1:8080\" or \":8080\".", cfg.Listen)
+		}
+	}
+	d.duration(content.Attributes, "shutdown_timeout", &cfg.ShutdownTimeout)
+
+	seen := map[string]*hcl.Block{}
+	routes := map[string]*hcl.Block{}
+	for _, b := range content.Blocks {
+		if b.Type == "route" {
+			if prev, dup := routes[b.Labels[0]]; dup {
+				d.duplicate(b, fmt.Sprintf("route %q", b.Labels[0]), prev)
+				continue
+			}
+			routes[b.Labels[0]] = b
+			if rt := d.route(b); rt != nil {
+				cfg.Routes = append(cfg.Routes, rt)
+			}
+			continue
+		}
+		if prev, dup := seen[b.Type]; dup {
+			d.duplicate(b, b.Type+" block", prev)
+			continue
+		}
+		seen[b.Type] = b
+		switch b.Type {
+		case "log":
+			d.log(b, &cfg.Log)
+		case "nats":
+			d.nats(b, &cfg.NATS)
+		}
+	}
+	d.checkRouteConflicts(cfg.Routes)
+	return cfg, d.diags
+}
+
+func (d *decoder) log(b *hcl.Block, l *Log) {
+	content, diags := b.Body.Content(logSchema)
+	d.diags = append(d.diags, diags...)
+	if attr, ok := content.Attributes["level"]; ok {
+		var s string
+		if d.evalString(attr, &s) {
+			lvl, err := zerolog.ParseLevel(s)
+			if err != nil || s == "" || lvl == zerolog.NoLevel {
+				d.errorf(attr.Expr.Range(), "Invalid log level", "%q is not a log level; use one of \"trace\", \"debug\", \"info\", \"warn\", \"error\".", s)
+			} else {
+				l.Level = lvl
+			}
+		}
+	}
+	d.oneOf(content.Attributes, "format", &l.Format, "console", "json")
+}
+
+func (d *decoder) nats(b *hcl.Block, n *NATS) {
+	content, diags := b.Body.Content(natsSchema)
+	d.diags = append(d.diags, diags...)
+	d.str(content.Attributes, "url", &n.URL)
+	d.str(content.Attributes, "name", &n.Name)
+	d.str(content.Attributes, "creds_file", &n.CredsFile)
+	var prev *hcl.Block
+	for _, eb := range content.Blocks {
+		if prev != nil {
+			d.duplicate(eb, "embedded block", prev)
+			continue
+		}
+		prev = eb
+		ec, diags := eb.Body.Content(embeddedSchema)
+		d.diags = append(d.diags, diags...)
+		if attr, ok := ec.Attributes["listen"]; ok && d.evalString(attr, &n.Embedded.Listen) {
+			if _, _, err := net.SplitHostPort(n.Embedded.Listen); err != nil {
+				d.errorf(attr.Expr.Range(), "Invalid listen address", "listen = %q is not host:port; write it like \"127.0.0.1:4222\".", n.Embedded.Listen)
+			}
+		}
+		d.str(ec.Attributes, "store_dir", &n.Embedded.StoreDir)
+		if n.URL != "" {
+			d.errorf(eb.DefRange, "Embedded server with a URL", "With nats.url set, ssegate connects to that server and starts none of its own: remove the url or the embedded block.")
+		}
+	}
+}
+
+var paramPattern = regexp.MustCompile(`\{([^{}]*)\}`)
+
+func (d *decoder) route(b *hcl.Block) *Route {
+	rt := &Route{
+		Path:         b.Labels[0],
+		Keepalive:    DefaultKeepalive,
+		History:      DefaultHistory,
+		Linger:       DefaultLinger,
+		Buffer:       DefaultBuffer,
+		WriteTimeout: DefaultWriteTimeout,
+		Range:        b.DefRange,
+	}
+	labelRange := b.LabelRanges[0]
+	if err := checkPattern(rt.Path); err != nil {
+		d.errorf(labelRange, "Invalid route path", "%s", err)
+		return nil
+	}
+	for _, m := range paramPattern.FindAllStringSubmatch(rt.Path, -1) {
+		if name := strings.TrimSuffix(m[1], "..."); name != "$" {
+			rt.Params = append(rt.Params, name)
+		}
+	}
+
+	content, diags := b.Body.Content(routeSchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+	d.duration(a, "keepalive", &rt.Keepalive)
+	d.duration(a, "retry", &rt.Retry)
+	d.duration(a, "linger", &rt.Linger)
+	d.duration(a, "write_timeout", &rt.WriteTimeout)
+	d.integer(a, "history", &rt.History, 0)
+	d.integer(a, "buffer", &rt.Buffer, 1)
+	if attr, ok := a["write_timeout"]; ok && rt.WriteTimeout == 0 {
+		d.errorf(attr.Expr.Range(), "Invalid write timeout", "write_timeout must be more than zero: it is how long a stalled client may block a write before it is dropped.")
+	}
+
+	for _, sb := range content.Blocks {
+		kind := sb.Labels[0]
+		switch kind {
+		case "nats":
+			src, diags := sources.DecodeNATS(sb, d.ctx, rt.Scope())
+			d.diags = append(d.diags, diags...)
+			rt.Sources = append(rt.Sources, src)
+		default:
+			d.errorf(sb.LabelRanges[0], "Unknown source kind", "There is no source kind %q; the kinds are: \"nats\".", kind)
+		}
+	}
+	return rt
+}
+
+// checkPattern accepts what net/http's ServeMux accepts as a path pattern,
+// without a method or host: ssegate serves GET (and HEAD) on every route.
+func checkPattern(path string) (err error) {
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("route path %q must start with \"/\" (no method or host)", path)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("route path %q: %v", path, r)
+		}
+	}()
+	http.NewServeMux().Handle("GET "+path, http.NotFoundHandler())
+	return nil
+}
+
+// checkRouteConflicts reports routes whose patterns match the same
+// requests with neither more specific, which ServeMux refuses. Routes are
+// few, so each pair is tried in a mux of its own to name both.
+func (d *decoder) checkRouteConflicts(routes []*Route) {
+	for i, rt := range routes {
+		for _, prev := range routes[:i] {
+			if conflict(prev.Path, rt.Path) {
+				d.errorf(rt.Range, "Conflicting route", "Route %q matches the same requests as route %q at %s, and neither is more specific.", rt.Path, prev.Path, pos(prev.Range))
+			}
+		}
+	}
+}
+
+func conflict(a, b string) (conflicts bool) {
+	defer func() { conflicts = recover() != nil }()
+	mux := http.NewServeMux()
+	mux.Handle("GET "+a, http.NotFoundHandler())
+	mux.Handle("GET "+b, http.NotFoundHandler())
+	return false
+}
+
+func (d *decoder) duplicate(b *hcl.Block, what string, prev *hcl.Block) {
+	d.errorf(b.DefRange, "Duplicate "+strings.SplitN(what, " ", 2)[0], "A %s was already defined at %s.", what, pos(prev.DefRange))
+}
+
+// pos renders where a range starts as file:line:col.
+func pos(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
+func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(format, args...),
+		Subject:  rng.Ptr(),
+	})
+}
+
+// evalString evaluates attr as a string; false means a diagnostic was
+// recorded.
+func (d *decoder) evalString(attr *hcl.Attribute, dst *string) bool {
+	v, diags := attr.Expr.Value(d.ctx)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() {
+		return false
+	}
+	v, err := convert.Convert(v, cty.String)
+	if err != nil || v.IsNull() {
+		d.errorf(attr.Expr.Range(), "Incorrect attribute value type", "%s must be a string.", attr.Name)
+		return false
+	}
+	*dst = v.AsString()
+	return true
+}
+
+func (d *decoder) str(attrs hcl.Attributes, name string, dst *string) {
+	if attr, ok := attrs[name]; ok {
+		d.evalString(attr, dst)
+	}
+}
+
+func (d *decoder) oneOf(attrs hcl.Attributes, name string, dst *string, allowed ...string) {
+	attr, ok := attrs[name]
+	var s string
+	if !ok || !d.evalString(attr, &s) {
+		return
+	}
+	for _, a := range allowed {
+		if s == a {
+			*dst = s
+			return
+		}
+	}
+	d.errorf(attr.Expr.Range(), "Invalid "+name, "%q is not allowed; use one of %q.", s, allowed)
+}
+
+func (d *decoder) duration(attrs hcl.Attributes, name string, dst *time.Duration) {
+	attr, ok := attrs[name]
+	var s string
+	if !ok || !d.evalString(attr, &s) {
+		return
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		d.errorf(attr.Expr.Range(), "Invalid duration", "%s = %q is not a duration; write a number with a unit, like \"15s\", \"500ms\" or \"5m\".", name, s)
+		return
+	}
+	*dst = v
+}
+
+func (d *decoder) integer(attrs hcl.Attributes, name string, dst *int, minimum int) {
+	attr, ok := attrs[name]
+	if !ok {
+		return
+	}
+	v, diags := attr.Expr.Value(d.ctx)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() {
+		return
+	}
+	var n int
+	if err := gocty.FromCtyValue(v, &n); err != nil || n < minimum {
+		d.errorf(attr.Expr.Range(), "Invalid "+name, "%s must be a whole number of at least %d.", name, minimum)
+		return
+	}
+	*dst = n
+}

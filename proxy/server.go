@@ -1,0 +1,280 @@
+// Package proxy is ssegate's HTTP edge: it serves every route of a config
+// as Server-Sent Events, fed by NATS.
+//
+// A Server is an http.Handler, so a Go program can mount it in its own mux,
+// as the Node "sse" library attached to an existing http.Server; New's
+// options mirror that library's verifyRequest hook and connection event.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ssegate/ssegate/proxy/backbone"
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// errClosing refuses new streams once Shutdown has begun.
+var errClosing = errors.New("server is shutting down")
+
+// comeBackLater is the retry hint for a stream that is refused for now
+// (shutdown, NATS gone) on a route that configures none.
+const comeBackLater = 5 * time.Second
+
+// startTimeout bounds how long New waits for NATS to confirm the
+// subscriptions of the streams it opens.
+const startTimeout = 5 * time.Second
+
+// Server serves the routes of one config. Create it with New.
+type Server struct {
+	cfg       *config.Config
+	log       zerolog.Logger
+	warn      zerolog.Logger // sampled, for what can repeat per message
+	nc        *nats.Conn
+	backbone  *backbone.Backbone // nil when the caller gave the connection
+	mux       *http.ServeMux
+	verify    func(*http.Request) bool
+	onConnect func(*Client)
+
+	mu       sync.Mutex
+	streams  map[string]*stream
+	closing  chan struct{} // closed when Shutdown begins
+	handlers sync.WaitGroup
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// VerifyRequest sets a check run on every stream request after its path is
+// matched; false answers 403, which EventSource does not retry.
+func VerifyRequest(fn func(*http.Request) bool) Option {
+	return func(s *Server) { s.verify = fn }
+}
+
+// OnConnect sets a hook called for each new client before it receives
+// anything; events it sends with Client.Send reach that client only, first.
+func OnConnect(fn func(*Client)) Option {
+	return func(s *Server) { s.onConnect = fn }
+}
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l zerolog.Logger) Option {
+	return func(s *Server) { s.log = l }
+}
+
+// WithNATS makes the Server use nc instead of connecting as the config's
+// nats block says. The caller keeps ownership: Shutdown leaves nc open.
+func WithNATS(nc *nats.Conn) Option {
+	return func(s *Server) { s.nc = nc }
+}
+
+// New builds a Server from cfg, as config.Load or config.Parse return it.
+// It connects to NATS (starting the embedded server when the config names
+// no URL) and opens the streams of routes without path parameters, so
+// their history starts now.
+func New(cfg *config.Config, opts ...Option) (*Server, error) {
+	s := &Server{
+		cfg:     cfg,
+		log:     zerolog.Nop(),
+		mux:     http.NewServeMux(),
+		streams: map[string]*stream{},
+		closing: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.warn = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
+	if s.nc == nil {
+		bb, err := backbone.Connect(cfg.NATS, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.backbone, s.nc = bb, bb.Conn
+	}
+	for _, rt := range cfg.Routes {
+		s.mux.Handle("GET "+rt.Path, s.routeHandler(rt))
+		if len(rt.Params) > 0 {
+			continue
+		}
+		st, err := s.openStream(rt, nil)
+		if err != nil {
+			s.abort()
+			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
+		}
+		st.pinned = true
+		close(st.ready)
+		s.streams[st.key] = st
+	}
+	if err := s.nc.FlushTimeout(startTimeout); err != nil {
+		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
+	}
+	return s, nil
+}
+
+// abort undoes a New that failed half way.
+func (s *Server) abort() {
+	for _, st := range s.streams {
+		st.unsubscribe()
+	}
+	if s.backbone != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		_ = s.backbone.Close(ctx)
+	}
+}
+
+// ServeHTTP serves GET and HEAD on every route; other methods get 405 and
+// unknown paths 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+func streamKey(rt *config.Route, vals []string) string {
+	return rt.Path + "\x00" + strings.Join(vals, "\x00")
+}
+
+// openStream creates a stream for rt with its parameters filled in by vals
+// and subscribes its sources.
+func (s *Server) openStream(rt *config.Route, vals []string) (*stream, error) {
+	path := make(map[string]cty.Value, len(vals))
+	for i, v := range vals {
+		path[rt.Params[i]] = cty.StringVal(v)
+	}
+	vars := s.cfg.EvalContext.NewChild()
+	vars.Variables = map[string]cty.Value{"path": cty.ObjectVal(path)}
+	key := streamKey(rt, vals)
+	st := &stream{
+		key:     key,
+		route:   rt,
+		vars:    vars,
+		log:     s.log.With().Str("route", rt.Path).Strs("params", vals).Logger(),
+		warn:    s.warn.With().Str("route", rt.Path).Logger(),
+		history: newHistory(rt.History),
+		epoch:   newEpoch(),
+		ready:   make(chan struct{}),
+	}
+	if err := st.subscribe(s.nc); err != nil {
+		return nil, err
+	}
+	st.log.Debug().Msg("stream opened")
+	return st, nil
+}
+
+// attach finds or opens the stream and joins c to it. It also counts the
+// handler for Shutdown, under the same lock that sees Shutdown begin.
+// It returns once the stream's subscriptions are known to the NATS server,
+// so whatever is published after the client's 200 reaches the client.
+func (s *Server) attach(ctx context.Context, rt *config.Route, vals []string, c *Client, lastID string, resume bool) (*stream, error) {
+	st, created, err := s.join(rt, vals, c, lastID, resume)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		if err := s.nc.FlushTimeout(rt.WriteTimeout); err != nil {
+			st.log.Warn().Err(err).Msg("NATS did not confirm the subscription; events may arrive late")
+		}
+		close(st.ready)
+		return st, nil
+	}
+	select {
+	case <-st.ready:
+	case <-ctx.Done():
+	}
+	return st, nil
+}
+
+func (s *Server) join(rt *config.Route, vals []string, c *Client, lastID string, resume bool) (st *stream, created bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.closing:
+		return nil, false, errClosing
+	default:
+	}
+	key := streamKey(rt, vals)
+	st = s.streams[key]
+	if st == nil {
+		if st, err = s.openStream(rt, vals); err != nil {
+			return nil, false, err
+		}
+		s.streams[key] = st
+		created = true
+	}
+	st.join(c, lastID, resume)
+	s.handlers.Add(1)
+	return st, created, nil
+}
+
+// release frees st if no client joined since its last one left (gen).
+func (s *Server) release(st *stream, gen uint64) {
+	s.mu.Lock()
+	st.mu.Lock()
+	free := st.gen == gen && len(st.clients) == 0 && !st.closed
+	if free {
+		st.closed = true
+		delete(s.streams, st.key)
+	}
+	st.mu.Unlock()
+	s.mu.Unlock()
+	if free {
+		st.unsubscribe()
+		st.log.Debug().Msg("stream freed after linger")
+	}
+}
+
+// Shutdown stops taking streams, ends every open one with a final comment
+// (EventSource then reconnects, to another replica or to this one once it
+// is back), waits for their handlers, unsubscribes, and closes the NATS
+// connection if New opened it. It returns when all that is done or ctx
+// ends. http.Server.Shutdown alone would wait forever for streams, which
+// are never idle; call both.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+		s.mu.Unlock()
+		return errors.New("shutdown already called")
+	default:
+	}
+	close(s.closing)
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.handlers.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("wait for streams to close: %w", ctx.Err())
+	}
+
+	s.mu.Lock()
+	streams := s.streams
+	s.streams = map[string]*stream{}
+	s.mu.Unlock()
+	for _, st := range streams {
+		st.mu.Lock()
+		st.closed = true
+		if st.linger != nil {
+			st.linger.Stop()
+		}
+		st.mu.Unlock()
+		st.unsubscribe()
+	}
+	if s.backbone != nil {
+		err = errors.Join(err, s.backbone.Close(ctx))
+	}
+	return err
+}

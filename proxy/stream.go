@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"encoding/json"
+	"time"
+
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/proxy/sse"
+	"github.com/ssegate/ssegate/sources"
+)
+
+// ResetEvent is the name of the event a resuming client gets when its
+// Last-Event-ID is no longer (or never was) in the stream's history: events
+// may have been missed, and the page should reload what it shows. Its id is
+// the stream's latest, so the next resume continues from here.
+const ResetEvent = "ssegate-reset"
+
+// stream is a route with its path parameters filled in: one history, one
+// set of clients and one NATS subscription per source, however many
+// clients watch it. Each event is encoded once and the same bytes go to
+// every client.
+type stream struct {
+	key    string
+	route  *config.Route
+	vars   *hcl.EvalContext // the stream's variables, for its sources
+	log    zerolog.Logger
+	warn   zerolog.Logger // sampled: bad messages can come by the thousand
+	pinned bool           // never freed: a route without parameters
+	subs   []*nats.Subscription
+	ready  chan struct{} // closed once NATS has confirmed subs
+
+	mu      sync.Mutex
+	clients []*Client
+	history history
+	epoch   string
+	seq     uint64
+	gen     uint64 // bumped on every join and leave, to void stale linger timers
+	linger  *time.Timer
+	closed  bool
+}
+
+// subscribe starts one subscription per source of the route.
+func (st *stream) subscribe(nc *nats.Conn) error {
+	for _, src := range st.route.Sources {
+		sub, err := src.Subscribe(nc, st.vars, st.deliver, st.reject)
+		if err != nil {
+			st.unsubscribe()
+			return err
+		}
+		st.subs = append(st.subs, sub)
+	}
+	return nil
+}
+
+func (st *stream) unsubscribe() {
+	for _, sub := range st.subs {
+		if err := sub.Unsubscribe(); err != nil && err != nats.ErrConnectionClosed {
+			st.log.Warn().Err(err).Str("subject", sub.Subject).Msg("unsubscribe")
+		}
+	}
+	st.subs = nil
+}
+
+func (st *stream) reject(err error) {
+	st.warn.Warn().Err(err).Msg("message dropped")
+}
+
+// deliver records an event and queues it for every client. It runs on a
+// subscription's goroutine and never blocks on a client.
+func (st *stream) deliver(ev sources.Event) {
+	e, err := sse.NewEvent(ev.Name, ev.Data)
+	if err == nil && ev.HasID {
+		e, err = e.WithID(ev.ID)
+	}
+	if err != nil {
+		st.reject(err)
+		return
+	}
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return
+	}
+	st.seq++
+	id := ev.ID
+	if !ev.HasID {
+		id = assignID(st.epoch, st.seq)
+		e, _ = e.WithID(id) // assigned ids are plain ASCII
+	}
+	frame := e.Encode()
+	st.history.add(id, frame)
+	for _, c := range st.clients {
+		if !c.push(frame) {
+			st.log.Debug().Str("remote", c.req.RemoteAddr).Msg("slow client dropped")
+		}
+	}
+}
+
+// join adds a client. A resuming client first gets, in its queue, exactly
+// the events after lastID, or a reset event when lastID is unknown; live
+// events follow without a gap, as both happen under the stream's lock.
+func (st *stream) join(c *Client, lastID string, resume bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.gen++
+	if st.linger != nil {
+		st.linger.Stop()
+		st.linger = nil
+	}
+	if resume {
+		if frames, ok := st.history.after(lastID); ok {
+			c.preload(frames...)
+		} else {
+			c.preload(st.resetFrame(lastID))
+		}
+	}
+	c.slot = len(st.clients)
+	st.clients = append(st.clients, c)
+}
+
+// leave removes a client; the last one out starts the linger timer, and
+// release frees the stream if nobody has joined by then.
+func (st *stream) leave(c *Client, release func(gen uint64)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	last := len(st.clients) - 1
+	st.clients[c.slot] = st.clients[last]
+	st.clients[c.slot].slot = c.slot
+	st.clients[last] = nil
+	st.clients = st.clients[:last]
+	c.slot = -1
+	st.gen++
+	if len(st.clients) == 0 && !st.pinned && !st.closed {
+		gen := st.gen
+		st.linger = time.AfterFunc(st.route.Linger, func() { release(gen) })
+	}
+}
+
+func (st *stream) resetFrame(lastID string) []byte {
+	data, _ := json.Marshal(struct {
+		LastEventID string `json:"last_event_id"`
+	}{lastID})
+	e, _ := sse.NewEvent(ResetEvent, string(data)) // JSON is valid UTF-8
+	e, _ = e.WithID(st.history.lastID())           // ids in history are valid
+	return e.Encode()
+}

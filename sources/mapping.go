@@ -1,0 +1,134 @@
+package sources
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+)
+
+// Mapping turns a Message into an Event with the block's event, id and data
+// expressions. A missing expression means the default: no event name, an id
+// assigned by the stream, and the body as data.
+type Mapping struct {
+	Event hcl.Expression
+	ID    hcl.Expression
+	Data  hcl.Expression
+
+	need msgField
+}
+
+// mappingAttrs are the attributes a source block shares for its mapping.
+var mappingAttrs = []hcl.AttributeSchema{{Name: "event"}, {Name: "id"}, {Name: "data"}}
+
+// decodeMapping takes the mapping attributes out of content and checks each
+// expression against scope (the stream's variables plus msg).
+func decodeMapping(attrs hcl.Attributes, ctx *hcl.EvalContext, scope Scope) (Mapping, hcl.Diagnostics) {
+	var m Mapping
+	var diags hcl.Diagnostics
+	msgScope := Scope{"msg": msgAttrNames()}
+	for k, v := range scope {
+		msgScope[k] = v
+	}
+	static := msgScope.placeholders(ctx)
+	for _, f := range []struct {
+		name string
+		dst  *hcl.Expression
+	}{{"event", &m.Event}, {"id", &m.ID}, {"data", &m.Data}} {
+		attr, ok := attrs[f.name]
+		if !ok {
+			continue
+		}
+		d := msgScope.Check(attr.Expr, ctx)
+		if !d.HasErrors() {
+			_, d = attr.Expr.Value(static)
+		}
+		diags = append(diags, d...)
+		*f.dst = attr.Expr
+		m.need |= msgFieldsUsed(attr.Expr)
+	}
+	return m, diags
+}
+
+// msgFieldsUsed is the set of msg attributes expr reads; a reference to msg
+// as a whole needs them all.
+func msgFieldsUsed(expr hcl.Expression) msgField {
+	var need msgField
+	for _, tr := range expr.Variables() {
+		if tr.RootName() != "msg" {
+			continue
+		}
+		name, ok := "", false
+		if len(tr) > 1 {
+			name, ok = stepName(tr[1])
+		}
+		if !ok {
+			return allFields
+		}
+		for _, f := range msgFields {
+			if f.name == name {
+				need |= f.field
+			}
+		}
+	}
+	return need
+}
+
+// Apply evaluates the mapping for one message. streamCtx holds the stream's
+// variables (path, ...) and the functions.
+func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (Event, error) {
+	var ev Event
+	if m.Event == nil && m.ID == nil && m.Data == nil {
+		ev.Data = defaultData(msg.Body)
+		return ev, nil
+	}
+	ctx := streamCtx.NewChild()
+	ctx.Variables = map[string]cty.Value{"msg": msg.value(m.need)}
+
+	var err error
+	if m.Data == nil {
+		ev.Data = defaultData(msg.Body)
+	} else if ev.Data, _, err = evalText(m.Data, ctx, "data"); err != nil {
+		return Event{}, err
+	}
+	if ev.Name, _, err = evalText(m.Event, ctx, "event"); err != nil {
+		return Event{}, err
+	}
+	if ev.ID, ev.HasID, err = evalText(m.ID, ctx, "id"); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// evalText evaluates expr to text: strings as they are, numbers and bools in
+// their usual form, anything else as JSON. A nil expression or a null result
+// is absent (ok false).
+func evalText(expr hcl.Expression, ctx *hcl.EvalContext, what string) (text string, ok bool, err error) {
+	if expr == nil {
+		return "", false, nil
+	}
+	v, diags := expr.Value(ctx)
+	if diags.HasErrors() {
+		return "", false, fmt.Errorf("%s expression: %w", what, diags)
+	}
+	switch {
+	case v.IsNull():
+		return "", false, nil
+	case !v.IsWhollyKnown():
+		return "", false, fmt.Errorf("%s expression: value is not known", what)
+	case v.Type() == cty.String || v.Type() == cty.Number || v.Type() == cty.Bool:
+		s, err := convert.Convert(v, cty.String)
+		if err != nil {
+			return "", false, fmt.Errorf("%s expression: %w", what, err)
+		}
+		return s.AsString(), true, nil
+	default:
+		b, err := ctyjson.Marshal(v, v.Type())
+		if err != nil {
+			return "", false, fmt.Errorf("%s expression: encode as JSON: %w", what, err)
+		}
+		return string(b), true, nil
+	}
+}

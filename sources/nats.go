@@ -1,0 +1,140 @@
+package sources
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// NATS is a `source "nats"` block: the messages of one subject, which may be
+// built from the stream's variables (`subject = "stocks.${path.symbol}"`).
+type NATS struct {
+	Subject hcl.Expression
+	Mapping Mapping
+	Range   hcl.Range
+}
+
+var natsSchema = &hcl.BodySchema{
+	Attributes: append([]hcl.AttributeSchema{{Name: "subject", Required: true}}, mappingAttrs...),
+}
+
+// DecodeNATS decodes the body of a `source "nats"` block. scope holds the
+// variables a stream provides (for example path with the route's
+// parameters); ctx holds the functions.
+func DecodeNATS(block *hcl.Block, ctx *hcl.EvalContext, scope Scope) (*NATS, hcl.Diagnostics) {
+	content, diags := block.Body.Content(natsSchema)
+	src := &NATS{Range: block.DefRange}
+	if attr, ok := content.Attributes["subject"]; ok {
+		src.Subject = attr.Expr
+		d := scope.Check(attr.Expr, ctx)
+		if !d.HasErrors() {
+			d = checkSubjectTemplate(attr, ctx, scope)
+		}
+		diags = append(diags, d...)
+	}
+	var d hcl.Diagnostics
+	src.Mapping, d = decodeMapping(content.Attributes, ctx, scope)
+	return src, append(diags, d...)
+}
+
+// checkSubjectTemplate evaluates the subject with every stream variable set
+// to a valid token, so a subject that can never be valid fails at load time.
+func checkSubjectTemplate(attr *hcl.Attribute, parent *hcl.EvalContext, scope Scope) hcl.Diagnostics {
+	ctx := parent.NewChild()
+	ctx.Variables = make(map[string]cty.Value, len(scope))
+	for root, attrs := range scope {
+		obj := make(map[string]cty.Value, len(attrs))
+		for _, a := range attrs {
+			obj[a] = cty.StringVal("x")
+		}
+		ctx.Variables[root] = cty.ObjectVal(obj)
+	}
+	if _, err := evalSubject(attr.Expr, ctx); err != nil {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid subject",
+			Detail:   err.Error(),
+			Subject:  attr.Expr.Range().Ptr(),
+		}}
+	}
+	return nil
+}
+
+// Subscribe resolves the subject with the stream's variables in streamCtx
+// and subscribes to it; every message is mapped and passed to emit, or to
+// fail when its mapping fails. The callbacks run on the subscription's own
+// goroutine and must not block.
+func (n *NATS) Subscribe(nc *nats.Conn, streamCtx *hcl.EvalContext, emit func(Event), fail func(error)) (*nats.Subscription, error) {
+	subject, err := evalSubject(n.Subject, streamCtx)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		msg := Message{Subject: m.Subject, Headers: m.Header, Body: m.Data}
+		ev, err := n.Mapping.Apply(streamCtx, &msg)
+		if err != nil {
+			fail(fmt.Errorf("message on %q: %w", m.Subject, err))
+			return
+		}
+		emit(ev)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %q: %w", subject, err)
+	}
+	return sub, nil
+}
+
+func evalSubject(expr hcl.Expression, ctx *hcl.EvalContext) (string, error) {
+	s, ok, err := evalText(expr, ctx, "subject")
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("subject is null")
+	}
+	if err := ValidSubject(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// ValidSubject checks a subject to subscribe to: dot-separated non-empty
+// tokens without white space; "*" and a final ">" are wildcards.
+func ValidSubject(s string) error {
+	if s == "" {
+		return fmt.Errorf("subject is empty")
+	}
+	tokens := strings.Split(s, ".")
+	for i, tok := range tokens {
+		switch {
+		case tok == "":
+			return fmt.Errorf("subject %q has an empty token", s)
+		case strings.ContainsAny(tok, " \t\r\n\f\v"):
+			return fmt.Errorf("subject %q contains white space", s)
+		case tok == ">" && i != len(tokens)-1:
+			return fmt.Errorf("subject %q: \">\" must be the last token", s)
+		case len(tok) > 1 && strings.ContainsAny(tok, "*>"):
+			return fmt.Errorf("subject %q: wildcards must be whole tokens", s)
+		}
+	}
+	return nil
+}
+
+// ValidToken reports whether s can stand as one subject token: a path
+// parameter filled into a subject must not add tokens or wildcards.
+func ValidToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r == '.' || r == '*' || r == '>' || r == utf8.RuneError || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
+}
