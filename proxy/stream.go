@@ -97,9 +97,9 @@ func (st *stream) deliver(ev sources.Event) {
 	frame := e.Encode()
 	st.history.add(id, frame)
 	for _, c := range st.clients {
-		if !c.push(frame) {
-			st.log.Debug().Str("remote", c.req.RemoteAddr).Msg("slow client dropped")
-		}
+		// A client that overflows is dropped inside push; its writer
+		// sees that and leaves.
+		c.push(frame)
 	}
 }
 

@@ -2,10 +2,10 @@ package config
 
 import (
 	"fmt"
-	"strings"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"

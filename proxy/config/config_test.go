@@ -1,0 +1,144 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+)
+
+// Each fixture holds one mistake; the error must name the file, line and
+// column of the mistake and say what is wrong.
+func TestDiagnosticsPointAtTheMistake(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string
+	}{
+		{"unknown_attribute.hcl", []string{`unknown_attribute.hcl:4:3: error: Unsupported argument`, `"keeplive" is not expected`}},
+		{"unknown_block.hcl", []string{`unknown_block.hcl:4:1: error: Unsupported block type`, `"metrics"`}},
+		{"bad_duration.hcl", []string{`bad_duration.hcl:2:12: error: Invalid duration`, `"5 minutes" is not a duration`}},
+		{"duplicate_route.hcl", []string{`duplicate_route.hcl:5:1: error: Duplicate route`, `already defined at testdata/duplicate_route.hcl:1:1`}},
+		{"missing_subject.hcl", []string{`missing_subject.hcl:2:17: error: Missing required argument`, `"subject" is required`}},
+		{"out_of_scope.hcl", []string{
+			`out_of_scope.hcl:3:25: error: Unsupported attribute`, `path has no attribute "sym"; it has: "symbol"`,
+			`out_of_scope.hcl:4:15: error: Unsupported attribute`, `msg has no attribute "payload"`,
+			`out_of_scope.hcl:5:15: error: Unknown variable`, `no variable named "request"`,
+		}},
+		{"unset_env.hcl", []string{`unset_env.hcl:1:15: error: Invalid function argument`, `SSEGATE_TEST_SURELY_UNSET is not set`}},
+		{"bad_subject.hcl", []string{`bad_subject.hcl:2:29: error: Invalid subject`, `empty token`}},
+		{"bad_path.hcl", []string{`bad_path.hcl:1:7: error: Invalid route path`}},
+		{"conflicting_routes.hcl", []string{`conflicting_routes.hcl:4:1: error: Conflicting route`, `route "/a/{x}" at testdata/conflicting_routes.hcl:1:1`}},
+		{"unknown_function.hcl", []string{`unknown_function.hcl:4:15: error: Call to unknown function`, `"json_encode"`}},
+		{"bad_numbers.hcl", []string{`bad_numbers.hcl:2:13: error: Invalid history`, `bad_numbers.hcl:3:13: error: Invalid buffer`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", tt.file))
+			var de *DiagnosticsError
+			if !errors.As(err, &de) {
+				t.Fatalf("Load: err = %v, want a *DiagnosticsError", err)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not contain %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadFullConfig(t *testing.T) {
+	cfg, err := Load("testdata/full.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type route struct {
+		Path                                   string
+		Params                                 []string
+		Keepalive, Retry, Linger, WriteTimeout time.Duration
+		History, Buffer, Sources               int
+	}
+	var routes []route
+	for _, r := range cfg.Routes {
+		routes = append(routes, route{r.Path, r.Params, r.Keepalive, r.Retry, r.Linger, r.WriteTimeout, r.History, r.Buffer, len(r.Sources)})
+	}
+	got := struct {
+		Listen          string
+		ShutdownTimeout time.Duration
+		Log             Log
+		NATS            NATS
+		Routes          []route
+	}{cfg.Listen, cfg.ShutdownTimeout, cfg.Log, cfg.NATS, routes}
+	want := got
+	want.Listen = "0.0.0.0:9000"
+	want.ShutdownTimeout = 3 * time.Second
+	want.Log = Log{Level: zerolog.DebugLevel, Format: "json"}
+	want.NATS = NATS{Name: "edge-1", Embedded: Embedded{Listen: "127.0.0.1:4333", StoreDir: "/tmp/ssegate-js"}}
+	want.Routes = []route{
+		{"/stocks/{symbol}", []string{"symbol"}, 0, 2500 * time.Millisecond, time.Minute, 2 * time.Second, 10, 8, 2},
+		{"/files/{rest...}", []string{"rest"}, DefaultKeepalive, 0, DefaultLinger, DefaultWriteTimeout, DefaultHistory, DefaultBuffer, 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("config mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`route "/sse" {
+  source "nats" { subject = "events" }
+}`), "inline.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != DefaultListen || cfg.ShutdownTimeout != DefaultShutdownTimeout || cfg.NATS.URL != "" {
+		t.Errorf("top-level defaults: %+v", cfg)
+	}
+	rt := cfg.Routes[0]
+	if rt.Keepalive != DefaultKeepalive || rt.Retry != 0 || rt.History != DefaultHistory || rt.Linger != DefaultLinger || rt.Buffer != DefaultBuffer {
+		t.Errorf("route defaults: %+v", rt)
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "addr.txt"), []byte("127.0.0.1:7000"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSEGATE_TEST_TIMEOUT", "7s")
+	src := `
+listen           = trimspace(file("addr.txt"))
+shutdown_timeout = env("SSEGATE_TEST_TIMEOUT")
+log { level = env("SSEGATE_TEST_UNSET_LEVEL", "warn") }
+nats { name = base64decode(base64encode(upper("a"))) }
+`
+	cfg, err := Parse([]byte(src), filepath.Join(dir, "ssegate.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7000" || cfg.ShutdownTimeout != 7*time.Second || cfg.Log.Level != zerolog.WarnLevel || cfg.NATS.Name != "A" {
+		t.Errorf("got listen %q, timeout %v, level %v, name %q", cfg.Listen, cfg.ShutdownTimeout, cfg.Log.Level, cfg.NATS.Name)
+	}
+}
+
+// The shipped example must always load: README's quick start runs it.
+func TestExampleConfigLoads(t *testing.T) {
+	if _, err := Load("../../config.example.hcl"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEmbeddedWithURLIsRefused(t *testing.T) {
+	_, err := Parse([]byte(`nats {
+  url = "nats://127.0.0.1:4222"
+  embedded { listen = "127.0.0.1:4223" }
+}`), "x.hcl")
+	if err == nil || !strings.Contains(err.Error(), "x.hcl:3:3: error: Embedded server with a URL") {
+		t.Fatalf("err = %v", err)
+	}
+}

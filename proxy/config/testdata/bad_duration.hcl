@@ -1,0 +1,4 @@
+route "/sse" {
+  linger = "5 minutes"
+  source "nats" { subject = "events" }
+}

@@ -1,0 +1,5 @@
+route "/sse" {
+  history = -1
+  buffer  = 0
+  source "nats" { subject = "events" }
+}

@@ -1,0 +1,3 @@
+route "/a/{x}" {
+  source "nats" { subject = "a..${path.x}" }
+}

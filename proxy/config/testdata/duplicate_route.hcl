@@ -1,0 +1,7 @@
+route "/sse" {
+  source "nats" { subject = "a" }
+}
+
+route "/sse" {
+  source "nats" { subject = "b" }
+}

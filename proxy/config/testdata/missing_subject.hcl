@@ -1,0 +1,5 @@
+route "/sse" {
+  source "nats" {
+    event = "tick"
+  }
+}

@@ -1,0 +1,7 @@
+route "/stocks/{symbol}" {
+  source "nats" {
+    subject = "stocks.${path.sym}"
+    data    = msg.payload
+    event   = request.method
+  }
+}

@@ -1,0 +1,6 @@
+route "/sse" {
+  source "nats" { subject = "events" }
+}
+metrics {
+  listen = ":9090"
+}

@@ -1,0 +1,6 @@
+route "/sse" {
+  source "nats" {
+    subject = "events"
+    data    = json_encode(msg.json)
+  }
+}

@@ -1,0 +1,264 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	gosse "github.com/tmaxmax/go-sse"
+
+	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// wait bounds every wait in these tests; nothing here should take long.
+const wait = 10 * time.Second
+
+// startNATS runs a real nats-server on a random loopback port.
+func startNATS(t testing.TB) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(wait) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+func connect(t testing.TB, ns *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// harness is an ssegate Server behind a real HTTP server on 127.0.0.1,
+// with its own NATS connection and a separate one to publish with.
+type harness struct {
+	t   testing.TB
+	ns  *server.Server
+	pub *nats.Conn
+	srv *proxy.Server
+	ts  *httptest.Server
+}
+
+func start(t testing.TB, hcl string, opts ...proxy.Option) *harness {
+	t.Helper()
+	return startOn(t, startNATS(t), hcl, opts...)
+}
+
+func startOn(t testing.TB, ns *server.Server, hcl string, opts ...proxy.Option) *harness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(hcl), "test.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.New(cfg, append([]proxy.Option{proxy.WithNATS(connect(t, ns))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, ns: ns, pub: connect(t, ns), srv: srv, ts: httptest.NewServer(srv)}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		h.ts.Close()
+	})
+	return h
+}
+
+func (h *harness) publish(subject, body string) {
+	h.t.Helper()
+	h.publishMsg(&nats.Msg{Subject: subject, Data: []byte(body)})
+}
+
+func (h *harness) publishMsg(m *nats.Msg) {
+	h.t.Helper()
+	if err := h.pub.PublishMsg(m); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.pub.FlushTimeout(wait); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// client is an SSE connection whose events are parsed by go-sse, a
+// third-party parser, and whose raw bytes are kept for wire-level checks.
+type client struct {
+	t      testing.TB
+	resp   *http.Response
+	cancel context.CancelFunc
+	events chan gosse.Event
+	done   chan struct{} // closed at the end of the stream
+	mu     sync.Mutex
+	raw    bytes.Buffer
+}
+
+type lockedWriter struct{ c *client }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	return w.c.raw.Write(p)
+}
+
+// open connects to path and fails the test unless the answer is a 200
+// event stream. header may be nil.
+func (h *harness) open(path string, header http.Header) *client {
+	h.t.Helper()
+	return openWith(h.t, h.ts.Client(), h.ts.URL+path, header)
+}
+
+func openWith(t testing.TB, hc *http.Client, url string, header http.Header) *client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		cancel()
+		t.Fatalf("GET %s: %s, Content-Type %q", url, resp.Status, resp.Header.Get("Content-Type"))
+	}
+	c := &client{t: t, resp: resp, cancel: cancel, events: make(chan gosse.Event, 10000), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		cfg := &gosse.ReadConfig{MaxEventSize: 1 << 20}
+		for ev, err := range gosse.Read(io.TeeReader(resp.Body, lockedWriter{c}), cfg) {
+			if err != nil {
+				return
+			}
+			c.events <- ev
+		}
+	}()
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *client) close() {
+	c.cancel()
+	_ = c.resp.Body.Close()
+}
+
+func (c *client) next() gosse.Event {
+	c.t.Helper()
+	select {
+	case ev := <-c.events:
+		return ev
+	case <-c.done:
+		select {
+		case ev := <-c.events:
+			return ev
+		default:
+		}
+		c.t.Fatalf("stream ended; raw so far:\n%q", c.tail())
+	case <-time.After(wait):
+		c.t.Fatalf("no event within %v; raw so far:\n%q", wait, c.tail())
+	}
+	return gosse.Event{}
+}
+
+// expectData reads events and checks their data, in order.
+func (c *client) expectData(want ...string) []gosse.Event {
+	c.t.Helper()
+	var got []gosse.Event
+	for _, w := range want {
+		ev := c.next()
+		if ev.Data != w {
+			c.t.Fatalf("event data = %q, want %q (event %+v)", ev.Data, w, ev)
+		}
+		got = append(got, ev)
+	}
+	return got
+}
+
+// expectQuiet checks that no event is waiting or arrives within d.
+func (c *client) expectQuiet(d time.Duration) {
+	c.t.Helper()
+	select {
+	case ev := <-c.events:
+		c.t.Fatalf("unexpected event %+v", ev)
+	case <-time.After(d):
+	}
+}
+
+func (c *client) rawString() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.raw.String()
+}
+
+// tail is the end of the raw stream, for failure messages.
+func (c *client) tail() string {
+	s := c.rawString()
+	if len(s) > 400 {
+		s = "..." + s[len(s)-400:]
+	}
+	return s
+}
+
+// waitRaw waits until the raw stream contains s.
+func (c *client) waitRaw(s string) {
+	c.t.Helper()
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(c.rawString(), s) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("raw stream never contained %q:\n%q", s, c.tail())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (c *client) waitEnd() {
+	c.t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(wait):
+		c.t.Fatalf("stream did not end; raw so far:\n%q", c.tail())
+	}
+}
+
+// eventually polls cond until it holds, failing after wait.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// newTLSServer serves handler over TLS with HTTP/2 enabled.
+func newTLSServer(t testing.TB, handler http.Handler) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(handler)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts
+}

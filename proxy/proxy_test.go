@@ -1,0 +1,508 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/sse"
+)
+
+const basicRoute = `
+route "/sse" {
+  source "nats" { subject = "events" }
+}
+`
+
+func TestResponseHeadersAndRetryLine(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  retry = "1500ms"
+  source "nats" { subject = "events" }
+}`)
+	c := h.open("/sse", nil)
+	for k, want := range map[string]string{
+		"Content-Type":      "text/event-stream; charset=utf-8",
+		"Cache-Control":     "no-cache",
+		"X-Accel-Buffering": "no",
+	} {
+		if got := c.resp.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	c.waitRaw("retry: 1500\n")
+	if raw := c.rawString(); raw != "retry: 1500\n" {
+		t.Errorf("stream starts %q, want the retry line alone", raw)
+	}
+	h.publish("events", "x")
+	c.expectData("x")
+}
+
+func TestDataLineEndsAndUTF8(t *testing.T) {
+	h := start(t, basicRoute)
+	c := h.open("/sse", nil)
+	h.publish("events", "a\r\nb\rc\nd")
+	h.publish("events", "日本語 ✓ émoji 🎉")
+	h.publish("events", "")
+	h.publish("events", "trailing\n")
+	c.expectData("a\nb\nc\nd", "日本語 ✓ émoji 🎉", "", "trailing\n")
+	if raw := c.rawString(); !strings.Contains(raw, "data: a\ndata: b\ndata: c\ndata: d\n\n") {
+		t.Errorf("CR and CRLF were not split into data lines:\n%q", raw)
+	}
+}
+
+func TestBinaryPayloadIsBase64(t *testing.T) {
+	h := start(t, `
+route "/bin" {
+  source "nats" { subject = "bin" }
+}
+route "/explicit" {
+  source "nats" {
+    subject = "bin"
+    data    = "len=${strlen(msg.body_base64)} b64=${msg.body_base64}"
+  }
+}`)
+	c := h.open("/bin", nil)
+	e := h.open("/explicit", nil)
+	h.publish("bin", "\xff\x00\xfe")
+	c.expectData("/wD+")
+	e.expectData("len=4 b64=/wD+")
+}
+
+func TestEventNamesAndIDsFromExpressions(t *testing.T) {
+	h := start(t, `
+route "/orders" {
+  source "nats" {
+    subject = "orders.>"
+    event   = msg.subject_tokens[1]
+    id      = msg.headers["Order-Id"]
+    data    = jsonencode({ total = msg.json.total, who = msg.json.customer.name })
+  }
+}`)
+	c := h.open("/orders", nil)
+	m := nats.NewMsg("orders.created")
+	m.Header.Set("Order-Id", "o-17")
+	m.Data = []byte(`{"total": 12.5, "customer": {"name": "Ada"}}`)
+	h.publishMsg(m)
+	ev := c.next()
+	if ev.Type != "created" || ev.LastEventID != "o-17" || ev.Data != `{"total":12.5,"who":"Ada"}` {
+		t.Errorf("got %+v", ev)
+	}
+}
+
+func TestBadMessagesAreDroppedNotFatal(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  source "nats" {
+    subject = "events"
+    id      = try(msg.json.id, null)
+    event   = msg.json.kind
+  }
+}`)
+	c := h.open("/sse", nil)
+	h.publish("events", `not json`)                        // event expression fails
+	h.publish("events", `{"kind": "k", "id": "a\nb"}`)     // id would inject a field
+	h.publish("events", `{"kind": "k\ndata: x", "id": 1}`) // so would the name
+	h.publish("events", `{"kind": "ok", "id": 2}`)
+	ev := c.next()
+	if ev.Type != "ok" || ev.LastEventID != "2" {
+		t.Errorf("got %+v, want only the valid event", ev)
+	}
+}
+
+func TestPathParameterSelectsSubject(t *testing.T) {
+	h := start(t, `
+route "/stocks/{symbol}" {
+  source "nats" {
+    subject = "stocks.${path.symbol}"
+    event   = "quote"
+    data    = "${path.symbol}=${msg.body}"
+  }
+}`)
+	aapl := h.open("/stocks/AAPL", nil)
+	msft := h.open("/stocks/MSFT", nil)
+	h.publish("stocks.AAPL", "1")
+	h.publish("stocks.MSFT", "2")
+	h.publish("stocks.AAPL", "3")
+	aapl.expectData("AAPL=1", "AAPL=3")
+	msft.expectData("MSFT=2")
+	msft.expectQuiet(50 * time.Millisecond)
+}
+
+func TestErrorStatuses(t *testing.T) {
+	h := start(t, `
+route "/stocks/{symbol}" {
+  source "nats" { subject = "stocks.${path.symbol}" }
+}`)
+	tests := []struct {
+		method, path string
+		want         int
+		body         string
+	}{
+		{"GET", "/nope", http.StatusNotFound, ""},
+		{"GET", "/stocks/a.b", http.StatusBadRequest, "cannot stand in a NATS subject"},
+		{"GET", "/stocks/%2A", http.StatusBadRequest, "cannot stand in a NATS subject"},
+		{"GET", "/stocks/%3E", http.StatusBadRequest, ""},
+		{"GET", "/stocks/a%20b", http.StatusBadRequest, ""},
+		{"POST", "/stocks/AAPL", http.StatusMethodNotAllowed, ""},
+		{"DELETE", "/stocks/AAPL", http.StatusMethodNotAllowed, ""},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, h.ts.URL+tt.path, nil)
+		resp, err := h.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tt.want || !strings.Contains(string(body), tt.body) {
+			t.Errorf("%s %s = %d %q, want %d containing %q", tt.method, tt.path, resp.StatusCode, body, tt.want, tt.body)
+		}
+	}
+
+	resp, err := h.ts.Client().Head(h.ts.URL + "/stocks/AAPL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		t.Errorf("HEAD = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+func TestResumeReplaysExactlyTheMissedEvents(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  history = 10
+  source "nats" { subject = "events" }
+}`)
+	c := h.open("/sse", nil)
+	for i := 1; i <= 3; i++ {
+		h.publish("events", fmt.Sprint(i))
+	}
+	seen := c.expectData("1", "2", "3")
+	c.close()
+	for i := 4; i <= 6; i++ {
+		h.publish("events", fmt.Sprint(i))
+	}
+
+	// Header, as EventSource sends it.
+	r := h.open("/sse", http.Header{"Last-Event-Id": {seen[1].LastEventID}})
+	r.expectData("3", "4", "5", "6")
+	h.publish("events", "7")
+	r.expectData("7")
+	r.expectQuiet(50 * time.Millisecond)
+
+	// Query parameter, for clients that cannot set headers.
+	q := h.open("/sse?lastEventId="+seen[2].LastEventID, nil)
+	got := q.expectData("4", "5", "6", "7")
+
+	// Resuming from the newest event replays nothing and resets nothing.
+	n := h.open("/sse", http.Header{"Last-Event-Id": {got[len(got)-1].LastEventID}})
+	n.expectQuiet(50 * time.Millisecond)
+	h.publish("events", "8")
+	n.expectData("8")
+}
+
+func TestUnknownLastEventIDGetsResetEvent(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  history = 2
+  source "nats" { subject = "events" }
+}`)
+	c := h.open("/sse", nil)
+	h.publish("events", "1")
+	first := c.expectData("1")[0]
+	h.publish("events", "2")
+	h.publish("events", "3")
+	latest := c.expectData("2", "3")[1]
+
+	for _, stale := range []string{"never-seen", first.LastEventID} { // unknown, and evicted from history
+		r := h.open("/sse", http.Header{"Last-Event-Id": {stale}})
+		ev := r.next()
+		if ev.Type != proxy.ResetEvent || ev.Data != fmt.Sprintf(`{"last_event_id":%q}`, stale) || ev.LastEventID != latest.LastEventID {
+			t.Errorf("resume from %q: got %+v, want a reset event with the latest id %q", stale, ev, latest.LastEventID)
+		}
+		h.publish("events", "live-"+stale)
+		latest = r.expectData("live-" + stale)[0]
+		c.expectData("live-" + stale)
+	}
+}
+
+func TestIDFromPreviousProcessIsNotConfusedWithNew(t *testing.T) {
+	ns := startNATS(t)
+	cfg := `
+route "/sse" {
+  source "nats" { subject = "events" }
+}`
+	a := startOn(t, ns, cfg)
+	ca := a.open("/sse", nil)
+	a.publish("events", "from A")
+	old := ca.expectData("from A")[0].LastEventID
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	b := startOn(t, ns, cfg)
+	cb := b.open("/sse", nil)
+	b.publish("events", "from B")
+	fresh := cb.expectData("from B")[0].LastEventID
+	if fresh == old {
+		t.Fatalf("restarted process reused id %q", old)
+	}
+	r := b.open("/sse", http.Header{"Last-Event-Id": {old}})
+	if ev := r.next(); ev.Type != proxy.ResetEvent {
+		t.Fatalf("resume with an id of the previous process: got %+v, want %s", ev, proxy.ResetEvent)
+	}
+}
+
+func TestReconnectWithinLingerMissesNothing(t *testing.T) {
+	h := start(t, `
+route "/rooms/{room}" {
+  linger = "1m"
+  source "nats" { subject = "rooms.${path.room}" }
+}`)
+	c := h.open("/rooms/a", nil)
+	h.publish("rooms.a", "1")
+	seen := c.expectData("1")[0]
+	c.close()
+	eventually(t, "the client to leave", func() bool { return h.srv.Clients() == 0 })
+
+	// Nobody watches now; the stream keeps recording.
+	h.publish("rooms.a", "2")
+	h.publish("rooms.a", "3")
+	r := h.open("/rooms/a", http.Header{"Last-Event-Id": {seen.LastEventID}})
+	r.expectData("2", "3")
+	h.publish("rooms.a", "4")
+	r.expectData("4")
+	r.expectQuiet(50 * time.Millisecond)
+}
+
+func TestStreamIsFreedAfterLinger(t *testing.T) {
+	h := start(t, `
+route "/rooms/{room}" {
+  linger = "20ms"
+  source "nats" { subject = "rooms.${path.room}" }
+}`)
+	c := h.open("/rooms/a", nil)
+	h.publish("rooms.a", "1")
+	seen := c.expectData("1")[0]
+	c.close()
+	eventually(t, "the stream to be freed", func() bool { return h.srv.OpenStreams() == 0 })
+
+	h.publish("rooms.a", "lost: nobody subscribed")
+	r := h.open("/rooms/a", http.Header{"Last-Event-Id": {seen.LastEventID}})
+	if ev := r.next(); ev.Type != proxy.ResetEvent {
+		t.Fatalf("got %+v, want %s: the freed stream's history is gone", ev, proxy.ResetEvent)
+	}
+	h.publish("rooms.a", "2")
+	r.expectData("2")
+}
+
+func TestTwoSourcesMergeInArrivalOrder(t *testing.T) {
+	h := start(t, `
+route "/feed" {
+  source "nats" {
+    subject = "a"
+    event   = "from-a"
+  }
+  source "nats" {
+    subject = "b"
+    event   = "from-b"
+  }
+}`)
+	c := h.open("/feed", nil)
+	for _, m := range []struct{ subject, data, want string }{
+		{"a", "1", "from-a:1"}, {"b", "2", "from-b:2"}, {"a", "3", "from-a:3"}, {"b", "4", "from-b:4"},
+	} {
+		h.publish(m.subject, m.data)
+		ev := c.next()
+		if got := ev.Type + ":" + ev.Data; got != m.want {
+			t.Errorf("got %s, want %s", got, m.want)
+		}
+	}
+	// One history holds both: a resume replays them merged.
+	r := h.open("/feed", http.Header{"Last-Event-Id": {"never-seen"}})
+	if ev := r.next(); ev.Type != proxy.ResetEvent {
+		t.Fatalf("got %+v", ev)
+	}
+}
+
+func TestKeepaliveOnlyWhenIdle(t *testing.T) {
+	h := start(t, `
+route "/idle" {
+  keepalive = "50ms"
+  source "nats" { subject = "idle" }
+}
+route "/busy" {
+  keepalive = "2s"
+  source "nats" { subject = "busy" }
+}`)
+	idle := h.open("/idle", nil)
+	idle.waitRaw(": keepalive\n")
+	if raw := idle.rawString(); strings.Contains(raw, ": keepalive\n\n") {
+		t.Errorf("keepalive followed by a blank line (an empty event for some clients): %q", raw)
+	}
+
+	busy := h.open("/busy", nil)
+	for i := range 20 {
+		h.publish("busy", fmt.Sprint(i))
+		busy.expectData(fmt.Sprint(i))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if raw := busy.rawString(); strings.Contains(raw, "keepalive") {
+		t.Errorf("keepalive sent on a busy stream: %q", raw)
+	}
+}
+
+// A client that stops reading fills its socket, then its queue, and is
+// dropped; a fast client on the same stream gets every event meanwhile.
+func TestSlowClientDroppedFastClientUnaffected(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  buffer        = 64
+  write_timeout = "300ms"
+  source "nats" { subject = "events" }
+}`)
+	fast := h.open("/sse", nil)
+
+	conn, err := net.Dial("tcp", h.ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /sse HTTP/1.1\r\nHost: test\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("slow client: %v %v", resp, err)
+	}
+	eventually(t, "both clients to join", func() bool { return h.srv.Clients() == 2 })
+
+	// Far more than the slow client's socket buffers and queue hold, in
+	// batches the fast client reads before the next is sent: the fast
+	// client keeps up, the slow one never reads at all.
+	const n, batch = 400, 10
+	payload := strings.Repeat("x", 64<<10)
+	for i := 0; i < n; i += batch {
+		for j := i; j < i+batch; j++ {
+			if err := h.pub.Publish("events", []byte(fmt.Sprintf("%d %s", j, payload))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := h.pub.FlushTimeout(wait); err != nil {
+			t.Fatal(err)
+		}
+		for j := i; j < i+batch; j++ {
+			ev := fast.next()
+			if want := fmt.Sprintf("%d %s", j, payload); ev.Data != want {
+				t.Fatalf("fast client event %d: got %.20q, want %.20q", j, ev.Data, want)
+			}
+		}
+	}
+
+	// The server ended the slow client's stream: its body ends (cleanly or
+	// cut short, EventSource reconnects either way), well short of
+	// everything that was published.
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.Copy(io.Discard, resp.Body)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("slow client's stream was not ended: still open after %d bytes", got)
+	}
+	if got >= int64(n*len(payload)) {
+		t.Fatalf("slow client received %d bytes: it was not dropped", got)
+	}
+	eventually(t, "the slow client to leave", func() bool { return h.srv.Clients() == 1 })
+}
+
+func TestShutdownClosesStreamsPromptly(t *testing.T) {
+	h := start(t, `
+route "/a" {
+  source "nats" { subject = "a" }
+}
+route "/b/{x}" {
+  source "nats" { subject = "b.${path.x}" }
+}`)
+	clients := []*client{h.open("/a", nil), h.open("/a", nil), h.open("/b/1", nil)}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for _, c := range clients {
+		c.waitEnd()
+		if raw := c.rawString(); !strings.HasSuffix(raw, ": ssegate is shutting down; reconnect\n") {
+			t.Errorf("stream ended without the final comment: %q", raw)
+		}
+	}
+
+	// A stream asked for during shutdown is told to come back later:
+	// 200 with a retry hint, never a status EventSource gives up on.
+	late := h.open("/a", nil)
+	late.waitEnd()
+	if raw := late.rawString(); !strings.HasPrefix(raw, "retry: 5000\n") {
+		t.Errorf("late stream = %q, want a retry hint", raw)
+	}
+}
+
+func TestHTTP2AndMiddleware(t *testing.T) {
+	h := start(t, basicRoute)
+	// Middleware that wraps the ResponseWriter, as logging and metrics
+	// middleware do; Unwrap lets the proxy find the flusher.
+	wrapped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.srv.ServeHTTP(&wrapWriter{ResponseWriter: w}, r)
+	})
+	ts := newTLSServer(t, wrapped)
+	c := openWith(t, ts.Client(), ts.URL+"/sse", nil)
+	if c.resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", c.resp.Proto)
+	}
+	h.publish("events", "over h2")
+	c.expectData("over h2")
+}
+
+type wrapWriter struct{ http.ResponseWriter }
+
+func (w *wrapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func TestVerifyRequestAndOnConnect(t *testing.T) {
+	h := start(t, basicRoute,
+		proxy.VerifyRequest(func(r *http.Request) bool { return r.URL.Query().Get("key") == "sesame" }),
+		proxy.OnConnect(func(c *proxy.Client) {
+			e, _ := sse.NewEvent("welcome", "hello "+c.Request().URL.Query().Get("name"))
+			if err := c.Send(e); err != nil {
+				t.Error(err)
+			}
+		}),
+	)
+	resp, err := h.ts.Client().Get(h.ts.URL + "/sse?key=wrong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("refused request: %d, want 403", resp.StatusCode)
+	}
+
+	c := h.open("/sse?key=sesame&name=ada", nil)
+	if ev := c.next(); ev.Type != "welcome" || ev.Data != "hello ada" {
+		t.Errorf("greeting = %+v", ev)
+	}
+	h.publish("events", "for everyone")
+	c.expectData("for everyone")
+}
