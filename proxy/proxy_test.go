@@ -11,9 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"net/http/httptest"
+
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/sse"
 )
 
@@ -505,4 +509,62 @@ func TestVerifyRequestAndOnConnect(t *testing.T) {
 	}
 	h.publish("events", "for everyone")
 	c.expectData("for everyone")
+}
+
+// NATS down when ssegate starts is the same failure as NATS going down
+// later: ssegate serves, and events flow once NATS is there.
+func TestNATSDownAtStartThenUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+nats { url = "nats://127.0.0.1:%d" }
+route "/sse" {
+  source "nats" { subject = "events" }
+}`, port)), "test.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	c := openWith(t, ts.Client(), ts.URL+"/sse", nil)
+
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(wait) {
+		t.Fatal("nats-server not ready")
+	}
+	defer ns.Shutdown()
+	eventually(t, "ssegate to connect", srv.Conn().IsConnected)
+	pub := connect(t, ns)
+	// The subscription is sent on reconnect; publish until it is in place.
+	eventually(t, "an event to arrive", func() bool {
+		if err := pub.Publish("events", []byte("finally")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-c.events:
+			return ev.Data == "finally"
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	})
 }

@@ -114,10 +114,20 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		close(st.ready)
 		s.streams[st.key] = st
 	}
-	if err := s.nc.FlushTimeout(startTimeout); err != nil {
+	if err := s.confirmSubscriptions(startTimeout); err != nil {
 		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
 	}
 	return s, nil
+}
+
+// confirmSubscriptions waits for the server to have processed every
+// subscription made so far. While disconnected there is nothing to wait
+// for: the client library sends them all again on reconnect.
+func (s *Server) confirmSubscriptions(timeout time.Duration) error {
+	if !s.nc.IsConnected() {
+		return nil
+	}
+	return s.nc.FlushTimeout(timeout)
 }
 
 // abort undoes a New that failed half way.
@@ -131,6 +141,11 @@ func (s *Server) abort() {
 		_ = s.backbone.Close(ctx)
 	}
 }
+
+// Conn returns the NATS connection the Server reads from, for a program
+// that embeds ssegate and publishes its own events: what it publishes to a
+// route's subject reaches every client of that route.
+func (s *Server) Conn() *nats.Conn { return s.nc }
 
 // ServeHTTP serves GET and HEAD on every route; other methods get 405 and
 // unknown paths 404.
@@ -179,7 +194,7 @@ func (s *Server) attach(ctx context.Context, rt *config.Route, vals []string, c 
 		return nil, err
 	}
 	if created {
-		if err := s.nc.FlushTimeout(rt.WriteTimeout); err != nil {
+		if err := s.confirmSubscriptions(rt.WriteTimeout); err != nil {
 			st.log.Warn().Err(err).Msg("NATS did not confirm the subscription; events may arrive late")
 		}
 		close(st.ready)

@@ -116,11 +116,22 @@ func startEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, err
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
-	srv.SetLogger(serverLogger{log.With().Str("component", "nats-server").Logger()}, log.GetLevel() <= zerolog.DebugLevel, log.GetLevel() <= zerolog.TraceLevel)
+	logger := serverLogger{log: log.With().Str("component", "nats-server").Logger(), fatal: make(chan string, 1)}
+	srv.SetLogger(logger, log.GetLevel() <= zerolog.DebugLevel, log.GetLevel() <= zerolog.TraceLevel)
 	go srv.Start()
-	if !srv.ReadyForConnections(startTimeout) {
+	ready := make(chan bool, 1)
+	go func() { ready <- srv.ReadyForConnections(startTimeout) }()
+	// A server that cannot start (its port taken) says so through Fatalf
+	// and never becomes ready: fail at once with its reason.
+	select {
+	case ok := <-ready:
+		if !ok {
+			srv.Shutdown()
+			return nil, errors.New("embedded NATS server did not become ready")
+		}
+	case msg := <-logger.fatal:
 		srv.Shutdown()
-		return nil, errors.New("embedded NATS server did not become ready (is the listen address in use?)")
+		return nil, fmt.Errorf("embedded NATS server: %s", msg)
 	}
 	if cfg.Listen != "" {
 		log.Info().Str("url", srv.ClientURL()).Msg("embedded NATS server accepting connections")
@@ -136,6 +147,11 @@ func (b *Backbone) Close(ctx context.Context) error {
 			b.embedded.Shutdown()
 		}
 	}()
+	if !b.Conn.IsConnected() {
+		// Nothing can be drained from a server we are not connected to.
+		b.Conn.Close()
+		return nil
+	}
 	if err := b.Conn.Drain(); err != nil {
 		b.Conn.Close()
 		return fmt.Errorf("drain NATS connection: %w", err)
@@ -149,8 +165,12 @@ func (b *Backbone) Close(ctx context.Context) error {
 	}
 }
 
-// serverLogger passes nats-server's log lines to zerolog.
-type serverLogger struct{ log zerolog.Logger }
+// serverLogger passes nats-server's log lines to zerolog, and its first
+// fatal error to fatal instead of exiting.
+type serverLogger struct {
+	log   zerolog.Logger
+	fatal chan string
+}
 
 var _ server.Logger = serverLogger{}
 
@@ -158,7 +178,14 @@ var _ server.Logger = serverLogger{}
 // and ssegate logs what matters of it at info itself.
 func (l serverLogger) Noticef(format string, v ...any) { l.log.Debug().Msgf(format, v...) }
 func (l serverLogger) Warnf(format string, v ...any)   { l.log.Warn().Msgf(format, v...) }
-func (l serverLogger) Fatalf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
-func (l serverLogger) Errorf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
-func (l serverLogger) Debugf(format string, v ...any)  { l.log.Debug().Msgf(format, v...) }
-func (l serverLogger) Tracef(format string, v ...any)  { l.log.Trace().Msgf(format, v...) }
+func (l serverLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error().Msg(msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
+}
+func (l serverLogger) Errorf(format string, v ...any) { l.log.Error().Msgf(format, v...) }
+func (l serverLogger) Debugf(format string, v ...any) { l.log.Debug().Msgf(format, v...) }
+func (l serverLogger) Tracef(format string, v ...any) { l.log.Trace().Msgf(format, v...) }

@@ -73,7 +73,7 @@ func (e Event) AppendTo(dst []byte) []byte {
 	// data is written as one (empty) data line.
 	data := e.data
 	for {
-		i := strings.IndexAny(data, "\r\n")
+		i := lineEnd(data)
 		if i < 0 {
 			dst = appendField(dst, "data", data)
 			break
@@ -99,7 +99,7 @@ func (e Event) Encode() []byte {
 // and a blank line after it would make some clients dispatch an empty one.
 func AppendComment(dst []byte, text string) []byte {
 	for {
-		i := strings.IndexAny(text, "\r\n")
+		i := lineEnd(text)
 		if i < 0 {
 			return appendField(dst, "", text)
 		}
@@ -117,6 +117,21 @@ func AppendRetry(dst []byte, d time.Duration) []byte {
 	dst = append(dst, "retry: "...)
 	dst = strconv.AppendInt(dst, d.Milliseconds(), 10)
 	return append(dst, '\n')
+}
+
+// lineEnd returns the index of the first CR or LF in s, or -1. It searches
+// for CR only before the first LF, so splitting a text into lines stays
+// linear, and both searches use the vectorized IndexByte.
+func lineEnd(s string) int {
+	lf := strings.IndexByte(s, '\n')
+	end := lf
+	if lf < 0 {
+		end = len(s)
+	}
+	if cr := strings.IndexByte(s[:end], '\r'); cr >= 0 {
+		return cr
+	}
+	return lf
 }
 
 // appendField writes "name: value\n"; the space is left out for an empty

@@ -1,0 +1,137 @@
+package backbone
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+const wait = 10 * time.Second
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func closeBackbone(t *testing.T, b *Backbone) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// roundTrip checks that a message published on pub reaches sub.
+func roundTrip(t *testing.T, sub, pub *nats.Conn) {
+	t.Helper()
+	s, err := sub.SubscribeSync("probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("probe", []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.NextMsg(wait)
+	if err != nil || string(m.Data) != "ping" {
+		t.Fatalf("round trip: %v %v", m, err)
+	}
+}
+
+func TestEmbeddedInProcessOnly(t *testing.T) {
+	b, err := Connect(config.NATS{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.embedded == nil || b.embedded.Addr() != nil {
+		t.Fatalf("want an embedded server without a TCP listener, got %v", b.embedded)
+	}
+	roundTrip(t, b.Conn, b.Conn)
+	closeBackbone(t, b)
+	if !b.Conn.IsClosed() || b.embedded.Running() {
+		t.Error("Close left the connection or the server running")
+	}
+}
+
+func TestEmbeddedListensForOtherProcesses(t *testing.T) {
+	addr := freeAddr(t)
+	b, err := Connect(config.NATS{Embedded: config.Embedded{Listen: addr}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeBackbone(t, b)
+	ext, err := nats.Connect("nats://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ext.Close()
+	roundTrip(t, b.Conn, ext)
+}
+
+func TestEmbeddedJetStreamWithStoreDir(t *testing.T) {
+	b, err := Connect(config.NATS{Embedded: config.Embedded{StoreDir: t.TempDir()}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeBackbone(t, b)
+	js, err := b.Conn.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AccountInfo(); err != nil {
+		t.Fatalf("JetStream not enabled: %v", err)
+	}
+}
+
+func TestExternalServer(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(wait) {
+		t.Fatal("nats-server not ready")
+	}
+	defer ns.Shutdown()
+
+	b, err := Connect(config.NATS{URL: ns.ClientURL(), Name: "edge-test"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeBackbone(t, b)
+	if b.embedded != nil {
+		t.Fatal("started an embedded server although a URL was given")
+	}
+	if !b.Conn.IsConnected() || b.Conn.Opts.Name != "edge-test" {
+		t.Fatalf("connected %v as %q", b.Conn.IsConnected(), b.Conn.Opts.Name)
+	}
+	roundTrip(t, b.Conn, b.Conn)
+}
+
+func TestEmbeddedListenInUseFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = Connect(config.NATS{Embedded: config.Embedded{Listen: ln.Addr().String()}}, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Connect on an address in use: err = %v", err)
+	}
+}
