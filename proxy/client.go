@@ -93,6 +93,15 @@ func (c *Client) take(spare [][]byte) [][]byte {
 	return out
 }
 
+// close marks a client that left gone, so a hook that kept it gets
+// ErrClientGone from Send instead of filling a queue nobody reads.
+func (c *Client) close() {
+	c.mu.Lock()
+	c.drop()
+	c.queue = nil
+	c.mu.Unlock()
+}
+
 // drop marks the client gone; called with c.mu held.
 func (c *Client) drop() {
 	if !c.gone {

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -485,6 +486,7 @@ type wrapWriter struct{ http.ResponseWriter }
 func (w *wrapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func TestVerifyRequestAndOnConnect(t *testing.T) {
+	kept := make(chan *proxy.Client, 1)
 	h := start(t, basicRoute,
 		proxy.VerifyRequest(func(r *http.Request) bool { return r.URL.Query().Get("key") == "sesame" }),
 		proxy.OnConnect(func(c *proxy.Client) {
@@ -492,6 +494,7 @@ func TestVerifyRequestAndOnConnect(t *testing.T) {
 			if err := c.Send(e); err != nil {
 				t.Error(err)
 			}
+			kept <- c
 		}),
 	)
 	resp, err := h.ts.Client().Get(h.ts.URL + "/sse?key=wrong")
@@ -509,6 +512,14 @@ func TestVerifyRequestAndOnConnect(t *testing.T) {
 	}
 	h.publish("events", "for everyone")
 	c.expectData("for everyone")
+
+	// A hook that keeps a client learns when it is gone.
+	kc := <-kept
+	c.close()
+	e, _ := sse.NewEvent("", "too late")
+	eventually(t, "Send to fail after the client left", func() bool {
+		return errors.Is(kc.Send(e), proxy.ErrClientGone)
+	})
 }
 
 // NATS down when ssegate starts is the same failure as NATS going down
@@ -567,4 +578,56 @@ route "/sse" {
 			return false
 		}
 	})
+}
+
+// Clients that keep dropping and resuming while events are published
+// without pause see every event exactly once, in order: the seam between
+// replay and live has no gap and no duplicate.
+func TestResumeSeamUnderConcurrentPublishing(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  history = 5000
+  source "nats" { subject = "events" }
+}`)
+	const n = 2000
+	c := h.open("/sse", nil) // joined before the first event
+	published := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := h.pub.Publish("events", []byte(fmt.Sprint(i))); err != nil {
+				published <- err
+				return
+			}
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond) // let reconnects land mid-burst
+			}
+		}
+		published <- h.pub.Flush()
+	}()
+
+	next, lastID := 0, ""
+	for next < n {
+		if lastID != "" {
+			c = h.open("/sse", http.Header{"Last-Event-Id": {lastID}})
+		}
+		// Read a few events, then drop the connection.
+		for range 150 {
+			if next == n {
+				break
+			}
+			ev := c.next()
+			if ev.Type == proxy.ResetEvent {
+				t.Fatalf("reset after %d events: the resume id %q was lost", next, lastID)
+			}
+			if ev.Data != fmt.Sprint(next) {
+				t.Fatalf("after %d events got %q: a gap or a duplicate at the seam", next, ev.Data)
+			}
+			next++
+			lastID = ev.LastEventID
+		}
+		c.close()
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
 }

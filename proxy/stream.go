@@ -136,6 +136,7 @@ func (st *stream) leave(c *Client, release func(gen uint64)) {
 	st.clients[last] = nil
 	st.clients = st.clients[:last]
 	c.slot = -1
+	c.close()
 	st.gen++
 	if len(st.clients) == 0 && !st.pinned && !st.closed {
 		gen := st.gen
