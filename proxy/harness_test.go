@@ -15,27 +15,13 @@ import (
 	"github.com/nats-io/nats.go"
 	gosse "github.com/tmaxmax/go-sse"
 
+	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
 )
 
 // wait bounds every wait in these tests; nothing here should take long.
 const wait = 10 * time.Second
-
-// startNATS runs a real nats-server on a random loopback port.
-func startNATS(t testing.TB) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(wait) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
 
 func connect(t testing.TB, ns *server.Server) *nats.Conn {
 	t.Helper()
@@ -59,7 +45,7 @@ type harness struct {
 
 func start(t testing.TB, hcl string, opts ...proxy.Option) *harness {
 	t.Helper()
-	return startOn(t, startNATS(t), hcl, opts...)
+	return startOn(t, loopback.NATS(t, ""), hcl, opts...)
 }
 
 func startOn(t testing.TB, ns *server.Server, hcl string, opts ...proxy.Option) *harness {

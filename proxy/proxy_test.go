@@ -14,9 +14,9 @@ import (
 
 	"net/http/httptest"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/sse"
@@ -244,7 +244,7 @@ route "/sse" {
 }
 
 func TestIDFromPreviousProcessIsNotConfusedWithNew(t *testing.T) {
-	ns := startNATS(t)
+	ns := loopback.NATS(t, "")
 	cfg := `
 route "/sse" {
   source "nats" { subject = "events" }
@@ -272,47 +272,46 @@ route "/sse" {
 	}
 }
 
-func TestReconnectWithinLingerMissesNothing(t *testing.T) {
-	h := start(t, `
+func TestLinger(t *testing.T) {
+	// leave has one client of /rooms/a see one event and leave, on a
+	// route with the given linger; it returns that event's id.
+	leave := func(t *testing.T, linger string) (*harness, string) {
+		h := start(t, fmt.Sprintf(`
 route "/rooms/{room}" {
-  linger = "1m"
+  linger = %q
   source "nats" { subject = "rooms.${path.room}" }
-}`)
-	c := h.open("/rooms/a", nil)
-	h.publish("rooms.a", "1")
-	seen := c.expectData("1")[0]
-	c.close()
-	eventually(t, "the client to leave", func() bool { return h.srv.Clients() == 0 })
-
-	// Nobody watches now; the stream keeps recording.
-	h.publish("rooms.a", "2")
-	h.publish("rooms.a", "3")
-	r := h.open("/rooms/a", http.Header{"Last-Event-Id": {seen.LastEventID}})
-	r.expectData("2", "3")
-	h.publish("rooms.a", "4")
-	r.expectData("4")
-	r.expectQuiet(50 * time.Millisecond)
-}
-
-func TestStreamIsFreedAfterLinger(t *testing.T) {
-	h := start(t, `
-route "/rooms/{room}" {
-  linger = "20ms"
-  source "nats" { subject = "rooms.${path.room}" }
-}`)
-	c := h.open("/rooms/a", nil)
-	h.publish("rooms.a", "1")
-	seen := c.expectData("1")[0]
-	c.close()
-	eventually(t, "the stream to be freed", func() bool { return h.srv.OpenStreams() == 0 })
-
-	h.publish("rooms.a", "lost: nobody subscribed")
-	r := h.open("/rooms/a", http.Header{"Last-Event-Id": {seen.LastEventID}})
-	if ev := r.next(); ev.Type != proxy.ResetEvent {
-		t.Fatalf("got %+v, want %s: the freed stream's history is gone", ev, proxy.ResetEvent)
+}`, linger))
+		c := h.open("/rooms/a", nil)
+		h.publish("rooms.a", "1")
+		seen := c.expectData("1")[0]
+		c.close()
+		eventually(t, "the client to leave", func() bool { return h.srv.Clients() == 0 })
+		return h, seen.LastEventID
 	}
-	h.publish("rooms.a", "2")
-	r.expectData("2")
+
+	t.Run("reconnect within linger misses nothing", func(t *testing.T) {
+		h, id := leave(t, "1m")
+		// Nobody watches now; the stream keeps recording.
+		h.publish("rooms.a", "2")
+		h.publish("rooms.a", "3")
+		r := h.open("/rooms/a", http.Header{"Last-Event-Id": {id}})
+		r.expectData("2", "3")
+		h.publish("rooms.a", "4")
+		r.expectData("4")
+		r.expectQuiet(50 * time.Millisecond)
+	})
+
+	t.Run("stream freed after linger", func(t *testing.T) {
+		h, id := leave(t, "20ms")
+		eventually(t, "the stream to be freed", func() bool { return h.srv.OpenStreams() == 0 })
+		h.publish("rooms.a", "lost: nobody subscribed")
+		r := h.open("/rooms/a", http.Header{"Last-Event-Id": {id}})
+		if ev := r.next(); ev.Type != proxy.ResetEvent {
+			t.Fatalf("got %+v, want %s: the freed stream's history is gone", ev, proxy.ResetEvent)
+		}
+		h.publish("rooms.a", "2")
+		r.expectData("2")
+	})
 }
 
 func TestTwoSourcesMergeInArrivalOrder(t *testing.T) {
@@ -525,18 +524,12 @@ func TestVerifyRequestAndOnConnect(t *testing.T) {
 // NATS down when ssegate starts is the same failure as NATS going down
 // later: ssegate serves, and events flow once NATS is there.
 func TestNATSDownAtStartThenUp(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-
+	addr := loopback.FreeAddr(t)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-nats { url = "nats://127.0.0.1:%d" }
+nats { url = "nats://%s" }
 route "/sse" {
   source "nats" { subject = "events" }
-}`, port)), "test.hcl")
+}`, addr)), "test.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,15 +548,7 @@ route "/sse" {
 	}()
 	c := openWith(t, ts.Client(), ts.URL+"/sse", nil)
 
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(wait) {
-		t.Fatal("nats-server not ready")
-	}
-	defer ns.Shutdown()
+	ns := loopback.NATS(t, addr)
 	eventually(t, "ssegate to connect", srv.Conn().IsConnected)
 	pub := connect(t, ns)
 	// The subscription is sent on reconnect; publish until it is in place.

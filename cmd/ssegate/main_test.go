@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	gosse "github.com/tmaxmax/go-sse"
+
+	"github.com/ssegate/ssegate/internal/loopback"
 )
 
 const wait = 20 * time.Second
@@ -62,16 +63,6 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // The quick start as a user runs it: the built binary on a config with the
 // embedded NATS server, a stream read with curl-like plain HTTP, an event
 // published with `ssegate publish`, and SIGTERM closing the stream and
@@ -84,7 +75,7 @@ func TestRunPublishAndSignalShutdown(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	httpAddr, natsAddr := freePort(t), freePort(t)
+	httpAddr, natsAddr := loopback.FreeAddr(t), loopback.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "ssegate.hcl")
 	cfg := fmt.Sprintf(`
 listen           = %q

@@ -7,24 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy/config"
 )
 
 const wait = 10 * time.Second
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func closeBackbone(t *testing.T, b *Backbone) {
 	t.Helper()
@@ -70,7 +60,7 @@ func TestEmbeddedInProcessOnly(t *testing.T) {
 }
 
 func TestEmbeddedListensForOtherProcesses(t *testing.T) {
-	addr := freeAddr(t)
+	addr := loopback.FreeAddr(t)
 	b, err := Connect(config.NATS{Embedded: config.Embedded{Listen: addr}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -100,16 +90,7 @@ func TestEmbeddedJetStreamWithStoreDir(t *testing.T) {
 }
 
 func TestExternalServer(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(wait) {
-		t.Fatal("nats-server not ready")
-	}
-	defer ns.Shutdown()
-
+	ns := loopback.NATS(t, "")
 	b, err := Connect(config.NATS{URL: ns.ClientURL(), Name: "edge-test"}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,54 @@
+// Package loopback starts what tests need on 127.0.0.1: a real nats-server
+// and free ports. It is for tests only.
+package loopback
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// startTimeout bounds how long a test waits for its nats-server.
+const startTimeout = 10 * time.Second
+
+// NATS runs a real nats-server until the test ends, at addr, or at a
+// random 127.0.0.1 port when addr is "".
+func NATS(t testing.TB, addr string) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true}
+	if addr != "" {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			t.Fatal(err)
+		}
+		opts.Host = host
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(startTimeout) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago, for a server the test starts itself.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
