@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -61,11 +62,13 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 // lastEventID is where a resuming client says what it saw last: the header
 // EventSource sends, or a query parameter for clients that cannot set one.
 func lastEventID(r *http.Request) (string, bool) {
-	if v := r.Header.Values("Last-Event-ID"); len(v) > 0 {
-		return v[0], true
+	// EventSource sends no header before its first event; an empty one, from
+	// other clients, says the same.
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		return v, true
 	}
-	if q := r.URL.Query(); q.Has("lastEventId") {
-		return q.Get("lastEventId"), true
+	if v := r.URL.Query().Get("lastEventId"); v != "" {
+		return v, true
 	}
 	return "", false
 }
@@ -93,10 +96,18 @@ func (s *Server) refuse(w http.ResponseWriter, rt *config.Route, err error) {
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route, c *Client) {
 	rc := http.NewResponseController(w)
 	log := s.log.With().Str("route", rt.Path).Str("remote", r.RemoteAddr).Logger()
+	// When Shutdown runs short of time, a write blocked on a client that
+	// does not read fails now rather than at write_timeout.
+	defer context.AfterFunc(s.hurry, func() { _ = rc.SetWriteDeadline(time.Now()) })()
 	write := func(frames ...[]byte) error {
 		// Middleware that hides the connection cannot set deadlines; the
 		// stream still works, it just relies on TCP to notice a dead peer.
-		if err := rc.SetWriteDeadline(time.Now().Add(rt.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		err := rc.SetWriteDeadline(time.Now().Add(rt.WriteTimeout))
+		if err == nil && s.hurry.Err() != nil {
+			// Checked after setting, so that a concurrent hurry is not undone.
+			err = rc.SetWriteDeadline(time.Now())
+		}
+		if err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
 		for _, f := range frames {
@@ -136,7 +147,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 			log.Debug().Msg("slow client dropped: its queue overflowed")
 			return
 		case <-s.closing:
-			_ = write(shutdownLine)
+			// The subscriptions are drained: what is queued is all there
+			// is, and goes out before the goodbye.
+			batch := c.take(spare)
+			_ = write(append(batch, shutdownLine)...)
 			return
 		case <-c.wake:
 			batch := c.take(spare)

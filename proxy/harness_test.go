@@ -1,9 +1,12 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -225,6 +228,28 @@ func (c *client) waitEnd() {
 	case <-time.After(wait):
 		c.t.Fatalf("stream did not end; raw so far:\n%q", c.tail())
 	}
+}
+
+// rawOpen starts a stream on a bare TCP connection that reads nothing
+// until the test reads resp.Body: a client that does not keep up.
+func (h *harness) rawOpen(path string) (net.Conn, *http.Response) {
+	h.t.Helper()
+	conn, err := net.Dial("tcp", h.ts.Listener.Addr().String())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { _ = conn.Close() })
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		h.t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("GET %s: %v %v", path, resp, err)
+	}
+	return conn, resp
 }
 
 // eventually polls cond until it holds, failing after wait.

@@ -6,6 +6,7 @@ type history struct {
 	entries []historyEntry
 	next    int // where the next entry goes once the ring is full
 	size    int
+	evicted bool // an event has been lost to the ring's size
 }
 
 type historyEntry struct {
@@ -17,12 +18,14 @@ func newHistory(size int) history { return history{size: size} }
 
 func (h *history) add(id string, frame []byte) {
 	if h.size == 0 {
+		h.evicted = true
 		return
 	}
 	if len(h.entries) < h.size {
 		h.entries = append(h.entries, historyEntry{id, frame})
 		return
 	}
+	h.evicted = true
 	h.entries[h.next] = historyEntry{id, frame}
 	h.next = (h.next + 1) % h.size
 }
@@ -39,13 +42,27 @@ func (h *history) after(id string) ([][]byte, bool) {
 		if h.at(i).id != id {
 			continue
 		}
-		frames := make([][]byte, 0, len(h.entries)-1-i)
-		for j := i + 1; j < len(h.entries); j++ {
-			frames = append(frames, h.at(j).frame)
-		}
-		return frames, true
+		return h.frames(i + 1), true
 	}
 	return nil, false
+}
+
+// all returns every frame since the first event, oldest first, and
+// whether that is still possible.
+func (h *history) all() ([][]byte, bool) {
+	if h.evicted {
+		return nil, false
+	}
+	return h.frames(0), true
+}
+
+// frames returns the frames from the i-th oldest on.
+func (h *history) frames(i int) [][]byte {
+	out := make([][]byte, 0, len(h.entries)-i)
+	for ; i < len(h.entries); i++ {
+		out = append(out, h.at(i).frame)
+	}
+	return out
 }
 
 // lastID is the id of the newest event, or "" when there is none.

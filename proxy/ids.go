@@ -1,26 +1,17 @@
 package proxy
 
 import (
+	"math/rand/v2"
 	"strconv"
-	"sync/atomic"
-	"time"
 )
 
-// lastEpoch is the newest epoch handed out in this process.
-var lastEpoch atomic.Int64
-
-// newEpoch returns a prefix for the ids a new stream assigns: the time in
-// milliseconds, in base 36, never the same twice in one process and moving
-// forward across restarts, so an id from an earlier process or an earlier
-// life of the stream is never mistaken for one of now.
+// newEpoch returns a random prefix for the ids a stream assigns, so that an
+// id from another life of the stream (before a restart, on another
+// replica, before the stream was freed) is never mistaken for one of now:
+// resuming from it gets a reset, not the wrong events. 64 random bits make
+// a collision between two lives of one stream practically impossible.
 func newEpoch() string {
-	for {
-		prev := lastEpoch.Load()
-		now := max(time.Now().UnixMilli(), prev+1)
-		if lastEpoch.CompareAndSwap(prev, now) {
-			return strconv.FormatInt(now, 36)
-		}
-	}
+	return strconv.FormatUint(rand.Uint64(), 36)
 }
 
 // assignID returns the short ASCII id "<epoch>-<seq>".

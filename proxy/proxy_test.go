@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -243,6 +242,53 @@ route "/sse" {
 	}
 }
 
+// A reset on a stream with no events yet still carries an id, so the
+// client's next reconnect resumes from the stream's start instead of
+// silently starting over.
+func TestResetBeforeFirstEventThenResume(t *testing.T) {
+	h := start(t, `
+route "/rooms/{room}" {
+  history = 2
+  linger  = "1m"
+  source "nats" { subject = "rooms.${path.room}" }
+}`)
+	r := h.open("/rooms/a", http.Header{"Last-Event-Id": {"from-before-restart"}})
+	reset := r.next()
+	if reset.Type != proxy.ResetEvent || reset.LastEventID == "" {
+		t.Fatalf("got %+v, want a reset event with an id", reset)
+	}
+	r.close()
+	eventually(t, "the client to leave", func() bool { return h.srv.Clients() == 0 })
+	h.publish("rooms.a", "missed-1")
+	h.publish("rooms.a", "missed-2")
+
+	again := http.Header{"Last-Event-Id": {reset.LastEventID}}
+	resumed := h.open("/rooms/a", again)
+	resumed.expectData("missed-1", "missed-2")
+
+	// Once the history has lost the first event, the start is gone too.
+	h.publish("rooms.a", "3")
+	resumed.expectData("3")
+	ev := h.open("/rooms/a", again).next()
+	if ev.Type != proxy.ResetEvent || ev.LastEventID == reset.LastEventID {
+		t.Errorf("resume from the start after eviction: got %+v, want a reset to the latest id", ev)
+	}
+}
+
+// EventSource sends no Last-Event-ID before its first event; an empty one
+// from another client means the same: no resume, no reset.
+func TestEmptyLastEventIDIsAFreshStart(t *testing.T) {
+	h := start(t, basicRoute)
+	clients := []*client{
+		h.open("/sse", http.Header{"Last-Event-Id": {""}}),
+		h.open("/sse?lastEventId=", nil),
+	}
+	h.publish("events", "x")
+	for _, c := range clients {
+		c.expectData("x")
+	}
+}
+
 func TestIDFromPreviousProcessIsNotConfusedWithNew(t *testing.T) {
 	ns := loopback.NATS(t, "")
 	cfg := `
@@ -343,30 +389,18 @@ route "/feed" {
 	}
 }
 
-func TestKeepaliveOnlyWhenIdle(t *testing.T) {
+// The keepalive comment on the wire; TestKeepaliveTiming holds when it is
+// sent.
+func TestKeepaliveLine(t *testing.T) {
 	h := start(t, `
 route "/idle" {
   keepalive = "50ms"
   source "nats" { subject = "idle" }
-}
-route "/busy" {
-  keepalive = "2s"
-  source "nats" { subject = "busy" }
 }`)
 	idle := h.open("/idle", nil)
 	idle.waitRaw(": keepalive\n")
 	if raw := idle.rawString(); strings.Contains(raw, ": keepalive\n\n") {
 		t.Errorf("keepalive followed by a blank line (an empty event for some clients): %q", raw)
-	}
-
-	busy := h.open("/busy", nil)
-	for i := range 20 {
-		h.publish("busy", fmt.Sprint(i))
-		busy.expectData(fmt.Sprint(i))
-		time.Sleep(20 * time.Millisecond)
-	}
-	if raw := busy.rawString(); strings.Contains(raw, "keepalive") {
-		t.Errorf("keepalive sent on a busy stream: %q", raw)
 	}
 }
 
@@ -380,20 +414,7 @@ route "/sse" {
   source "nats" { subject = "events" }
 }`)
 	fast := h.open("/sse", nil)
-
-	conn, err := net.Dial("tcp", h.ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte("GET /sse HTTP/1.1\r\nHost: test\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("slow client: %v %v", resp, err)
-	}
+	conn, resp := h.rawOpen("/sse")
 	eventually(t, "both clients to join", func() bool { return h.srv.Clients() == 2 })
 
 	// Far more than the slow client's socket buffers and queue hold, in
@@ -432,36 +453,6 @@ route "/sse" {
 		t.Fatalf("slow client received %d bytes: it was not dropped", got)
 	}
 	eventually(t, "the slow client to leave", func() bool { return h.srv.Clients() == 1 })
-}
-
-func TestShutdownClosesStreamsPromptly(t *testing.T) {
-	h := start(t, `
-route "/a" {
-  source "nats" { subject = "a" }
-}
-route "/b/{x}" {
-  source "nats" { subject = "b.${path.x}" }
-}`)
-	clients := []*client{h.open("/a", nil), h.open("/a", nil), h.open("/b/1", nil)}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := h.srv.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	for _, c := range clients {
-		c.waitEnd()
-		if raw := c.rawString(); !strings.HasSuffix(raw, ": ssegate is shutting down; reconnect\n") {
-			t.Errorf("stream ended without the final comment: %q", raw)
-		}
-	}
-
-	// A stream asked for during shutdown is told to come back later:
-	// 200 with a retry hint, never a status EventSource gives up on.
-	late := h.open("/a", nil)
-	late.waitEnd()
-	if raw := late.rawString(); !strings.HasPrefix(raw, "retry: 5000\n") {
-		t.Errorf("late stream = %q, want a retry hint", raw)
-	}
 }
 
 func TestHTTP2AndMiddleware(t *testing.T) {

@@ -47,8 +47,16 @@ type Server struct {
 
 	mu       sync.Mutex
 	streams  map[string]*stream
-	closing  chan struct{} // closed when Shutdown begins
+	stopping bool // Shutdown has begun: no new streams or clients
 	handlers sync.WaitGroup
+
+	// closing is closed once Shutdown has drained the subscriptions:
+	// handlers then write what is queued and the final comment.
+	closing chan struct{}
+	// hurry is cancelled when Shutdown runs short of time: writes to
+	// clients that do not read fail at once instead of at write_timeout.
+	hurry     context.Context
+	hurryStop context.CancelFunc
 }
 
 // Option configures a Server.
@@ -89,6 +97,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		streams: map[string]*stream{},
 		closing: make(chan struct{}),
 	}
+	s.hurry, s.hurryStop = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(s)
 	}
@@ -210,10 +219,8 @@ func (s *Server) attach(ctx context.Context, rt *config.Route, vals []string, c 
 func (s *Server) join(rt *config.Route, vals []string, c *Client, lastID string, resume bool) (st *stream, created bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	select {
-	case <-s.closing:
+	if s.stopping {
 		return nil, false, errClosing
-	default:
 	}
 	key := streamKey(rt, vals)
 	st = s.streams[key]
@@ -230,10 +237,11 @@ func (s *Server) join(rt *config.Route, vals []string, c *Client, lastID string,
 }
 
 // release frees st if no client joined since its last one left (gen).
+// A stream that Shutdown has taken out of the map is Shutdown's to close.
 func (s *Server) release(st *stream, gen uint64) {
 	s.mu.Lock()
 	st.mu.Lock()
-	free := st.gen == gen && len(st.clients) == 0 && !st.closed
+	free := s.streams[st.key] == st && st.gen == gen && len(st.clients) == 0
 	if free {
 		st.closed = true
 		delete(s.streams, st.key)
@@ -246,50 +254,98 @@ func (s *Server) release(st *stream, gen uint64) {
 	}
 }
 
-// Shutdown stops taking streams, ends every open one with a final comment
-// (EventSource then reconnects, to another replica or to this one once it
-// is back), waits for their handlers, unsubscribes, and closes the NATS
-// connection if New opened it. It returns when all that is done or ctx
-// ends. http.Server.Shutdown alone would wait forever for streams, which
-// are never idle; call both.
+// Shutdown stops taking streams; drains the subscriptions, so that what
+// NATS has already sent reaches the clients; ends every open stream with
+// what is queued for it and a final comment (EventSource then reconnects,
+// to another replica or to this one once it is back); waits for the
+// handlers; and closes the NATS connection if New opened it.
+//
+// Clients that do not read could hold it up for their write_timeout: once
+// half of the time left is gone, writes to them fail at once. Without a
+// deadline on ctx, the config's shutdown_timeout bounds the whole.
+// http.Server.Shutdown alone would wait forever for streams, which are
+// never idle; call both.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	select {
-	case <-s.closing:
+	if s.stopping {
 		s.mu.Unlock()
 		return errors.New("shutdown already called")
-	default:
 	}
-	close(s.closing)
+	s.stopping = true
+	streams := s.streams
+	s.streams = map[string]*stream{}
 	s.mu.Unlock()
+
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+		defer cancel()
+	}
+	drainCtx, cancel := shareOf(ctx, 3)
+	drainStreams(drainCtx, streams)
+	cancel()
+	close(s.closing)
 
 	done := make(chan struct{})
 	go func() {
 		s.handlers.Wait()
 		close(done)
 	}()
+	hurryCtx, cancel := shareOf(ctx, 2)
+	defer cancel()
 	var err error
 	select {
 	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("wait for streams to close: %w", ctx.Err())
-	}
-
-	s.mu.Lock()
-	streams := s.streams
-	s.streams = map[string]*stream{}
-	s.mu.Unlock()
-	for _, st := range streams {
-		st.mu.Lock()
-		st.closed = true
-		if st.linger != nil {
-			st.linger.Stop()
+	case <-hurryCtx.Done():
+		s.hurryStop()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("wait for streams to close: %w", ctx.Err())
 		}
-		st.mu.Unlock()
-		st.unsubscribe()
 	}
+	s.hurryStop()
 	if s.backbone != nil {
 		err = errors.Join(err, s.backbone.Close(ctx))
 	}
 	return err
+}
+
+// shareOf returns a context that ends after 1/n of the time ctx has left.
+func shareOf(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Until(deadline)/time.Duration(n))
+}
+
+// drainStreams drains every subscription of streams at once and waits,
+// until ctx ends, for the messages NATS sent before the unsubscribe to be
+// delivered; then the streams take no more.
+func drainStreams(ctx context.Context, streams map[string]*stream) {
+	var closed []<-chan nats.SubStatus
+	for _, st := range streams {
+		st.stopLinger()
+		for _, sub := range st.subs {
+			ch := sub.StatusChanged(nats.SubscriptionClosed)
+			if err := sub.Drain(); err != nil {
+				continue
+			}
+			closed = append(closed, ch)
+		}
+	}
+	for _, ch := range closed {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+	for _, st := range streams {
+		st.mu.Lock()
+		st.closed = true
+		st.mu.Unlock()
+		// Those not drained in time.
+		st.unsubscribe()
+	}
 }

@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"encoding/json"
-	"time"
-
+	"errors"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
@@ -18,7 +18,8 @@ import (
 // ResetEvent is the name of the event a resuming client gets when its
 // Last-Event-ID is no longer (or never was) in the stream's history: events
 // may have been missed, and the page should reload what it shows. Its id is
-// the stream's latest, so the next resume continues from here.
+// the stream's latest (or, before the first event, one that stands for the
+// stream's start), so the next resume continues from here.
 const ResetEvent = "ssegate-reset"
 
 // stream is a route with its path parameters filled in: one history, one
@@ -60,7 +61,10 @@ func (st *stream) subscribe(nc *nats.Conn) error {
 
 func (st *stream) unsubscribe() {
 	for _, sub := range st.subs {
-		if err := sub.Unsubscribe(); err != nil && err != nats.ErrConnectionClosed {
+		// A drained subscription is already gone, and so is everything on
+		// a closed connection.
+		err := sub.Unsubscribe()
+		if err != nil && !errors.Is(err, nats.ErrBadSubscription) && !errors.Is(err, nats.ErrConnectionClosed) {
 			st.log.Warn().Err(err).Str("subject", sub.Subject).Msg("unsubscribe")
 		}
 	}
@@ -115,7 +119,7 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 		st.linger = nil
 	}
 	if resume {
-		if frames, ok := st.history.after(lastID); ok {
+		if frames, ok := st.replayAfter(lastID); ok {
 			c.preload(frames...)
 		} else {
 			c.preload(st.resetFrame(lastID))
@@ -144,11 +148,38 @@ func (st *stream) leave(c *Client, release func(gen uint64)) {
 	}
 }
 
+// stopLinger stops the timer that would free the stream.
+func (st *stream) stopLinger() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.linger != nil {
+		st.linger.Stop()
+		st.linger = nil
+	}
+}
+
+// origin is the id that stands for the stream's start, before its first
+// event: a client that was reset on an empty stream resumes from it.
+func (st *stream) origin() string { return assignID(st.epoch, 0) }
+
+// replayAfter returns the frames after the event with id lastID, and
+// whether the history holds everything since then.
+func (st *stream) replayAfter(lastID string) ([][]byte, bool) {
+	if lastID == st.origin() {
+		return st.history.all()
+	}
+	return st.history.after(lastID)
+}
+
 func (st *stream) resetFrame(lastID string) []byte {
 	data, _ := json.Marshal(struct {
 		LastEventID string `json:"last_event_id"`
 	}{lastID})
 	e, _ := sse.NewEvent(ResetEvent, string(data)) // JSON is valid UTF-8
-	e, _ = e.WithID(st.history.lastID())           // ids in history are valid
+	id := st.history.lastID()
+	if id == "" {
+		id = st.origin()
+	}
+	e, _ = e.WithID(id) // ids in history are valid, the origin is ASCII
 	return e.Encode()
 }

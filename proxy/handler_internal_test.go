@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/proxy/sse"
+)
+
+// recorder is a ResponseWriter that can be read while a handler writes.
+type recorder struct {
+	header http.Header
+	mu     sync.Mutex
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(int)     {}
+func (r *recorder) Flush()              {}
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.body.Write(p)
+}
+
+// take returns what was written since the last take.
+func (r *recorder) take() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.body.String()
+	r.body.Reset()
+	return s
+}
+
+// Keepalive comments go out after a keepalive period of silence, and only
+// then: events in between push the next one back. Run on synctest's fake
+// clock, so hours of stream take no time and the timing is exact.
+func TestKeepaliveTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &Server{log: zerolog.Nop(), closing: make(chan struct{})}
+		s.hurry, s.hurryStop = context.WithCancel(t.Context())
+		rt := &config.Route{Path: "/sse", Keepalive: time.Minute, WriteTimeout: time.Second, Buffer: 16}
+		ctx, leave := context.WithCancel(t.Context())
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/sse", nil)
+		c := newClient(req, rt.Buffer)
+		w := &recorder{header: http.Header{}}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.stream(w, req, rt, c)
+		}()
+		keepalive := string(keepaliveLine)
+		event := string(sse.AppendComment(nil, "event"))
+
+		// Busy: an event every 59s for an hour, never a keepalive.
+		for range 60 {
+			time.Sleep(59 * time.Second)
+			c.push([]byte(event))
+			synctest.Wait()
+			if got := w.take(); got != event {
+				t.Fatalf("busy stream wrote %q, want only the event", got)
+			}
+		}
+		// Idle: one keepalive per minute of silence, counted from the
+		// last write.
+		time.Sleep(59 * time.Second)
+		synctest.Wait()
+		if got := w.take(); got != "" {
+			t.Fatalf("wrote %q before a minute of silence", got)
+		}
+		for range 3 {
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if got := w.take(); got != keepalive {
+				t.Fatalf("after a minute of silence: %q, want a keepalive", got)
+			}
+			time.Sleep(59 * time.Second)
+			synctest.Wait()
+			if got := w.take(); got != "" {
+				t.Fatalf("wrote %q within a minute of the last keepalive", got)
+			}
+		}
+		leave()
+		<-done
+	})
+}

@@ -1,0 +1,138 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const shutdownLine = ": ssegate is shutting down; reconnect\n"
+
+func TestShutdownClosesStreamsPromptly(t *testing.T) {
+	h := start(t, `
+route "/a" {
+  source "nats" { subject = "a" }
+}
+route "/b/{x}" {
+  source "nats" { subject = "b.${path.x}" }
+}`)
+	clients := []*client{h.open("/a", nil), h.open("/a", nil), h.open("/b/1", nil)}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for _, c := range clients {
+		c.waitEnd()
+		if raw := c.rawString(); !strings.HasSuffix(raw, shutdownLine) {
+			t.Errorf("stream ended without the final comment: %q", raw)
+		}
+	}
+
+	// A stream asked for during shutdown is told to come back later:
+	// 200 with a retry hint, never a status EventSource gives up on.
+	late := h.open("/a", nil)
+	late.waitEnd()
+	if raw := late.rawString(); !strings.HasPrefix(raw, "retry: 5000\n") {
+		t.Errorf("late stream = %q, want a retry hint", raw)
+	}
+}
+
+// Everything published before Shutdown reaches a client before its final
+// comment: what NATS had in flight and what sat in the client's queue
+// behind a full socket.
+func TestShutdownDeliversWhatWasPublishedBefore(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  buffer = 1000
+  source "nats" { subject = "events" }
+}`)
+	conn, resp := h.rawOpen("/sse")
+	eventually(t, "the client to join", func() bool { return h.srv.Clients() == 1 })
+
+	// Far more than socket buffers hold, so most of it is still queued
+	// when Shutdown begins.
+	const n = 100
+	payload := strings.Repeat("x", 64<<10)
+	for i := range n {
+		if err := h.pub.Publish("events", []byte(fmt.Sprintf("%d %s", i, payload))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.pub.FlushTimeout(wait); err != nil {
+		t.Fatal(err)
+	}
+	shutdown := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		shutdown <- h.srv.Shutdown(ctx)
+	}()
+
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	next := 0
+	var last string
+	for sc.Scan() {
+		line := sc.Text()
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			if want := fmt.Sprintf("%d %s", next, payload); data != want {
+				t.Fatalf("event %d: got %.20q", next, data)
+			}
+			next++
+		}
+		if line != "" {
+			last = line
+		}
+	}
+	if next != n {
+		t.Errorf("client got %d of %d events published before Shutdown", next, n)
+	}
+	if last+"\n" != shutdownLine {
+		t.Errorf("stream ended with %q, want the final comment", last)
+	}
+	if err := <-shutdown; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// A client that reads nothing cannot hold Shutdown for its write_timeout;
+// the others still get their final comment.
+func TestShutdownDoesNotWaitForStuckClient(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  write_timeout = "1h"
+  source "nats" { subject = "events" }
+}`)
+	ok := h.open("/sse", nil)
+	h.rawOpen("/sse")
+	eventually(t, "both clients to join", func() bool { return h.srv.Clients() == 2 })
+	payload := strings.Repeat("x", 256<<10)
+	for range 40 { // fills the stuck client's socket, not its queue
+		if err := h.pub.Publish("events", []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.pub.FlushTimeout(wait); err != nil {
+		t.Fatal(err)
+	}
+	for range 40 {
+		ok.next()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	ok.waitEnd()
+	if !strings.HasSuffix(ok.rawString(), shutdownLine) {
+		t.Errorf("reading client's stream ended with %q", ok.tail())
+	}
+}

@@ -1,0 +1,61 @@
+package proxy
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// A linger timer that fires while Shutdown runs must not unsubscribe what
+// Shutdown is draining; -race checks the rest.
+func TestReleaseRacingShutdown(t *testing.T) {
+	ns := loopback.NATS(t, "")
+	cfg, err := config.Parse([]byte(`
+route "/r/{x}" {
+  linger = "1h"
+  source "nats" { subject = "r.${path.x}" }
+}`), "test.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for i := range 300 {
+		s, err := New(cfg, WithNATS(nc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(nil, 1)
+		st, _, err := s.join(cfg.Routes[0], []string{strconv.Itoa(i)}, c, "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.handlers.Done()
+		st.leave(c, func(uint64) {})
+		st.mu.Lock()
+		gen := st.gen
+		st.mu.Unlock()
+		st.stopLinger()
+
+		var wg sync.WaitGroup
+		wg.Go(func() { s.release(st, gen) })
+		wg.Go(func() {
+			if err := s.Shutdown(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+		if n := nc.NumSubscriptions(); n != 0 {
+			t.Fatalf("round %d: %d subscriptions left", i, n)
+		}
+	}
+}
