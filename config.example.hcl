@@ -33,7 +33,7 @@ nats {
 # subject "events" becomes one SSE event; its body is the data (base64 if
 # it is not UTF-8 text), and ssegate assigns the ids.
 route "/sse" {
-  keepalive = "15s" # comment line after this much silence; "0s": none
+  keepalive = "15s" # comment line after this much silence (>= 1s); "0s": none
   retry     = "3s"  # retry: hint sent at the start of each stream; default none
   history   = 100   # events kept for Last-Event-ID resume; 0: none
   linger    = "5m"  # streams with parameters outlive their last client this long

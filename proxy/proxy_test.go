@@ -394,7 +394,7 @@ route "/feed" {
 func TestKeepaliveLine(t *testing.T) {
 	h := start(t, `
 route "/idle" {
-  keepalive = "50ms"
+  keepalive = "1s"
   source "nats" { subject = "idle" }
 }`)
 	idle := h.open("/idle", nil)

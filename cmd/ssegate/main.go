@@ -59,6 +59,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if cmd != "publish" && fs.NArg() > 0 {
+		// Flags stop at the first argument, so "ssegate -config f validate"
+		// would otherwise run the proxy.
+		fmt.Fprintf(stderr, "ssegate %s: unexpected argument %q; the command comes first, then its flags\n\n%s", cmd, fs.Arg(0), usage)
+		return 2
+	}
 
 	switch cmd {
 	case "run":

@@ -61,13 +61,18 @@ func TestVersionAndUsage(t *testing.T) {
 	if code := run([]string{"frobnicate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
 		t.Errorf("unknown command: exit %d, %q", code, errOut.String())
 	}
+	errOut.Reset()
+	// Flags end at the first argument: this must not run the proxy.
+	if code := run([]string{"-config", "../../config.example.hcl", "validate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unexpected argument "validate"`) {
+		t.Errorf("command after flags: exit %d, %q", code, errOut.String())
+	}
 }
 
 // The quick start as a user runs it: the built binary on a config with the
 // embedded NATS server, a stream read with curl-like plain HTTP, an event
-// published with `ssegate publish`, and SIGTERM closing the stream and
-// exiting cleanly.
-func TestRunPublishAndSignalShutdown(t *testing.T) {
+// published with `ssegate publish`, SIGTERM closing the stream and exiting
+// cleanly, and a browser's resume against the restarted proxy.
+func TestRunPublishSignalAndRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -93,59 +98,16 @@ route "/sse" {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(bin, "-config", cfgPath)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	logs := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs <- sc.Text()
-		}
-		close(logs)
-	}()
-	waitLog(t, logs, "ssegate serving")
-
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/sse", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var raw bytes.Buffer
-	events := make(chan gosse.Event, 10)
-	go func() {
-		defer close(events)
-		for ev, err := range gosse.Read(io.TeeReader(resp.Body, &raw), nil) {
-			if err != nil {
-				return
-			}
-			events <- ev
-		}
-	}()
-
-	if out, err := exec.Command(bin, "publish", "-server", "nats://"+natsAddr, "events", "hello from NATS").CombinedOutput(); err != nil {
-		t.Fatalf("ssegate publish: %v\n%s", err, out)
-	}
-	select {
-	case ev := <-events:
-		if ev.Data != "hello from NATS" {
-			t.Fatalf("event %+v", ev)
-		}
-	case <-time.After(wait):
-		t.Fatal("no event")
+	first, logs := startProxy(t, bin, cfgPath)
+	events, raw := openStream(t, "http://"+httpAddr+"/sse", "")
+	publishWith(t, bin, natsAddr, "hello from NATS")
+	ev := nextEvent(t, events)
+	if ev.Data != "hello from NATS" || ev.LastEventID == "" {
+		t.Fatalf("event %+v", ev)
 	}
 
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	for range events { // the stream ends
@@ -154,7 +116,7 @@ route "/sse" {
 		t.Errorf("stream ended without the final comment: %q", raw.String())
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- first.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -165,6 +127,103 @@ route "/sse" {
 	}
 	t.Logf("shut down in %v", time.Since(start))
 	waitLog(t, logs, `"stopped"`)
+
+	// EventSource reconnects to the restarted proxy with the id it saw
+	// last: the history went with the old process, so it is told to
+	// reload, then gets live events.
+	startProxy(t, bin, cfgPath)
+	events, _ = openStream(t, "http://"+httpAddr+"/sse", ev.LastEventID)
+	if reset := nextEvent(t, events); reset.Type != "ssegate-reset" {
+		t.Fatalf("resume after restart: got %+v, want a reset event", reset)
+	}
+	publishWith(t, bin, natsAddr, "after restart")
+	if ev := nextEvent(t, events); ev.Data != "after restart" {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+// startProxy runs the binary on cfgPath until it serves; the process is
+// killed at the end of the test if it is still running.
+func startProxy(t *testing.T, bin, cfgPath string) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	cmd := exec.Command(bin, "-config", cfgPath)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	logs := make(chan string, 100)
+	go func() {
+		defer close(logs)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case logs <- sc.Text():
+			default: // nobody is waiting for more lines
+			}
+		}
+	}()
+	waitLog(t, logs, "ssegate serving")
+	return cmd, logs
+}
+
+// openStream reads url as an event stream, resuming after lastID unless
+// it is empty; raw collects the bytes, complete once events is closed.
+func openStream(t *testing.T, url, lastID string) (<-chan gosse.Event, *bytes.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	raw := new(bytes.Buffer)
+	events := make(chan gosse.Event, 10)
+	go func() {
+		defer close(events)
+		for ev, err := range gosse.Read(io.TeeReader(resp.Body, raw), nil) {
+			if err != nil {
+				return
+			}
+			events <- ev
+		}
+	}()
+	return events, raw
+}
+
+func nextEvent(t *testing.T, events <-chan gosse.Event) gosse.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-events:
+		if !ok {
+			t.Fatal("stream ended")
+		}
+		return ev
+	case <-time.After(wait):
+		t.Fatal("no event")
+	}
+	return gosse.Event{}
+}
+
+func publishWith(t *testing.T, bin, natsAddr, data string) {
+	t.Helper()
+	if out, err := exec.Command(bin, "publish", "-server", "nats://"+natsAddr, "events", data).CombinedOutput(); err != nil {
+		t.Fatalf("ssegate publish: %v\n%s", err, out)
+	}
 }
 
 func waitLog(t *testing.T, logs <-chan string, want string) {

@@ -34,6 +34,17 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 		{"bad_path.hcl", []string{`bad_path.hcl:1:7: error: Invalid route path`}},
 		{"conflicting_routes.hcl", []string{`conflicting_routes.hcl:4:1: error: Conflicting route`, `route "/a/{x}" at testdata/conflicting_routes.hcl:1:1`}},
 		{"unknown_function.hcl", []string{`unknown_function.hcl:4:15: error: Call to unknown function`, `"json_encode"`}},
+		{"bad_listen.hcl", []string{
+			`bad_listen.hcl:1:10: error: Invalid listen address`, `port "http" is not a number`,
+			`bad_listen.hcl:4:23: error: Invalid listen address`, `port "70000" is not a number from 0 to 65535`,
+		}},
+		{"no_source.hcl", []string{`no_source.hcl:1:1: error: Route without a source`}},
+		{"short_durations.hcl", []string{
+			`short_durations.hcl:1:20: error: Duration too short`, `shutdown_timeout = "0s" is too short; use at least "1s"`,
+			`short_durations.hcl:4:19: error: Duration too short`, `use "0s" to turn it off, or at least "1s"`,
+			`short_durations.hcl:5:19: error: Duration too short`, `retry = "500us"`,
+			`short_durations.hcl:6:19: error: Duration too short`, `write_timeout = "0s" is too short; use at least "1ms"`,
+		}},
 		{"bad_numbers.hcl", []string{`bad_numbers.hcl:2:13: error: Invalid history`, `bad_numbers.hcl:3:13: error: Invalid buffer`}},
 	}
 	for _, tt := range tests {

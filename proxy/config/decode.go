@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,12 +65,8 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 	}
 	content, diags := body.Content(fileSchema)
 	d.diags = diags
-	if attr, ok := content.Attributes["listen"]; ok && d.evalString(attr, &cfg.Listen) {
-		if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
-			d.errorf(attr.Expr.Range(), "Invalid listen address", "listen = %q is not host:port; write it like \"127.0.0.1:8080\" or \":8080\".", cfg.Listen)
-		}
-	}
-	d.duration(content.Attributes, "shutdown_timeout", &cfg.ShutdownTimeout)
+	d.address(content.Attributes, "listen", &cfg.Listen, `"127.0.0.1:8080" or ":8080"`)
+	d.duration(content.Attributes, "shutdown_timeout", &cfg.ShutdownTimeout, time.Second, false)
 
 	seen := map[string]*hcl.Block{}
 	routes := map[string]*hcl.Block{}
@@ -133,11 +130,7 @@ func (d *decoder) nats(b *hcl.Block, n *NATS) {
 		prev = eb
 		ec, diags := eb.Body.Content(embeddedSchema)
 		d.diags = append(d.diags, diags...)
-		if attr, ok := ec.Attributes["listen"]; ok && d.evalString(attr, &n.Embedded.Listen) {
-			if _, _, err := net.SplitHostPort(n.Embedded.Listen); err != nil {
-				d.errorf(attr.Expr.Range(), "Invalid listen address", "listen = %q is not host:port; write it like \"127.0.0.1:4222\".", n.Embedded.Listen)
-			}
-		}
+		d.address(ec.Attributes, "listen", &n.Embedded.Listen, `"127.0.0.1:4222"`)
 		d.str(ec.Attributes, "store_dir", &n.Embedded.StoreDir)
 		if n.URL != "" {
 			d.errorf(eb.DefRange, "Embedded server with a URL", "With nats.url set, ssegate connects to that server and starts none of its own: remove the url or the embedded block.")
@@ -171,15 +164,14 @@ func (d *decoder) route(b *hcl.Block) *Route {
 	content, diags := b.Body.Content(routeSchema)
 	d.diags = append(d.diags, diags...)
 	a := content.Attributes
-	d.duration(a, "keepalive", &rt.Keepalive)
-	d.duration(a, "retry", &rt.Retry)
-	d.duration(a, "linger", &rt.Linger)
-	d.duration(a, "write_timeout", &rt.WriteTimeout)
+	// Keepalives more often than every second only cost bandwidth, and
+	// retry is sent in whole milliseconds.
+	d.duration(a, "keepalive", &rt.Keepalive, time.Second, true)
+	d.duration(a, "retry", &rt.Retry, time.Millisecond, true)
+	d.duration(a, "linger", &rt.Linger, 0, true)
+	d.duration(a, "write_timeout", &rt.WriteTimeout, time.Millisecond, false)
 	d.integer(a, "history", &rt.History, 0)
 	d.integer(a, "buffer", &rt.Buffer, 1)
-	if attr, ok := a["write_timeout"]; ok && rt.WriteTimeout == 0 {
-		d.errorf(attr.Expr.Range(), "Invalid write timeout", "write_timeout must be more than zero: it is how long a stalled client may block a write before it is dropped.")
-	}
 
 	for _, sb := range content.Blocks {
 		kind := sb.Labels[0]
@@ -191,6 +183,9 @@ func (d *decoder) route(b *hcl.Block) *Route {
 		default:
 			d.errorf(sb.LabelRanges[0], "Unknown source kind", "There is no source kind %q; the kinds are: \"nats\".", kind)
 		}
+	}
+	if len(content.Blocks) == 0 {
+		d.errorf(b.DefRange, "Route without a source", "Route %q has no source block, so its streams would never carry an event; add one, like source \"nats\" { subject = \"events\" }.", rt.Path)
 	}
 	return rt
 }
@@ -287,18 +282,49 @@ func (d *decoder) oneOf(attrs hcl.Attributes, name string, dst *string, allowed 
 	d.errorf(attr.Expr.Range(), "Invalid "+name, "%q is not allowed; use one of %q.", s, allowed)
 }
 
-func (d *decoder) duration(attrs hcl.Attributes, name string, dst *time.Duration) {
+// duration reads a duration of at least least; when off is true, zero is
+// allowed too and turns the setting off.
+func (d *decoder) duration(attrs hcl.Attributes, name string, dst *time.Duration, least time.Duration, off bool) {
 	attr, ok := attrs[name]
 	var s string
 	if !ok || !d.evalString(attr, &s) {
 		return
 	}
 	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
+	switch {
+	case err != nil || v < 0:
 		d.errorf(attr.Expr.Range(), "Invalid duration", "%s = %q is not a duration; write a number with a unit, like \"15s\", \"500ms\" or \"5m\".", name, s)
+	case v == 0 && off:
+		*dst = 0
+	case v < least || v == 0:
+		also := ""
+		if off {
+			also = "\"0s\" to turn it off, or "
+		}
+		d.errorf(attr.Expr.Range(), "Duration too short", "%s = %q is too short; use %sat least %q.", name, s, also, least.String())
+	default:
+		*dst = v
+	}
+}
+
+// address reads a listen address: host:port with a numeric port, where
+// port 0 picks a free one.
+func (d *decoder) address(attrs hcl.Attributes, name string, dst *string, example string) {
+	attr, ok := attrs[name]
+	var s string
+	if !ok || !d.evalString(attr, &s) {
 		return
 	}
-	*dst = v
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		d.errorf(attr.Expr.Range(), "Invalid listen address", "%s = %q is not host:port; write it like %s.", name, s, example)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		d.errorf(attr.Expr.Range(), "Invalid listen address", "%s = %q: port %q is not a number from 0 to 65535.", name, s, port)
+		return
+	}
+	*dst = s
 }
 
 func (d *decoder) integer(attrs hcl.Attributes, name string, dst *int, minimum int) {

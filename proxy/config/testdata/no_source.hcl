@@ -1,0 +1,3 @@
+route "/sse" {
+  keepalive = "1h"
+}
