@@ -60,34 +60,27 @@ func TestKeepaliveTiming(t *testing.T) {
 		}()
 		keepalive := string(keepaliveLine)
 		event := string(sse.AppendComment(nil, "event"))
+		// expect lets d pass, lets the handler settle, and checks what it
+		// wrote meanwhile.
+		expect := func(d time.Duration, want, why string) {
+			t.Helper()
+			time.Sleep(d)
+			synctest.Wait()
+			if got := w.take(); got != want {
+				t.Fatalf("%s: wrote %q, want %q", why, got, want)
+			}
+		}
 
 		// Busy: an event every 59s for an hour, never a keepalive.
 		for range 60 {
-			time.Sleep(59 * time.Second)
 			c.push([]byte(event))
-			synctest.Wait()
-			if got := w.take(); got != event {
-				t.Fatalf("busy stream wrote %q, want only the event", got)
-			}
+			expect(59*time.Second, event, "busy stream")
 		}
-		// Idle: one keepalive per minute of silence, counted from the
+		// Then silence: one keepalive per minute of it, counted from the
 		// last write.
-		time.Sleep(59 * time.Second)
-		synctest.Wait()
-		if got := w.take(); got != "" {
-			t.Fatalf("wrote %q before a minute of silence", got)
-		}
 		for range 3 {
-			time.Sleep(time.Second)
-			synctest.Wait()
-			if got := w.take(); got != keepalive {
-				t.Fatalf("after a minute of silence: %q, want a keepalive", got)
-			}
-			time.Sleep(59 * time.Second)
-			synctest.Wait()
-			if got := w.take(); got != "" {
-				t.Fatalf("wrote %q within a minute of the last keepalive", got)
-			}
+			expect(time.Second, keepalive, "after a minute of silence")
+			expect(59*time.Second, "", "within a minute of the last keepalive")
 		}
 		leave()
 		<-done
