@@ -389,15 +389,29 @@ route "/feed" {
 	}
 }
 
-// The keepalive comment on the wire; TestKeepaliveTiming holds when it is
-// sent.
-func TestKeepaliveLine(t *testing.T) {
+// Keepalives on the wire, end to end: an idle stream gets them, a busy one
+// does not. TestKeepaliveTiming holds the exact timing.
+func TestKeepaliveOnlyWhenIdle(t *testing.T) {
 	h := start(t, `
 route "/idle" {
   keepalive = "1s"
   source "nats" { subject = "idle" }
+}
+route "/busy" {
+  keepalive = "1s"
+  source "nats" { subject = "busy" }
 }`)
-	idle := h.open("/idle", nil)
+	idle, busy := h.open("/idle", nil), h.open("/busy", nil)
+	// An event every 250ms for 2s, while the idle stream waits for its
+	// first keepalive.
+	for i := range 8 {
+		h.publish("busy", fmt.Sprint(i))
+		busy.expectData(fmt.Sprint(i))
+		time.Sleep(250 * time.Millisecond)
+	}
+	if raw := busy.rawString(); strings.Contains(raw, "keepalive") {
+		t.Errorf("keepalive sent on a busy stream: %q", raw)
+	}
 	idle.waitRaw(": keepalive\n")
 	if raw := idle.rawString(); strings.Contains(raw, ": keepalive\n\n") {
 		t.Errorf("keepalive followed by a blank line (an empty event for some clients): %q", raw)
