@@ -21,6 +21,7 @@ import (
 
 	"github.com/ssegate/ssegate/proxy/backbone"
 	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/sources"
 )
 
 // errClosing refuses new streams once Shutdown has begun.
@@ -44,6 +45,10 @@ type Server struct {
 	mux       *http.ServeMux
 	verify    func(*http.Request) bool
 	onConnect func(*Client)
+	http      *http.Client // for the sources that fetch
+
+	stopFeeds context.CancelFunc // ends the sources that fetch for a whole route
+	feeds     sync.WaitGroup
 
 	mu       sync.Mutex
 	streams  map[string]*stream
@@ -102,6 +107,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.warn = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
+	s.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	if s.nc == nil {
 		bb, err := backbone.Connect(cfg.NATS, s.log)
 		if err != nil {
@@ -109,8 +115,25 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		}
 		s.backbone, s.nc = bb, bb.Conn
 	}
+	feedCtx, stopFeeds := context.WithCancel(context.Background())
+	s.stopFeeds = stopFeeds
 	for _, rt := range cfg.Routes {
 		s.mux.Handle("GET "+rt.Path, s.routeHandler(rt))
+		for i, src := range rt.Sources {
+			log := s.log.With().Str("route", rt.Path).Int("source", i).Logger()
+			switch src := src.(type) {
+			case sources.Ingress:
+				for _, p := range src.Patterns() {
+					s.mux.Handle(p, src.Handler(s.nc, log))
+				}
+			case sources.Feeder:
+				if !src.PerStream() {
+					env := s.feedEnv()
+					env.StreamCtx, env.Log = cfg.EvalContext, log
+					s.feeds.Go(func() { src.Feed(feedCtx, env) })
+				}
+			}
+		}
 		if len(rt.Params) > 0 {
 			continue
 		}
@@ -139,8 +162,20 @@ func (s *Server) confirmSubscriptions(timeout time.Duration) error {
 	return s.nc.FlushTimeout(timeout)
 }
 
+// feedEnv is what the sources that fetch need.
+func (s *Server) feedEnv() sources.FeedEnv {
+	return sources.FeedEnv{NATS: s.nc, HTTP: s.http, Log: s.log}
+}
+
+// stopFeeding stops the sources that fetch for whole routes.
+func (s *Server) stopFeeding() {
+	s.stopFeeds()
+	s.feeds.Wait()
+}
+
 // abort undoes a New that failed half way.
 func (s *Server) abort() {
+	s.stopFeeding()
 	for _, st := range s.streams {
 		st.unsubscribe()
 	}
@@ -186,7 +221,7 @@ func (s *Server) openStream(rt *config.Route, vals []string) (*stream, error) {
 		epoch:   newEpoch(),
 		ready:   make(chan struct{}),
 	}
-	if err := st.subscribe(s.nc); err != nil {
+	if err := st.subscribe(s.nc, s.feedEnv()); err != nil {
 		return nil, err
 	}
 	st.log.Debug().Msg("stream opened")
@@ -281,6 +316,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 		defer cancel()
 	}
+	// Sources first, so that what they fetched last still reaches clients.
+	s.stopFeeding()
 	drainCtx, cancel := shareOf(ctx, 3)
 	drainStreams(drainCtx, streams)
 	cancel()
@@ -327,6 +364,7 @@ func drainStreams(ctx context.Context, streams map[string]*stream) {
 	var closed []<-chan nats.SubStatus
 	for _, st := range streams {
 		st.stopLinger()
+		st.stopFeeding()
 		for _, sub := range st.subs {
 			ch := sub.StatusChanged(nats.SubscriptionClosed)
 			if err := sub.Drain(); err != nil {

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -36,6 +38,9 @@ type stream struct {
 	subs   []*nats.Subscription
 	ready  chan struct{} // closed once NATS has confirmed subs
 
+	stopFeeds context.CancelFunc // ends the sources fetching for this stream
+	feeds     sync.WaitGroup
+
 	mu      sync.Mutex
 	clients []*Client
 	history history
@@ -46,20 +51,54 @@ type stream struct {
 	closed  bool
 }
 
-// subscribe starts one subscription per source of the route.
-func (st *stream) subscribe(nc *nats.Conn) error {
+// subscribe starts one subscription per source of the route, then the
+// sources that fetch for this stream alone.
+func (st *stream) subscribe(nc *nats.Conn, env sources.FeedEnv) error {
 	for _, src := range st.route.Sources {
-		sub, err := src.Subscribe(nc, st.vars, st.deliver, st.reject)
+		subject, err := src.Subject(st.vars)
 		if err != nil {
 			st.unsubscribe()
 			return err
 		}
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			ev, err := src.Event(st.vars, m)
+			if err != nil {
+				st.reject(err)
+				return
+			}
+			st.deliver(ev)
+		})
+		if err != nil {
+			st.unsubscribe()
+			return fmt.Errorf("subscribe to %q: %w", subject, err)
+		}
 		st.subs = append(st.subs, sub)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st.stopFeeds = cancel
+	env.StreamCtx = st.vars
+	env.Log = st.log
+	for i, src := range st.route.Sources {
+		if f, ok := src.(sources.Feeder); ok && f.PerStream() {
+			env := env
+			env.Log = env.Log.With().Int("source", i).Logger()
+			st.feeds.Go(func() { f.Feed(ctx, env) })
+		}
 	}
 	return nil
 }
 
+// stopFeeding stops the stream's own fetching sources and waits for them.
+func (st *stream) stopFeeding() {
+	if st.stopFeeds != nil {
+		st.stopFeeds()
+	}
+	st.feeds.Wait()
+}
+
+// unsubscribe stops the sources and the subscriptions.
 func (st *stream) unsubscribe() {
+	st.stopFeeding()
 	for _, sub := range st.subs {
 		// A drained subscription is already gone, and so is everything on
 		// a closed connection.

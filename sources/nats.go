@@ -14,9 +14,9 @@ import (
 // NATS is a `source "nats"` block: the messages of one subject, which may be
 // built from the stream's variables (`subject = "stocks.${path.symbol}"`).
 type NATS struct {
-	Subject hcl.Expression
-	Mapping Mapping
-	Range   hcl.Range
+	SubjectExpr hcl.Expression
+	Mapping     Mapping
+	Range       hcl.Range
 }
 
 var natsSchema = &hcl.BodySchema{
@@ -30,7 +30,7 @@ func DecodeNATS(block *hcl.Block, ctx *hcl.EvalContext, scope Scope) (*NATS, hcl
 	content, diags := block.Body.Content(natsSchema)
 	src := &NATS{Range: block.DefRange}
 	if attr, ok := content.Attributes["subject"]; ok {
-		src.Subject = attr.Expr
+		src.SubjectExpr = attr.Expr
 		d := scope.Check(attr.Expr, ctx)
 		if !d.HasErrors() {
 			d = checkSubjectTemplate(attr, ctx, scope)
@@ -65,29 +65,29 @@ func checkSubjectTemplate(attr *hcl.Attribute, parent *hcl.EvalContext, scope Sc
 	return nil
 }
 
-// Subscribe resolves the subject with the stream's variables in streamCtx
-// and subscribes to it; every message is mapped and passed to emit, or to
-// fail when its mapping fails. The callbacks run on the subscription's own
-// goroutine and must not block.
-func (n *NATS) Subscribe(nc *nats.Conn, streamCtx *hcl.EvalContext, emit func(Event), fail func(error)) (*nats.Subscription, error) {
-	subject, err := evalSubject(n.Subject, streamCtx)
-	if err != nil {
-		return nil, err
-	}
-	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
-		msg := Message{Subject: m.Subject, Headers: m.Header, Body: m.Data}
-		ev, err := n.Mapping.Apply(streamCtx, &msg)
-		if err != nil {
-			fail(fmt.Errorf("message on %q: %w", m.Subject, err))
-			return
-		}
-		emit(ev)
+func init() {
+	Register("nats", func(b *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
+		return DecodeNATS(b, ctx, rt.Scope())
 	})
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to %q: %w", subject, err)
-	}
-	return sub, nil
 }
+
+// Subject resolves the subject with the stream's variables.
+func (n *NATS) Subject(streamCtx *hcl.EvalContext) (string, error) {
+	return evalSubject(n.SubjectExpr, streamCtx)
+}
+
+// Event maps a message with the block's event, id and data.
+func (n *NATS) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (Event, error) {
+	msg := Message{Subject: m.Subject, Headers: m.Header, Body: m.Data}
+	ev, err := n.Mapping.Apply(streamCtx, &msg)
+	if err != nil {
+		return Event{}, fmt.Errorf("message on %q: %w", m.Subject, err)
+	}
+	return ev, nil
+}
+
+// DefRange is where the block is declared.
+func (n *NATS) DefRange() hcl.Range { return n.Range }
 
 func evalSubject(expr hcl.Expression, ctx *hcl.EvalContext) (string, error) {
 	s, ok, err := evalText(expr, ctx, "subject")

@@ -76,13 +76,8 @@ type Route struct {
 	Buffer       int           // frames queued per client before it is dropped
 	WriteTimeout time.Duration
 
-	Sources []*sources.NATS
+	Sources []sources.Spec
 
 	// Range is where the route block is declared.
 	Range hcl.Range
-}
-
-// Scope is what a route's expressions may reference besides msg.
-func (r *Route) Scope() sources.Scope {
-	return sources.Scope{"path": r.Params}
 }

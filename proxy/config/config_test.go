@@ -32,7 +32,7 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 		{"unset_env.hcl", []string{`unset_env.hcl:1:15: error: Invalid function argument`, `SSEGATE_TEST_SURELY_UNSET is not set`}},
 		{"bad_subject.hcl", []string{`bad_subject.hcl:2:29: error: Invalid subject`, `empty token`}},
 		{"bad_path.hcl", []string{`bad_path.hcl:1:7: error: Invalid route path`}},
-		{"conflicting_routes.hcl", []string{`conflicting_routes.hcl:4:1: error: Conflicting route`, `route "/a/{x}" at testdata/conflicting_routes.hcl:1:1`}},
+		{"conflicting_routes.hcl", []string{`conflicting_routes.hcl:4:1: error: Conflicting paths`, `route "/a/{x}" at testdata/conflicting_routes.hcl:1:1`}},
 		{"unknown_function.hcl", []string{`unknown_function.hcl:4:15: error: Call to unknown function`, `"json_encode"`}},
 		{"bad_listen.hcl", []string{
 			`bad_listen.hcl:1:10: error: Invalid listen address`, `port "http" is not a number`,

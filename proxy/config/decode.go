@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -173,15 +174,11 @@ func (d *decoder) route(b *hcl.Block) *Route {
 	d.integer(a, "history", &rt.History, 0)
 	d.integer(a, "buffer", &rt.Buffer, 1)
 
-	for _, sb := range content.Blocks {
-		kind := sb.Labels[0]
-		switch kind {
-		case "nats":
-			src, diags := sources.DecodeNATS(sb, d.ctx, rt.Scope())
-			d.diags = append(d.diags, diags...)
+	for i, sb := range content.Blocks {
+		src, diags := sources.Decode(sb, d.ctx, sources.Route{Path: rt.Path, Params: rt.Params, Index: i})
+		d.diags = append(d.diags, diags...)
+		if src != nil {
 			rt.Sources = append(rt.Sources, src)
-		default:
-			d.errorf(sb.LabelRanges[0], "Unknown source kind", "There is no source kind %q; the kinds are: \"nats\".", kind)
 		}
 	}
 	if len(content.Blocks) == 0 {
@@ -205,24 +202,42 @@ func checkPattern(path string) (err error) {
 	return nil
 }
 
-// checkRouteConflicts reports routes whose patterns match the same
-// requests with neither more specific, which ServeMux refuses. Routes are
-// few, so each pair is tried in a mux of its own to name both.
+// checkRouteConflicts reports patterns that match the same requests with
+// neither more specific, which ServeMux refuses: two routes, two webhooks,
+// or a webhook and a route. They are few, so each pair is tried in a mux
+// of its own to name both.
 func (d *decoder) checkRouteConflicts(routes []*Route) {
-	for i, rt := range routes {
-		for _, prev := range routes[:i] {
-			if conflict(prev.Path, rt.Path) {
-				d.errorf(rt.Range, "Conflicting route", "Route %q matches the same requests as route %q at %s, and neither is more specific.", rt.Path, prev.Path, pos(prev.Range))
+	type served struct {
+		patterns []string
+		what     string
+		rng      hcl.Range
+	}
+	var all []served
+	for _, rt := range routes {
+		all = append(all, served{[]string{"GET " + rt.Path}, fmt.Sprintf("route %q", rt.Path), rt.Range})
+		for _, src := range rt.Sources {
+			if in, ok := src.(sources.Ingress); ok {
+				all = append(all, served{in.Patterns(), fmt.Sprintf("the webhook of route %q", rt.Path), src.DefRange()})
+			}
+		}
+	}
+	for i, s := range all {
+		for _, prev := range all[:i] {
+			if conflict(prev.patterns, s.patterns) {
+				d.errorf(s.rng, "Conflicting paths", "%s matches the same requests as %s at %s, and neither is more specific.", upperFirst(s.what), prev.what, pos(prev.rng))
 			}
 		}
 	}
 }
 
-func conflict(a, b string) (conflicts bool) {
+func upperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+
+func conflict(a, b []string) (conflicts bool) {
 	defer func() { conflicts = recover() != nil }()
 	mux := http.NewServeMux()
-	mux.Handle("GET "+a, http.NotFoundHandler())
-	mux.Handle("GET "+b, http.NotFoundHandler())
+	for _, p := range slices.Concat(a, b) {
+		mux.Handle(p, http.NotFoundHandler())
+	}
 	return false
 }
 

@@ -1,0 +1,114 @@
+package proxy_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// upstream answers a poll with the next of its scripted responses, the
+// last one forever, and records the requests. Until start is called it
+// answers an empty list, so a test can connect its clients first.
+type upstream struct {
+	mu       sync.Mutex
+	started  bool
+	script   []func(w http.ResponseWriter, r *http.Request)
+	requests []*http.Request
+}
+
+var empty = jsonItems(`"empty"`)
+
+func (u *upstream) start() {
+	u.mu.Lock()
+	u.started = true
+	u.mu.Unlock()
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	if !u.started {
+		u.mu.Unlock()
+		empty(w, r)
+		return
+	}
+	i := min(len(u.requests), len(u.script)-1)
+	u.requests = append(u.requests, r)
+	step := u.script[i]
+	u.mu.Unlock()
+	step(w, r)
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.requests)
+}
+
+func (u *upstream) request(i int) *http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.requests[i]
+}
+
+func jsonItems(etag string, ids ...string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		items := make([]string, len(ids))
+		for i, id := range ids {
+			items[i] = fmt.Sprintf(`{"id":%q,"title":"item %s"}`, id, id)
+		}
+		fmt.Fprintf(w, `{"items":[%s]}`, strings.Join(items, ","))
+	}
+}
+
+func status(code int) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
+}
+
+// The poll sees 304s, new items, failures and a recovery; the browser
+// gets each item exactly once, in upstream order.
+func TestPollEmitsEachItemOnce(t *testing.T) {
+	up := &upstream{script: []func(http.ResponseWriter, *http.Request){
+		jsonItems(`"v1"`, "a", "b"),
+		jsonItems(`"v1"`, "a", "b"), // answered 304: the poll sent the ETag
+		jsonItems(`"v2"`, "a", "b", "c"),
+		status(http.StatusInternalServerError),
+		status(http.StatusBadGateway),
+		jsonItems(`"v3"`, "b", "c", "d"),
+	}}
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	h := start(t, fmt.Sprintf(`
+route "/news" {
+  source "poll" {
+    url      = %q
+    interval = "20ms"
+    items    = msg.json.items
+    key      = msg.json.id
+    id       = msg.json.id
+    event    = "news"
+    data     = msg.json.title
+  }
+}`, ts.URL))
+	c := h.open("/news", nil)
+	up.start()
+	for _, want := range []string{"a", "b", "c", "d"} {
+		ev := c.next()
+		if ev.LastEventID != want || ev.Type != "news" || ev.Data != "item "+want {
+			t.Fatalf("got %+v, want item %s", ev, want)
+		}
+	}
+	eventually(t, "more polls after the last change", func() bool { return up.count() > len(up.script)+3 })
+	c.expectQuiet(50 * time.Millisecond)
+	if got := up.request(1).Header.Get("If-None-Match"); got != `"v1"` {
+		t.Errorf("second poll sent If-None-Match %q, want the first ETag", got)
+	}
+}

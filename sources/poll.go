@@ -1,0 +1,301 @@
+package sources
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+)
+
+// Defaults of a poll block.
+const (
+	DefaultPollInterval = 30 * time.Second
+	DefaultPollTimeout  = 10 * time.Second
+	DefaultPollMaxBody  = 10 << 20
+	DefaultPollMaxKeys  = 10000
+)
+
+// Poll is a `source "poll"` block: an upstream URL fetched every interval,
+// each response (or each new item of it) becoming an event.
+type Poll struct {
+	feed
+	Method   string
+	Body     hcl.Expression // request body, or nil
+	Interval time.Duration
+	Timeout  time.Duration
+	Always   bool           // emit = "always": every response, changed or not
+	Items    hcl.Expression // selects the array whose elements are events
+	Key      hcl.Expression // an item's identity, to emit each item once
+	MaxBody  int
+	MaxKeys  int
+}
+
+var pollSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
+	{Name: "method"}, {Name: "body"}, {Name: "interval"}, {Name: "timeout"},
+	{Name: "emit"}, {Name: "items"}, {Name: "key"}, {Name: "max_body"}, {Name: "max_keys"},
+}, feedAttrs...)}
+
+func init() { Register("poll", decodePoll) }
+
+func decodePoll(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
+	content, diags := block.Body.Content(pollSchema)
+	a := content.Attributes
+	p := &Poll{Method: http.MethodGet, Interval: DefaultPollInterval, Timeout: DefaultPollTimeout, MaxBody: DefaultPollMaxBody, MaxKeys: DefaultPollMaxKeys}
+	if attr, ok := a["body"]; ok {
+		p.Body = attr.Expr
+		diags = append(diags, rt.Scope().Check(attr.Expr, ctx)...)
+	}
+	var d hcl.Diagnostics
+	p.feed, d = decodeFeed(content, block, ctx, rt, p.Body)
+	diags = append(diags, d...)
+	diags = append(diags, staticString(a, "method", ctx, &p.Method)...)
+	diags = append(diags, staticDuration(a, "interval", ctx, &p.Interval, 10*time.Millisecond)...)
+	diags = append(diags, staticDuration(a, "timeout", ctx, &p.Timeout, time.Millisecond)...)
+	diags = append(diags, staticInt(a, "max_body", ctx, &p.MaxBody, 1)...)
+	diags = append(diags, staticInt(a, "max_keys", ctx, &p.MaxKeys, 1)...)
+	emit := "changes"
+	diags = append(diags, staticOneOf(a, "emit", ctx, &emit, "changes", "always")...)
+	p.Always = emit == "always"
+	msgScope := Scope{"msg": msgAttrNames(), "path": rt.Params}
+	for _, x := range []struct {
+		name string
+		dst  *hcl.Expression
+	}{{"items", &p.Items}, {"key", &p.Key}} {
+		if attr, ok := a[x.name]; ok {
+			*x.dst = attr.Expr
+			diags = append(diags, msgScope.Check(attr.Expr, ctx)...)
+		}
+	}
+	return p, diags
+}
+
+// Feed polls until ctx ends.
+func (p *Poll) Feed(ctx context.Context, env FeedEnv) {
+	p.run(ctx, env, func(url string, h http.Header) Reader {
+		return &pollReader{p: p, env: env, url: url, header: h, seen: newKeySet(p.MaxKeys)}
+	})
+}
+
+// pollReader keeps what one poll loop remembers between requests: the
+// validators and digest of the last response, and the keys already
+// emitted.
+type pollReader struct {
+	p      *Poll
+	env    FeedEnv
+	url    string
+	header http.Header
+	body   []byte
+	due    time.Time
+
+	etag, lastModified string
+	digest             [sha256.Size]byte
+	seen               *keySet
+}
+
+func (r *pollReader) Connect(context.Context) error { return nil }
+func (r *pollReader) Close() error                  { return nil }
+
+// Read waits for the next poll and makes it.
+func (r *pollReader) Read(ctx context.Context) (Batch, error) {
+	if wait := time.Until(r.due); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Batch{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+	// A tenth of jitter keeps routes polling on one interval out of
+	// lockstep.
+	iv := r.p.Interval
+	r.due = time.Now().Add(iv - iv/10 + rand.N(iv/5+1))
+	return r.poll(ctx)
+}
+
+func (r *pollReader) poll(ctx context.Context) (Batch, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.p.Timeout)
+	defer cancel()
+	req, err := r.request(ctx)
+	if err != nil {
+		return Batch{}, err
+	}
+	resp, err := r.env.HTTP.Do(req)
+	if err != nil {
+		return Batch{}, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		return Batch{}, nil
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		return Batch{}, &RetryAfter{Err: fmt.Errorf("%s %s: %s", req.Method, r.url, resp.Status), After: retryAfter(resp.Header)}
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return Batch{}, fmt.Errorf("%s %s: %s", req.Method, r.url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(r.p.MaxBody)+1))
+	if err != nil {
+		return Batch{}, fmt.Errorf("%s %s: read body: %w", req.Method, r.url, err)
+	}
+	if len(body) > r.p.MaxBody {
+		return Batch{}, fmt.Errorf("%s %s: body larger than max_body (%d bytes)", req.Method, r.url, r.p.MaxBody)
+	}
+	etag, lastModified, digest := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified"), sha256.Sum256(body)
+	commit := func(keys []string) func() {
+		return func() {
+			r.etag, r.lastModified, r.digest = etag, lastModified, digest
+			for _, k := range keys {
+				r.seen.add(k)
+			}
+		}
+	}
+	if !r.p.Always && digest == r.digest {
+		return Batch{Commit: commit(nil)}, nil
+	}
+	msg := Message{Headers: resp.Header, Body: body}
+	if r.p.Items == nil {
+		return Batch{Messages: []Message{msg}, Commit: commit(nil)}, nil
+	}
+	msgs, keys, err := r.items(&msg)
+	if err != nil {
+		return Batch{}, fmt.Errorf("%s %s: %w", req.Method, r.url, err)
+	}
+	return Batch{Messages: msgs, Commit: commit(keys)}, nil
+}
+
+func (r *pollReader) request(ctx context.Context) (*http.Request, error) {
+	var body io.Reader
+	if r.p.Body != nil {
+		if r.body == nil {
+			text, _, err := evalText(r.p.Body, r.env.StreamCtx, "body")
+			if err != nil {
+				return nil, err
+			}
+			r.body = []byte(text)
+		}
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.p.Method, r.url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = r.header.Clone()
+	// Validators only help when an unchanged response emits nothing.
+	if !r.p.Always {
+		if r.etag != "" {
+			req.Header.Set("If-None-Match", r.etag)
+		}
+		if r.lastModified != "" {
+			req.Header.Set("If-Modified-Since", r.lastModified)
+		}
+	}
+	return req, nil
+}
+
+// items splits a response into one message per element of the items
+// expression, in upstream order, leaving out those whose key was seen.
+func (r *pollReader) items(resp *Message) ([]Message, []string, error) {
+	ctx := r.env.StreamCtx.NewChild()
+	ctx.Variables = map[string]cty.Value{"msg": resp.value(msgFieldsUsed(r.p.Items))}
+	list, diags := r.p.Items.Value(ctx)
+	if diags.HasErrors() {
+		return nil, nil, fmt.Errorf("items expression: %w", diags)
+	}
+	if list.IsNull() {
+		return nil, nil, nil
+	}
+	if !list.CanIterateElements() || list.Type().IsMapType() || list.Type().IsObjectType() {
+		return nil, nil, fmt.Errorf("items expression gave %s, not a list", list.Type().FriendlyName())
+	}
+	var msgs []Message
+	var keys []string
+	batch := map[string]bool{}
+	for it := list.ElementIterator(); it.Next(); {
+		_, item := it.Element()
+		body, err := ctyjson.Marshal(item, item.Type())
+		if err != nil {
+			return nil, nil, fmt.Errorf("items: encode an item as JSON: %w", err)
+		}
+		m := Message{Headers: resp.Headers, Body: body}
+		if r.p.Key != nil {
+			key, err := r.key(&m)
+			if err != nil {
+				return nil, nil, err
+			}
+			if r.seen.has(key) || batch[key] {
+				continue
+			}
+			batch[key] = true
+			keys = append(keys, key)
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, keys, nil
+}
+
+func (r *pollReader) key(m *Message) (string, error) {
+	ctx := r.env.StreamCtx.NewChild()
+	ctx.Variables = map[string]cty.Value{"msg": m.value(msgFieldsUsed(r.p.Key))}
+	k, ok, err := evalText(r.p.Key, ctx, "key")
+	if err == nil && !ok {
+		err = errors.New("key expression is null for an item")
+	}
+	return k, err
+}
+
+// retryAfter reads a Retry-After header, in seconds or as a date; 0 when
+// absent or unreadable.
+func retryAfter(h http.Header) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// keySet remembers the latest keys, up to a limit, forgetting the oldest.
+type keySet struct {
+	set   map[string]struct{}
+	order []string // a ring once full
+	next  int
+	limit int
+}
+
+func newKeySet(limit int) *keySet {
+	return &keySet{set: make(map[string]struct{}), limit: limit}
+}
+
+func (s *keySet) has(k string) bool {
+	_, ok := s.set[k]
+	return ok
+}
+
+func (s *keySet) add(k string) {
+	if s.has(k) {
+		return
+	}
+	if len(s.order) < s.limit {
+		s.order = append(s.order, k)
+	} else {
+		delete(s.set, s.order[s.next])
+		s.order[s.next] = k
+		s.next = (s.next + 1) % len(s.order)
+	}
+	s.set[k] = struct{}{}
+}

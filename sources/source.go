@@ -1,0 +1,127 @@
+package sources
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// Spec is a decoded source block. Whatever the kind, a stream receives its
+// events from NATS: the nats kind reads a subject the backend publishes
+// to, the others publish what they receive or fetch to a subject of their
+// own, so that every replica on one NATS delivers it.
+type Spec interface {
+	// Subject is the subject a stream reads, given the stream's variables.
+	Subject(streamCtx *hcl.EvalContext) (string, error)
+	// Event turns a message received on that subject into an event.
+	Event(streamCtx *hcl.EvalContext, m *nats.Msg) (Event, error)
+	// DefRange is where the block is declared, for messages about it.
+	DefRange() hcl.Range
+}
+
+// Feeder is a Spec whose messages ssegate fetches itself (poll, stream).
+type Feeder interface {
+	Spec
+	// PerStream reports whether the feed depends on the stream's
+	// variables: it then runs once per open stream, otherwise once per
+	// route.
+	PerStream() bool
+	// Feed fetches and publishes until ctx ends.
+	Feed(ctx context.Context, f FeedEnv)
+}
+
+// FeedEnv is what a Feeder needs to run.
+type FeedEnv struct {
+	NATS      *nats.Conn
+	HTTP      *http.Client
+	Log       zerolog.Logger
+	StreamCtx *hcl.EvalContext // the stream's variables, or the route's
+}
+
+// Ingress is a Spec whose messages are pushed to ssegate over HTTP
+// (webhook): a handler on a path of its own.
+type Ingress interface {
+	Spec
+	// Pattern is the net/http ServeMux pattern the handler serves.
+	Patterns() []string
+	// Handler answers the requests, publishing what they carry.
+	Handler(nc *nats.Conn, log zerolog.Logger) http.Handler
+}
+
+// Route is what a source block knows of the route that holds it.
+type Route struct {
+	Path   string
+	Params []string
+	Index  int // the block's position among the route's sources
+}
+
+// Scope is what the route's stream-level expressions may reference.
+func (r Route) Scope() Scope { return Scope{"path": r.Params} }
+
+// DefaultSubject is where a source that is not nats publishes, when its
+// block names no subject: derived from the route's path, so that replicas
+// with the same config agree on it, and from the block's position.
+func (r Route) DefaultSubject() string {
+	sum := sha256.Sum256([]byte(r.Path))
+	return "ssegate.src." + hex.EncodeToString(sum[:8]) + "." + strconv.Itoa(r.Index)
+}
+
+// Factory decodes a block of one kind. ctx holds the config's functions.
+type Factory func(block *hcl.Block, ctx *hcl.EvalContext, route Route) (Spec, hcl.Diagnostics)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Factory{}
+)
+
+// Register makes a source kind available to configs. It panics on an
+// empty or duplicate kind: both are programming errors.
+func Register(kind string, f Factory) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if kind == "" {
+		panic("sources: Register with an empty kind")
+	}
+	if _, dup := registry[kind]; dup {
+		panic("sources: Register called twice for kind " + kind)
+	}
+	registry[kind] = f
+}
+
+// Kinds lists the registered kinds, sorted.
+func Kinds() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	kinds := make([]string, 0, len(registry))
+	for k := range registry {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	return kinds
+}
+
+// Decode decodes a `source "KIND" { ... }` block with its kind's factory.
+func Decode(block *hcl.Block, ctx *hcl.EvalContext, route Route) (Spec, hcl.Diagnostics) {
+	kind := block.Labels[0]
+	registryMu.RLock()
+	f, ok := registry[kind]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Unknown source kind",
+			Detail:   fmt.Sprintf("There is no source kind %q; the kinds are: %s.", kind, quotedList(Kinds())),
+			Subject:  block.LabelRanges[0].Ptr(),
+		}}
+	}
+	return f(block, ctx, route)
+}
