@@ -45,6 +45,21 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`short_durations.hcl:5:19: error: Duration too short`, `retry = "500us"`,
 			`short_durations.hcl:6:19: error: Duration too short`, `write_timeout = "0s" is too short; use at least "1ms"`,
 		}},
+		{"webhook_mistakes.hcl", []string{
+			`webhook_mistakes.hcl:2:3: error: Missing subject`, `says which stream a delivery feeds`,
+			`webhook_mistakes.hcl:11:15: error: Subject does not match the route`, `has 2 parameter(s) and this subject reads the message in 1 part(s)`,
+			`webhook_mistakes.hcl:19:22: error: Unknown variable`, `when no stream is known`,
+			`webhook_mistakes.hcl:25:3: error: Missing verify block`, `verify "none" {}`,
+			`webhook_mistakes.hcl:28:3: error: Conflicting paths`, `the webhook of route "/repos/{repo}" at testdata/webhook_mistakes.hcl:2:3`,
+			`webhook_mistakes.hcl:30:32: error: Empty token`,
+			`webhook_mistakes.hcl:34:30: error: Empty secret`,
+		}},
+		{"poll_mistakes.hcl", []string{
+			`poll_mistakes.hcl:4:16: error: Subject shared by streams`, `does not use path.city`,
+			`poll_mistakes.hcl:5:16: error: Duration too short`, `interval = "1ms"`,
+			`poll_mistakes.hcl:6:16: error: Invalid emit`, `"sometimes"`,
+			`poll_mistakes.hcl:8:16: error: Unsupported attribute`, `msg has no attribute "jsn"`,
+		}},
 		{"bad_numbers.hcl", []string{`bad_numbers.hcl:2:13: error: Invalid history`, `bad_numbers.hcl:3:13: error: Invalid buffer`}},
 	}
 	for _, tt := range tests {

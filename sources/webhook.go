@@ -1,0 +1,314 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ssegate/ssegate/sources/hookverify"
+)
+
+// Defaults of a webhook block.
+const (
+	DefaultWebhookMaxBody = 1 << 20
+	DefaultDedupWindow    = 10 * time.Minute
+	// dedupLimit bounds the delivery ids remembered, whatever the window.
+	dedupLimit = 100_000
+)
+
+// Webhook is a `source "webhook"` block: deliveries POSTed to a path of
+// ssegate's own, verified, mapped, and published to NATS.
+type Webhook struct {
+	relayed
+	Path         string
+	Methods      []string
+	MaxBody      int
+	ContentTypes []string
+	DedupWindow  time.Duration
+	Mapping      Mapping
+
+	subject   hookSubject
+	defaultTo string // the route's default subject, when subject is not set
+	verify    hookverify.Verifier
+	bearer    bool // verified by bearer token: a 401 names the scheme
+	ctx       *hcl.EvalContext
+}
+
+var webhookSchema = &hcl.BodySchema{
+	Attributes: append([]hcl.AttributeSchema{
+		{Name: "path", Required: true}, {Name: "methods"}, {Name: "max_body"},
+		{Name: "content_types"}, {Name: "subject"}, {Name: "dedup_window"},
+	}, mappingAttrs...),
+	Blocks: []hcl.BlockHeaderSchema{{Type: "verify", LabelNames: []string{"style"}}},
+}
+
+func init() { Register("webhook", decodeWebhook) }
+
+func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
+	content, diags := block.Body.Content(webhookSchema)
+	a := content.Attributes
+	w := &Webhook{
+		relayed:     relayed{block.DefRange},
+		Methods:     []string{http.MethodPost},
+		MaxBody:     DefaultWebhookMaxBody,
+		DedupWindow: DefaultDedupWindow,
+		ctx:         ctx,
+	}
+	diags = append(diags, staticString(a, "path", ctx, &w.Path)...)
+	if attr, ok := a["path"]; ok && !diags.HasErrors() && (!strings.HasPrefix(w.Path, "/") || strings.ContainsAny(w.Path, "{} \t")) {
+		diags = append(diags, diagAt(attr.Expr.Range(), "Invalid webhook path", "path = %q must be a plain absolute path, like \"/hooks/github\", without parameters: the subject picks the stream.", w.Path)...)
+	}
+	diags = append(diags, staticStrings(a, "methods", ctx, &w.Methods)...)
+	for i, m := range w.Methods {
+		w.Methods[i] = strings.ToUpper(m)
+	}
+	diags = append(diags, staticInt(a, "max_body", ctx, &w.MaxBody, 1)...)
+	diags = append(diags, staticStrings(a, "content_types", ctx, &w.ContentTypes)...)
+	diags = append(diags, staticDuration(a, "dedup_window", ctx, &w.DedupWindow, 0)...)
+	if attr, ok := a["subject"]; ok {
+		var d hcl.Diagnostics
+		w.subject, d = decodeHookSubject(attr, ctx, rt)
+		diags = append(diags, d...)
+	} else if len(rt.Params) > 0 {
+		diags = append(diags, diagAt(block.DefRange, "Missing subject", "Route %q has path parameters, so a webhook needs a subject that says which stream a delivery feeds, like subject = \"gh.${msg.json.repository.name}\" for /repos/{repo}.", rt.Path)...)
+	} else {
+		w.defaultTo = rt.DefaultSubject()
+	}
+	var d hcl.Diagnostics
+	w.Mapping, d = decodeMapping(a, ctx, Scope{})
+	diags = append(diags, d...)
+	w.verify, d = decodeVerify(content.Blocks, block, ctx)
+	w.bearer = len(content.Blocks) > 0 && content.Blocks[0].Labels[0] == "bearer"
+	return w, append(diags, d...)
+}
+
+// decodeVerify reads the one verify block a webhook must have: accepting
+// unsigned deliveries is a choice to write down (verify "none" {}).
+func decodeVerify(blocks hcl.Blocks, parent *hcl.Block, ctx *hcl.EvalContext) (hookverify.Verifier, hcl.Diagnostics) {
+	if len(blocks) == 0 {
+		return nil, diagAt(parent.DefRange, "Missing verify block",
+			"A webhook must say how deliveries are verified: verify \"hmac\", \"stripe\", \"standard\" or \"bearer\" { ... }, or verify \"none\" {} to accept anything sent to its path.")
+	}
+	if len(blocks) > 1 {
+		return nil, diagAt(blocks[1].DefRange, "Duplicate verify block", "A webhook has one verify block; the first is at %s:%d.", blocks[0].DefRange.Filename, blocks[0].DefRange.Start.Line)
+	}
+	b := blocks[0]
+	schemas := map[string][]hcl.AttributeSchema{
+		"hmac":     {{Name: "secret", Required: true}, {Name: "header"}, {Name: "prefix"}},
+		"stripe":   {{Name: "secret", Required: true}, {Name: "tolerance"}},
+		"standard": {{Name: "secret", Required: true}, {Name: "tolerance"}},
+		"bearer":   {{Name: "tokens", Required: true}},
+		"none":     nil,
+	}
+	style := b.Labels[0]
+	schema, ok := schemas[style]
+	if !ok {
+		return nil, diagAt(b.LabelRanges[0], "Unknown verify style", "There is no verify style %q; use \"hmac\", \"stripe\", \"standard\", \"bearer\" or \"none\".", style)
+	}
+	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: schema})
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	a := content.Attributes
+	var secret, header, prefix string
+	header, prefix = "X-Hub-Signature-256", "sha256="
+	var tolerance time.Duration
+	var tokens []string
+	diags = append(diags, staticString(a, "secret", ctx, &secret)...)
+	diags = append(diags, staticString(a, "header", ctx, &header)...)
+	diags = append(diags, staticString(a, "prefix", ctx, &prefix)...)
+	diags = append(diags, staticDuration(a, "tolerance", ctx, &tolerance, time.Second)...)
+	diags = append(diags, staticStrings(a, "tokens", ctx, &tokens)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	if attr, ok := a["secret"]; ok && secret == "" {
+		return nil, diagAt(attr.Expr.Range(), "Empty secret", "The secret is empty, so anyone could sign a delivery.")
+	}
+	if attr, ok := a["tokens"]; ok && (len(tokens) == 0 || contains(tokens, "")) {
+		return nil, diagAt(attr.Expr.Range(), "Empty token", "tokens must hold at least one token, and no empty one.")
+	}
+	switch style {
+	case "hmac":
+		return hookverify.HMAC([]byte(secret), header, prefix), nil
+	case "stripe":
+		return hookverify.Stripe([]byte(secret), tolerance), nil
+	case "standard":
+		v, err := hookverify.StandardWebhooks(secret, tolerance)
+		if err != nil {
+			// The error may quote the secret; say only what is wrong.
+			return nil, diagAt(a["secret"].Expr.Range(), "Invalid secret", "A Standard Webhooks secret is \"whsec_\" followed by base64.")
+		}
+		return v, nil
+	case "bearer":
+		return hookverify.Bearer(tokens), nil
+	}
+	return nil, nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Subject is what a stream of the route reads.
+func (w *Webhook) Subject(streamCtx *hcl.EvalContext) (string, error) {
+	if w.subject.parts == nil {
+		return w.defaultTo, nil
+	}
+	return w.subject.forStream(streamCtx, pathValues(streamCtx, w.subject.params()))
+}
+
+func (hs hookSubject) params() []string {
+	var ps []string
+	for _, p := range hs.parts {
+		if p.param != "" {
+			ps = append(ps, p.param)
+		}
+	}
+	return ps
+}
+
+// Patterns are the method and path pairs the webhook answers.
+func (w *Webhook) Patterns() []string {
+	ps := make([]string, len(w.Methods))
+	for i, m := range w.Methods {
+		ps[i] = m + " " + w.Path
+	}
+	return ps
+}
+
+// Handler answers deliveries: 202 once NATS has the event, a 4xx saying
+// what is wrong with the delivery, or 503 when NATS is unavailable (the
+// sender retries), never a 2xx for an event that was not handed on.
+func (w *Webhook) Handler(nc *nats.Conn, log zerolog.Logger) http.Handler {
+	return &webhookHandler{w: w, nc: nc, log: log, warn: sampled(log), seen: newDedup(w.DedupWindow, dedupLimit)}
+}
+
+type webhookHandler struct {
+	w    *Webhook
+	nc   *nats.Conn
+	log  zerolog.Logger
+	warn zerolog.Logger
+	seen *dedup
+}
+
+func (h *webhookHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	status, reason := h.serve(rw, r)
+	if status >= 400 {
+		h.log.Debug().Int("status", status).Str("reason", reason).Str("remote", r.RemoteAddr).Msg("webhook refused")
+		http.Error(rw, reason, status)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.WriteHeader(status)
+	_, _ = io.WriteString(rw, reason+"\n")
+}
+
+func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, string) {
+	w := h.w
+	if len(w.ContentTypes) > 0 && !h.acceptsType(r.Header.Get("Content-Type")) {
+		return http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not accepted here; send one of %s", r.Header.Get("Content-Type"), strings.Join(w.ContentTypes, ", "))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, int64(w.MaxBody)))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", w.MaxBody)
+	case err != nil:
+		return http.StatusBadRequest, "reading the body: " + err.Error()
+	}
+	if w.verify != nil {
+		if err := w.verify.Verify(r.Header, body, time.Now()); err != nil {
+			if w.bearer {
+				rw.Header().Set("WWW-Authenticate", "Bearer")
+			}
+			return http.StatusUnauthorized, "signature check failed: " + err.Error()
+		}
+	}
+
+	msg := Message{Headers: r.Header, Body: body}
+	ev, err := w.Mapping.Apply(w.ctx, &msg)
+	if err != nil {
+		return http.StatusBadRequest, "cannot map this delivery: " + err.Error()
+	}
+	subject := w.defaultTo
+	if w.subject.parts != nil {
+		ctx := w.ctx.NewChild()
+		ctx.Variables = map[string]cty.Value{"msg": msg.value(allFields)}
+		if subject, err = w.subject.forMessage(ctx); err != nil {
+			return http.StatusBadRequest, "cannot map this delivery: " + err.Error()
+		}
+	}
+
+	// A sender retries what it thinks failed: the same delivery id within
+	// the window is accepted again without a second event.
+	id := hookverify.DeliveryID(r.Header)
+	if id == "" && ev.HasID {
+		id = ev.ID
+	}
+	if id != "" {
+		switch h.seen.reserve(id, time.Now()) {
+		case dupSeen:
+			return http.StatusAccepted, "duplicate delivery, accepted before"
+		case dupInFlight:
+			return http.StatusConflict, "the same delivery is being accepted right now; retry later"
+		}
+	}
+	if err := h.publish(r.Context(), subject, ev, id); err != nil {
+		if id != "" {
+			h.seen.release(id)
+		}
+		h.warn.Warn().Err(err).Str("subject", subject).Msg("webhook not handed on to NATS")
+		rw.Header().Set("Retry-After", "5")
+		return http.StatusServiceUnavailable, "event bus unavailable; retry later"
+	}
+	if id != "" {
+		h.seen.confirm(id, time.Now())
+	}
+	return http.StatusAccepted, "accepted"
+}
+
+func (h *webhookHandler) acceptsType(header string) bool {
+	mt, _, err := mime.ParseMediaType(header)
+	if err != nil {
+		return false
+	}
+	for _, ct := range h.w.ContentTypes {
+		if strings.EqualFold(mt, ct) {
+			return true
+		}
+	}
+	return false
+}
+
+// publish hands the event to NATS and waits until the server has it.
+func (h *webhookHandler) publish(ctx context.Context, subject string, ev Event, id string) error {
+	if !h.nc.IsConnected() {
+		return errors.New("NATS is not connected")
+	}
+	m := EncodeEvent(subject, ev)
+	if id != "" {
+		m.Header.Set(nats.MsgIdHdr, id)
+	}
+	if err := h.nc.PublishMsg(m); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	return h.nc.FlushWithContext(ctx)
+}
