@@ -112,3 +112,56 @@ route "/news" {
 		t.Errorf("second poll sent If-None-Match %q, want the first ETag", got)
 	}
 }
+
+// A poll whose URL reads path runs once per open stream, however many
+// browsers watch it, and stops when the stream is freed.
+func TestPollPerStream(t *testing.T) {
+	var mu sync.Mutex
+	polls := map[string]int{}
+	count := func(city string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return polls[city]
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		city := r.URL.Query().Get("q")
+		mu.Lock()
+		polls[city]++
+		n := polls[city]
+		mu.Unlock()
+		fmt.Fprintf(w, `{"city":%q,"n":%d}`, city, n)
+	}))
+	defer ts.Close()
+	h := start(t, fmt.Sprintf(`
+route "/w/{city}" {
+  linger = "0s"
+  source "poll" {
+    url      = "%s/?q=${path.city}"
+    interval = "20ms"
+    data     = msg.json.city
+  }
+}`, ts.URL))
+	paris1, paris2, oslo := h.open("/w/paris", nil), h.open("/w/paris", nil), h.open("/w/oslo", nil)
+	paris1.expectData("paris")
+	paris2.expectData("paris")
+	oslo.expectData("oslo")
+	eventually(t, "a few polls", func() bool { return count("paris") >= 20 })
+	if n := h.srv.OpenStreams(); n != 2 {
+		t.Errorf("%d streams open, want 2", n)
+	}
+	// Started within moments of each other at the same interval, the two
+	// cities are polled about as often: two loops for paris would double it.
+	if p, o := count("paris"), count("oslo"); p > o*3/2+3 {
+		t.Errorf("paris polled %d times, oslo %d: more than one poll loop per stream", p, o)
+	}
+
+	for _, c := range []*client{paris1, paris2, oslo} {
+		c.close()
+	}
+	eventually(t, "the streams to be freed", func() bool { return h.srv.OpenStreams() == 0 })
+	eventually(t, "the poll to stop", func() bool {
+		before := count("paris")
+		time.Sleep(100 * time.Millisecond) // five intervals
+		return count("paris") == before
+	})
+}

@@ -10,8 +10,9 @@ import (
 )
 
 // Mapping turns a Message into an Event with the block's event, id and data
-// expressions. A missing expression means the default: no event name, an id
-// assigned by the stream, and the body as data.
+// expressions. A missing expression means the default: the message's own
+// event name and id when it has them (an upstream SSE event), otherwise no
+// name and an id assigned by the stream; and the body as data.
 type Mapping struct {
 	Event hcl.Expression
 	ID    hcl.Expression
@@ -79,7 +80,8 @@ func msgFieldsUsed(expr hcl.Expression) msgField {
 // Apply evaluates the mapping for one message. streamCtx holds the stream's
 // variables (path, ...) and the functions.
 func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (Event, error) {
-	var ev Event
+	// What the message brings is the default for what the block leaves out.
+	ev := Event{Name: msg.Event, ID: msg.ID, HasID: msg.ID != ""}
 	if m.Event == nil && m.ID == nil && m.Data == nil {
 		ev.Data = defaultData(msg.Body)
 		return ev, nil
@@ -93,11 +95,15 @@ func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (Event, error)
 	} else if ev.Data, _, err = evalText(m.Data, ctx, "data"); err != nil {
 		return Event{}, err
 	}
-	if ev.Name, _, err = evalText(m.Event, ctx, "event"); err != nil {
-		return Event{}, err
+	if m.Event != nil {
+		if ev.Name, _, err = evalText(m.Event, ctx, "event"); err != nil {
+			return Event{}, err
+		}
 	}
-	if ev.ID, ev.HasID, err = evalText(m.ID, ctx, "id"); err != nil {
-		return Event{}, err
+	if m.ID != nil {
+		if ev.ID, ev.HasID, err = evalText(m.ID, ctx, "id"); err != nil {
+			return Event{}, err
+		}
 	}
 	return ev, nil
 }

@@ -17,6 +17,10 @@ type Message struct {
 	Subject string
 	Headers map[string][]string
 	Body    []byte
+	// Event and ID are an upstream SSE event's name and id, kept by
+	// default; empty for other sources.
+	Event string
+	ID    string
 }
 
 // Event is a message normalized into the parts of one SSE event.
@@ -39,8 +43,10 @@ const (
 	fieldBody
 	fieldBodyBase64
 	fieldJSON
+	fieldEvent
+	fieldID
 
-	allFields = fieldSubject | fieldSubjectTokens | fieldHeaders | fieldBody | fieldBodyBase64 | fieldJSON
+	allFields = fieldSubject | fieldSubjectTokens | fieldHeaders | fieldBody | fieldBodyBase64 | fieldJSON | fieldEvent | fieldID
 )
 
 // msgFields names the attributes of msg, in the order the docs list them.
@@ -54,6 +60,8 @@ var msgFields = []struct {
 	{"body", fieldBody},
 	{"body_base64", fieldBodyBase64},
 	{"json", fieldJSON},
+	{"event", fieldEvent},
+	{"id", fieldID},
 }
 
 // msgAttrNames lists the attribute names of msg, for scope checks.
@@ -87,6 +95,10 @@ func (m *Message) value(need msgField) cty.Value {
 			attrs[f.name] = cty.StringVal(base64.StdEncoding.EncodeToString(m.Body))
 		case fieldJSON:
 			attrs[f.name] = jsonValue(m.Body)
+		case fieldEvent:
+			attrs[f.name] = optionalString(m.Event)
+		case fieldID:
+			attrs[f.name] = optionalString(m.ID)
 		}
 	}
 	return cty.ObjectVal(attrs)
@@ -127,6 +139,14 @@ func jsonValue(body []byte) cty.Value {
 		return cty.NullVal(cty.DynamicPseudoType)
 	}
 	return v
+}
+
+// optionalString is s, or null when it is empty.
+func optionalString(s string) cty.Value {
+	if s == "" {
+		return cty.NullVal(cty.String)
+	}
+	return cty.StringVal(s)
 }
 
 func stringList(ss []string) cty.Value {

@@ -1,0 +1,135 @@
+package proxy_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sseUpstream serves one scripted body per connection, then holds the
+// last connection open; it records each connection's Last-Event-ID.
+type sseUpstream struct {
+	mu       sync.Mutex
+	bodies   []string
+	resumes  []string
+	hold     chan struct{}
+	noMore   bool // answer 204 once the script is done
+	attempts int
+}
+
+func (u *sseUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	i := u.attempts
+	u.attempts++
+	u.resumes = append(u.resumes, r.Header.Get("Last-Event-ID"))
+	u.mu.Unlock()
+	if i >= len(u.bodies) {
+		if u.noMore {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-u.hold:
+		case <-r.Context().Done():
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	fmt.Fprint(w, u.bodies[i])
+}
+
+func (u *sseUpstream) connections() (int, []string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.attempts, append([]string(nil), u.resumes...)
+}
+
+// An upstream that drops the connection in the middle of an event is
+// resumed with the id of the last whole event: nothing is lost, nothing
+// repeated.
+func TestStreamResumesUpstreamAfterCut(t *testing.T) {
+	up := &sseUpstream{hold: make(chan struct{}), bodies: []string{
+		"retry: 10\n\nid: 1\nevent: tick\ndata: one\n\nid: 2\nevent: tick\ndata: two\n\nid: 3\nevent: tick\ndata: thr",
+		"id: 3\nevent: tick\ndata: three\n\n: a comment\nid: 4\ndata: four\n\n",
+	}}
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	defer close(up.hold)
+	h := start(t, `route "/ticks" {
+  source "stream" { url = "`+ts.URL+`" }
+}`)
+	c := h.open("/ticks", http.Header{"Last-Event-Id": {"never-seen"}})
+	c.next() // the reset: the stream's history holds what came before
+	eventually(t, "the upstream's events", func() bool { n, _ := up.connections(); return n >= 3 })
+
+	r := h.open("/ticks", http.Header{"Last-Event-Id": {"1"}})
+	want := []struct{ id, typ, data string }{{"2", "tick", "two"}, {"3", "tick", "three"}, {"4", "", "four"}}
+	for _, w := range want {
+		ev := r.next()
+		if ev.LastEventID != w.id || ev.Data != w.data || (w.typ != "" && ev.Type != w.typ) {
+			t.Fatalf("got %+v, want %+v", ev, w)
+		}
+	}
+	r.expectQuiet(50 * time.Millisecond)
+	_, resumes := up.connections()
+	if resumes[0] != "" || resumes[1] != "2" || resumes[2] != "4" {
+		t.Errorf("Last-Event-ID sent upstream on each connection: %q, want \"\", \"2\", \"4\"", resumes)
+	}
+}
+
+// 204 is an SSE server's "do not reconnect".
+func TestStreamStopsOn204(t *testing.T) {
+	up := &sseUpstream{noMore: true, bodies: []string{"data: only\n\n"}}
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	start(t, `route "/once" {
+  source "stream" { url = "`+ts.URL+`" }
+}`)
+	eventually(t, "the 204", func() bool { n, _ := up.connections(); return n >= 2 })
+	time.Sleep(1500 * time.Millisecond) // longer than the first backoff steps
+	if n, _ := up.connections(); n != 2 {
+		t.Errorf("%d connections after the upstream's 204, want 2", n)
+	}
+}
+
+func TestStreamNDJSON(t *testing.T) {
+	send, hold := make(chan struct{}), make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept") != "application/x-ndjson" {
+			http.Error(w, "want ndjson", http.StatusNotAcceptable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-send:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "{\"n\":1}\n\n{\"n\":2}\r\n{\"n\":3, \"cut\": tr")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer ts.Close()
+	defer close(hold)
+	h := start(t, `route "/nd" {
+  source "stream" {
+    url    = "`+ts.URL+`"
+    format = "ndjson"
+    data   = "n=${msg.json.n}"
+  }
+}`)
+	c := h.open("/nd", nil)
+	close(send)
+	c.expectData("n=1", "n=2")
+	c.expectQuiet(50 * time.Millisecond)
+}

@@ -1,0 +1,190 @@
+package sources
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/ssegate/ssegate/sources/sseparse"
+)
+
+// DefaultMaxEvent bounds one upstream event or NDJSON line.
+const DefaultMaxEvent = 1 << 20
+
+// Stream is a `source "stream"` block: a long-lived GET to an upstream that
+// streams SSE or NDJSON, each upstream event re-emitted.
+type Stream struct {
+	feed
+	NDJSON   bool
+	MaxEvent int
+}
+
+var streamSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
+	{Name: "format"}, {Name: "max_event"},
+}, feedAttrs...)}
+
+func init() { Register("stream", decodeStream) }
+
+func decodeStream(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
+	content, diags := block.Body.Content(streamSchema)
+	s := &Stream{MaxEvent: DefaultMaxEvent}
+	var d hcl.Diagnostics
+	s.feed, d = decodeFeed(content, block, ctx, rt)
+	diags = append(diags, d...)
+	format := "sse"
+	diags = append(diags, staticOneOf(content.Attributes, "format", ctx, &format, "sse", "ndjson")...)
+	s.NDJSON = format == "ndjson"
+	diags = append(diags, staticInt(content.Attributes, "max_event", ctx, &s.MaxEvent, 1)...)
+	return s, diags
+}
+
+// Feed holds the upstream stream open until ctx ends, reconnecting as
+// Run decides.
+func (s *Stream) Feed(ctx context.Context, env FeedEnv) {
+	s.run(ctx, env, func(url string, h http.Header) Reader {
+		return &upstreamReader{s: s, env: env, url: url, header: h}
+	})
+}
+
+// upstreamReader is one upstream stream, across its reconnects: it keeps
+// the id to resume from and the upstream's retry time.
+type upstreamReader struct {
+	s      *Stream
+	env    FeedEnv
+	url    string
+	header http.Header
+
+	resp   *http.Response
+	events *sseparse.Reader
+	lines  *bufio.Reader
+
+	resumeID string        // the last id handed on
+	prevID   string        // the last id read, to tell new ids from carried ones
+	retry    time.Duration // the upstream's retry field, 0 until it sends one
+}
+
+func (r *upstreamReader) Connect(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header = r.header.Clone()
+	req.Header.Set("Cache-Control", "no-cache")
+	if r.s.NDJSON {
+		req.Header.Set("Accept", "application/x-ndjson")
+	} else {
+		req.Header.Set("Accept", "text/event-stream")
+		if r.resumeID != "" {
+			req.Header.Set("Last-Event-ID", r.resumeID)
+		}
+	}
+	resp, err := r.env.HTTP.Do(req)
+	if err != nil {
+		return r.withRetry(err)
+	}
+	fail := func(err error) error {
+		resp.Body.Close()
+		return err
+	}
+	switch {
+	case resp.StatusCode == http.StatusNoContent:
+		// The SSE standard's way for a server to say: do not reconnect.
+		return fail(fmt.Errorf("GET %s: 204 No Content: %w", r.url, ErrStop))
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		return fail(&RetryAfter{Err: fmt.Errorf("GET %s: %s", r.url, resp.Status), After: retryAfter(resp.Header)})
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return fail(fmt.Errorf("GET %s: %s", r.url, resp.Status))
+	}
+	if !r.s.NDJSON {
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+			return fail(fmt.Errorf("GET %s: Content-Type %q, not text/event-stream", r.url, resp.Header.Get("Content-Type")))
+		}
+		r.events = sseparse.NewReader(resp.Body, r.s.MaxEvent)
+	} else {
+		r.lines = bufio.NewReaderSize(resp.Body, 32<<10)
+	}
+	r.resp = resp
+	r.env.Log.Debug().Str("resume_from", r.resumeID).Msg("upstream stream connected")
+	return nil
+}
+
+func (r *upstreamReader) Close() error {
+	if r.resp == nil {
+		return nil
+	}
+	err := r.resp.Body.Close()
+	r.resp, r.events, r.lines = nil, nil, nil
+	return err
+}
+
+// Read returns the next upstream event, alone: each is committed (its id
+// becomes the resume point) as soon as NATS has it.
+func (r *upstreamReader) Read(context.Context) (Batch, error) {
+	if r.s.NDJSON {
+		return r.readLine()
+	}
+	ev, err := r.events.Next()
+	if d, ok := r.events.Retry(); ok {
+		r.retry = d
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = errors.New("upstream closed the stream")
+		}
+		return Batch{}, r.withRetry(err)
+	}
+	m := Message{Body: []byte(ev.Data)}
+	if ev.Type != "message" {
+		m.Event = ev.Type
+	}
+	// An event without an id field carries the previous one's; only a new
+	// id names this event, or two events would share it in the history.
+	if ev.LastEventID != r.prevID {
+		m.ID = ev.LastEventID
+	}
+	r.prevID = ev.LastEventID
+	id := ev.LastEventID
+	return Batch{Messages: []Message{m}, Commit: func() { r.resumeID = id }}, nil
+}
+
+func (r *upstreamReader) readLine() (Batch, error) {
+	var line []byte
+	for {
+		chunk, err := r.lines.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > r.s.MaxEvent {
+			return Batch{}, fmt.Errorf("NDJSON line longer than max_event (%d bytes)", r.s.MaxEvent)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				// A last line without its newline may be cut short: dropped.
+				err = errors.New("upstream closed the stream")
+			}
+			return Batch{}, r.withRetry(err)
+		}
+		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
+			return Batch{Messages: []Message{{Body: trimmed}}}, nil
+		}
+		line = line[:0]
+	}
+}
+
+// withRetry makes the upstream's retry time the least wait before the
+// next attempt.
+func (r *upstreamReader) withRetry(err error) error {
+	if r.retry > 0 {
+		return &RetryAfter{Err: err, After: r.retry}
+	}
+	return err
+}
