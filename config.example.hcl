@@ -68,3 +68,69 @@ route "/stocks/{symbol}" {
     event   = "halt"
   }
 }
+
+# Webhooks: a sender POSTs to /hooks/deploy; each delivery becomes an event
+# for every browser on /deploys (on every replica: it goes through NATS).
+#   curl -H 'Authorization: Bearer demo-token' -H 'Content-Type: application/json' \
+#        -d '{"service":"web","version":"1.4.2"}' localhost:8080/hooks/deploy
+route "/deploys" {
+  source "webhook" {
+    path          = "/hooks/deploy"
+    methods       = ["POST"]             # others get 405
+    max_body      = 1048576              # bytes; larger gets 413
+    content_types = ["application/json"] # others get 415; omit to accept any
+    dedup_window  = "10m"                # a retried delivery id adds no event
+    # subject = "deploys"                # default: derived from the route
+    event = "deploy"
+    id    = try(msg.headers["Webhook-Id"], null)
+    data  = jsonencode({ service = msg.json.service, version = msg.json.version })
+
+    # One verify block: "hmac" (GitHub), "stripe", "standard" (Standard
+    # Webhooks), "bearer", or "none". Set the token in the environment.
+    verify "bearer" {
+      tokens = [env("SSEGATE_DEPLOY_TOKEN", "demo-token")]
+    }
+    # verify "hmac" {
+    #   secret = env("GITHUB_WEBHOOK_SECRET")
+    #   header = "X-Hub-Signature-256" # default
+    #   prefix = "sha256="             # default
+    # }
+    # verify "stripe"   { secret = env("STRIPE_WEBHOOK_SECRET") } # tolerance = "5m"
+    # verify "standard" { secret = env("WEBHOOK_SECRET") }        # "whsec_..."; tolerance = "5m"
+  }
+}
+
+# Polling: /weather/paris polls the upstream for paris while someone
+# watches, once however many browsers do, and stops after linger.
+route "/weather/{city}" {
+  linger = "1m"
+
+  source "poll" {
+    url      = "${env("WEATHER_URL", "http://127.0.0.1:9000/weather")}?city=${path.city}"
+    method   = "GET"
+    headers  = { Accept = "application/json" }
+    # body   = jsonencode({ city = path.city }) # for a POST
+    interval = "30s"     # with 10% jitter
+    timeout  = "10s"
+    emit     = "changes" # "always": every response, changed or not
+    # One event per element of an array, each key once:
+    items    = try(msg.json.alerts, [])
+    key      = msg.json.id
+    # max_keys = 10000
+    # max_body = 10485760
+    event    = "alert"
+    id       = msg.json.id
+    data     = jsonencode(msg.json)
+  }
+}
+
+# An upstream that already streams: each of its events is re-emitted,
+# keeping its name and id; on reconnect ssegate resumes with Last-Event-ID.
+route "/feeds/{feed}" {
+  source "stream" {
+    url    = "${env("UPSTREAM_URL", "http://127.0.0.1:9001/events")}/${path.feed}"
+    format = "sse" # or "ndjson": one JSON value per line
+    # headers   = { Authorization = "Bearer ${env("UPSTREAM_TOKEN")}" }
+    # max_event = 1048576
+  }
+}

@@ -125,6 +125,10 @@ func TestPollPerStream(t *testing.T) {
 	}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		city := r.URL.Query().Get("q")
+		if r.Header.Get("X-City") != city {
+			http.Error(w, "X-City header does not match", http.StatusBadRequest)
+			return
+		}
 		mu.Lock()
 		polls[city]++
 		n := polls[city]
@@ -137,6 +141,7 @@ route "/w/{city}" {
   linger = "0s"
   source "poll" {
     url      = "%s/?q=${path.city}"
+    headers  = { "X-City" = path.city }
     interval = "20ms"
     data     = msg.json.city
   }

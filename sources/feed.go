@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/gocty"
 )
 
@@ -117,7 +119,12 @@ func (f *feed) request(streamCtx *hcl.EvalContext) (string, http.Header, error) 
 	}
 	var m map[string]string
 	if !v.IsNull() {
-		if err := gocty.FromCtyValue(v, &m); err != nil {
+		// An HCL { K = "v" } literal is an object; headers want a map.
+		mv, err := convert.Convert(v, cty.Map(cty.String))
+		if err == nil {
+			err = gocty.FromCtyValue(mv, &m)
+		}
+		if err != nil {
 			return "", nil, fmt.Errorf("headers must be a map of strings: %w", err)
 		}
 	}

@@ -237,7 +237,7 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 			if w.bearer {
 				rw.Header().Set("WWW-Authenticate", "Bearer")
 			}
-			return http.StatusUnauthorized, "signature check failed: " + err.Error()
+			return http.StatusUnauthorized, "verification failed: " + err.Error()
 		}
 	}
 
