@@ -71,6 +71,31 @@ func startOn(t testing.TB, ns *server.Server, hcl string, opts ...proxy.Option) 
 	return h
 }
 
+// startWithoutNATS serves hcl, prefixed with a nats block naming addr, a
+// loopback address where no NATS server runs yet: the test starts one
+// there when it wants NATS up.
+func startWithoutNATS(t testing.TB, addr, hcl string) (*proxy.Server, *httptest.Server) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(fmt.Sprintf("nats { url = \"nats://%s\" }\n%s", addr, hcl)), "test.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		ts.Close()
+	})
+	return srv, ts
+}
+
 func (h *harness) publish(subject, body string) {
 	h.t.Helper()
 	h.publishMsg(&nats.Msg{Subject: subject, Data: []byte(body)})

@@ -11,13 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"net/http/httptest"
-
 	"github.com/nats-io/nats.go"
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
-	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/sse"
 )
 
@@ -530,27 +527,7 @@ func TestVerifyRequestAndOnConnect(t *testing.T) {
 // later: ssegate serves, and events flow once NATS is there.
 func TestNATSDownAtStartThenUp(t *testing.T) {
 	addr := loopback.FreeAddr(t)
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-nats { url = "nats://%s" }
-route "/sse" {
-  source "nats" { subject = "events" }
-}`, addr)), "test.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := proxy.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
+	srv, ts := startWithoutNATS(t, addr, basicRoute)
 	c := openWith(t, ts.Client(), ts.URL+"/sse", nil)
 
 	ns := loopback.NATS(t, addr)

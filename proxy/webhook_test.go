@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,15 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
-	"github.com/ssegate/ssegate/proxy"
-	"github.com/ssegate/ssegate/proxy/config"
 )
 
 const githubSecret = "It's a Secret to Everybody"
@@ -224,28 +220,13 @@ route "/pay" {
 // once NATS is back it is accepted and reaches the browser.
 func TestWebhookNATSDown(t *testing.T) {
 	addr := loopback.FreeAddr(t)
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-nats { url = "nats://%s" }
+	srv, ts := startWithoutNATS(t, addr, `
 route "/deploys" {
   source "webhook" {
     path = "/hooks/deploy"
     verify "none" {}
   }
-}`, addr)), "test.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := proxy.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}()
+}`)
 	hook := ts.URL + "/hooks/deploy"
 	req, _ := http.NewRequest(http.MethodPost, hook, strings.NewReader("v1"))
 	resp, err := http.DefaultClient.Do(req)

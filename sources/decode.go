@@ -2,6 +2,7 @@ package sources
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -23,7 +24,12 @@ func diagAt(rng hcl.Range, summary, format string, args ...any) hcl.Diagnostics 
 	}}
 }
 
-func staticString(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *string) hcl.Diagnostics {
+// problem is what is wrong with a setting's value.
+type problem struct{ summary, detail string }
+
+// static evaluates attribute name, when present, and hands the value to
+// set, whose problem becomes a diagnostic at the value.
+func static(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, set func(cty.Value) *problem) hcl.Diagnostics {
 	attr, ok := attrs[name]
 	if !ok {
 		return nil
@@ -32,87 +38,86 @@ func staticString(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *
 	if diags.HasErrors() {
 		return diags
 	}
+	if p := set(v); p != nil {
+		return diagAt(attr.Expr.Range(), p.summary, "%s", p.detail)
+	}
+	return nil
+}
+
+func asString(v cty.Value, name string) (string, *problem) {
 	s, err := convert.Convert(v, cty.String)
 	if err != nil || s.IsNull() {
-		return diagAt(attr.Expr.Range(), "Incorrect attribute value type", "%s must be a string.", name)
+		return "", &problem{"Incorrect attribute value type", name + " must be a string."}
 	}
-	*dst = s.AsString()
-	return nil
+	return s.AsString(), nil
+}
+
+func staticString(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *string) hcl.Diagnostics {
+	return static(attrs, name, ctx, func(v cty.Value) *problem {
+		s, p := asString(v, name)
+		if p == nil {
+			*dst = s
+		}
+		return p
+	})
 }
 
 func staticOneOf(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *string, allowed ...string) hcl.Diagnostics {
-	if _, ok := attrs[name]; !ok {
-		return nil
-	}
-	var s string
-	if diags := staticString(attrs, name, ctx, &s); diags != nil {
-		return diags
-	}
-	for _, a := range allowed {
-		if s == a {
-			*dst = s
-			return nil
+	return static(attrs, name, ctx, func(v cty.Value) *problem {
+		s, p := asString(v, name)
+		if p != nil {
+			return p
 		}
-	}
-	return diagAt(attrs[name].Expr.Range(), "Invalid "+name, "%q is not allowed; use one of %q.", s, allowed)
+		if !slices.Contains(allowed, s) {
+			return &problem{"Invalid " + name, fmt.Sprintf("%q is not allowed; use one of %q.", s, allowed)}
+		}
+		*dst = s
+		return nil
+	})
 }
 
 func staticDuration(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *time.Duration, least time.Duration) hcl.Diagnostics {
-	if _, ok := attrs[name]; !ok {
+	return static(attrs, name, ctx, func(v cty.Value) *problem {
+		s, p := asString(v, name)
+		if p != nil {
+			return p
+		}
+		d, err := time.ParseDuration(s)
+		switch {
+		case err != nil || d < 0:
+			return &problem{"Invalid duration", fmt.Sprintf("%s = %q is not a duration; write a number with a unit, like \"15s\", \"500ms\" or \"5m\".", name, s)}
+		case d < least:
+			return &problem{"Duration too short", fmt.Sprintf("%s = %q is too short; use at least %q.", name, s, least.String())}
+		}
+		*dst = d
 		return nil
-	}
-	var s string
-	if diags := staticString(attrs, name, ctx, &s); diags != nil {
-		return diags
-	}
-	d, err := time.ParseDuration(s)
-	switch {
-	case err != nil || d < 0:
-		return diagAt(attrs[name].Expr.Range(), "Invalid duration", "%s = %q is not a duration; write a number with a unit, like \"15s\", \"500ms\" or \"5m\".", name, s)
-	case d < least:
-		return diagAt(attrs[name].Expr.Range(), "Duration too short", "%s = %q is too short; use at least %q.", name, s, least.String())
-	}
-	*dst = d
-	return nil
+	})
 }
 
 func staticInt(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *int, least int) hcl.Diagnostics {
-	attr, ok := attrs[name]
-	if !ok {
+	return static(attrs, name, ctx, func(v cty.Value) *problem {
+		var n int
+		if err := gocty.FromCtyValue(v, &n); err != nil || n < least {
+			return &problem{"Invalid " + name, fmt.Sprintf("%s must be a whole number of at least %d.", name, least)}
+		}
+		*dst = n
 		return nil
-	}
-	v, diags := attr.Expr.Value(ctx)
-	if diags.HasErrors() {
-		return diags
-	}
-	var n int
-	if err := gocty.FromCtyValue(v, &n); err != nil || n < least {
-		return diagAt(attr.Expr.Range(), "Invalid "+name, "%s must be a whole number of at least %d.", name, least)
-	}
-	*dst = n
-	return nil
+	})
 }
 
 func staticStrings(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *[]string) hcl.Diagnostics {
-	attr, ok := attrs[name]
-	if !ok {
-		return nil
-	}
-	v, diags := attr.Expr.Value(ctx)
-	if diags.HasErrors() {
-		return diags
-	}
-	var ss []string
-	if err := gocty.FromCtyValue(v, &ss); err != nil {
-		if lv, cerr := convert.Convert(v, cty.List(cty.String)); cerr == nil && !lv.IsNull() {
+	return static(attrs, name, ctx, func(v cty.Value) *problem {
+		var ss []string
+		lv, err := convert.Convert(v, cty.List(cty.String))
+		if err == nil && !lv.IsNull() {
 			err = gocty.FromCtyValue(lv, &ss)
 		}
-		if err != nil {
-			return diagAt(attr.Expr.Range(), "Incorrect attribute value type", "%s must be a list of strings.", name)
+		if err != nil || lv.IsNull() {
+			return &problem{"Incorrect attribute value type", name + " must be a list of strings."}
 		}
-	}
-	*dst = ss
-	return nil
+		*dst = ss
+		return nil
+	})
 }
 
 // references reports whether expr reads the variable root.
