@@ -6,7 +6,8 @@ type history struct {
 	entries []historyEntry
 	next    int // where the next entry goes once the ring is full
 	size    int
-	evicted bool // an event has been lost to the ring's size
+	evicted bool           // an event has been lost to the ring's size
+	ids     map[string]int // how many entries hold each id
 }
 
 type historyEntry struct {
@@ -14,18 +15,24 @@ type historyEntry struct {
 	frame []byte
 }
 
-func newHistory(size int) history { return history{size: size} }
+func newHistory(size int) history { return history{size: size, ids: map[string]int{}} }
 
 func (h *history) add(id string, frame []byte) {
 	if h.size == 0 {
 		h.evicted = true
 		return
 	}
+	h.ids[id]++
 	if len(h.entries) < h.size {
 		h.entries = append(h.entries, historyEntry{id, frame})
 		return
 	}
 	h.evicted = true
+	if old := h.entries[h.next].id; h.ids[old] > 1 {
+		h.ids[old]--
+	} else {
+		delete(h.ids, old)
+	}
 	h.entries[h.next] = historyEntry{id, frame}
 	h.next = (h.next + 1) % h.size
 }
@@ -64,6 +71,9 @@ func (h *history) frames(i int) [][]byte {
 	}
 	return out
 }
+
+// has reports whether an event with id is in the history.
+func (h *history) has(id string) bool { return h.ids[id] > 0 }
 
 // lastID is the id of the newest event, or "" when there is none.
 func (h *history) lastID() string {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ssegate/ssegate/internal/loopback"
 )
 
 // upstream answers a poll with the next of its scripted responses, the
@@ -169,4 +171,29 @@ route "/w/{city}" {
 		time.Sleep(100 * time.Millisecond) // five intervals
 		return count("paris") == before
 	})
+}
+
+// Two replicas on one NATS both poll for a stream watched on each; events
+// with ids reach a browser once, since a stream drops an id it holds.
+func TestTwoReplicasPollEventsWithIDsOnce(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(jsonItems(`"v1"`, "a", "b", "c")))
+	defer ts.Close()
+	cfg := fmt.Sprintf(`
+route "/news/{topic}" {
+  source "poll" {
+    url      = "%s?topic=${path.topic}"
+    interval = "20ms"
+    items    = msg.json.items
+    key      = msg.json.id
+    id       = msg.json.id
+    data     = msg.json.title
+  }
+}`, ts.URL)
+	ns := loopback.NATS(t, "")
+	a, b := startOn(t, ns, cfg), startOn(t, ns, cfg)
+	onA, onB := a.open("/news/x", nil), b.open("/news/x", nil)
+	for _, c := range []*client{onA, onB} {
+		c.expectData("item a", "item b", "item c")
+		c.expectQuiet(100 * time.Millisecond)
+	}
 }

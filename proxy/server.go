@@ -31,6 +31,9 @@ var errClosing = errors.New("server is shutting down")
 // (shutdown, NATS gone) on a route that configures none.
 const comeBackLater = 5 * time.Second
 
+// upstreamHeaderTimeout bounds the wait for an upstream's response head.
+const upstreamHeaderTimeout = 30 * time.Second
+
 // startTimeout bounds how long New waits for NATS to confirm the
 // subscriptions of the streams it opens.
 const startTimeout = 5 * time.Second
@@ -50,10 +53,11 @@ type Server struct {
 	stopFeeds context.CancelFunc // ends the sources that fetch for a whole route
 	feeds     sync.WaitGroup
 
-	mu       sync.Mutex
-	streams  map[string]*stream
-	stopping bool // Shutdown has begun: no new streams or clients
-	handlers sync.WaitGroup
+	mu        sync.Mutex
+	streams   map[string]*stream
+	stopping  bool // Shutdown has begun: no new streams or clients
+	handlers  sync.WaitGroup
+	releasing sync.WaitGroup // streams being freed, counted under mu
 
 	// closing is closed once Shutdown has drained the subscriptions:
 	// handlers then write what is queued and the final comment.
@@ -107,7 +111,11 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.warn = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
-	s.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// An upstream that takes the connection and never answers must fail
+	// and be retried, not hold its source forever.
+	tr.ResponseHeaderTimeout = upstreamHeaderTimeout
+	s.http = &http.Client{Transport: tr}
 	if s.nc == nil {
 		bb, err := backbone.Connect(cfg.NATS, s.log)
 		if err != nil {
@@ -123,8 +131,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			log := s.log.With().Str("route", rt.Path).Int("source", i).Logger()
 			switch src := src.(type) {
 			case sources.Ingress:
+				// One handler for all its methods: one de-duplication window.
+				h := src.Handler(s.nc, log)
 				for _, p := range src.Patterns() {
-					s.mux.Handle(p, src.Handler(s.nc, log))
+					s.mux.Handle(p, h)
 				}
 			case sources.Feeder:
 				if !src.PerStream() {
@@ -280,10 +290,12 @@ func (s *Server) release(st *stream, gen uint64) {
 	if free {
 		st.closed = true
 		delete(s.streams, st.key)
+		s.releasing.Add(1)
 	}
 	st.mu.Unlock()
 	s.mu.Unlock()
 	if free {
+		defer s.releasing.Done()
 		st.unsubscribe()
 		st.log.Debug().Msg("stream freed after linger")
 	}
@@ -342,6 +354,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.hurryStop()
+	// A stream freed just before Shutdown may still be stopping its
+	// sources; NATS stays until they are done.
+	s.releasing.Wait()
+	s.http.CloseIdleConnections()
 	if s.backbone != nil {
 		err = errors.Join(err, s.backbone.Close(ctx))
 	}

@@ -131,6 +131,12 @@ func (st *stream) deliver(ev sources.Event) {
 	if st.closed {
 		return
 	}
+	// An id names one event: the same one again is a copy (a publisher's
+	// retry, or the same poll done by several replicas), and would make
+	// resuming from that id ambiguous.
+	if ev.HasID && st.history.has(ev.ID) {
+		return
+	}
 	st.seq++
 	id := ev.ID
 	if !ev.HasID {

@@ -83,6 +83,41 @@ func TestStreamResumesUpstreamAfterCut(t *testing.T) {
 	}
 }
 
+// An upstream event without an id field carries the last one, across
+// reconnects too, as in a browser: the resume point is not lost.
+func TestStreamResumeIDSurvivesReconnect(t *testing.T) {
+	up := &sseUpstream{hold: make(chan struct{}), bodies: []string{
+		"retry: 10\nid: 5\ndata: a\n\n",
+		"data: b\n\n",
+	}}
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	defer close(up.hold)
+	start(t, `route "/r" {
+  source "stream" { url = "`+ts.URL+`" }
+}`)
+	eventually(t, "three connections", func() bool { n, _ := up.connections(); return n >= 3 })
+	if _, resumes := up.connections(); resumes[1] != "5" || resumes[2] != "5" {
+		t.Errorf("Last-Event-ID per connection %q, want \"\", \"5\", \"5\"", resumes)
+	}
+}
+
+// An upstream that goes silent, not even sending comments, is taken for
+// dead after idle_timeout and reconnected.
+func TestStreamIdleUpstreamIsReconnected(t *testing.T) {
+	up := &sseUpstream{hold: make(chan struct{})}
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	defer close(up.hold)
+	start(t, `route "/quiet" {
+  source "stream" {
+    url          = "`+ts.URL+`"
+    idle_timeout = "1s"
+  }
+}`)
+	eventually(t, "a second connection", func() bool { n, _ := up.connections(); return n >= 2 })
+}
+
 // 204 is an SSE server's "do not reconnect".
 func TestStreamStopsOn204(t *testing.T) {
 	up := &sseUpstream{noMore: true, bodies: []string{"data: only\n\n"}}

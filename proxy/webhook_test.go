@@ -246,3 +246,40 @@ route "/deploys" {
 	}
 	c.expectData("v1")
 }
+
+// A webhook's methods share one de-duplication window, and an event NATS
+// cannot carry is refused as too large, not as a reason to retry.
+func TestWebhookMethodsShareDedupAndOversizeIs413(t *testing.T) {
+	h := start(t, `
+route "/deploys" {
+  source "webhook" {
+    path     = "/hooks/deploy"
+    methods  = ["POST", "put"]
+    max_body = 4194304
+    verify "none" {}
+  }
+}`)
+	c := h.open("/deploys", nil)
+	hook := h.ts.URL + "/hooks/deploy"
+	id := http.Header{"Webhook-Id": {"msg_1"}}
+	for _, method := range []string{http.MethodPost, http.MethodPut} {
+		req, _ := http.NewRequest(method, hook, strings.NewReader("once"))
+		req.Header = id.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Errorf("%s: %d", method, resp.StatusCode)
+		}
+	}
+	c.expectData("once")
+	c.expectQuiet(50 * time.Millisecond)
+
+	big := strings.Repeat("x", 2<<20) // NATS takes 1 MiB by default
+	code, answer := post(t, hook, "text/plain", nil, big)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(answer, "max_payload") {
+		t.Errorf("event larger than NATS takes: %d %q, want 413", code, answer)
+	}
+}

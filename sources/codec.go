@@ -1,9 +1,61 @@
 package sources
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
 )
+
+// publishTimeout bounds how long a source waits for NATS to take what it
+// publishes.
+const publishTimeout = 5 * time.Second
+
+// errTooLarge is a message bigger than the NATS server takes: sending it
+// again would fail again.
+var errTooLarge = errors.New("larger than the NATS server's max_payload")
+
+// fits checks m against the server's payload limit, which covers the
+// headers too.
+func fits(nc *nats.Conn, m *nats.Msg) error {
+	size := len(m.Data)
+	if len(m.Header) > 0 {
+		size += len("NATS/1.0\r\n\r\n")
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				size += len(k) + len(": \r\n") + len(v)
+			}
+		}
+	}
+	if limit := nc.MaxPayload(); limit > 0 && int64(size) > limit {
+		return fmt.Errorf("event of %d bytes: %w (%d)", size, errTooLarge, limit)
+	}
+	return nil
+}
+
+// publishAll publishes msgs and waits until the server has them all: only
+// then has an event been handed on. The wait does not end with ctx (a
+// sender hanging up must not turn a sent event into one reported lost),
+// only after publishTimeout.
+func publishAll(ctx context.Context, nc *nats.Conn, msgs ...*nats.Msg) error {
+	if !nc.IsConnected() {
+		return errors.New("NATS is not connected")
+	}
+	for _, m := range msgs {
+		if err := nc.PublishMsg(m); err != nil {
+			return fmt.Errorf("publish to %q: %w", m.Subject, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	if err := nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("wait for NATS to take the events: %w", err)
+	}
+	return nil
+}
 
 // Headers that carry an event's name and id through NATS, between the
 // replica that received or fetched it and the ones that deliver it.

@@ -106,6 +106,18 @@ func (d *dedup) expire(now time.Time) {
 		d.order[d.head] = dedupRef{}
 		d.head++
 	}
+	// Released ids leave stale references, which can pile up behind a
+	// live one: keep the queue within twice the limit.
+	if len(d.order)-d.head > 2*d.limit {
+		kept := d.order[:0]
+		for _, ref := range d.order[d.head:] {
+			if e, ok := d.entries[ref.id]; ok && e.seq == ref.seq {
+				kept = append(kept, ref)
+			}
+		}
+		clear(d.order[len(kept):])
+		d.order, d.head = kept, 0
+	}
 	// Reuse the queue's space once most of it is behind the head.
 	if d.head > len(d.order)/2 && d.head > 1024 {
 		d.order = append(d.order[:0], d.order[d.head:]...)

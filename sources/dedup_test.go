@@ -44,6 +44,17 @@ func TestDedup(t *testing.T) {
 		t.Errorf("newest id forgotten: %v", got)
 	}
 
+	// Failed deliveries behind a live one leave no trail.
+	d = newDedup(time.Hour, 3)
+	d.reserve("live", t0)
+	for i := range 10000 {
+		d.reserve(strconv.Itoa(i), t0)
+		d.release(strconv.Itoa(i))
+	}
+	if n := len(d.order) - d.head; n > 6 {
+		t.Errorf("%d references queued for 1 live id, limit 3", n)
+	}
+
 	// A zero window turns de-duplication off.
 	d = newDedup(0, 3)
 	d.reserve("c", t0)

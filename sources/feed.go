@@ -2,19 +2,19 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/gocty"
 )
-
-// publishTimeout bounds how long a feeder waits for NATS to take a batch.
-const publishTimeout = 5 * time.Second
 
 // feed holds what the fetching kinds (poll, stream) share: an upstream
 // request built from the stream's variables, the subject the results go
@@ -50,7 +50,12 @@ func decodeFeed(content *hcl.BodyContent, block *hcl.Block, ctx *hcl.EvalContext
 			diags = append(diags, scope.Check(attr.Expr, ctx)...)
 		}
 	}
-	for _, e := range append([]hcl.Expression{f.url, f.headers, f.subject}, extra...) {
+	var d hcl.Diagnostics
+	f.Mapping, d = decodeMapping(a, ctx, scope)
+	diags = append(diags, d...)
+	// Whatever reads path needs a stream's values: the feed then runs per
+	// stream, or the expression would fail on every message.
+	for _, e := range append([]hcl.Expression{f.url, f.headers, f.subject, f.Mapping.Event, f.Mapping.ID, f.Mapping.Data}, extra...) {
 		f.perStream = f.perStream || references(e, "path")
 	}
 	if f.subject != nil && f.perStream && !diags.HasErrors() {
@@ -61,9 +66,7 @@ func decodeFeed(content *hcl.BodyContent, block *hcl.Block, ctx *hcl.EvalContext
 			}
 		}
 	}
-	var d hcl.Diagnostics
-	f.Mapping, d = decodeMapping(a, ctx, scope)
-	return f, append(diags, d...)
+	return f, diags
 }
 
 // referencesAttr reports whether expr reads root.attr.
@@ -102,7 +105,7 @@ func (f *feed) Subject(streamCtx *hcl.EvalContext) (string, error) {
 // request resolves the upstream URL and headers with the stream's
 // variables.
 func (f *feed) request(streamCtx *hcl.EvalContext) (string, http.Header, error) {
-	url, ok, err := evalText(f.url, streamCtx, "url")
+	target, ok, err := evalText(f.url, streamCtx, "url")
 	if err == nil && !ok {
 		err = fmt.Errorf("url is null")
 	}
@@ -111,7 +114,7 @@ func (f *feed) request(streamCtx *hcl.EvalContext) (string, http.Header, error) 
 	}
 	h := http.Header{}
 	if f.headers == nil {
-		return url, h, nil
+		return target, h, nil
 	}
 	v, diags := f.headers.Value(streamCtx)
 	if diags.HasErrors() {
@@ -131,52 +134,92 @@ func (f *feed) request(streamCtx *hcl.EvalContext) (string, http.Header, error) 
 	for k, val := range m {
 		h.Set(k, val)
 	}
-	return url, h, nil
+	return target, h, nil
 }
 
 // publisher maps each message of a batch and publishes it to subject, and
-// returns once NATS has taken them all. A message whose mapping fails is
-// dropped with a warning (trying it again would fail again); NATS being
-// unavailable fails the batch, so the reader fetches it again.
+// returns once NATS has taken them all. A message that can never be sent
+// (its mapping fails, it is too large for NATS) is dropped with a warning;
+// NATS being unavailable fails the batch, so the reader fetches it again.
 func (f *feed) publisher(env FeedEnv, subject string) func(context.Context, Batch) error {
 	warn := sampled(env.Log)
 	return func(ctx context.Context, b Batch) error {
-		if len(b.Messages) == 0 {
-			return nil
-		}
-		if !env.NATS.IsConnected() {
-			return fmt.Errorf("NATS is not connected")
-		}
+		msgs := make([]*nats.Msg, 0, len(b.Messages))
 		for i := range b.Messages {
 			ev, err := f.Mapping.Apply(env.StreamCtx, &b.Messages[i])
-			if err != nil {
-				warn.Warn().Err(err).Msg("upstream message dropped")
-				continue
+			if err == nil {
+				m := EncodeEvent(subject, ev)
+				if err = fits(env.NATS, m); err == nil {
+					msgs = append(msgs, m)
+					continue
+				}
 			}
-			if err := env.NATS.PublishMsg(EncodeEvent(subject, ev)); err != nil {
-				return fmt.Errorf("publish to %q: %w", subject, err)
-			}
+			warn.Warn().Err(err).Msg("upstream message dropped")
 		}
-		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
-		if err := env.NATS.FlushWithContext(ctx); err != nil {
-			return fmt.Errorf("publish to %q: %w", subject, err)
+		if len(msgs) == 0 {
+			return nil
 		}
-		return nil
+		return publishAll(ctx, env.NATS, msgs...)
 	}
 }
 
 // run resolves the feed for one stream (or route) and runs r on it.
-func (f *feed) run(ctx context.Context, env FeedEnv, r func(url string, h http.Header) Reader) {
+func (f *feed) run(ctx context.Context, env FeedEnv, r func(target string, h http.Header) Reader) {
 	subject, err := f.Subject(env.StreamCtx)
 	if err == nil {
-		var url string
+		var target string
 		var h http.Header
-		if url, h, err = f.request(env.StreamCtx); err == nil {
-			env.Log = env.Log.With().Str("url", url).Str("subject", subject).Logger()
-			Run(ctx, r(url, h), f.publisher(env, subject), env.Log)
+		if target, h, err = f.request(env.StreamCtx); err == nil {
+			env.Log = env.Log.With().Str("url", redactURL(target)).Str("subject", subject).Logger()
+			Run(ctx, r(target, h), f.publisher(env, subject), env.Log)
 			return
 		}
 	}
 	env.Log.Error().Err(err).Msg("source cannot start")
+}
+
+// fetch sends req. Its errors leave the URL out: the source's log lines
+// carry it, redacted.
+func fetch(hc *http.Client, req *http.Request) (*http.Response, error) {
+	resp, err := hc.Do(req)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", req.Method, err)
+	}
+	return resp, nil
+}
+
+// statusError sorts an upstream's answer for the runner: nil for 2xx, a
+// RetryAfter for 429 and 503, an error for the rest.
+func statusError(resp *http.Response) error {
+	err := fmt.Errorf("%s: %s", resp.Request.Method, resp.Status)
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		return &RetryAfter{Err: err, After: retryAfter(resp.Header)}
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return err
+	}
+	return nil
+}
+
+// redactURL shows a URL without what may be a secret: the password and
+// the values of the query (API keys often travel there).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		keys := make([]string, 0, len(q))
+		for k := range q {
+			keys = append(keys, url.QueryEscape(k)+"=REDACTED")
+		}
+		slices.Sort(keys)
+		u.RawQuery = strings.Join(keys, "&")
+	}
+	return u.Redacted()
 }

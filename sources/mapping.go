@@ -86,8 +86,7 @@ func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (Event, error)
 		ev.Data = defaultData(msg.Body)
 		return ev, nil
 	}
-	ctx := streamCtx.NewChild()
-	ctx.Variables = map[string]cty.Value{"msg": msg.value(m.need)}
+	ctx := msg.context(streamCtx, m.need)
 
 	var err error
 	if m.Data == nil {

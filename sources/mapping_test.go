@@ -19,10 +19,10 @@ var testFuncs = &hcl.EvalContext{Functions: map[string]function.Function{
 	"try":        tryfunc.TryFunc,
 }}
 
-// decodeBlock parses one `source "nats"` block with a route scope of path.symbol.
-func decodeBlock(t testing.TB, body string) (*NATS, hcl.Diagnostics) {
+// parseSource parses the one source block in src.
+func parseSource(t testing.TB, src string) *hcl.Block {
 	t.Helper()
-	f, diags := hclsyntax.ParseConfig([]byte(`source "nats" {`+"\n"+body+"\n}"), "t.hcl", hcl.InitialPos)
+	f, diags := hclsyntax.ParseConfig([]byte(src), "t.hcl", hcl.InitialPos)
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -30,7 +30,13 @@ func decodeBlock(t testing.TB, body string) (*NATS, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	return DecodeNATS(content.Blocks[0], testFuncs, Scope{"path": {"symbol"}})
+	return content.Blocks[0]
+}
+
+// decodeBlock parses one `source "nats"` block with a route scope of path.symbol.
+func decodeBlock(t testing.TB, body string) (*NATS, hcl.Diagnostics) {
+	t.Helper()
+	return DecodeNATS(parseSource(t, `source "nats" {`+"\n"+body+"\n}"), testFuncs, Scope{"path": {"symbol"}})
 }
 
 func streamVars(symbol string) *hcl.EvalContext {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
@@ -102,6 +103,13 @@ func (m *Message) value(need msgField) cty.Value {
 		}
 	}
 	return cty.ObjectVal(attrs)
+}
+
+// context is parent with msg in scope, built with the attributes in need.
+func (m *Message) context(parent *hcl.EvalContext, need msgField) *hcl.EvalContext {
+	ctx := parent.NewChild()
+	ctx.Variables = map[string]cty.Value{"msg": m.value(need)}
+	return ctx
 }
 
 // headersValue is a map from canonical header name to its values joined with

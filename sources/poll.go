@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
@@ -51,12 +50,19 @@ func decodePoll(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Dia
 	content, diags := block.Body.Content(pollSchema)
 	a := content.Attributes
 	p := &Poll{Method: http.MethodGet, Interval: DefaultPollInterval, Timeout: DefaultPollTimeout, MaxBody: DefaultPollMaxBody, MaxKeys: DefaultPollMaxKeys}
-	if attr, ok := a["body"]; ok {
-		p.Body = attr.Expr
-		diags = append(diags, rt.Scope().Check(attr.Expr, ctx)...)
+	msgScope := Scope{"msg": msgAttrNames(), "path": rt.Params}
+	for _, x := range []struct {
+		name  string
+		dst   *hcl.Expression
+		scope Scope
+	}{{"body", &p.Body, rt.Scope()}, {"items", &p.Items, msgScope}, {"key", &p.Key, msgScope}} {
+		if attr, ok := a[x.name]; ok {
+			*x.dst = attr.Expr
+			diags = append(diags, x.scope.Check(attr.Expr, ctx)...)
+		}
 	}
 	var d hcl.Diagnostics
-	p.feed, d = decodeFeed(content, block, ctx, rt, p.Body)
+	p.feed, d = decodeFeed(content, block, ctx, rt, p.Body, p.Items, p.Key)
 	diags = append(diags, d...)
 	diags = append(diags, staticString(a, "method", ctx, &p.Method)...)
 	diags = append(diags, staticDuration(a, "interval", ctx, &p.Interval, 10*time.Millisecond)...)
@@ -66,16 +72,6 @@ func decodePoll(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Dia
 	emit := "changes"
 	diags = append(diags, staticOneOf(a, "emit", ctx, &emit, "changes", "always")...)
 	p.Always = emit == "always"
-	msgScope := Scope{"msg": msgAttrNames(), "path": rt.Params}
-	for _, x := range []struct {
-		name string
-		dst  *hcl.Expression
-	}{{"items", &p.Items}, {"key", &p.Key}} {
-		if attr, ok := a[x.name]; ok {
-			*x.dst = attr.Expr
-			diags = append(diags, msgScope.Check(attr.Expr, ctx)...)
-		}
-	}
 	return p, diags
 }
 
@@ -130,25 +126,23 @@ func (r *pollReader) poll(ctx context.Context) (Batch, error) {
 	if err != nil {
 		return Batch{}, err
 	}
-	resp, err := r.env.HTTP.Do(req)
+	resp, err := fetch(r.env.HTTP, req)
 	if err != nil {
 		return Batch{}, err
 	}
 	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotModified:
+	if resp.StatusCode == http.StatusNotModified {
 		return Batch{}, nil
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		return Batch{}, &RetryAfter{Err: fmt.Errorf("%s %s: %s", req.Method, r.url, resp.Status), After: retryAfter(resp.Header)}
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return Batch{}, fmt.Errorf("%s %s: %s", req.Method, r.url, resp.Status)
+	}
+	if err := statusError(resp); err != nil {
+		return Batch{}, err
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(r.p.MaxBody)+1))
 	if err != nil {
-		return Batch{}, fmt.Errorf("%s %s: read body: %w", req.Method, r.url, err)
+		return Batch{}, fmt.Errorf("%s: read body: %w", req.Method, err)
 	}
 	if len(body) > r.p.MaxBody {
-		return Batch{}, fmt.Errorf("%s %s: body larger than max_body (%d bytes)", req.Method, r.url, r.p.MaxBody)
+		return Batch{}, fmt.Errorf("%s: body larger than max_body (%d bytes)", req.Method, r.p.MaxBody)
 	}
 	etag, lastModified, digest := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified"), sha256.Sum256(body)
 	commit := func(keys []string) func() {
@@ -168,7 +162,7 @@ func (r *pollReader) poll(ctx context.Context) (Batch, error) {
 	}
 	msgs, keys, err := r.items(&msg)
 	if err != nil {
-		return Batch{}, fmt.Errorf("%s %s: %w", req.Method, r.url, err)
+		return Batch{}, fmt.Errorf("%s: %w", req.Method, err)
 	}
 	return Batch{Messages: msgs, Commit: commit(keys)}, nil
 }
@@ -187,7 +181,7 @@ func (r *pollReader) request(ctx context.Context) (*http.Request, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, r.p.Method, r.url, body)
 	if err != nil {
-		return nil, err
+		return nil, errors.New("url is not a valid URL") // the parse error would show it
 	}
 	req.Header = r.header.Clone()
 	// Validators only help when an unchanged response emits nothing.
@@ -205,8 +199,7 @@ func (r *pollReader) request(ctx context.Context) (*http.Request, error) {
 // items splits a response into one message per element of the items
 // expression, in upstream order, leaving out those whose key was seen.
 func (r *pollReader) items(resp *Message) ([]Message, []string, error) {
-	ctx := r.env.StreamCtx.NewChild()
-	ctx.Variables = map[string]cty.Value{"msg": resp.value(msgFieldsUsed(r.p.Items))}
+	ctx := resp.context(r.env.StreamCtx, msgFieldsUsed(r.p.Items))
 	list, diags := r.p.Items.Value(ctx)
 	if diags.HasErrors() {
 		return nil, nil, fmt.Errorf("items expression: %w", diags)
@@ -244,8 +237,7 @@ func (r *pollReader) items(resp *Message) ([]Message, []string, error) {
 }
 
 func (r *pollReader) key(m *Message) (string, error) {
-	ctx := r.env.StreamCtx.NewChild()
-	ctx.Variables = map[string]cty.Value{"msg": m.value(msgFieldsUsed(r.p.Key))}
+	ctx := m.context(r.env.StreamCtx, msgFieldsUsed(r.p.Key))
 	k, ok, err := evalText(r.p.Key, ctx, "key")
 	if err == nil && !ok {
 		err = errors.New("key expression is null for an item")

@@ -85,7 +85,7 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 		}
 	}
 	for ctx.Err() == nil {
-		err := session(ctx, r, handle, func() {
+		err := session(ctx, r, handle, log, func() {
 			bo.Reset()
 			if failing {
 				log.Info().Msg("source recovered")
@@ -96,7 +96,7 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 			return
 		}
 		if errors.Is(err, ErrStop) {
-			log.Info().Err(err).Msg("source stopped until the config is reloaded")
+			log.Info().Err(err).Msg("source stopped by its upstream; it starts again when its stream reopens or ssegate restarts")
 			return
 		}
 		fail(err)
@@ -117,11 +117,15 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 
 // session connects r and reads it until something fails; ok is called
 // after each batch handed on.
-func session(ctx context.Context, r Reader, handle func(context.Context, Batch) error, ok func()) error {
+func session(ctx context.Context, r Reader, handle func(context.Context, Batch) error, log zerolog.Logger, ok func()) error {
 	if err := r.Connect(ctx); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	defer r.Close()
+	defer func() {
+		if err := r.Close(); err != nil {
+			log.Debug().Err(err).Msg("source close")
+		}
+	}()
 	for {
 		b, err := r.Read(ctx)
 		if err != nil {

@@ -51,7 +51,7 @@ type FeedEnv struct {
 // (webhook): a handler on a path of its own.
 type Ingress interface {
 	Spec
-	// Pattern is the net/http ServeMux pattern the handler serves.
+	// Patterns are the net/http ServeMux patterns the handler serves.
 	Patterns() []string
 	// Handler answers the requests, publishing what they carry.
 	Handler(nc *nats.Conn, log zerolog.Logger) http.Handler

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 func TestRegisterRefusesEmptyAndDuplicateKinds(t *testing.T) {
@@ -25,13 +24,23 @@ func TestRegisterRefusesEmptyAndDuplicateKinds(t *testing.T) {
 }
 
 func TestDecodeUnknownKindNamesTheKinds(t *testing.T) {
-	f, diags := hclsyntax.ParseConfig([]byte(`source "kafka" {}`), "x.hcl", hcl.InitialPos)
+	_, diags := Decode(parseSource(t, `source "kafka" {}`), &hcl.EvalContext{}, Route{Path: "/x"})
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), `There is no source kind "kafka"; the kinds are: "nats", "poll", "stream", "webhook"`) {
+		t.Errorf("diagnostics: %v", diags)
+	}
+}
+
+// A fetching source whose mapping reads path must run per stream, where
+// path has values; run once per route, every message would fail.
+func TestFeedReadingPathInMappingRunsPerStream(t *testing.T) {
+	spec, diags := Decode(parseSource(t, `source "poll" {
+  url  = "http://127.0.0.1:1/weather"
+  data = "${path.city}: ${msg.body}"
+}`), &hcl.EvalContext{}, Route{Path: "/w/{city}", Params: []string{"city"}})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	content, _ := f.Body.Content(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}}})
-	_, diags = Decode(content.Blocks[0], &hcl.EvalContext{}, Route{Path: "/x"})
-	if !diags.HasErrors() || !strings.Contains(diags.Error(), `There is no source kind "kafka"; the kinds are: "nats", "poll", "stream", "webhook"`) {
-		t.Errorf("diagnostics: %v", diags)
+	if !spec.(Feeder).PerStream() {
+		t.Error("poll whose data reads path runs once per route")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -16,26 +17,33 @@ import (
 	"github.com/ssegate/ssegate/sources/sseparse"
 )
 
-// DefaultMaxEvent bounds one upstream event or NDJSON line.
-const DefaultMaxEvent = 1 << 20
+// Defaults of a stream block.
+const (
+	// DefaultMaxEvent bounds one upstream event or NDJSON line.
+	DefaultMaxEvent = 1 << 20
+	// DefaultIdleTimeout is how long an upstream may send nothing at all,
+	// not even a comment, before the connection is taken for dead.
+	DefaultIdleTimeout = 5 * time.Minute
+)
 
 // Stream is a `source "stream"` block: a long-lived GET to an upstream that
 // streams SSE or NDJSON, each upstream event re-emitted.
 type Stream struct {
 	feed
-	NDJSON   bool
-	MaxEvent int
+	NDJSON      bool
+	MaxEvent    int
+	IdleTimeout time.Duration
 }
 
 var streamSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
-	{Name: "format"}, {Name: "max_event"},
+	{Name: "format"}, {Name: "max_event"}, {Name: "idle_timeout"},
 }, feedAttrs...)}
 
 func init() { Register("stream", decodeStream) }
 
 func decodeStream(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
 	content, diags := block.Body.Content(streamSchema)
-	s := &Stream{MaxEvent: DefaultMaxEvent}
+	s := &Stream{MaxEvent: DefaultMaxEvent, IdleTimeout: DefaultIdleTimeout}
 	var d hcl.Diagnostics
 	s.feed, d = decodeFeed(content, block, ctx, rt)
 	diags = append(diags, d...)
@@ -43,6 +51,7 @@ func decodeStream(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.D
 	diags = append(diags, staticOneOf(content.Attributes, "format", ctx, &format, "sse", "ndjson")...)
 	s.NDJSON = format == "ndjson"
 	diags = append(diags, staticInt(content.Attributes, "max_event", ctx, &s.MaxEvent, 1)...)
+	diags = append(diags, staticDuration(content.Attributes, "idle_timeout", ctx, &s.IdleTimeout, time.Second)...)
 	return s, diags
 }
 
@@ -74,7 +83,7 @@ type upstreamReader struct {
 func (r *upstreamReader) Connect(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
-		return err
+		return errors.New("url is not a valid URL") // the parse error would show it
 	}
 	req.Header = r.header.Clone()
 	req.Header.Set("Cache-Control", "no-cache")
@@ -86,7 +95,7 @@ func (r *upstreamReader) Connect(ctx context.Context) error {
 			req.Header.Set("Last-Event-ID", r.resumeID)
 		}
 	}
-	resp, err := r.env.HTTP.Do(req)
+	resp, err := fetch(r.env.HTTP, req)
 	if err != nil {
 		return r.withRetry(err)
 	}
@@ -94,22 +103,24 @@ func (r *upstreamReader) Connect(ctx context.Context) error {
 		resp.Body.Close()
 		return err
 	}
-	switch {
-	case resp.StatusCode == http.StatusNoContent:
+	if resp.StatusCode == http.StatusNoContent {
 		// The SSE standard's way for a server to say: do not reconnect.
-		return fail(fmt.Errorf("GET %s: 204 No Content: %w", r.url, ErrStop))
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		return fail(&RetryAfter{Err: fmt.Errorf("GET %s: %s", r.url, resp.Status), After: retryAfter(resp.Header)})
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return fail(fmt.Errorf("GET %s: %s", r.url, resp.Status))
+		return fail(fmt.Errorf("GET: 204 No Content: %w", ErrStop))
 	}
+	if err := statusError(resp); err != nil {
+		return fail(err)
+	}
+	body := newIdleBody(resp.Body, r.s.IdleTimeout)
+	resp.Body = body
 	if !r.s.NDJSON {
 		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-			return fail(fmt.Errorf("GET %s: Content-Type %q, not text/event-stream", r.url, resp.Header.Get("Content-Type")))
+			return fail(fmt.Errorf("GET: Content-Type %q, not text/event-stream", resp.Header.Get("Content-Type")))
 		}
-		r.events = sseparse.NewReader(resp.Body, r.s.MaxEvent)
+		r.events = sseparse.NewReader(body, r.s.MaxEvent)
+		r.events.Resume(r.resumeID)
+		r.prevID = r.resumeID
 	} else {
-		r.lines = bufio.NewReaderSize(resp.Body, 32<<10)
+		r.lines = bufio.NewReaderSize(body, 32<<10)
 	}
 	r.resp = resp
 	r.env.Log.Debug().Str("resume_from", r.resumeID).Msg("upstream stream connected")
@@ -187,4 +198,39 @@ func (r *upstreamReader) withRetry(err error) error {
 		return &RetryAfter{Err: err, After: r.retry}
 	}
 	return err
+}
+
+// idleBody closes a response body that has sent nothing for a while, so a
+// silent upstream (a dead peer TCP has not noticed, a stuck proxy) ends in
+// an error the runner retries, instead of a read that never returns.
+type idleBody struct {
+	io.ReadCloser
+	idle  time.Duration
+	timer *time.Timer
+	fired atomic.Bool
+}
+
+func newIdleBody(rc io.ReadCloser, idle time.Duration) *idleBody {
+	b := &idleBody{ReadCloser: rc, idle: idle}
+	b.timer = time.AfterFunc(idle, func() {
+		b.fired.Store(true)
+		rc.Close()
+	})
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	if err != nil && b.fired.Load() {
+		err = fmt.Errorf("upstream sent nothing for %v (idle_timeout)", b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }

@@ -1,19 +1,19 @@
 package sources
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ssegate/ssegate/sources/hookverify"
 )
@@ -65,15 +65,21 @@ func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.
 		ctx:         ctx,
 	}
 	diags = append(diags, staticString(a, "path", ctx, &w.Path)...)
-	if attr, ok := a["path"]; ok && !diags.HasErrors() && (!strings.HasPrefix(w.Path, "/") || strings.ContainsAny(w.Path, "{} \t")) {
-		diags = append(diags, diagAt(attr.Expr.Range(), "Invalid webhook path", "path = %q must be a plain absolute path, like \"/hooks/github\", without parameters: the subject picks the stream.", w.Path)...)
+	if attr, ok := a["path"]; ok && !diags.HasErrors() && !plainPath(w.Path) {
+		diags = append(diags, diagAt(attr.Expr.Range(), "Invalid webhook path", "path = %q must be a clean absolute path without a trailing slash or parameters, like \"/hooks/github\": the subject, not the path, picks the stream.", w.Path)...)
 	}
-	diags = append(diags, staticStrings(a, "methods", ctx, &w.Methods)...)
-	for i, m := range w.Methods {
-		w.Methods[i] = strings.ToUpper(m)
+	if d := staticStrings(a, "methods", ctx, &w.Methods); d.HasErrors() {
+		diags = append(diags, d...)
+	} else if attr, ok := a["methods"]; ok {
+		diags = append(diags, checkMethods(attr, w.Methods)...)
 	}
 	diags = append(diags, staticInt(a, "max_body", ctx, &w.MaxBody, 1)...)
 	diags = append(diags, staticStrings(a, "content_types", ctx, &w.ContentTypes)...)
+	for _, ct := range w.ContentTypes {
+		if mt, params, err := mime.ParseMediaType(ct); err != nil || len(params) > 0 || mt != strings.ToLower(ct) {
+			diags = append(diags, diagAt(a["content_types"].Expr.Range(), "Invalid content type", "%q is not a bare media type; write it like \"application/json\", without parameters.", ct)...)
+		}
+	}
 	diags = append(diags, staticDuration(a, "dedup_window", ctx, &w.DedupWindow, 0)...)
 	if attr, ok := a["subject"]; ok {
 		var d hcl.Diagnostics
@@ -135,7 +141,10 @@ func decodeVerify(blocks hcl.Blocks, parent *hcl.Block, ctx *hcl.EvalContext) (h
 	if attr, ok := a["secret"]; ok && secret == "" {
 		return nil, diagAt(attr.Expr.Range(), "Empty secret", "The secret is empty, so anyone could sign a delivery.")
 	}
-	if attr, ok := a["tokens"]; ok && (len(tokens) == 0 || contains(tokens, "")) {
+	if attr, ok := a["header"]; ok && header == "" {
+		return nil, diagAt(attr.Expr.Range(), "Empty header", "header names the request header that carries the signature; it cannot be empty.")
+	}
+	if attr, ok := a["tokens"]; ok && (len(tokens) == 0 || slices.Contains(tokens, "")) {
 		return nil, diagAt(attr.Expr.Range(), "Empty token", "tokens must hold at least one token, and no empty one.")
 	}
 	switch style {
@@ -156,13 +165,43 @@ func decodeVerify(blocks hcl.Blocks, parent *hcl.Block, ctx *hcl.EvalContext) (h
 	return nil, nil
 }
 
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
+// plainPath reports whether p is a clean absolute path that ServeMux
+// matches as it is: no parameters, no trailing slash (which would match a
+// whole subtree), no dot segments.
+func plainPath(p string) bool {
+	return strings.HasPrefix(p, "/") && p != "/" && path.Clean(p) == p && !strings.ContainsAny(p, "{} \t")
+}
+
+// checkMethods refuses what would make a webhook unreachable or twice
+// registered: no methods, a method that is not an HTTP token, a repeat.
+func checkMethods(attr *hcl.Attribute, methods []string) hcl.Diagnostics {
+	if len(methods) == 0 {
+		return diagAt(attr.Expr.Range(), "No methods", "methods must name at least one method, like [\"POST\"].")
+	}
+	seen := map[string]bool{}
+	for i, m := range methods {
+		methods[i] = strings.ToUpper(m)
+		if !httpToken(methods[i]) {
+			return diagAt(attr.Expr.Range(), "Invalid method", "%q is not an HTTP method.", m)
+		}
+		if seen[methods[i]] {
+			return diagAt(attr.Expr.Range(), "Duplicate method", "%s is listed twice.", methods[i])
+		}
+		seen[methods[i]] = true
+	}
+	return nil
+}
+
+func httpToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // Subject is what a stream of the route reads.
@@ -234,9 +273,12 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 	}
 	if w.verify != nil {
 		if err := w.verify.Verify(r.Header, body, time.Now()); err != nil {
+			// A 401 names a scheme; signatures have no registered one.
+			scheme := "Signature"
 			if w.bearer {
-				rw.Header().Set("WWW-Authenticate", "Bearer")
+				scheme = "Bearer"
 			}
+			rw.Header().Set("WWW-Authenticate", scheme)
 			return http.StatusUnauthorized, "verification failed: " + err.Error()
 		}
 	}
@@ -248,8 +290,7 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 	}
 	subject := w.defaultTo
 	if w.subject.parts != nil {
-		ctx := w.ctx.NewChild()
-		ctx.Variables = map[string]cty.Value{"msg": msg.value(allFields)}
+		ctx := msg.context(w.ctx, allFields)
 		if subject, err = w.subject.forMessage(ctx); err != nil {
 			return http.StatusBadRequest, "cannot map this delivery: " + err.Error()
 		}
@@ -269,9 +310,20 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 			return http.StatusConflict, "the same delivery is being accepted right now; retry later"
 		}
 	}
-	if err := h.publish(r.Context(), subject, ev, id); err != nil {
+	m := EncodeEvent(subject, ev)
+	if id != "" {
+		m.Header.Set(nats.MsgIdHdr, id)
+	}
+	err = fits(h.nc, m)
+	if err == nil {
+		err = publishAll(r.Context(), h.nc, m)
+	}
+	if err != nil {
 		if id != "" {
 			h.seen.release(id)
+		}
+		if errors.Is(err, errTooLarge) {
+			return http.StatusRequestEntityTooLarge, "the event is " + err.Error()
 		}
 		h.warn.Warn().Err(err).Str("subject", subject).Msg("webhook not handed on to NATS")
 		rw.Header().Set("Retry-After", "5")
@@ -294,21 +346,4 @@ func (h *webhookHandler) acceptsType(header string) bool {
 		}
 	}
 	return false
-}
-
-// publish hands the event to NATS and waits until the server has it.
-func (h *webhookHandler) publish(ctx context.Context, subject string, ev Event, id string) error {
-	if !h.nc.IsConnected() {
-		return errors.New("NATS is not connected")
-	}
-	m := EncodeEvent(subject, ev)
-	if id != "" {
-		m.Header.Set(nats.MsgIdHdr, id)
-	}
-	if err := h.nc.PublishMsg(m); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
-	return h.nc.FlushWithContext(ctx)
 }

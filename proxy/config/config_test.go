@@ -53,6 +53,10 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`webhook_mistakes.hcl:28:3: error: Conflicting paths`, `the webhook of route "/repos/{repo}" at testdata/webhook_mistakes.hcl:2:3`,
 			`webhook_mistakes.hcl:30:32: error: Empty token`,
 			`webhook_mistakes.hcl:34:30: error: Empty secret`,
+			`webhook_mistakes.hcl:40:21: error: Invalid webhook path`, `clean absolute path without a trailing slash`,
+			`webhook_mistakes.hcl:41:21: error: Duplicate method`, `POST is listed twice`,
+			`webhook_mistakes.hcl:42:21: error: Invalid content type`,
+			`webhook_mistakes.hcl:45:16: error: Empty header`,
 		}},
 		{"poll_mistakes.hcl", []string{
 			`poll_mistakes.hcl:4:16: error: Subject shared by streams`, `does not use path.city`,

@@ -232,8 +232,13 @@ func (d *decoder) checkRouteConflicts(routes []*Route) {
 
 func upperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
+// conflict reports whether ServeMux refuses a and b together; a pattern
+// refused on its own is the source block's to report.
 func conflict(a, b []string) (conflicts bool) {
-	defer func() { conflicts = recover() != nil }()
+	defer func() {
+		r := recover()
+		conflicts = r != nil && strings.Contains(fmt.Sprint(r), "conflicts with")
+	}()
 	mux := http.NewServeMux()
 	for _, p := range slices.Concat(a, b) {
 		mux.Handle(p, http.NotFoundHandler())

@@ -13,8 +13,9 @@ import (
 // HMAC verifies the simplest and most common scheme: HMAC-SHA256 of the body,
 // hex-encoded, in header, after prefix (which may be empty). GitHub uses
 // header "X-Hub-Signature-256" and prefix "sha256=". Nothing in the scheme
-// dates a request, so a captured one can be replayed; pair it with
-// DeliveryID de-duplication where the sender provides an id.
+// dates a request, so a captured one can be replayed at will: the delivery
+// id beside it is not signed, so de-duplicating by it only stops honest
+// retries. Prefer a timestamped scheme where the sender offers one.
 func HMAC(secret []byte, header, prefix string) Verifier {
 	return hmacVerifier{secret: bytes.Clone(secret), header: header, prefix: prefix}
 }

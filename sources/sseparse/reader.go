@@ -96,6 +96,13 @@ func (r *Reader) LastEventID() string {
 	return r.lastID
 }
 
+// Resume starts the Reader from a last event ID, as a client that
+// reconnects keeps the one it had: an event without an id field then
+// carries it, as it would have on the earlier connection.
+func (r *Reader) Resume(id string) {
+	r.idBuffer, r.lastID = id, id
+}
+
 // Retry returns the reconnection time last set by a valid retry field, and
 // whether one was seen.
 func (r *Reader) Retry() (time.Duration, bool) {

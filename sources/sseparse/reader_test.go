@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -201,5 +202,23 @@ func TestEOFIsSticky(t *testing.T) {
 		if _, err := r.Next(); err != io.EOF {
 			t.Fatalf("Next() error = %v, want io.EOF", err)
 		}
+	}
+}
+
+// A reconnecting client keeps its last event ID: events without an id
+// field carry it.
+func TestResume(t *testing.T) {
+	r := NewReader(strings.NewReader("data: a\n\nid: 9\ndata: b\n\ndata: c\n\n"), 0)
+	r.Resume("5")
+	var ids []string
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			break
+		}
+		ids = append(ids, ev.LastEventID)
+	}
+	if got := strings.Join(ids, ","); got != "5,9,9" {
+		t.Errorf("ids %s, want 5,9,9", got)
 	}
 }

@@ -34,3 +34,15 @@ route "/deploys" {
     verify "hmac" { secret = "" }
   }
 }
+
+route "/builds" {
+  source "webhook" {
+    path          = "/hooks/../builds/"
+    methods       = ["POST", "post"]
+    content_types = ["application/json; charset=utf-8"]
+    verify "hmac" {
+      secret = "s"
+      header = ""
+    }
+  }
+}
