@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/sse"
 	"github.com/ssegate/ssegate/sources"
 )
+
+// endOfLifeRetry is the retry hint, before jitter, for a stream ended by
+// max_stream_duration on a route that configures none.
+const endOfLifeRetry = time.Second
 
 var (
 	keepaliveLine = sse.AppendComment(nil, "keepalive")
@@ -20,6 +26,7 @@ var (
 // routeHandler answers stream requests for one route.
 func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		s.allowOrigin(w, r, rt.CORS)
 		vals := make([]string, len(rt.Params))
 		for i, p := range rt.Params {
 			v := r.PathValue(p)
@@ -33,15 +40,19 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			http.Error(w, "forbidden: the request was refused", http.StatusForbidden)
 			return
 		}
-
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream; charset=utf-8")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no")
 		if r.Method == http.MethodHead {
+			setStreamHeaders(w)
 			w.WriteHeader(http.StatusOK)
 			return
 		}
+
+		release, refused := s.limits.acquire(rt, clientIP(r, s.cfg.TrustedProxies))
+		if refused != nil {
+			s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", refused.reason).Msg("stream refused")
+			s.comeBackLater(w, r, rt, refused.status, refused.reason)
+			return
+		}
+		defer release()
 
 		c := newClient(r, rt.Buffer)
 		if s.onConnect != nil {
@@ -50,13 +61,24 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		lastID, resume := lastEventID(r)
 		st, err := s.attach(r.Context(), rt, vals, c, lastID, resume)
 		if err != nil {
-			s.refuse(w, rt, err)
+			if !errors.Is(err, errClosing) {
+				s.warn.Warn().Err(err).Str("route", rt.Path).Msg("stream refused")
+			}
+			s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "unavailable: "+err.Error())
 			return
 		}
 		defer s.handlers.Done()
 		defer st.leave(c, func(gen uint64) { s.release(st, gen) })
+		setStreamHeaders(w)
 		s.stream(w, r, rt, c)
 	}
+}
+
+func setStreamHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
 }
 
 // lastEventID is where a resuming client says what it saw last: the header
@@ -73,19 +95,25 @@ func lastEventID(r *http.Request) (string, bool) {
 	return "", false
 }
 
-// refuse answers a stream that cannot be served now with 200, a retry hint
-// and the end of the stream: EventSource gives up for good on any other
-// status, and this is a "come back later".
-func (s *Server) refuse(w http.ResponseWriter, rt *config.Route, err error) {
-	if !errors.Is(err, errClosing) {
-		s.warn.Warn().Err(err).Str("route", rt.Path).Msg("stream refused")
-	}
+// comeBackLater answers a stream that cannot be served now. EventSource
+// gives up for good on any status but 200, so it gets 200, a jittered
+// retry hint, a comment saying why, and the end of the stream: it comes
+// back later, and not all at once. Other clients get status with
+// Retry-After.
+func (s *Server) comeBackLater(w http.ResponseWriter, r *http.Request, rt *config.Route, status int, reason string) {
 	retry := rt.Retry
 	if retry == 0 {
-		retry = comeBackLater
+		retry = comeBackLaterDelay
 	}
+	retry = jitter(retry)
+	if !acceptsEventStream(r) {
+		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+		http.Error(w, reason, status)
+		return
+	}
+	setStreamHeaders(w)
 	b := sse.AppendRetry(nil, retry)
-	b = sse.AppendComment(b, "unavailable: "+err.Error())
+	b = sse.AppendComment(b, reason)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }
@@ -136,6 +164,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 		defer timer.Stop()
 		keepalive = timer.C
 	}
+	// A stream that must end after max_stream_duration ends somewhere in
+	// its last fifth, so clients that came together do not all come back
+	// together; they resume from where they were.
+	var lifetime <-chan time.Time
+	if d := rt.MaxStreamDuration; d > 0 {
+		t := time.NewTimer(d - rand.N(d/5+1))
+		defer t.Stop()
+		lifetime = t.C
+	}
 	var spare [][]byte
 	for {
 		var err error
@@ -151,6 +188,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 			// is, and goes out before the goodbye.
 			batch := c.take(spare)
 			_ = write(append(batch, shutdownLine)...)
+			return
+		case <-lifetime:
+			retry := rt.Retry
+			if retry == 0 {
+				retry = endOfLifeRetry
+			}
+			batch := c.take(spare)
+			_ = write(append(batch, sse.AppendComment(sse.AppendRetry(nil, jitter(retry)), "max_stream_duration reached; reconnect"))...)
+			log.Debug().Msg("stream ended at max_stream_duration")
 			return
 		case <-c.wake:
 			batch := c.take(spare)

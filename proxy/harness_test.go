@@ -145,6 +145,7 @@ func openWith(t testing.TB, hc *http.Client, url string, header http.Header) *cl
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Accept", "text/event-stream") // as EventSource does
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -275,6 +276,22 @@ func (h *harness) rawOpen(path string) (net.Conn, *http.Response) {
 		h.t.Fatalf("GET %s: %v %v", path, resp, err)
 	}
 	return conn, resp
+}
+
+// expectRetryHint checks that raw is a come-back-later answer: a retry
+// hint of base with up to half of it added or taken off, then a comment.
+func expectRetryHint(t testing.TB, raw string, base time.Duration) {
+	t.Helper()
+	var ms int
+	rest, ok := strings.CutPrefix(raw, "retry: ")
+	if ok {
+		_, err := fmt.Sscanf(rest, "%d\n", &ms)
+		ok = err == nil
+	}
+	d := time.Duration(ms) * time.Millisecond
+	if !ok || d < base/2 || d >= base*3/2 || !strings.Contains(raw, "\n: ") {
+		t.Errorf("answer %q, want a retry hint of %v ± 50%% and a comment", raw, base)
+	}
 }
 
 // eventually polls cond until it holds, failing after wait.

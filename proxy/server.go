@@ -27,9 +27,10 @@ import (
 // errClosing refuses new streams once Shutdown has begun.
 var errClosing = errors.New("server is shutting down")
 
-// comeBackLater is the retry hint for a stream that is refused for now
-// (shutdown, NATS gone) on a route that configures none.
-const comeBackLater = 5 * time.Second
+// comeBackLaterDelay is the retry hint, before jitter, for a stream that
+// is refused for now (limits, shutdown, NATS gone) on a route that
+// configures none.
+const comeBackLaterDelay = 5 * time.Second
 
 // upstreamHeaderTimeout bounds the wait for an upstream's response head.
 const upstreamHeaderTimeout = 30 * time.Second
@@ -48,6 +49,7 @@ type Server struct {
 	mux       *http.ServeMux
 	verify    func(*http.Request) bool
 	onConnect func(*Client)
+	limits    *limits
 	http      *http.Client // for the sources that fetch
 
 	stopFeeds context.CancelFunc // ends the sources that fetch for a whole route
@@ -105,6 +107,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		mux:     http.NewServeMux(),
 		streams: map[string]*stream{},
 		closing: make(chan struct{}),
+		limits:  newLimits(cfg),
 	}
 	s.hurry, s.hurryStop = context.WithCancel(context.Background())
 	for _, o := range opts {
@@ -127,6 +130,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.stopFeeds = stopFeeds
 	for _, rt := range cfg.Routes {
 		s.mux.Handle("GET "+rt.Path, s.routeHandler(rt))
+		if rt.CORS != nil {
+			s.mux.Handle("OPTIONS "+rt.Path, s.preflight(rt.CORS))
+		}
 		for i, src := range rt.Sources {
 			log := s.log.With().Str("route", rt.Path).Int("source", i).Logger()
 			switch src := src.(type) {

@@ -6,6 +6,7 @@
 package config
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -33,9 +34,34 @@ type Config struct {
 	NATS            NATS
 	Routes          []*Route
 
+	// TLS, when set, serves HTTPS (HTTP/2 and HTTP/1.1); H2C serves
+	// cleartext HTTP/2 beside HTTP/1.1, for a TLS-terminating proxy.
+	TLS *TLS
+	H2C bool
+
+	// Limits on open streams; 0 is no limit.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+
 	// EvalContext holds the functions; per-stream and per-message
 	// contexts are its children.
 	EvalContext *hcl.EvalContext
+}
+
+// TLS names the certificate and key files.
+type TLS struct {
+	CertFile, KeyFile string
+}
+
+// CORS says which web origins may open a route's streams from a page.
+type CORS struct {
+	// AllowOrigins are exact origins ("https://app.example.com"), patterns
+	// with a wildcard first label ("https://*.example.com"), or "*".
+	AllowOrigins     []string
+	AllowCredentials bool
+	MaxAge           time.Duration // how long a browser may cache a preflight
 }
 
 // Log configures logging.
@@ -75,6 +101,10 @@ type Route struct {
 	Linger       time.Duration // how long a stream outlives its last client
 	Buffer       int           // frames queued per client before it is dropped
 	WriteTimeout time.Duration
+
+	MaxClients        int           // streams open on the route at once; 0: no limit
+	MaxStreamDuration time.Duration // a stream's lifetime, before jitter; 0: unlimited
+	CORS              *CORS         // nil: no cross-origin access
 
 	Sources []sources.Spec
 

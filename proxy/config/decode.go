@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -20,12 +23,25 @@ import (
 )
 
 var fileSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "shutdown_timeout"}},
+	Attributes: []hcl.AttributeSchema{
+		{Name: "listen"}, {Name: "shutdown_timeout"}, {Name: "h2c"},
+		{Name: "max_connections"}, {Name: "max_connections_per_ip"}, {Name: "trusted_proxies"},
+	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "log"},
 		{Type: "nats"},
+		{Type: "tls"},
+		{Type: "cors"},
 		{Type: "route", LabelNames: []string{"path"}},
 	},
+}
+
+var tlsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "cert_file", Required: true}, {Name: "key_file", Required: true}},
+}
+
+var corsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "allow_origins", Required: true}, {Name: "allow_credentials"}, {Name: "max_age"}},
 }
 
 var logSchema = &hcl.BodySchema{
@@ -45,19 +61,21 @@ var routeSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "keepalive"}, {Name: "retry"}, {Name: "history"},
 		{Name: "linger"}, {Name: "buffer"}, {Name: "write_timeout"},
+		{Name: "max_clients"}, {Name: "max_stream_duration"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}},
 }
 
 // decoder evaluates attributes and collects every diagnostic on the way,
 // so one run reports all problems.
 type decoder struct {
 	ctx   *hcl.EvalContext
+	dir   string // the config file's, for relative paths
 	diags hcl.Diagnostics
 }
 
 func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
-	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(dir)}}
+	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(dir)}, dir: dir}
 	cfg := &Config{
 		Listen:          DefaultListen,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -68,6 +86,11 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 	d.diags = diags
 	d.address(content.Attributes, "listen", &cfg.Listen, `"127.0.0.1:8080" or ":8080"`)
 	d.duration(content.Attributes, "shutdown_timeout", &cfg.ShutdownTimeout, time.Second, false)
+	d.integer(content.Attributes, "max_connections", &cfg.MaxConnections, 0)
+	d.integer(content.Attributes, "max_connections_per_ip", &cfg.MaxConnectionsPerIP, 0)
+	d.boolean(content.Attributes, "h2c", &cfg.H2C)
+	d.prefixes(content.Attributes, "trusted_proxies", &cfg.TrustedProxies)
+	var defaultCORS *CORS
 
 	seen := map[string]*hcl.Block{}
 	routes := map[string]*hcl.Block{}
@@ -93,6 +116,19 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 			d.log(b, &cfg.Log)
 		case "nats":
 			d.nats(b, &cfg.NATS)
+		case "tls":
+			cfg.TLS = d.tls(b)
+			if cfg.H2C {
+				d.errorf(b.DefRange, "TLS with h2c", "h2c serves HTTP/2 without TLS, for a proxy that terminates TLS in front; with a tls block HTTP/2 is served over TLS already. Remove one.")
+			}
+		case "cors":
+			defaultCORS = d.cors(b)
+		}
+	}
+	// The top-level cors block is the default of routes without their own.
+	for _, rt := range cfg.Routes {
+		if rt.CORS == nil {
+			rt.CORS = defaultCORS
 		}
 	}
 	d.checkRouteConflicts(cfg.Routes)
@@ -173,15 +209,29 @@ func (d *decoder) route(b *hcl.Block) *Route {
 	d.duration(a, "write_timeout", &rt.WriteTimeout, time.Millisecond, false)
 	d.integer(a, "history", &rt.History, 0)
 	d.integer(a, "buffer", &rt.Buffer, 1)
+	d.integer(a, "max_clients", &rt.MaxClients, 0)
+	d.duration(a, "max_stream_duration", &rt.MaxStreamDuration, time.Second, true)
 
-	for i, sb := range content.Blocks {
+	var sourceBlocks hcl.Blocks
+	for _, sb := range content.Blocks {
+		if sb.Type != "cors" {
+			sourceBlocks = append(sourceBlocks, sb)
+			continue
+		}
+		if rt.CORS != nil {
+			d.errorf(sb.DefRange, "Duplicate cors block", "A route has one cors block.")
+			continue
+		}
+		rt.CORS = d.cors(sb)
+	}
+	for i, sb := range sourceBlocks {
 		src, diags := sources.Decode(sb, d.ctx, sources.Route{Path: rt.Path, Params: rt.Params, Index: i})
 		d.diags = append(d.diags, diags...)
 		if src != nil {
 			rt.Sources = append(rt.Sources, src)
 		}
 	}
-	if len(content.Blocks) == 0 {
+	if len(sourceBlocks) == 0 {
 		d.errorf(b.DefRange, "Route without a source", "Route %q has no source block, so its streams would never carry an event; add one, like source \"nats\" { subject = \"events\" }.", rt.Path)
 	}
 	return rt
@@ -363,4 +413,115 @@ func (d *decoder) integer(attrs hcl.Attributes, name string, dst *int, minimum i
 		return
 	}
 	*dst = n
+}
+
+func (d *decoder) boolean(attrs hcl.Attributes, name string, dst *bool) {
+	attr, ok := attrs[name]
+	if !ok {
+		return
+	}
+	v, diags := attr.Expr.Value(d.ctx)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() {
+		return
+	}
+	if err := gocty.FromCtyValue(v, dst); err != nil {
+		d.errorf(attr.Expr.Range(), "Incorrect attribute value type", "%s must be true or false.", name)
+	}
+}
+
+func (d *decoder) strings(attrs hcl.Attributes, name string, dst *[]string) bool {
+	attr, ok := attrs[name]
+	if !ok {
+		return false
+	}
+	v, diags := attr.Expr.Value(d.ctx)
+	d.diags = append(d.diags, diags...)
+	if diags.HasErrors() {
+		return false
+	}
+	lv, err := convert.Convert(v, cty.List(cty.String))
+	if err == nil && !lv.IsNull() {
+		err = gocty.FromCtyValue(lv, dst)
+	}
+	if err != nil || lv.IsNull() {
+		d.errorf(attr.Expr.Range(), "Incorrect attribute value type", "%s must be a list of strings.", name)
+		return false
+	}
+	return true
+}
+
+// prefixes reads addresses and CIDR ranges.
+func (d *decoder) prefixes(attrs hcl.Attributes, name string, dst *[]netip.Prefix) {
+	var ss []string
+	if !d.strings(attrs, name, &ss) {
+		return
+	}
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				d.errorf(attrs[name].Expr.Range(), "Invalid address", "%q is neither an IP address nor a CIDR range like \"10.0.0.0/8\".", s)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		*dst = append(*dst, p.Masked())
+	}
+}
+
+func (d *decoder) tls(b *hcl.Block) *TLS {
+	content, diags := b.Body.Content(tlsSchema)
+	d.diags = append(d.diags, diags...)
+	t := &TLS{}
+	d.str(content.Attributes, "cert_file", &t.CertFile)
+	d.str(content.Attributes, "key_file", &t.KeyFile)
+	for _, f := range []*string{&t.CertFile, &t.KeyFile} {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(d.dir, *f)
+		}
+	}
+	return t
+}
+
+func (d *decoder) cors(b *hcl.Block) *CORS {
+	content, diags := b.Body.Content(corsSchema)
+	d.diags = append(d.diags, diags...)
+	c := &CORS{}
+	a := content.Attributes
+	d.boolean(a, "allow_credentials", &c.AllowCredentials)
+	d.duration(a, "max_age", &c.MaxAge, time.Second, true)
+	if !d.strings(a, "allow_origins", &c.AllowOrigins) {
+		return c
+	}
+	rng := a["allow_origins"].Expr.Range()
+	if len(c.AllowOrigins) == 0 {
+		d.errorf(rng, "No origins", "allow_origins must name at least one origin, like \"https://app.example.com\".")
+	}
+	for _, o := range c.AllowOrigins {
+		if o == "*" {
+			if c.AllowCredentials {
+				d.errorf(rng, "Any origin with credentials", "Browsers refuse \"*\" when credentials are allowed, and allowing every site to read a signed-in user's streams would leak them: list the origins, or set allow_credentials = false.")
+			}
+			continue
+		}
+		if err := checkOrigin(o); err != nil {
+			d.errorf(rng, "Invalid origin", "%s", err)
+		}
+	}
+	return c
+}
+
+// checkOrigin accepts scheme://host[:port], where host may start with "*."
+// to match any subdomain.
+func checkOrigin(o string) error {
+	u, err := url.Parse(strings.Replace(o, "://*.", "://wildcard.", 1))
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+		return fmt.Errorf("%q is not an origin; write it like \"https://app.example.com\" or \"https://*.example.com\", without a path", o)
+	}
+	if o != strings.ToLower(o) {
+		return fmt.Errorf("%q: browsers send origins in lower case", o)
+	}
+	return nil
 }

@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// allowOrigin adds the CORS headers to an answer for an origin the route
+// allows. Any other origin gets none, so its page cannot read the stream.
+func (s *Server) allowOrigin(w http.ResponseWriter, r *http.Request, c *config.CORS) bool {
+	if c == nil {
+		return false
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	if !originAllowed(c, origin) {
+		s.log.Debug().Str("origin", origin).Str("path", r.URL.Path).Msg("origin not allowed")
+		return false
+	}
+	if slices.Contains(c.AllowOrigins, "*") && !c.AllowCredentials {
+		h.Set("Access-Control-Allow-Origin", "*")
+	} else {
+		h.Set("Access-Control-Allow-Origin", origin)
+	}
+	if c.AllowCredentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+	return true
+}
+
+// preflight answers OPTIONS for a route: the methods and headers a page
+// may use to open its streams.
+func (s *Server) preflight(c *config.CORS) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowOrigin(w, r, c) {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+		// What an EventSource or a fetch-based SSE client sends.
+		h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Authorization, Cache-Control, Accept")
+		if c.MaxAge > 0 {
+			h.Set("Access-Control-Max-Age", strconv.Itoa(int(c.MaxAge.Seconds())))
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// originAllowed matches origin against the allowed ones: exact, "*", or
+// scheme://*.domain[:port] for any subdomain of domain.
+func originAllowed(c *config.CORS, origin string) bool {
+	origin = strings.ToLower(origin)
+	for _, a := range c.AllowOrigins {
+		switch {
+		case a == "*" || a == origin:
+			return true
+		case strings.Contains(a, "://*."):
+			if wildcardMatch(a, origin) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func wildcardMatch(pattern, origin string) bool {
+	scheme, host, _ := strings.Cut(pattern, "://*.")
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme != scheme {
+		return false
+	}
+	// host is "example.com" or "example.com:8443"; the origin must be a
+	// subdomain of it, on the same port.
+	domain, port, _ := strings.Cut(host, ":")
+	return u.Port() == port && strings.HasSuffix(u.Hostname(), "."+domain)
+}

@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// limits counts open streams against the config's limits: in all, per
+// client address, per route. Every stream takes its slots before it
+// starts and gives them back when it ends.
+type limits struct {
+	maxTotal, maxPerIP int
+
+	mu       sync.Mutex
+	total    int
+	perIP    map[netip.Addr]int
+	perRoute map[*config.Route]int
+}
+
+func newLimits(cfg *config.Config) *limits {
+	return &limits{
+		maxTotal: cfg.MaxConnections,
+		maxPerIP: cfg.MaxConnectionsPerIP,
+		perIP:    map[netip.Addr]int{},
+		perRoute: map[*config.Route]int{},
+	}
+}
+
+// refusal is why a stream was not taken, and the status for a request
+// that is not an EventSource.
+type refusal struct {
+	status int
+	reason string
+}
+
+// acquire takes a slot of each limit for a stream of rt from ip, or none
+// and says which limit is full.
+func (l *limits) acquire(rt *config.Route, ip netip.Addr) (release func(), refused *refusal) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.maxTotal > 0 && l.total >= l.maxTotal:
+		return nil, &refusal{http.StatusServiceUnavailable, "server at max_connections"}
+	case rt.MaxClients > 0 && l.perRoute[rt] >= rt.MaxClients:
+		return nil, &refusal{http.StatusServiceUnavailable, "route at max_clients"}
+	case l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP:
+		return nil, &refusal{http.StatusTooManyRequests, "too many streams from your address (max_connections_per_ip)"}
+	}
+	l.total++
+	l.perRoute[rt]++
+	l.perIP[ip]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.total--
+		l.perRoute[rt]--
+		if l.perIP[ip]--; l.perIP[ip] == 0 {
+			delete(l.perIP, ip)
+		}
+	}, nil
+}
+
+// clientIP is the address of the client: the peer's, or, when the peer is
+// a trusted proxy, the nearest address in X-Forwarded-For that is not
+// one. Only trusted proxies may speak for a client: anyone can send the
+// header.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip = ip.Unmap()
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0 && isTrusted(ip, trusted); i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		ip = hop.Unmap()
+	}
+	return ip
+}
+
+func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptsEventStream reports whether the request names text/event-stream
+// in Accept, as EventSource does: such a client must never see an error
+// status, after which it would not reconnect.
+func acceptsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// jitter spreads d over [d/2, 3d/2), so clients sent away together do not
+// come back together.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d+1)
+}
