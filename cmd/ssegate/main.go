@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -122,6 +123,43 @@ func newLogger(cfg config.Log, w io.Writer) zerolog.Logger {
 	return zerolog.New(w).Level(cfg.Level).With().Timestamp().Logger()
 }
 
+// newHTTPServer builds the public listener's server. Browsers open at most
+// six HTTP/1.1 connections per origin, so a page with several streams
+// starves itself; over HTTP/2 streams share one connection. With TLS,
+// HTTP/2 is offered by ALPN; h2c serves it in cleartext, for a proxy that
+// terminates TLS in front.
+func newHTTPServer(cfg *config.Config, h http.Handler) (*http.Server, error) {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	if cfg.H2C {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		hs.Protocols = &p
+	}
+	if cfg.TLS != nil {
+		// Loaded now, so a bad certificate fails the start, not the first
+		// client.
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load certificate: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return hs, nil
+}
+
+// serve serves ln with hs, over TLS when hs has a certificate.
+func serve(hs *http.Server, ln net.Listener) error {
+	if hs.TLSConfig != nil {
+		return hs.ServeTLS(ln, "", "")
+	}
+	return hs.Serve(ln)
+}
+
 // runProxy serves until SIGINT or SIGTERM, then shuts down within the
 // config's shutdown_timeout.
 func runProxy(path string, stderr io.Writer) int {
@@ -146,14 +184,15 @@ func runProxy(path string, stderr io.Writer) int {
 		shutdown(srv, nil, cfg.ShutdownTimeout, log)
 		return 1
 	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+	hs, err := newHTTPServer(cfg, srv)
+	if err != nil {
+		log.Error().Err(err).Msg("tls")
+		shutdown(srv, nil, cfg.ShutdownTimeout, log)
+		return 1
 	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	log.Info().Str("listen", ln.Addr().String()).Int("routes", len(cfg.Routes)).Str("version", buildVersion()).Msg("ssegate serving")
+	go func() { served <- serve(hs, ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Int("routes", len(cfg.Routes)).Bool("tls", cfg.TLS != nil).Bool("h2c", cfg.H2C).Str("version", buildVersion()).Msg("ssegate serving")
 
 	select {
 	case <-ctx.Done():

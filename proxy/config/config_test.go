@@ -64,6 +64,13 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`poll_mistakes.hcl:6:16: error: Invalid emit`, `"sometimes"`,
 			`poll_mistakes.hcl:8:16: error: Unsupported attribute`, `msg has no attribute "jsn"`,
 		}},
+		{"edge_mistakes.hcl", []string{
+			`edge_mistakes.hcl:2:19: error: Invalid address`, `"proxy.internal" is neither an IP address nor a CIDR range`,
+			`edge_mistakes.hcl:4:1: error: TLS with h2c`,
+			`edge_mistakes.hcl:10:23: error: Any origin with credentials`,
+			`edge_mistakes.hcl:15:17: error: Invalid max_clients`,
+			`edge_mistakes.hcl:17:21: error: Invalid origin`, `without a path`, `browsers send origins in lower case`,
+		}},
 		{"bad_numbers.hcl", []string{`bad_numbers.hcl:2:13: error: Invalid history`, `bad_numbers.hcl:3:13: error: Invalid buffer`}},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,33 @@
+package proxy
+
+import (
+	"net/http"
+	"net/netip"
+	"testing"
+)
+
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
+	tests := []struct {
+		remote, xff, want string
+	}{
+		{"192.0.2.1:5000", "", "192.0.2.1"},
+		{"192.0.2.1:5000", "198.51.100.7", "192.0.2.1"},             // untrusted peer: header ignored
+		{"10.1.2.3:5000", "198.51.100.7", "198.51.100.7"},           // trusted proxy speaks for the client
+		{"10.1.2.3:5000", "198.51.100.7, 10.9.9.9", "198.51.100.7"}, // through two trusted proxies
+		{"10.1.2.3:5000", "6.6.6.6, 198.51.100.7", "198.51.100.7"},  // the client cannot spoof past it
+		{"10.1.2.3:5000", "garbage, 198.51.100.7", "198.51.100.7"},  // nearest untrusted hop wins
+		{"10.1.2.3:5000", "not-an-ip", "10.1.2.3"},                  // unreadable: the peer
+		{"[::ffff:127.0.0.1]:80", "2001:db8::1", "2001:db8::1"},     // mapped IPv4 peer
+		{"127.0.0.1:80", "10.0.0.5, 10.0.0.6", "10.0.0.5"},          // all trusted: the farthest
+	}
+	for _, tt := range tests {
+		r := &http.Request{RemoteAddr: tt.remote, Header: http.Header{}}
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if got := clientIP(r, trusted); got.String() != tt.want {
+			t.Errorf("clientIP(%s, XFF %q) = %s, want %s", tt.remote, tt.xff, got, tt.want)
+		}
+	}
+}
