@@ -6,6 +6,27 @@
 # environment; without a default an unset variable is an error.
 listen = env("SSEGATE_LISTEN", "127.0.0.1:8080")
 
+# Limits on open streams; omit for none. Over a limit, an EventSource gets
+# 200 with a jittered retry: hint and comes back later; other clients get
+# 503 (429 per address) with Retry-After.
+# max_connections        = 10000
+# max_connections_per_ip = 20
+# trusted_proxies        = ["10.0.0.0/8"] # whose X-Forwarded-For is believed
+
+# HTTPS with HTTP/2 (browsers allow 6 HTTP/1.1 connections per origin):
+# tls {
+#   cert_file = "/etc/ssegate/cert.pem"
+#   key_file  = "/etc/ssegate/key.pem"
+# }
+# h2c = true # cleartext HTTP/2, behind a proxy that terminates TLS
+
+# Which web origins may open streams, for routes without their own cors.
+# cors {
+#   allow_origins     = ["https://app.example.com", "https://*.example.com"]
+#   allow_credentials = true # never with "*"
+#   max_age           = "10m"
+# }
+
 # How long SIGINT/SIGTERM may take: streams get a final comment and close
 # (browsers reconnect), NATS drains, then the process exits.
 shutdown_timeout = "10s"
@@ -39,6 +60,8 @@ route "/sse" {
   linger    = "5m"  # streams with parameters outlive their last client this long
   buffer    = 256   # events queued per client before a slow client is dropped
   write_timeout = "10s" # a write blocked this long drops the client
+  # max_clients         = 5000  # streams open on this route at once
+  # max_stream_duration = "1h"  # then the stream ends with a retry: hint and resumes
 
   source "nats" {
     subject = "events"
