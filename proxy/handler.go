@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/sse"
 	"github.com/ssegate/ssegate/sources"
@@ -19,9 +22,18 @@ import (
 const endOfLifeRetry = time.Second
 
 var (
-	keepaliveLine = sse.AppendComment(nil, "keepalive")
-	shutdownLine  = sse.AppendComment(nil, "ssegate is shutting down; reconnect")
+	authExpiredFrame = mustEncode(AuthExpiredEvent, `{"reason":"token expired"}`)
+	keepaliveLine    = sse.AppendComment(nil, "keepalive")
+	shutdownLine     = sse.AppendComment(nil, "ssegate is shutting down; reconnect")
 )
+
+func mustEncode(name, data string) []byte {
+	e, err := sse.NewEvent(name, data)
+	if err != nil {
+		panic(err)
+	}
+	return e.Encode()
+}
 
 // routeHandler answers stream requests for one route.
 func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
@@ -38,6 +50,20 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		}
 		if s.verify != nil && !s.verify(r) {
 			http.Error(w, "forbidden: the request was refused", http.StatusForbidden)
+			return
+		}
+		who, ok := s.authenticate(w, r, rt)
+		if !ok {
+			return
+		}
+		id, err := s.identifyClient(rt, vals, who)
+		if err == nil {
+			err = allowed(rt, id)
+		}
+		if err != nil {
+			// Path values are checked above, so what fails here is what
+			// the client's claims let it do.
+			http.Error(w, "forbidden: "+err.Error(), http.StatusForbidden)
 			return
 		}
 		if r.Method == http.MethodHead {
@@ -59,7 +85,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			s.onConnect(c)
 		}
 		lastID, resume := lastEventID(r)
-		st, err := s.attach(r.Context(), rt, vals, c, lastID, resume)
+		st, err := s.attach(r.Context(), id, c, lastID, resume)
 		if err != nil {
 			if !errors.Is(err, errClosing) {
 				s.warn.Warn().Err(err).Str("route", rt.Path).Msg("stream refused")
@@ -70,8 +96,20 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		defer s.handlers.Done()
 		defer st.leave(c, func(gen uint64) { s.release(st, gen) })
 		setStreamHeaders(w)
-		s.stream(w, r, rt, c)
+		s.stream(w, r, rt, c, who.Expires)
 	}
+}
+
+// identifyClient names the stream of a client with path values vals.
+func (s *Server) identifyClient(rt *config.Route, vals []string, who *auth.Identity) (streamID, error) {
+	claims := cty.NilVal
+	if len(rt.Auth) > 0 {
+		var err error
+		if claims, err = claimsValue(who.Claims); err != nil {
+			return streamID{}, fmt.Errorf("claims: %w", err)
+		}
+	}
+	return s.identify(rt, vals, claims)
 }
 
 func setStreamHeaders(w http.ResponseWriter) {
@@ -121,7 +159,7 @@ func (s *Server) comeBackLater(w http.ResponseWriter, r *http.Request, rt *confi
 // stream writes c's frames to w until the client goes, is dropped, or the
 // server shuts down. Keepalive comments go out only when nothing else has
 // for a keepalive period.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route, c *Client) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route, c *Client, expires time.Time) {
 	rc := http.NewResponseController(w)
 	log := s.log.With().Str("route", rt.Path).Str("remote", r.RemoteAddr).Logger()
 	// When Shutdown runs short of time, a write blocked on a client that
@@ -173,6 +211,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 		defer t.Stop()
 		lifetime = t.C
 	}
+	var expiry <-chan time.Time
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expiry = t.C
+	}
 	var spare [][]byte
 	for {
 		var err error
@@ -188,6 +232,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 			// is, and goes out before the goodbye.
 			batch := c.take(spare)
 			_ = write(append(batch, shutdownLine)...)
+			return
+		case <-expiry:
+			batch := c.take(spare)
+			_ = write(append(batch, authExpiredFrame)...)
+			log.Debug().Msg("stream closed: its token expired")
 			return
 		case <-lifetime:
 			retry := rt.Retry

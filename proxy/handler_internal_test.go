@@ -56,7 +56,7 @@ func TestKeepaliveTiming(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.stream(w, req, rt, c)
+			s.stream(w, req, rt, c, time.Time{})
 		}()
 		keepalive := string(keepaliveLine)
 		event := string(sse.AppendComment(nil, "event"))

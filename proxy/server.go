@@ -15,10 +15,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/backbone"
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/sources"
@@ -50,6 +52,7 @@ type Server struct {
 	verify    func(*http.Request) bool
 	onConnect func(*Client)
 	limits    *limits
+	auths     map[string]auth.Authenticator
 	http      *http.Client // for the sources that fetch
 
 	stopFeeds context.CancelFunc // ends the sources that fetch for a whole route
@@ -126,8 +129,13 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		}
 		s.backbone, s.nc = bb, bb.Conn
 	}
+	// Sources and key-set refreshes run until Shutdown.
 	feedCtx, stopFeeds := context.WithCancel(context.Background())
 	s.stopFeeds = stopFeeds
+	if err := s.buildAuths(feedCtx); err != nil {
+		s.abort()
+		return nil, err
+	}
 	for _, rt := range cfg.Routes {
 		s.mux.Handle("GET "+rt.Path, s.routeHandler(rt))
 		if rt.CORS != nil {
@@ -150,10 +158,16 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 				}
 			}
 		}
-		if len(rt.Params) > 0 {
+		// Streams that need a client's path or claims open with it.
+		if len(rt.Params) > 0 || len(rt.Auth) > 0 {
 			continue
 		}
-		st, err := s.openStream(rt, nil)
+		id, err := s.identify(rt, nil, cty.NilVal)
+		if err != nil {
+			s.abort()
+			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
+		}
+		st, err := s.openStream(id)
 		if err != nil {
 			s.abort()
 			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
@@ -176,6 +190,26 @@ func (s *Server) confirmSubscriptions(timeout time.Duration) error {
 		return nil
 	}
 	return s.nc.FlushTimeout(timeout)
+}
+
+// buildAuths makes an authenticator of every auth block.
+func (s *Server) buildAuths(ctx context.Context) error {
+	s.auths = make(map[string]auth.Authenticator, len(s.cfg.Auths))
+	for name, a := range s.cfg.Auths {
+		switch a.Kind {
+		case "bearer":
+			s.auths[name] = auth.NewBearer(a.Tokens)
+		case "jwt":
+			jc := *a.JWT
+			jc.HTTP = s.http
+			j, err := auth.NewJWT(ctx, jc, s.log.With().Str("auth", name).Logger())
+			if err != nil {
+				return fmt.Errorf("auth %q: %w", name, err)
+			}
+			s.auths[name] = j
+		}
+	}
+	return nil
 }
 
 // feedEnv is what the sources that fetch need.
@@ -213,27 +247,56 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-func streamKey(rt *config.Route, vals []string) string {
-	return rt.Path + "\x00" + strings.Join(vals, "\x00")
+// streamID is what makes a stream: its route, its path values and, on a
+// route with auth, the client's claims, through the subjects they resolve.
+// Two clients whose subjects resolve alike share a stream (mappings cannot
+// read the claims, so they see the same events).
+type streamID struct {
+	rt   *config.Route
+	vals []string
+	vars *hcl.EvalContext // path, and auth when the route has it
+	key  string
 }
 
-// openStream creates a stream for rt with its parameters filled in by vals
-// and subscribes its sources.
-func (s *Server) openStream(rt *config.Route, vals []string) (*stream, error) {
+// identify resolves the stream a client of rt with path values vals and
+// claims (cty.NilVal without auth) reads.
+func (s *Server) identify(rt *config.Route, vals []string, claims cty.Value) (streamID, error) {
 	path := make(map[string]cty.Value, len(vals))
 	for i, v := range vals {
 		path[rt.Params[i]] = cty.StringVal(v)
 	}
 	vars := s.cfg.EvalContext.NewChild()
 	vars.Variables = map[string]cty.Value{"path": cty.ObjectVal(path)}
-	key := streamKey(rt, vals)
+	if len(rt.Auth) > 0 {
+		if claims == cty.NilVal {
+			claims = cty.EmptyObjectVal
+		}
+		vars.Variables["auth"] = cty.ObjectVal(map[string]cty.Value{"claims": claims})
+	}
+	var key strings.Builder
+	key.WriteString(rt.Path)
+	for _, v := range vals {
+		key.WriteString("\x00" + v)
+	}
+	for _, src := range rt.Sources {
+		subject, err := src.Subject(vars)
+		if err != nil {
+			return streamID{}, err
+		}
+		key.WriteString("\x00" + subject)
+	}
+	return streamID{rt: rt, vals: vals, vars: vars, key: key.String()}, nil
+}
+
+// openStream creates the stream id names and subscribes its sources.
+func (s *Server) openStream(id streamID) (*stream, error) {
 	st := &stream{
-		key:     key,
-		route:   rt,
-		vars:    vars,
-		log:     s.log.With().Str("route", rt.Path).Strs("params", vals).Logger(),
-		warn:    s.warn.With().Str("route", rt.Path).Logger(),
-		history: newHistory(rt.History),
+		key:     id.key,
+		route:   id.rt,
+		vars:    id.vars,
+		log:     s.log.With().Str("route", id.rt.Path).Strs("params", id.vals).Logger(),
+		warn:    s.warn.With().Str("route", id.rt.Path).Logger(),
+		history: newHistory(id.rt.History),
 		epoch:   newEpoch(),
 		ready:   make(chan struct{}),
 	}
@@ -248,13 +311,13 @@ func (s *Server) openStream(rt *config.Route, vals []string) (*stream, error) {
 // handler for Shutdown, under the same lock that sees Shutdown begin.
 // It returns once the stream's subscriptions are known to the NATS server,
 // so whatever is published after the client's 200 reaches the client.
-func (s *Server) attach(ctx context.Context, rt *config.Route, vals []string, c *Client, lastID string, resume bool) (*stream, error) {
-	st, created, err := s.join(rt, vals, c, lastID, resume)
+func (s *Server) attach(ctx context.Context, id streamID, c *Client, lastID string, resume bool) (*stream, error) {
+	st, created, err := s.join(id, c, lastID, resume)
 	if err != nil {
 		return nil, err
 	}
 	if created {
-		if err := s.confirmSubscriptions(rt.WriteTimeout); err != nil {
+		if err := s.confirmSubscriptions(id.rt.WriteTimeout); err != nil {
 			st.log.Warn().Err(err).Msg("NATS did not confirm the subscription; events may arrive late")
 		}
 		close(st.ready)
@@ -267,19 +330,18 @@ func (s *Server) attach(ctx context.Context, rt *config.Route, vals []string, c 
 	return st, nil
 }
 
-func (s *Server) join(rt *config.Route, vals []string, c *Client, lastID string, resume bool) (st *stream, created bool, err error) {
+func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *stream, created bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
 		return nil, false, errClosing
 	}
-	key := streamKey(rt, vals)
-	st = s.streams[key]
+	st = s.streams[id.key]
 	if st == nil {
-		if st, err = s.openStream(rt, vals); err != nil {
+		if st, err = s.openStream(id); err != nil {
 			return nil, false, err
 		}
-		s.streams[key] = st
+		s.streams[id.key] = st
 		created = true
 	}
 	st.join(c, lastID, resume)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy/config"
@@ -35,7 +36,11 @@ route "/r/{x}" {
 			t.Fatal(err)
 		}
 		c := newClient(nil, 1)
-		st, _, err := s.join(cfg.Routes[0], []string{strconv.Itoa(i)}, c, "", false)
+		id, err := s.identify(cfg.Routes[0], []string{strconv.Itoa(i)}, cty.NilVal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := s.join(id, c, "", false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -43,6 +43,13 @@ func decodeMapping(attrs hcl.Attributes, ctx *hcl.EvalContext, scope Scope) (Map
 			continue
 		}
 		d := msgScope.Check(attr.Expr, ctx)
+		if references(attr.Expr, "auth") {
+			for _, diag := range d {
+				if diag.Summary == "Unknown variable" {
+					diag.Detail = "event, id and data are shared by every client of a stream, so they cannot read auth; use auth.claims in the subject, which gives each user a stream of their own."
+				}
+			}
+		}
 		if !d.HasErrors() {
 			_, d = attr.Expr.Value(static)
 		}

@@ -36,7 +36,7 @@ func parseSource(t testing.TB, src string) *hcl.Block {
 // decodeBlock parses one `source "nats"` block with a route scope of path.symbol.
 func decodeBlock(t testing.TB, body string) (*NATS, hcl.Diagnostics) {
 	t.Helper()
-	return DecodeNATS(parseSource(t, `source "nats" {`+"\n"+body+"\n}"), testFuncs, Scope{"path": {"symbol"}})
+	return DecodeNATS(parseSource(t, `source "nats" {`+"\n"+body+"\n}"), testFuncs, Route{Path: "/s/{symbol}", Params: []string{"symbol"}})
 }
 
 func streamVars(symbol string) *hcl.EvalContext {

@@ -23,22 +23,25 @@ var natsSchema = &hcl.BodySchema{
 	Attributes: append([]hcl.AttributeSchema{{Name: "subject", Required: true}}, mappingAttrs...),
 }
 
-// DecodeNATS decodes the body of a `source "nats"` block. scope holds the
-// variables a stream provides (for example path with the route's
-// parameters); ctx holds the functions.
-func DecodeNATS(block *hcl.Block, ctx *hcl.EvalContext, scope Scope) (*NATS, hcl.Diagnostics) {
+// DecodeNATS decodes the body of a `source "nats"` block of route rt; ctx
+// holds the functions. The subject may read the stream's variables, path
+// and, on a route with auth, auth.claims: a stream is one set of resolved
+// subjects, so each user gets their own. The per-message mapping may not
+// read auth: it is shared by everyone on the stream.
+func DecodeNATS(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (*NATS, hcl.Diagnostics) {
 	content, diags := block.Body.Content(natsSchema)
 	src := &NATS{Range: block.DefRange}
 	if attr, ok := content.Attributes["subject"]; ok {
 		src.SubjectExpr = attr.Expr
-		d := scope.Check(attr.Expr, ctx)
-		if !d.HasErrors() {
-			d = checkSubjectTemplate(attr, ctx, scope)
+		d := rt.SubjectScope().Check(attr.Expr, ctx)
+		if !d.HasErrors() && !references(attr.Expr, "auth") {
+			// Claims are not known before a token comes.
+			d = checkSubjectTemplate(attr, ctx, rt.Scope())
 		}
 		diags = append(diags, d...)
 	}
 	var d hcl.Diagnostics
-	src.Mapping, d = decodeMapping(content.Attributes, ctx, scope)
+	src.Mapping, d = decodeMapping(content.Attributes, ctx, rt.Scope())
 	return src, append(diags, d...)
 }
 
@@ -67,7 +70,7 @@ func checkSubjectTemplate(attr *hcl.Attribute, parent *hcl.EvalContext, scope Sc
 
 func init() {
 	Register("nats", func(b *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
-		return DecodeNATS(b, ctx, rt.Scope())
+		return DecodeNATS(b, ctx, rt)
 	})
 }
 

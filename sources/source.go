@@ -61,11 +61,22 @@ type Ingress interface {
 type Route struct {
 	Path   string
 	Params []string
-	Index  int // the block's position among the route's sources
+	Index  int  // the block's position among the route's sources
+	Auth   bool // the route authenticates its clients
 }
 
 // Scope is what the route's stream-level expressions may reference.
 func (r Route) Scope() Scope { return Scope{"path": r.Params} }
+
+// SubjectScope is what a subject a stream subscribes to may reference:
+// also the claims of the client, on a route with auth.
+func (r Route) SubjectScope() Scope {
+	s := r.Scope()
+	if r.Auth {
+		s["auth"] = []string{"claims"}
+	}
+	return s
+}
 
 // DefaultSubject is where a source that is not nats publishes, when its
 // block names no subject: derived from the route's path, so that replicas

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/sources"
 )
 
@@ -45,9 +46,20 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 
+	// Auths are the auth blocks, by name.
+	Auths map[string]*Auth
+
 	// EvalContext holds the functions; per-stream and per-message
 	// contexts are its children.
 	EvalContext *hcl.EvalContext
+}
+
+// Auth is an `auth "KIND" "NAME"` block.
+type Auth struct {
+	Kind, Name string
+	Tokens     []string        // bearer
+	JWT        *auth.JWTConfig // jwt; the proxy sets its HTTP client
+	Range      hcl.Range
 }
 
 // TLS names the certificate and key files.
@@ -101,6 +113,12 @@ type Route struct {
 	Linger       time.Duration // how long a stream outlives its last client
 	Buffer       int           // frames queued per client before it is dropped
 	WriteTimeout time.Duration
+
+	// Auth names the auth blocks a client must pass one of; none: open.
+	Auth []string
+	// Allow, when set, is evaluated per request with path and auth in
+	// scope; false answers 403.
+	Allow hcl.Expression
 
 	MaxClients        int           // streams open on the route at once; 0: no limit
 	MaxStreamDuration time.Duration // a stream's lifetime, before jitter; 0: unlimited

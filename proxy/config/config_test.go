@@ -71,6 +71,15 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`edge_mistakes.hcl:15:17: error: Invalid max_clients`,
 			`edge_mistakes.hcl:17:21: error: Invalid origin`, `without a path`, `browsers send origins in lower case`,
 		}},
+		{"auth_mistakes.hcl", []string{
+			`auth_mistakes.hcl:2:17: error: Short secret`,
+			`auth_mistakes.hcl:3:17: error: Unknown algorithm`, `"none" is not an algorithm ssegate verifies`,
+			`auth_mistakes.hcl:3:17: error: Algorithm does not fit the key`, `RS256 needs an RSA key, and this block has a shared secret`,
+			`auth_mistakes.hcl:6:1: error: JWT key`, `exactly one of hmac_secret, public_key_file and jwks_url`,
+			`auth_mistakes.hcl:12:10: error: Unknown auth`, `no auth block named "admins"`,
+			`auth_mistakes.hcl:15:15: error: Unknown variable`, `cannot read auth; use auth.claims in the subject`,
+			`auth_mistakes.hcl:20:11: error: Unknown variable`, `no variable named "auth"`,
+		}},
 		{"bad_numbers.hcl", []string{`bad_numbers.hcl:2:13: error: Invalid history`, `bad_numbers.hcl:3:13: error: Invalid buffer`}},
 	}
 	for _, tt := range tests {

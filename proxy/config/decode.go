@@ -32,6 +32,7 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "nats"},
 		{Type: "tls"},
 		{Type: "cors"},
+		{Type: "auth", LabelNames: []string{"kind", "name"}},
 		{Type: "route", LabelNames: []string{"path"}},
 	},
 }
@@ -62,6 +63,7 @@ var routeSchema = &hcl.BodySchema{
 		{Name: "keepalive"}, {Name: "retry"}, {Name: "history"},
 		{Name: "linger"}, {Name: "buffer"}, {Name: "write_timeout"},
 		{Name: "max_clients"}, {Name: "max_stream_duration"},
+		{Name: "auth"}, {Name: "allow"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}},
 }
@@ -91,6 +93,8 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 	d.boolean(content.Attributes, "h2c", &cfg.H2C)
 	d.prefixes(content.Attributes, "trusted_proxies", &cfg.TrustedProxies)
 	var defaultCORS *CORS
+	cfg.Auths = map[string]*Auth{}
+	authRefs := map[*Route]hcl.Range{}
 
 	seen := map[string]*hcl.Block{}
 	routes := map[string]*hcl.Block{}
@@ -101,8 +105,18 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 				continue
 			}
 			routes[b.Labels[0]] = b
-			if rt := d.route(b); rt != nil {
+			if rt := d.route(b, authRefs); rt != nil {
 				cfg.Routes = append(cfg.Routes, rt)
+			}
+			continue
+		}
+		if b.Type == "auth" {
+			if prev, dup := cfg.Auths[b.Labels[1]]; dup {
+				d.errorf(b.DefRange, "Duplicate auth", "An auth block named %q was already defined at %s.", b.Labels[1], pos(prev.Range))
+				continue
+			}
+			if a := d.auth(b); a != nil {
+				cfg.Auths[a.Name] = a
 			}
 			continue
 		}
@@ -125,6 +139,7 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 			defaultCORS = d.cors(b)
 		}
 	}
+	d.checkAuthRefs(cfg, authRefs)
 	// The top-level cors block is the default of routes without their own.
 	for _, rt := range cfg.Routes {
 		if rt.CORS == nil {
@@ -177,7 +192,7 @@ func (d *decoder) nats(b *hcl.Block, n *NATS) {
 
 var paramPattern = regexp.MustCompile(`\{([^{}]*)\}`)
 
-func (d *decoder) route(b *hcl.Block) *Route {
+func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 	rt := &Route{
 		Path:         b.Labels[0],
 		Keepalive:    DefaultKeepalive,
@@ -209,6 +224,15 @@ func (d *decoder) route(b *hcl.Block) *Route {
 	d.duration(a, "write_timeout", &rt.WriteTimeout, time.Millisecond, false)
 	d.integer(a, "history", &rt.History, 0)
 	d.integer(a, "buffer", &rt.Buffer, 1)
+	if attr, ok := a["auth"]; ok {
+		rt.Auth = d.routeAuth(attr)
+		authRefs[rt] = attr.Expr.Range()
+	}
+	if attr, ok := a["allow"]; ok {
+		scope := sources.Route{Params: rt.Params, Auth: len(rt.Auth) > 0}.SubjectScope()
+		d.diags = append(d.diags, scope.Check(attr.Expr, d.ctx)...)
+		rt.Allow = attr.Expr
+	}
 	d.integer(a, "max_clients", &rt.MaxClients, 0)
 	d.duration(a, "max_stream_duration", &rt.MaxStreamDuration, time.Second, true)
 
@@ -225,7 +249,7 @@ func (d *decoder) route(b *hcl.Block) *Route {
 		rt.CORS = d.cors(sb)
 	}
 	for i, sb := range sourceBlocks {
-		src, diags := sources.Decode(sb, d.ctx, sources.Route{Path: rt.Path, Params: rt.Params, Index: i})
+		src, diags := sources.Decode(sb, d.ctx, sources.Route{Path: rt.Path, Params: rt.Params, Index: i, Auth: len(rt.Auth) > 0})
 		d.diags = append(d.diags, diags...)
 		if src != nil {
 			rt.Sources = append(rt.Sources, src)

@@ -1,0 +1,153 @@
+package auth
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+)
+
+// JWTConfig says how tokens are verified and where they are found.
+type JWTConfig struct {
+	// One key source: a shared secret, a public key, or a JWKS URL.
+	HMACSecret []byte
+	PublicKey  crypto.PublicKey
+	JWKSURL    string
+
+	// Algorithms allowed; others are refused, "none" always is.
+	Algorithms []string
+	Issuer     string
+	Audience   string
+	Leeway     time.Duration
+
+	// Where the token is looked for, in this order; empty ones are not
+	// looked at. Header holds "Bearer <token>".
+	Header, Cookie, QueryParam string
+
+	// HTTP fetches the JWKS.
+	HTTP *http.Client
+}
+
+// JWT verifies JSON Web Tokens.
+type JWT struct {
+	cfg    JWTConfig
+	key    jwt.Keyfunc
+	parser *jwt.Parser
+}
+
+// jwksRefreshEvery bounds how often an unknown key id fetches the JWKS
+// again, so forged ids cannot make us hammer the key server.
+const jwksRefreshEvery = 10 * time.Second
+
+// NewJWT prepares a verifier. With a JWKS URL, the key set is fetched now
+// (a failure is logged and retried, not fatal: the key server may come up
+// later), refreshed hourly and when a token names an unknown key, until
+// ctx ends.
+func NewJWT(ctx context.Context, cfg JWTConfig, log zerolog.Logger) (*JWT, error) {
+	if len(cfg.Algorithms) == 0 {
+		return nil, errors.New("no algorithms allowed")
+	}
+	j := &JWT{cfg: cfg}
+	switch {
+	case cfg.JWKSURL != "":
+		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
+			Client:            cfg.HTTP,
+			HTTPTimeout:       10 * time.Second,
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(jwksRefreshEvery), 1),
+			// A request with an unknown key id is refused at once when a
+			// refresh was done lately, rather than held until the next.
+			RateLimitWaitMax: time.Millisecond,
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(_ context.Context, err error) {
+					log.Warn().Err(err).Str("jwks_url", u).Msg("JWKS refresh failed")
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("JWKS %s: %w", cfg.JWKSURL, err)
+		}
+		j.key = kf.Keyfunc
+	case cfg.HMACSecret != nil:
+		j.key = func(*jwt.Token) (any, error) { return cfg.HMACSecret, nil }
+	case cfg.PublicKey != nil:
+		j.key = func(*jwt.Token) (any, error) { return cfg.PublicKey, nil }
+	default:
+		return nil, errors.New("no key: set hmac_secret, public_key_file or jwks_url")
+	}
+	// The allowed algorithms are fixed by the config, never taken from the
+	// token, so a token cannot pick "none" or turn a public key into an
+	// HMAC secret.
+	opts := []jwt.ParserOption{jwt.WithValidMethods(cfg.Algorithms), jwt.WithLeeway(cfg.Leeway)}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	j.parser = jwt.NewParser(opts...)
+	return j, nil
+}
+
+// Authenticate finds the token and verifies it.
+func (j *JWT) Authenticate(r *http.Request) (*Identity, error) {
+	token := j.find(r)
+	if token == "" {
+		return nil, ErrNoCredentials
+	}
+	claims := jwt.MapClaims{}
+	if _, err := j.parser.ParseWithClaims(token, claims, j.key); err != nil {
+		return nil, refuse(reason(err))
+	}
+	id := &Identity{Claims: claims}
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		id.Expires = exp.Add(j.cfg.Leeway)
+	}
+	return id, nil
+}
+
+func (j *JWT) find(r *http.Request) string {
+	if j.cfg.Header != "" {
+		if t := bearerToken(r.Header, j.cfg.Header); t != "" {
+			return t
+		}
+	}
+	if j.cfg.Cookie != "" {
+		if c, err := r.Cookie(j.cfg.Cookie); err == nil && c.Value != "" {
+			return c.Value
+		}
+	}
+	if j.cfg.QueryParam != "" {
+		return r.URL.Query().Get(j.cfg.QueryParam)
+	}
+	return ""
+}
+
+// reason says what is wrong with a token in words a client can act on,
+// without echoing it.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "token expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "token not valid yet"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "token is for another audience"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "token from another issuer"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "token signature not valid"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "token malformed"
+	}
+	return "token not valid"
+}
+
+// Challenge names the scheme.
+func (j *JWT) Challenge() string { return `Bearer realm="ssegate"` }

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/ssegate/ssegate/proxy/auth"
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// AuthExpiredEvent is the event a stream gets when the token that opened
+// it expires, just before it is closed: the page fetches a fresh token (or
+// ticket) and opens the stream again with its last event id.
+const AuthExpiredEvent = "ssegate-auth-expired"
+
+// authenticate lets the request in if one of the route's auth blocks
+// accepts it, and answers 401 otherwise (EventSource does not retry a 401,
+// and must not: its credentials will not get better by themselves).
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt *config.Route) (*auth.Identity, bool) {
+	if len(rt.Auth) == 0 {
+		return &auth.Identity{}, true
+	}
+	reason := "credentials required"
+	var challenges []string
+	for _, name := range rt.Auth {
+		a := s.auths[name]
+		id, err := a.Authenticate(r)
+		if err == nil {
+			return id, true
+		}
+		var refused *auth.Error
+		if errors.As(err, &refused) {
+			reason = refused.Reason
+		}
+		if c := a.Challenge(); !slices.Contains(challenges, c) {
+			challenges = append(challenges, c)
+		}
+	}
+	s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", reason).Msg("stream unauthorized")
+	w.Header().Set("WWW-Authenticate", strings.Join(challenges, ", "))
+	http.Error(w, "unauthorized: "+reason, http.StatusUnauthorized)
+	return nil, false
+}
+
+// claimsValue turns verified claims into the value of auth.claims.
+func claimsValue(claims map[string]any) (cty.Value, error) {
+	if len(claims) == 0 {
+		return cty.EmptyObjectVal, nil
+	}
+	raw, err := json.Marshal(claims)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	ty, err := ctyjson.ImpliedType(raw)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	return ctyjson.Unmarshal(raw, ty)
+}
+
+// allowed evaluates the route's allow expression for a client.
+func allowed(rt *config.Route, id streamID) error {
+	if rt.Allow == nil {
+		return nil
+	}
+	v, diags := rt.Allow.Value(id.vars)
+	if diags.HasErrors() {
+		return fmt.Errorf("allow: %s", diags.Error())
+	}
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Bool {
+		return fmt.Errorf("allow is not true or false")
+	}
+	if v.False() {
+		return errors.New("not allowed")
+	}
+	return nil
+}
