@@ -27,7 +27,8 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt *config
 	if len(rt.Auth) == 0 {
 		return &auth.Identity{}, true
 	}
-	reason := "credentials required"
+	reason, status := "credentials required", http.StatusUnauthorized
+	unavailable := false
 	var challenges []string
 	for _, name := range rt.Auth {
 		a := s.auths[name]
@@ -36,16 +37,27 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt *config
 			return id, true
 		}
 		var refused *auth.Error
-		if errors.As(err, &refused) {
-			reason = refused.Reason
+		switch {
+		case errors.As(err, &refused):
+			reason, status = refused.Reason, refused.Status
+		case errors.Is(err, auth.ErrUnavailable):
+			unavailable = true
 		}
 		if c := a.Challenge(); !slices.Contains(challenges, c) {
 			challenges = append(challenges, c)
 		}
 	}
+	if unavailable && status == http.StatusUnauthorized && reason == "credentials required" {
+		// Nobody said no, and one could not say: come back later.
+		s.warn.Warn().Str("route", rt.Path).Msg("auth service unavailable")
+		s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "authentication unavailable; retry later")
+		return nil, false
+	}
 	s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", reason).Msg("stream unauthorized")
-	w.Header().Set("WWW-Authenticate", strings.Join(challenges, ", "))
-	http.Error(w, "unauthorized: "+reason, http.StatusUnauthorized)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", strings.Join(challenges, ", "))
+	}
+	http.Error(w, http.StatusText(status)+": "+reason, status)
 	return nil, false
 }
 

@@ -1,8 +1,11 @@
 package proxy_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,4 +110,116 @@ func TestTokenExpiryClosesStream(t *testing.T) {
 		t.Fatalf("got %+v, want %s", ev, proxy.AuthExpiredEvent)
 	}
 	c.waitEnd()
+}
+
+// A forward-auth service allows, denies and fails; what it says about the
+// user becomes claims.
+func TestForwardAuth(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	authsvc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		switch r.Header.Get("Authorization") {
+		case "Bearer ada":
+			w.Header().Set("X-User-Id", "ada")
+			w.WriteHeader(http.StatusNoContent)
+		case "Bearer banned":
+			w.WriteHeader(http.StatusForbidden)
+		case "Bearer crash":
+			w.WriteHeader(http.StatusInternalServerError)
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	defer authsvc.Close()
+	h := start(t, `
+auth "forward" "gateway" {
+  url          = "`+authsvc.URL+`"
+  copy_headers = ["X-User-Id"]
+  cache_ttl    = "1m"
+}
+route "/me" {
+  auth  = "gateway"
+  retry = "2s"
+  source "nats" { subject = "user.${auth.claims.x_user_id}" }
+}`)
+	bearer := func(v string) http.Header { return http.Header{"Authorization": {"Bearer " + v}} }
+	ada := h.open("/me", bearer("ada"))
+	h.publish("user.ada", "hello ada")
+	ada.expectData("hello ada")
+
+	for who, want := range map[string]int{"nobody": 401, "banned": 403, "crash": 503} {
+		if resp := get(t, h.ts.URL+"/me", bearer(who)); resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", who, resp.StatusCode, want)
+		}
+	}
+	// An EventSource is never failed for the auth service's trouble.
+	crash := h.open("/me", bearer("crash"))
+	crash.waitEnd()
+	expectRetryHint(t, crash.rawString(), 2*time.Second)
+
+	// Within cache_ttl the service is asked once per credentials.
+	mu.Lock()
+	before := calls
+	mu.Unlock()
+	h.open("/me", bearer("ada")).close()
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != before {
+		t.Errorf("auth service asked again within cache_ttl")
+	}
+}
+
+// A browser swaps its cookie for a ticket and opens the stream with it,
+// once.
+func TestTickets(t *testing.T) {
+	h := start(t, `
+auth "jwt" "users" {
+  hmac_secret = "`+jwtSecret+`"
+  cookie      = "session"
+  ticket { ttl = "1s" }
+}
+route "/me" {
+  auth = "users"
+  source "nats" { subject = "user.${auth.claims.sub}" }
+}`)
+	issue := func() string {
+		req, _ := http.NewRequest(http.MethodPost, h.ts.URL+"/ssegate/tickets/users", nil)
+		req.Header = cookie(token(t, jwt.MapClaims{"sub": "ada", "exp": time.Now().Add(time.Hour).Unix()}))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Ticket    string `json:"ticket"`
+			ExpiresIn int    `json:"expires_in"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 || body.Ticket == "" || body.ExpiresIn != 1 {
+			t.Fatalf("ticket: %d %+v %v", resp.StatusCode, body, err)
+		}
+		return body.Ticket
+	}
+	if resp := get(t, h.ts.URL+"/ssegate/tickets/users", nil); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET on the ticket path: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.ts.URL+"/ssegate/tickets/users", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("ticket without credentials: %v %v", resp, err)
+	}
+
+	tk := issue()
+	c := h.open("/me?ticket="+tk, nil)
+	h.publish("user.ada", "via ticket")
+	c.expectData("via ticket")
+	if resp := get(t, h.ts.URL+"/me?ticket="+tk, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("ticket used twice: %d", resp.StatusCode)
+	}
+	late := issue()
+	time.Sleep(1100 * time.Millisecond) // past the ticket's ttl
+	if resp := get(t, h.ts.URL+"/me?ticket="+late, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("ticket after its ttl: %d", resp.StatusCode)
+	}
 }

@@ -37,16 +37,24 @@ func (s *Server) allowOrigin(w http.ResponseWriter, r *http.Request, c *config.C
 	return true
 }
 
-// preflight answers OPTIONS for a route: the methods and headers a page
-// may use to open its streams.
-func (s *Server) preflight(c *config.CORS) http.HandlerFunc {
+// withCORS adds c's headers to h's answers.
+func (s *Server) withCORS(c *config.CORS, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.allowOrigin(w, r, c)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// preflight answers OPTIONS for a path: the methods and headers a page may
+// use on it.
+func (s *Server) preflight(c *config.CORS, methods ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.allowOrigin(w, r, c) {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		h := w.Header()
-		h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+		h.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
 		// What an EventSource or a fetch-based SSE client sends.
 		h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Authorization, Cache-Control, Accept")
 		if c.MaxAge > 0 {

@@ -139,7 +139,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	for _, rt := range cfg.Routes {
 		s.mux.Handle("GET "+rt.Path, s.routeHandler(rt))
 		if rt.CORS != nil {
-			s.mux.Handle("OPTIONS "+rt.Path, s.preflight(rt.CORS))
+			s.mux.Handle("OPTIONS "+rt.Path, s.preflight(rt.CORS, http.MethodGet, http.MethodHead))
 		}
 		for i, src := range rt.Sources {
 			log := s.log.With().Str("route", rt.Path).Int("source", i).Logger()
@@ -196,9 +196,10 @@ func (s *Server) confirmSubscriptions(timeout time.Duration) error {
 func (s *Server) buildAuths(ctx context.Context) error {
 	s.auths = make(map[string]auth.Authenticator, len(s.cfg.Auths))
 	for name, a := range s.cfg.Auths {
+		var au auth.Authenticator
 		switch a.Kind {
 		case "bearer":
-			s.auths[name] = auth.NewBearer(a.Tokens)
+			au = auth.NewBearer(a.Tokens)
 		case "jwt":
 			jc := *a.JWT
 			jc.HTTP = s.http
@@ -206,8 +207,21 @@ func (s *Server) buildAuths(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("auth %q: %w", name, err)
 			}
-			s.auths[name] = j
+			au = j
+		case "forward":
+			fc := *a.Forward
+			fc.HTTP = s.http
+			au = auth.NewForward(fc)
 		}
+		if a.Ticket != nil {
+			t := auth.NewTickets(au, a.Ticket.TTL)
+			s.mux.Handle("POST "+a.Ticket.Path, s.withCORS(s.cfg.CORS, t))
+			if s.cfg.CORS != nil {
+				s.mux.Handle("OPTIONS "+a.Ticket.Path, s.preflight(s.cfg.CORS, http.MethodPost))
+			}
+			au = t
+		}
+		s.auths[name] = au
 	}
 	return nil
 }

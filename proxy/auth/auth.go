@@ -32,12 +32,20 @@ type Authenticator interface {
 var ErrNoCredentials = errors.New("no credentials")
 
 // Error is credentials that were found and refused; Reason is safe to send
-// back (it never holds the token).
-type Error struct{ Reason string }
+// back (it never holds the token). Status is 401, or 403 for a client
+// that is known and not allowed.
+type Error struct {
+	Reason string
+	Status int
+}
 
 func (e *Error) Error() string { return e.Reason }
 
-func refuse(reason string) error { return &Error{Reason: reason} }
+func refuse(reason string) error { return &Error{Reason: reason, Status: 401} }
+
+// ErrUnavailable is an authenticator that cannot decide now (its auth
+// service is down): the client should come back later, not give up.
+var ErrUnavailable = errors.New("authentication unavailable")
 
 // bearerToken returns the token of an "Authorization: Bearer" header.
 func bearerToken(h http.Header, name string) string {

@@ -8,10 +8,12 @@ import (
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -21,14 +23,28 @@ import (
 	"github.com/ssegate/ssegate/proxy/auth"
 )
 
+var ticketBlock = []hcl.BlockHeaderSchema{{Type: "ticket"}}
+
 var authSchemas = map[string]*hcl.BodySchema{
 	"bearer": {Attributes: []hcl.AttributeSchema{{Name: "tokens", Required: true}}},
 	"jwt": {Attributes: []hcl.AttributeSchema{
 		{Name: "hmac_secret"}, {Name: "public_key_file"}, {Name: "jwks_url"},
 		{Name: "algorithms"}, {Name: "issuer"}, {Name: "audience"}, {Name: "leeway"},
 		{Name: "header"}, {Name: "cookie"}, {Name: "query_param"},
-	}},
+	}, Blocks: ticketBlock},
+	"forward": {Attributes: []hcl.AttributeSchema{
+		{Name: "url", Required: true}, {Name: "forward_headers"}, {Name: "copy_headers"},
+		{Name: "cache_ttl"}, {Name: "timeout"},
+	}, Blocks: ticketBlock},
 }
+
+var ticketSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "ttl"}, {Name: "path"}}}
+
+// Defaults of auth blocks.
+const (
+	DefaultForwardTimeout = 5 * time.Second
+	DefaultTicketTTL      = 30 * time.Second
+)
 
 // algorithmFamilies maps each JWT algorithm to the kind of key it needs.
 var algorithmFamilies = map[string]string{
@@ -45,7 +61,7 @@ func (d *decoder) auth(b *hcl.Block) *Auth {
 	a := &Auth{Kind: b.Labels[0], Name: b.Labels[1], Range: b.DefRange}
 	schema, ok := authSchemas[a.Kind]
 	if !ok {
-		d.errorf(b.LabelRanges[0], "Unknown auth kind", "There is no auth kind %q; the kinds are \"bearer\" and \"jwt\".", a.Kind)
+		d.errorf(b.LabelRanges[0], "Unknown auth kind", "There is no auth kind %q; the kinds are \"bearer\", \"jwt\" and \"forward\".", a.Kind)
 		return nil
 	}
 	content, diags := b.Body.Content(schema)
@@ -58,8 +74,42 @@ func (d *decoder) auth(b *hcl.Block) *Auth {
 		}
 	case "jwt":
 		a.JWT = d.jwt(b, attrs)
+	case "forward":
+		a.Forward = d.forward(attrs)
+	}
+	for i, tb := range content.Blocks {
+		if i > 0 {
+			d.errorf(tb.DefRange, "Duplicate ticket block", "An auth block has one ticket block.")
+			continue
+		}
+		a.Ticket = d.ticket(tb, a.Name)
 	}
 	return a
+}
+
+func (d *decoder) forward(attrs hcl.Attributes) *auth.ForwardConfig {
+	f := &auth.ForwardConfig{ForwardHeaders: []string{"Authorization", "Cookie"}, Timeout: DefaultForwardTimeout}
+	d.str(attrs, "url", &f.URL)
+	if u, err := url.Parse(f.URL); attrs["url"] != nil && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		d.errorf(attrs["url"].Expr.Range(), "Invalid URL", "url must be an http or https URL of the auth service.")
+	}
+	d.strings(attrs, "forward_headers", &f.ForwardHeaders)
+	d.strings(attrs, "copy_headers", &f.CopyHeaders)
+	d.duration(attrs, "cache_ttl", &f.CacheTTL, time.Second, true)
+	d.duration(attrs, "timeout", &f.Timeout, time.Millisecond, false)
+	return f
+}
+
+func (d *decoder) ticket(b *hcl.Block, authName string) *Ticket {
+	content, diags := b.Body.Content(ticketSchema)
+	d.diags = append(d.diags, diags...)
+	t := &Ticket{TTL: DefaultTicketTTL, Path: "/ssegate/tickets/" + authName}
+	d.duration(content.Attributes, "ttl", &t.TTL, time.Second, false)
+	d.str(content.Attributes, "path", &t.Path)
+	if attr, ok := content.Attributes["path"]; ok && (!strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, "{} ")) {
+		d.errorf(attr.Expr.Range(), "Invalid ticket path", "path must be a plain absolute path, like \"/tickets\".")
+	}
+	return t
 }
 
 func (d *decoder) jwt(b *hcl.Block, attrs hcl.Attributes) *auth.JWTConfig {

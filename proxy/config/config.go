@@ -48,6 +48,9 @@ type Config struct {
 
 	// Auths are the auth blocks, by name.
 	Auths map[string]*Auth
+	// CORS is the top-level cors block: the default of routes, and what
+	// ticket endpoints answer.
+	CORS *CORS
 
 	// EvalContext holds the functions; per-stream and per-message
 	// contexts are its children.
@@ -57,9 +60,17 @@ type Config struct {
 // Auth is an `auth "KIND" "NAME"` block.
 type Auth struct {
 	Kind, Name string
-	Tokens     []string        // bearer
-	JWT        *auth.JWTConfig // jwt; the proxy sets its HTTP client
+	Tokens     []string            // bearer
+	JWT        *auth.JWTConfig     // jwt; the proxy sets its HTTP client
+	Forward    *auth.ForwardConfig // forward; likewise
+	Ticket     *Ticket             // jwt and forward: tickets for browsers
 	Range      hcl.Range
+}
+
+// Ticket configures the exchange of credentials for a single-use ticket.
+type Ticket struct {
+	TTL  time.Duration
+	Path string // where tickets are issued, by POST
 }
 
 // TLS names the certificate and key files.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -137,6 +138,7 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 			}
 		case "cors":
 			defaultCORS = d.cors(b)
+			cfg.CORS = defaultCORS
 		}
 	}
 	d.checkAuthRefs(cfg, authRefs)
@@ -146,7 +148,7 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 			rt.CORS = defaultCORS
 		}
 	}
-	d.checkRouteConflicts(cfg.Routes)
+	d.checkRouteConflicts(cfg)
 	return cfg, d.diags
 }
 
@@ -280,14 +282,19 @@ func checkPattern(path string) (err error) {
 // neither more specific, which ServeMux refuses: two routes, two webhooks,
 // or a webhook and a route. They are few, so each pair is tried in a mux
 // of its own to name both.
-func (d *decoder) checkRouteConflicts(routes []*Route) {
+func (d *decoder) checkRouteConflicts(cfg *Config) {
 	type served struct {
 		patterns []string
 		what     string
 		rng      hcl.Range
 	}
 	var all []served
-	for _, rt := range routes {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Auths)) {
+		if a := cfg.Auths[name]; a.Ticket != nil {
+			all = append(all, served{[]string{"POST " + a.Ticket.Path}, fmt.Sprintf("the ticket path of auth %q", name), a.Range})
+		}
+	}
+	for _, rt := range cfg.Routes {
 		all = append(all, served{[]string{"GET " + rt.Path}, fmt.Sprintf("route %q", rt.Path), rt.Range})
 		for _, src := range rt.Sources {
 			if in, ok := src.(sources.Ingress); ok {

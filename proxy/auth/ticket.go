@@ -1,0 +1,117 @@
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ticketLimit bounds the tickets outstanding at once.
+const ticketLimit = 100_000
+
+// Tickets lets a client that an authenticator accepts (by header or
+// cookie) exchange that for a short-lived, single-use ticket, which a
+// browser then puts in the stream URL (?ticket=) instead of a long-lived
+// token: URLs end up in logs and histories, a used ticket is worthless.
+// Tickets live in this process: behind several replicas, send the stream
+// request to the one that issued it, or use cookies.
+type Tickets struct {
+	inner Authenticator
+	ttl   time.Duration
+
+	mu     sync.Mutex
+	issued map[string]ticket
+}
+
+type ticket struct {
+	id      *Identity
+	expires time.Time
+}
+
+// NewTickets issues tickets valid for ttl to whom inner accepts.
+func NewTickets(inner Authenticator, ttl time.Duration) *Tickets {
+	return &Tickets{inner: inner, ttl: ttl, issued: map[string]ticket{}}
+}
+
+// Authenticate redeems a ticket when the URL has one, and otherwise asks
+// the inner authenticator.
+func (t *Tickets) Authenticate(r *http.Request) (*Identity, error) {
+	value := r.URL.Query().Get("ticket")
+	if value == "" {
+		return t.inner.Authenticate(r)
+	}
+	t.mu.Lock()
+	tk, ok := t.issued[value]
+	delete(t.issued, value)
+	t.mu.Unlock()
+	if !ok || time.Now().After(tk.expires) {
+		return nil, refuse("ticket unknown, used or expired")
+	}
+	return tk.id, nil
+}
+
+// Challenge is the inner authenticator's.
+func (t *Tickets) Challenge() string { return t.inner.Challenge() }
+
+// ServeHTTP issues a ticket: POST with the usual credentials, answered
+// {"ticket": "...", "expires_in": seconds}.
+func (t *Tickets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("ticket") {
+		// A ticket buys no ticket: that would make them last forever.
+		http.Error(w, "a ticket cannot be exchanged for another", http.StatusUnauthorized)
+		return
+	}
+	id, err := t.inner.Authenticate(r)
+	var refused *Error
+	switch {
+	case errors.Is(err, ErrNoCredentials):
+		w.Header().Set("WWW-Authenticate", t.Challenge())
+		http.Error(w, "unauthorized: credentials required", http.StatusUnauthorized)
+		return
+	case errors.As(err, &refused):
+		if refused.Status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", t.Challenge())
+		}
+		http.Error(w, "unauthorized: "+refused.Reason, refused.Status)
+		return
+	case err != nil:
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "authentication unavailable; retry later", http.StatusServiceUnavailable)
+		return
+	}
+	value, err := t.issue(id)
+	if err != nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{"ticket": value, "expires_in": int(t.ttl.Seconds())})
+}
+
+func (t *Tickets) issue(id *Identity) (string, error) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails
+	value := base64.RawURLEncoding.EncodeToString(b)
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.issued) >= ticketLimit {
+		for k, tk := range t.issued {
+			if now.After(tk.expires) {
+				delete(t.issued, k)
+			}
+		}
+		if len(t.issued) >= ticketLimit {
+			return "", errors.New("too many tickets outstanding (" + strconv.Itoa(ticketLimit) + "); retry later")
+		}
+	}
+	t.issued[value] = ticket{id: id, expires: now.Add(t.ttl)}
+	return value, nil
+}
