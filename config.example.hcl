@@ -157,3 +157,46 @@ route "/feeds/{feed}" {
     # max_event = 1048576
   }
 }
+
+# Auth: who may open a stream. Routes name auth blocks (auth = "users").
+# Browsers cannot set headers on EventSource: use a cookie, a ticket, or
+# (least safe) a token in the query. See README "Auth".
+auth "jwt" "users" {
+  hmac_secret = env("SSEGATE_JWT_SECRET", "change-me-to-32-random-bytes-min")
+  # public_key_file = "jwt.pub"                  # or an RSA/ECDSA/Ed25519 key
+  # jwks_url        = "https://id.example.com/.well-known/jwks.json"
+  # algorithms      = ["HS256"]                  # default: by key type
+  # issuer          = "https://id.example.com/"
+  # audience        = "ssegate"
+  # leeway          = "30s"
+  header      = "Authorization" # Bearer token, for non-browser clients
+  cookie      = "session"
+  query_param = "token"
+  # POST /ssegate/tickets/users swaps the credentials above for a
+  # single-use ticket: new EventSource("/me/notes?ticket=...").
+  ticket {
+    ttl = "30s"
+    # path = "/ssegate/tickets/users"
+  }
+}
+
+# auth "forward" "gateway" {
+#   url             = "http://auth.internal/check" # 2xx allows, 401/403 are passed on
+#   forward_headers = ["Authorization", "Cookie"]
+#   copy_headers    = ["X-User-Id"]                # auth.claims.x_user_id
+#   cache_ttl       = "30s"
+#   timeout         = "5s"
+# }
+
+# auth "bearer" "services" {
+#   tokens = [env("SERVICE_TOKEN")]
+# }
+
+# Every user gets a stream of their own: the subject reads the claims.
+route "/me/notes" {
+  auth = "users" # or ["users", "services"]: any of them
+  # allow = contains(try(auth.claims.roles, []), "reader") # false: 403
+  source "nats" {
+    subject = "user.${auth.claims.sub}.notes"
+  }
+}
