@@ -428,14 +428,21 @@ func (d *decoder) address(attrs hcl.Attributes, name string, dst *string, exampl
 	*dst = s
 }
 
-func (d *decoder) integer(attrs hcl.Attributes, name string, dst *int, minimum int) {
+// value evaluates attribute name when present; false means it is absent
+// or a diagnostic was recorded.
+func (d *decoder) value(attrs hcl.Attributes, name string) (cty.Value, *hcl.Attribute, bool) {
 	attr, ok := attrs[name]
 	if !ok {
-		return
+		return cty.NilVal, nil, false
 	}
 	v, diags := attr.Expr.Value(d.ctx)
 	d.diags = append(d.diags, diags...)
-	if diags.HasErrors() {
+	return v, attr, !diags.HasErrors()
+}
+
+func (d *decoder) integer(attrs hcl.Attributes, name string, dst *int, minimum int) {
+	v, attr, ok := d.value(attrs, name)
+	if !ok {
 		return
 	}
 	var n int
@@ -447,13 +454,8 @@ func (d *decoder) integer(attrs hcl.Attributes, name string, dst *int, minimum i
 }
 
 func (d *decoder) boolean(attrs hcl.Attributes, name string, dst *bool) {
-	attr, ok := attrs[name]
+	v, attr, ok := d.value(attrs, name)
 	if !ok {
-		return
-	}
-	v, diags := attr.Expr.Value(d.ctx)
-	d.diags = append(d.diags, diags...)
-	if diags.HasErrors() {
 		return
 	}
 	if err := gocty.FromCtyValue(v, dst); err != nil {
@@ -462,13 +464,8 @@ func (d *decoder) boolean(attrs hcl.Attributes, name string, dst *bool) {
 }
 
 func (d *decoder) strings(attrs hcl.Attributes, name string, dst *[]string) bool {
-	attr, ok := attrs[name]
+	v, attr, ok := d.value(attrs, name)
 	if !ok {
-		return false
-	}
-	v, diags := attr.Expr.Value(d.ctx)
-	d.diags = append(d.diags, diags...)
-	if diags.HasErrors() {
 		return false
 	}
 	lv, err := convert.Convert(v, cty.List(cty.String))
