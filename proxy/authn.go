@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/ssegate/ssegate/proxy/auth"
@@ -28,7 +29,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt *config
 		return &auth.Identity{}, true
 	}
 	reason, status := "credentials required", http.StatusUnauthorized
-	unavailable := false
+	unavailable, refusedOnce := false, false
 	var challenges []string
 	for _, name := range rt.Auth {
 		a := s.auths[name]
@@ -39,7 +40,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt *config
 		var refused *auth.Error
 		switch {
 		case errors.As(err, &refused):
-			reason, status = refused.Reason, refused.Status
+			reason, status, refusedOnce = refused.Reason, refused.Status, true
 		case errors.Is(err, auth.ErrUnavailable):
 			unavailable = true
 		}
@@ -47,7 +48,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt *config
 			challenges = append(challenges, c)
 		}
 	}
-	if unavailable && status == http.StatusUnauthorized && reason == "credentials required" {
+	if unavailable && !refusedOnce {
 		// Nobody said no, and one could not say: come back later.
 		s.warn.Warn().Str("route", rt.Path).Msg("auth service unavailable")
 		s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "authentication unavailable; retry later")
@@ -77,6 +78,9 @@ func claimsValue(claims map[string]any) (cty.Value, error) {
 	return ctyjson.Unmarshal(raw, ty)
 }
 
+// errNotAllowed is a client the route's allow expression turns away.
+var errNotAllowed = errors.New("not allowed")
+
 // allowed evaluates the route's allow expression for a client.
 func allowed(rt *config.Route, id streamID) error {
 	if rt.Allow == nil {
@@ -86,11 +90,12 @@ func allowed(rt *config.Route, id streamID) error {
 	if diags.HasErrors() {
 		return fmt.Errorf("allow: %s", diags.Error())
 	}
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Bool {
-		return fmt.Errorf("allow is not true or false")
+	b, err := convert.Convert(v, cty.Bool)
+	if err != nil || b.IsNull() || !b.IsKnown() {
+		return fmt.Errorf("allow gave %s, not true or false", v.Type().FriendlyName())
 	}
-	if v.False() {
-		return errors.New("not allowed")
+	if b.False() {
+		return errNotAllowed
 	}
 	return nil
 }

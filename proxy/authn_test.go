@@ -121,6 +121,13 @@ func TestForwardAuth(t *testing.T) {
 		mu.Lock()
 		calls++
 		mu.Unlock()
+		if r.URL.Path == "/login" {
+			w.WriteHeader(http.StatusOK) // a login page, not a yes
+			return
+		}
+		if strings.Contains(r.Header.Get("X-Forwarded-Uri"), "ticket") {
+			t.Errorf("the auth service was shown a ticket: %s", r.Header.Get("X-Forwarded-Uri"))
+		}
 		switch r.Header.Get("Authorization") {
 		case "Bearer ada":
 			w.Header().Set("X-User-Id", "ada")
@@ -129,6 +136,8 @@ func TestForwardAuth(t *testing.T) {
 			w.WriteHeader(http.StatusForbidden)
 		case "Bearer crash":
 			w.WriteHeader(http.StatusInternalServerError)
+		case "Bearer redirect":
+			http.Redirect(w, r, "/login", http.StatusFound)
 		default:
 			w.WriteHeader(http.StatusUnauthorized)
 		}
@@ -150,7 +159,7 @@ route "/me" {
 	h.publish("user.ada", "hello ada")
 	ada.expectData("hello ada")
 
-	for who, want := range map[string]int{"nobody": 401, "banned": 403, "crash": 503} {
+	for who, want := range map[string]int{"nobody": 401, "banned": 403, "crash": 503, "redirect": 503} {
 		if resp := get(t, h.ts.URL+"/me", bearer(who)); resp.StatusCode != want {
 			t.Errorf("%s: %d, want %d", who, resp.StatusCode, want)
 		}
@@ -164,11 +173,12 @@ route "/me" {
 	mu.Lock()
 	before := calls
 	mu.Unlock()
+	h.open("/me?ticket=not-for-the-auth-service&page=2", bearer("ada")).close()
 	h.open("/me", bearer("ada")).close()
 	mu.Lock()
 	defer mu.Unlock()
-	if calls != before {
-		t.Errorf("auth service asked again within cache_ttl")
+	if calls != before+1 {
+		t.Errorf("auth service asked %d times, want once: for the new URI, not again for the cached one", calls-before)
 	}
 }
 
@@ -222,4 +232,64 @@ route "/me" {
 	if resp := get(t, h.ts.URL+"/me?ticket="+late, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("ticket after its ttl: %d", resp.StatusCode)
 	}
+}
+
+// Claims are the client's to choose: one that would widen a per-user
+// subject to a wildcard, or add tokens, is refused; large numeric claims
+// stay exact.
+func TestClaimsCannotWidenSubjects(t *testing.T) {
+	h := start(t, `
+auth "jwt" "users" {
+  hmac_secret = "`+jwtSecret+`"
+}
+route "/me" {
+  auth = "users"
+  source "nats" { subject = "user.${auth.claims.sub}.notes" }
+}`)
+	bearer := func(sub any) http.Header {
+		return http.Header{"Authorization": {"Bearer " + token(t, jwt.MapClaims{"sub": sub})}}
+	}
+	for _, sub := range []any{"*", ">", "a.b", "a b"} {
+		if resp := get(t, h.ts.URL+"/me", bearer(sub)); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("sub %q: %d, want 403", sub, resp.StatusCode)
+		}
+	}
+	a := h.open("/me", bearer(json.Number("1234567890123456789")))
+	b := h.open("/me", bearer(json.Number("1234567890123456790")))
+	h.publish("user.1234567890123456789.notes", "for a")
+	a.expectData("for a")
+	b.expectQuiet(50 * time.Millisecond)
+}
+
+// A ticket is spent only by a stream that starts: a client turned away by
+// a limit comes back with the same ticket.
+func TestTicketKeptWhenTurnedAway(t *testing.T) {
+	h := start(t, `
+auth "jwt" "users" {
+  hmac_secret = "`+jwtSecret+`"
+  ticket {}
+}
+route "/me" {
+  auth        = "users"
+  max_clients = 1
+  source "nats" { subject = "user.${auth.claims.sub}" }
+}`)
+	req, _ := http.NewRequest(http.MethodPost, h.ts.URL+"/ssegate/tickets/users", nil)
+	req.Header.Set("Authorization", "Bearer "+token(t, jwt.MapClaims{"sub": "ada"}))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Ticket string }
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+
+	first := h.open("/me", http.Header{"Authorization": {"Bearer " + token(t, jwt.MapClaims{"sub": "bob"})}})
+	turned := h.open("/me?ticket="+body.Ticket, nil)
+	turned.waitEnd() // 200 + retry: the route is full
+	first.close()
+	eventually(t, "the slot to free", func() bool { return h.srv.Clients() == 0 })
+	back := h.open("/me?ticket="+body.Ticket, nil)
+	h.publish("user.ada", "welcome back")
+	back.expectData("welcome back")
 }

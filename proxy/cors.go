@@ -55,8 +55,7 @@ func (s *Server) preflight(c *config.CORS, methods ...string) http.HandlerFunc {
 		}
 		h := w.Header()
 		h.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
-		// What an EventSource or a fetch-based SSE client sends.
-		h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Authorization, Cache-Control, Accept")
+		h.Set("Access-Control-Allow-Headers", strings.Join(s.allowedHeaders(), ", "))
 		if c.MaxAge > 0 {
 			h.Set("Access-Control-Max-Age", strconv.Itoa(int(c.MaxAge.Seconds())))
 		}

@@ -61,9 +61,16 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			err = allowed(rt, id)
 		}
 		if err != nil {
-			// Path values are checked above, so what fails here is what
-			// the client's claims let it do.
-			http.Error(w, "forbidden: "+err.Error(), http.StatusForbidden)
+			// Path values are checked above, so what fails here is what the
+			// client's claims let it do. The details are the operator's: a
+			// claim the route expects and the token lacks, or a "*" in a
+			// claim, says nothing the client should learn of the config.
+			if errors.Is(err, errNotAllowed) {
+				s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Msg("stream not allowed")
+			} else {
+				s.warn.Warn().Err(err).Str("route", rt.Path).Msg("credentials do not fit the route")
+			}
+			http.Error(w, "forbidden: "+errNotAllowed.Error(), http.StatusForbidden)
 			return
 		}
 		if r.Method == http.MethodHead {
@@ -72,7 +79,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			return
 		}
 
-		release, refused := s.limits.acquire(rt, clientIP(r, s.cfg.TrustedProxies))
+		release, refused := s.limits.acquire(rt, limitKey(clientIP(r, s.cfg.TrustedProxies)))
 		if refused != nil {
 			s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", refused.reason).Msg("stream refused")
 			s.comeBackLater(w, r, rt, refused.status, refused.reason)
@@ -95,6 +102,13 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		}
 		defer s.handlers.Done()
 		defer st.leave(c, func(gen uint64) { s.release(st, gen) })
+		// A ticket is spent only now that the stream starts: a client
+		// turned away above comes back with the same one.
+		if who.Consume != nil && !who.Consume() {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ssegate"`)
+			http.Error(w, "unauthorized: ticket unknown, used or expired", http.StatusUnauthorized)
+			return
+		}
 		setStreamHeaders(w)
 		s.stream(w, r, rt, c, who.Expires)
 	}
@@ -110,6 +124,14 @@ func (s *Server) identifyClient(rt *config.Route, vals []string, who *auth.Ident
 		}
 	}
 	return s.identify(rt, vals, claims)
+}
+
+// retryOr is the route's retry hint, or d when it sets none.
+func retryOr(rt *config.Route, d time.Duration) time.Duration {
+	if rt.Retry > 0 {
+		return rt.Retry
+	}
+	return d
 }
 
 func setStreamHeaders(w http.ResponseWriter) {
@@ -139,11 +161,7 @@ func lastEventID(r *http.Request) (string, bool) {
 // back later, and not all at once. Other clients get status with
 // Retry-After.
 func (s *Server) comeBackLater(w http.ResponseWriter, r *http.Request, rt *config.Route, status int, reason string) {
-	retry := rt.Retry
-	if retry == 0 {
-		retry = comeBackLaterDelay
-	}
-	retry = jitter(retry)
+	retry := jitter(retryOr(rt, comeBackLaterDelay))
 	if !acceptsEventStream(r) {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
 		http.Error(w, reason, status)
@@ -239,12 +257,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 			log.Debug().Msg("stream closed: its token expired")
 			return
 		case <-lifetime:
-			retry := rt.Retry
-			if retry == 0 {
-				retry = endOfLifeRetry
-			}
 			batch := c.take(spare)
-			_ = write(append(batch, sse.AppendComment(sse.AppendRetry(nil, jitter(retry)), "max_stream_duration reached; reconnect"))...)
+			_ = write(append(batch, sse.AppendComment(sse.AppendRetry(nil, jitter(retryOr(rt, endOfLifeRetry))), "max_stream_duration reached; reconnect"))...)
 			log.Debug().Msg("stream ended at max_stream_duration")
 			return
 		case <-c.wake:

@@ -41,7 +41,8 @@ type refusal struct {
 }
 
 // acquire takes a slot of each limit for a stream of rt from ip, or none
-// and says which limit is full.
+// and says which limit is full. ip is as limitKey gives it; an invalid one
+// (no address known) is not held to the per-address limit.
 func (l *limits) acquire(rt *config.Route, ip netip.Addr) (release func(), refused *refusal) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -50,17 +51,22 @@ func (l *limits) acquire(rt *config.Route, ip netip.Addr) (release func(), refus
 		return nil, &refusal{http.StatusServiceUnavailable, "server at max_connections"}
 	case rt.MaxClients > 0 && l.perRoute[rt] >= rt.MaxClients:
 		return nil, &refusal{http.StatusServiceUnavailable, "route at max_clients"}
-	case l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP:
+	case l.maxPerIP > 0 && ip.IsValid() && l.perIP[ip] >= l.maxPerIP:
 		return nil, &refusal{http.StatusTooManyRequests, "too many streams from your address (max_connections_per_ip)"}
 	}
 	l.total++
 	l.perRoute[rt]++
-	l.perIP[ip]++
+	if ip.IsValid() {
+		l.perIP[ip]++
+	}
 	return func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.total--
 		l.perRoute[rt]--
+		if !ip.IsValid() {
+			return
+		}
 		if l.perIP[ip]--; l.perIP[ip] == 0 {
 			delete(l.perIP, ip)
 		}
@@ -70,7 +76,7 @@ func (l *limits) acquire(rt *config.Route, ip netip.Addr) (release func(), refus
 // clientIP is the address of the client: the peer's, or, when the peer is
 // a trusted proxy, the nearest address in X-Forwarded-For that is not
 // one. Only trusted proxies may speak for a client: anyone can send the
-// header.
+// header. It is invalid when no address can be known.
 func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -85,7 +91,9 @@ func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	for i := len(hops) - 1; i >= 0 && isTrusted(ip, trusted); i-- {
 		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
 		if err != nil {
-			break
+			// A trusted proxy passed on what it could not read: the client
+			// is unknown, not the proxy.
+			return netip.Addr{}
 		}
 		ip = hop.Unmap()
 	}
@@ -99,6 +107,16 @@ func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// limitKey is what the per-address limit counts: the address, or for
+// IPv6 its /64, which one client usually holds whole.
+func limitKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
 }
 
 // acceptsEventStream reports whether the request names text/event-stream

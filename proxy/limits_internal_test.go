@@ -17,10 +17,11 @@ func TestClientIP(t *testing.T) {
 		{"10.1.2.3:5000", "198.51.100.7, 10.9.9.9", "198.51.100.7"}, // through two trusted proxies
 		{"10.1.2.3:5000", "6.6.6.6, 198.51.100.7", "198.51.100.7"},  // the client cannot spoof past it
 		{"10.1.2.3:5000", "garbage, 198.51.100.7", "198.51.100.7"},  // nearest untrusted hop wins
-		{"10.1.2.3:5000", "not-an-ip", "10.1.2.3"},                  // unreadable: the peer
+		{"10.1.2.3:5000", "not-an-ip", "invalid IP"},                // unreadable: unknown, not the proxy
 		{"[::ffff:127.0.0.1]:80", "2001:db8::1", "2001:db8::1"},     // mapped IPv4 peer
 		{"127.0.0.1:80", "10.0.0.5, 10.0.0.6", "10.0.0.5"},          // all trusted: the farthest
 	}
+	tests = append(tests, struct{ remote, xff, want string }{"@", "", "invalid IP"}) // a unix socket
 	for _, tt := range tests {
 		r := &http.Request{RemoteAddr: tt.remote, Header: http.Header{}}
 		if tt.xff != "" {
@@ -29,5 +30,15 @@ func TestClientIP(t *testing.T) {
 		if got := clientIP(r, trusted); got.String() != tt.want {
 			t.Errorf("clientIP(%s, XFF %q) = %s, want %s", tt.remote, tt.xff, got, tt.want)
 		}
+	}
+}
+
+func TestLimitKeyGroupsIPv6By64(t *testing.T) {
+	a, b := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9")
+	if limitKey(a) != limitKey(b) {
+		t.Error("two addresses of one /64 counted apart")
+	}
+	if v4 := netip.MustParseAddr("192.0.2.1"); limitKey(v4) != v4 {
+		t.Error("IPv4 address changed")
 	}
 }

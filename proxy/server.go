@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -211,6 +212,7 @@ func (s *Server) buildAuths(ctx context.Context) error {
 		case "forward":
 			fc := *a.Forward
 			fc.HTTP = s.http
+			fc.StripQuery = s.credentialParams()
 			au = auth.NewForward(fc)
 		}
 		if a.Ticket != nil {
@@ -224,6 +226,30 @@ func (s *Server) buildAuths(ctx context.Context) error {
 		s.auths[name] = au
 	}
 	return nil
+}
+
+// credentialParams are the query parameters that carry credentials.
+func (s *Server) credentialParams() []string {
+	params := []string{"ticket"}
+	for _, a := range s.cfg.Auths {
+		if a.JWT != nil && a.JWT.QueryParam != "" {
+			params = append(params, a.JWT.QueryParam)
+		}
+	}
+	return params
+}
+
+// allowedHeaders are the request headers a page may send: what
+// EventSource and fetch-based SSE clients send, and the headers auth
+// blocks read tokens from.
+func (s *Server) allowedHeaders() []string {
+	headers := []string{"Last-Event-ID", "Authorization", "Cache-Control", "Accept", "Content-Type"}
+	for _, a := range s.cfg.Auths {
+		if a.JWT != nil && a.JWT.Header != "" && !slices.Contains(headers, a.JWT.Header) {
+			headers = append(headers, a.JWT.Header)
+		}
+	}
+	return headers
 }
 
 // feedEnv is what the sources that fetch need.
@@ -282,9 +308,6 @@ func (s *Server) identify(rt *config.Route, vals []string, claims cty.Value) (st
 	vars := s.cfg.EvalContext.NewChild()
 	vars.Variables = map[string]cty.Value{"path": cty.ObjectVal(path)}
 	if len(rt.Auth) > 0 {
-		if claims == cty.NilVal {
-			claims = cty.EmptyObjectVal
-		}
 		vars.Variables["auth"] = cty.ObjectVal(map[string]cty.Value{"claims": claims})
 	}
 	var key strings.Builder

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/nats-io/nats.go"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -34,8 +35,7 @@ func DecodeNATS(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (*NATS, hcl.Di
 	if attr, ok := content.Attributes["subject"]; ok {
 		src.SubjectExpr = attr.Expr
 		d := rt.SubjectScope().Check(attr.Expr, ctx)
-		if !d.HasErrors() && !references(attr.Expr, "auth") {
-			// Claims are not known before a token comes.
+		if !d.HasErrors() {
 			d = checkSubjectTemplate(attr, ctx, rt.Scope())
 		}
 		diags = append(diags, d...)
@@ -57,7 +57,7 @@ func checkSubjectTemplate(attr *hcl.Attribute, parent *hcl.EvalContext, scope Sc
 		}
 		ctx.Variables[root] = cty.ObjectVal(obj)
 	}
-	if _, err := evalSubject(attr.Expr, ctx); err != nil {
+	if _, err := subject(attr.Expr, ctx, true); err != nil {
 		return hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Invalid subject",
@@ -93,17 +93,52 @@ func (n *NATS) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (Event, error) {
 func (n *NATS) DefRange() hcl.Range { return n.Range }
 
 func evalSubject(expr hcl.Expression, ctx *hcl.EvalContext) (string, error) {
-	s, ok, err := evalText(expr, ctx, "subject")
-	if err != nil {
-		return "", err
+	return subject(expr, ctx, false)
+}
+
+// subject evaluates a subject template. A part that reads the client's
+// claims must give one plain token: claims are the client's to choose
+// (within what its issuer signs), and a "*", ">" or "." there would widen
+// the subscription to other clients' subjects. With placeholder, such
+// parts stand as "x", for checks before any claims exist.
+func subject(expr hcl.Expression, ctx *hcl.EvalContext, placeholder bool) (string, error) {
+	var b strings.Builder
+	for _, part := range templateParts(expr) {
+		claim := references(part, "auth")
+		if claim && placeholder {
+			b.WriteString("x")
+			continue
+		}
+		s, ok, err := evalText(part, ctx, "subject")
+		if err != nil {
+			return "", err
+		}
+		if claim && (!ok || !ValidToken(s)) {
+			return "", fmt.Errorf("a claim gives %q to the subject, which is not one subject token", s)
+		}
+		b.WriteString(s)
 	}
-	if !ok {
-		return "", fmt.Errorf("subject is null")
-	}
+	s := b.String()
 	if err := ValidSubject(s); err != nil {
 		return "", err
 	}
 	return s, nil
+}
+
+// templateParts splits a string template into its literal and
+// interpolated parts; any other expression is one part.
+func templateParts(expr hcl.Expression) []hcl.Expression {
+	switch e := expr.(type) {
+	case *hclsyntax.TemplateExpr:
+		parts := make([]hcl.Expression, len(e.Parts))
+		for i, p := range e.Parts {
+			parts[i] = p
+		}
+		return parts
+	case *hclsyntax.TemplateWrapExpr:
+		return []hcl.Expression{e.Wrapped}
+	}
+	return []hcl.Expression{expr}
 }
 
 // ValidSubject checks a subject to subscribe to: dot-separated non-empty

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -34,20 +33,9 @@ func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt Route) (hoo
 		}
 		return hookSubject{}, diags
 	}
-	var exprs []hcl.Expression
-	switch e := attr.Expr.(type) {
-	case *hclsyntax.TemplateExpr:
-		for _, p := range e.Parts {
-			exprs = append(exprs, p)
-		}
-	case *hclsyntax.TemplateWrapExpr:
-		exprs = []hcl.Expression{e.Wrapped}
-	default:
-		exprs = []hcl.Expression{attr.Expr}
-	}
 	var hs hookSubject
 	var dynamic int
-	for _, e := range exprs {
+	for _, e := range templateParts(attr.Expr) {
 		p := subjectPart{expr: e}
 		if references(e, "msg") {
 			if dynamic < len(rt.Params) {

@@ -17,6 +17,11 @@ type Identity struct {
 	Claims map[string]any
 	// Expires is when the credentials stop being valid; zero for never.
 	Expires time.Time
+	// Consume, when set, spends single-use credentials (a ticket). It is
+	// called only once the stream is sure to start, so a client turned
+	// away by a limit keeps its ticket; false means another request spent
+	// it first.
+	Consume func() bool
 }
 
 // Authenticator checks a request's credentials.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -21,7 +22,10 @@ type ForwardConfig struct {
 	CopyHeaders []string
 	CacheTTL    time.Duration // 0: ask every time
 	Timeout     time.Duration
-	HTTP        *http.Client
+	// StripQuery are query parameters left out of X-Forwarded-Uri: tickets
+	// and tokens are not the auth service's to see.
+	StripQuery []string
+	HTTP       *http.Client
 }
 
 // Forward asks an auth service about each request, as nginx's
@@ -43,8 +47,12 @@ type forwardAnswer struct {
 // forwardCacheLimit bounds the answers remembered.
 const forwardCacheLimit = 10_000
 
-// NewForward asks the service at cfg.URL.
+// NewForward asks the service at cfg.URL. Redirects are not followed: a
+// service that redirects to a login page has not said yes.
 func NewForward(cfg ForwardConfig) *Forward {
+	hc := *cfg.HTTP
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg.HTTP = &hc
 	return &Forward{cfg: cfg, cache: map[[sha256.Size]byte]forwardAnswer{}}
 }
 
@@ -84,8 +92,10 @@ func (f *Forward) remember(key [sha256.Size]byte, a forwardAnswer) {
 	f.cache[key] = a
 }
 
+// cacheKey covers all the service is told: it may decide by path.
 func (f *Forward) cacheKey(r *http.Request) [sha256.Size]byte {
 	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", r.Method, f.forwardedURI(r))
 	for _, name := range f.cfg.ForwardHeaders {
 		for _, v := range r.Header.Values(name) {
 			fmt.Fprintf(h, "%s\x00%s\x00", name, v)
@@ -109,11 +119,13 @@ func (f *Forward) ask(r *http.Request) (*Identity, error) {
 		}
 	}
 	req.Header.Set("X-Forwarded-Method", r.Method)
-	req.Header.Set("X-Forwarded-Uri", r.URL.RequestURI())
+	req.Header.Set("X-Forwarded-Uri", f.forwardedURI(r))
 	resp, err := f.cfg.HTTP.Do(req)
 	if err != nil {
 		return nil, ErrUnavailable
 	}
+	// Drained, so the connection is reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
@@ -132,10 +144,24 @@ func (f *Forward) ask(r *http.Request) (*Identity, error) {
 	return nil, ErrUnavailable
 }
 
+// forwardedURI is the request's URI without the stripped parameters.
+func (f *Forward) forwardedURI(r *http.Request) string {
+	u := *r.URL
+	if u.RawQuery != "" && len(f.cfg.StripQuery) > 0 {
+		q := u.Query()
+		for _, p := range f.cfg.StripQuery {
+			q.Del(p)
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.RequestURI()
+}
+
 // ClaimName is the claim a copied header becomes.
 func ClaimName(header string) string {
 	return strings.ReplaceAll(strings.ToLower(header), "-", "_")
 }
 
-// Challenge names no scheme of ours: the auth service decides.
+// Challenge is the usual one: the credentials forwarded by default are a
+// bearer token or a cookie.
 func (f *Forward) Challenge() string { return `Bearer realm="ssegate"` }

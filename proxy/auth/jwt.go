@@ -84,7 +84,14 @@ func NewJWT(ctx context.Context, cfg JWTConfig, log zerolog.Logger) (*JWT, error
 	// The allowed algorithms are fixed by the config, never taken from the
 	// token, so a token cannot pick "none" or turn a public key into an
 	// HMAC secret.
-	opts := []jwt.ParserOption{jwt.WithValidMethods(cfg.Algorithms), jwt.WithLeeway(cfg.Leeway)}
+	// Numbers stay exact: a large numeric user id rounded to a float would
+	// put two users on one subject.
+	opts := []jwt.ParserOption{jwt.WithValidMethods(cfg.Algorithms), jwt.WithLeeway(cfg.Leeway), jwt.WithIssuedAt(), jwt.WithJSONNumber()}
+	if cfg.QueryParam != "" {
+		// A token in a URL ends up in logs; one that never expires would
+		// open streams forever.
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
@@ -143,6 +150,8 @@ func reason(err error) string {
 		return "token from another issuer"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
 		return "token signature not valid"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "token has no exp; tokens in URLs must expire"
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "token malformed"
 	}

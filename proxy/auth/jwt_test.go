@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -148,7 +149,7 @@ func TestJWTAlgorithmConfusion(t *testing.T) {
 
 // The token is looked for only where the block says.
 func TestJWTPlaces(t *testing.T) {
-	token := sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"sub": "ada"}, "")
+	token := sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"sub": "ada", "exp": time.Now().Add(time.Hour).Unix()}, "")
 	inQuery := httptest.NewRequest(http.MethodGet, "/me?token="+token, nil)
 	inCookie := httptest.NewRequest(http.MethodGet, "/me", nil)
 	inCookie.AddCookie(&http.Cookie{Name: "session", Value: token})
@@ -166,6 +167,10 @@ func TestJWTPlaces(t *testing.T) {
 		if got := reasonOf(t, everywhere, r); got != "" {
 			t.Errorf("token in %s: %q", name, got)
 		}
+	}
+	forever := sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"sub": "ada"}, "")
+	if got := reasonOf(t, everywhere, httptest.NewRequest(http.MethodGet, "/me?token="+forever, nil)); !strings.Contains(got, "no exp") {
+		t.Errorf("token without exp where a query token is allowed: %q", got)
 	}
 }
 

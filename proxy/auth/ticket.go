@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -26,6 +25,8 @@ type Tickets struct {
 
 	mu     sync.Mutex
 	issued map[string]ticket
+	order  []string // issued values, oldest first from head, for eviction
+	head   int
 }
 
 type ticket struct {
@@ -38,8 +39,9 @@ func NewTickets(inner Authenticator, ttl time.Duration) *Tickets {
 	return &Tickets{inner: inner, ttl: ttl, issued: map[string]ticket{}}
 }
 
-// Authenticate redeems a ticket when the URL has one, and otherwise asks
-// the inner authenticator.
+// Authenticate accepts a ticket when the URL has a valid one, and
+// otherwise asks the inner authenticator. The ticket is spent only by the
+// identity's Consume.
 func (t *Tickets) Authenticate(r *http.Request) (*Identity, error) {
 	value := r.URL.Query().Get("ticket")
 	if value == "" {
@@ -47,12 +49,25 @@ func (t *Tickets) Authenticate(r *http.Request) (*Identity, error) {
 	}
 	t.mu.Lock()
 	tk, ok := t.issued[value]
-	delete(t.issued, value)
 	t.mu.Unlock()
 	if !ok || time.Now().After(tk.expires) {
+		// A stale ticket beside valid credentials does not lock them out.
+		if id, err := t.inner.Authenticate(r); err == nil {
+			return id, nil
+		}
 		return nil, refuse("ticket unknown, used or expired")
 	}
-	return tk.id, nil
+	id := *tk.id
+	id.Consume = func() bool {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if _, ok := t.issued[value]; !ok {
+			return false
+		}
+		delete(t.issued, value)
+		return true
+	}
+	return &id, nil
 }
 
 // Challenge is the inner authenticator's.
@@ -63,7 +78,8 @@ func (t *Tickets) Challenge() string { return t.inner.Challenge() }
 func (t *Tickets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("ticket") {
 		// A ticket buys no ticket: that would make them last forever.
-		http.Error(w, "a ticket cannot be exchanged for another", http.StatusUnauthorized)
+		w.Header().Set("WWW-Authenticate", t.Challenge())
+		http.Error(w, "unauthorized: a ticket cannot be exchanged for another", http.StatusUnauthorized)
 		return
 	}
 	id, err := t.inner.Authenticate(r)
@@ -77,41 +93,45 @@ func (t *Tickets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if refused.Status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", t.Challenge())
 		}
-		http.Error(w, "unauthorized: "+refused.Reason, refused.Status)
+		http.Error(w, http.StatusText(refused.Status)+": "+refused.Reason, refused.Status)
 		return
 	case err != nil:
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "authentication unavailable; retry later", http.StatusServiceUnavailable)
 		return
 	}
-	value, err := t.issue(id)
-	if err != nil {
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
-	}
+	value := t.issue(id)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]any{"ticket": value, "expires_in": int(t.ttl.Seconds())})
 }
 
-func (t *Tickets) issue(id *Identity) (string, error) {
+func (t *Tickets) issue(id *Identity) string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails
 	value := base64.RawURLEncoding.EncodeToString(b)
-	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.issued) >= ticketLimit {
-		for k, tk := range t.issued {
-			if now.After(tk.expires) {
-				delete(t.issued, k)
-			}
+	// Tickets expire in the order they were issued: drop the used and
+	// expired ones from the front, and at the limit the oldest outstanding
+	// one too, so one client issuing without pause cannot shut the door
+	// on the others.
+	now := time.Now()
+	for t.head < len(t.order) {
+		v := t.order[t.head]
+		tk, live := t.issued[v]
+		if live && now.Before(tk.expires) && len(t.issued) < ticketLimit {
+			break
 		}
-		if len(t.issued) >= ticketLimit {
-			return "", errors.New("too many tickets outstanding (" + strconv.Itoa(ticketLimit) + "); retry later")
-		}
+		delete(t.issued, v)
+		t.order[t.head] = ""
+		t.head++
+	}
+	if t.head > len(t.order)/2 {
+		t.order = append(t.order[:0], t.order[t.head:]...)
+		t.head = 0
 	}
 	t.issued[value] = ticket{id: id, expires: now.Add(t.ttl)}
-	return value, nil
+	t.order = append(t.order, value)
+	return value
 }

@@ -8,9 +8,11 @@ import (
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -57,8 +59,15 @@ var algorithmFamilies = map[string]string{
 
 var keyNames = map[string]string{"hmac": "a shared secret", "rsa": "an RSA key", "ecdsa": "an ECDSA key", "ed25519": "an Ed25519 key"}
 
+// authName is what an auth block may be called: it appears in paths.
+var authName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
 func (d *decoder) auth(b *hcl.Block) *Auth {
 	a := &Auth{Kind: b.Labels[0], Name: b.Labels[1], Range: b.DefRange}
+	if !authName.MatchString(a.Name) {
+		d.errorf(b.LabelRanges[1], "Invalid auth name", "%q: an auth block's name is letters, digits, \"-\" and \"_\", like \"users\".", a.Name)
+		return nil
+	}
 	schema, ok := authSchemas[a.Kind]
 	if !ok {
 		d.errorf(b.LabelRanges[0], "Unknown auth kind", "There is no auth kind %q; the kinds are \"bearer\", \"jwt\" and \"forward\".", a.Kind)
@@ -146,12 +155,16 @@ func (d *decoder) jwt(b *hcl.Block, attrs hcl.Attributes) *auth.JWTConfig {
 		key, fam, err := readPublicKey(keyFile)
 		if err != nil {
 			d.errorf(attr.Expr.Range(), "Invalid public key", "%s", err)
+			return j
 		}
 		j.PublicKey, family = key, fam
 	}
-	if _, ok := attrs["jwks_url"]; ok {
+	if attr, ok := attrs["jwks_url"]; ok {
 		sources++
 		family = "jwks"
+		if err := checkKeySetURL(j.JWKSURL); err != nil {
+			d.errorf(attr.Expr.Range(), "Invalid JWKS URL", "%s", err)
+		}
 	}
 	if sources != 1 {
 		d.errorf(b.DefRange, "JWT key", "A jwt block takes exactly one of hmac_secret, public_key_file and jwks_url.")
@@ -243,8 +256,28 @@ func (d *decoder) checkAuthRefs(cfg *Config, refs map[*Route]hcl.Range) {
 	for _, rt := range cfg.Routes {
 		for _, name := range rt.Auth {
 			if _, ok := cfg.Auths[name]; !ok {
-				d.errorf(refs[rt], "Unknown auth", "There is no auth block named %q; the names are: %q.", name, slices.Sorted(maps.Keys(cfg.Auths)))
+				known := "there are no auth blocks"
+				if len(cfg.Auths) > 0 {
+					known = fmt.Sprintf("the names are: %q", slices.Sorted(maps.Keys(cfg.Auths)))
+				}
+				d.errorf(refs[rt], "Unknown auth", "There is no auth block named %q; %s.", name, known)
 			}
 		}
 	}
+}
+
+// checkKeySetURL wants https: whoever can change the key set in transit
+// can sign any token. Plain http is for a key server on this machine.
+func checkKeySetURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%q is not an https URL", raw)
+	}
+	if u.Scheme == "http" {
+		host := u.Hostname()
+		if ip, err := netip.ParseAddr(host); !(host == "localhost" || err == nil && ip.IsLoopback()) {
+			return fmt.Errorf("%q: fetch keys over https; anyone on the way could swap them and sign any token", raw)
+		}
+	}
+	return nil
 }

@@ -79,6 +79,9 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`auth_mistakes.hcl:12:10: error: Unknown auth`, `no auth block named "admins"`,
 			`auth_mistakes.hcl:15:15: error: Unknown variable`, `cannot read auth; use auth.claims in the subject`,
 			`auth_mistakes.hcl:20:11: error: Unknown variable`, `no variable named "auth"`,
+			`auth_mistakes.hcl:24:12: error: Invalid auth name`,
+			`auth_mistakes.hcl:29:14: error: Invalid JWKS URL`, `fetch keys over https`,
+			`auth_mistakes.hcl:34:11: error: Invalid allow`, `allow must be true or false`,
 		}},
 		{"bad_numbers.hcl", []string{`bad_numbers.hcl:2:13: error: Invalid history`, `bad_numbers.hcl:3:13: error: Invalid buffer`}},
 	}

@@ -232,7 +232,11 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 	}
 	if attr, ok := a["allow"]; ok {
 		scope := sources.Route{Params: rt.Params, Auth: len(rt.Auth) > 0}.SubjectScope()
-		d.diags = append(d.diags, scope.Check(attr.Expr, d.ctx)...)
+		diags := scope.Check(attr.Expr, d.ctx)
+		d.diags = append(d.diags, diags...)
+		if !diags.HasErrors() {
+			d.checkAllow(attr, scope)
+		}
 		rt.Allow = attr.Expr
 	}
 	d.integer(a, "max_clients", &rt.MaxClients, 0)
@@ -291,11 +295,19 @@ func (d *decoder) checkRouteConflicts(cfg *Config) {
 	var all []served
 	for _, name := range slices.Sorted(maps.Keys(cfg.Auths)) {
 		if a := cfg.Auths[name]; a.Ticket != nil {
-			all = append(all, served{[]string{"POST " + a.Ticket.Path}, fmt.Sprintf("the ticket path of auth %q", name), a.Range})
+			patterns := []string{"POST " + a.Ticket.Path}
+			if cfg.CORS != nil {
+				patterns = append(patterns, "OPTIONS "+a.Ticket.Path)
+			}
+			all = append(all, served{patterns, fmt.Sprintf("the ticket path of auth %q", name), a.Range})
 		}
 	}
 	for _, rt := range cfg.Routes {
-		all = append(all, served{[]string{"GET " + rt.Path}, fmt.Sprintf("route %q", rt.Path), rt.Range})
+		patterns := []string{"GET " + rt.Path}
+		if rt.CORS != nil {
+			patterns = append(patterns, "OPTIONS "+rt.Path)
+		}
+		all = append(all, served{patterns, fmt.Sprintf("route %q", rt.Path), rt.Range})
 		for _, src := range rt.Sources {
 			if in, ok := src.(sources.Ingress); ok {
 				all = append(all, served{in.Patterns(), fmt.Sprintf("the webhook of route %q", rt.Path), src.DefRange()})
@@ -552,4 +564,22 @@ func checkOrigin(o string) error {
 		return fmt.Errorf("%q: browsers send origins in lower case", o)
 	}
 	return nil
+}
+
+// checkAllow evaluates allow with unknown variables: an expression that
+// cannot be true or false fails now, not for every client.
+func (d *decoder) checkAllow(attr *hcl.Attribute, scope sources.Scope) {
+	ctx := d.ctx.NewChild()
+	ctx.Variables = map[string]cty.Value{}
+	for root := range scope {
+		ctx.Variables[root] = cty.DynamicVal
+	}
+	v, diags := attr.Expr.Value(ctx)
+	if diags.HasErrors() {
+		d.diags = append(d.diags, diags...)
+		return
+	}
+	if _, err := convert.Convert(v, cty.Bool); err != nil {
+		d.errorf(attr.Expr.Range(), "Invalid allow", "allow must be true or false; this gives %s.", v.Type().FriendlyName())
+	}
 }

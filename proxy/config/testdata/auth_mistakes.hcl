@@ -20,3 +20,17 @@ route "/open" {
   allow = auth.claims.admin
   source "nats" { subject = "open" }
 }
+
+auth "jwt" "a{b}" {
+  jwks_url = "https://id.example.com/jwks.json"
+}
+
+auth "jwt" "remote" {
+  jwks_url = "http://id.example.com/jwks.json"
+}
+
+route "/count" {
+  auth  = "remote"
+  allow = 1
+  source "nats" { subject = "count" }
+}
