@@ -75,7 +75,16 @@ route "/sse" {
 # and path.NAME for each {NAME} of the route.
 route "/stocks/{symbol}" {
   retry   = "3s"
-  history = 1000
+  history = 1000 # events kept in memory per stream, for resume
+  # Or keep the history in JetStream (needs embedded { store_dir } or a
+  # JetStream-enabled NATS): ids become stream sequences, valid across
+  # restarts and replicas.
+  # history {
+  #   store    = "jetstream"
+  #   max_msgs = 100000
+  #   max_age  = "24h"
+  #   # stream = "STOCKS" # read an existing stream instead of creating one
+  # }
 
   source "nats" {
     subject = "stocks.${path.symbol}"

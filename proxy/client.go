@@ -19,13 +19,16 @@ var ErrClientGone = errors.New("client gone")
 type Client struct {
 	req *http.Request
 
-	mu      sync.Mutex
-	queue   [][]byte
-	backlog int // frames queued on joining (replay), not counted against limit
-	limit   int
-	gone    bool
-	left    chan struct{} // closed when the client is dropped
-	wake    chan struct{} // a token when the queue went from empty to not
+	mu       sync.Mutex
+	queue    [][]byte
+	backlog  int // frames queued on joining (replay), not counted against limit
+	limit    int
+	gone     bool
+	holding  bool          // live frames wait in held while a replay is fetched
+	held     [][]byte      // at most limit; beyond, they are dropped and overflow set
+	overflow bool          // held frames were dropped: the replay must fetch them
+	left     chan struct{} // closed when the client is dropped
+	wake     chan struct{} // a token when the queue went from empty to not
 
 	slot int // index in the stream's client list, guarded by the stream's lock
 }
@@ -61,6 +64,19 @@ func (c *Client) push(frame []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
+	if c.holding {
+		// Held frames are also in the history the replay reads: too many
+		// are dropped here and fetched there instead.
+		switch {
+		case c.overflow:
+		case len(c.held) >= c.limit:
+			c.held, c.overflow = nil, true
+		default:
+			c.held = append(c.held, frame)
+		}
+		c.mu.Unlock()
+		return true
+	}
 	if len(c.queue)-c.backlog >= c.limit {
 		c.drop()
 		c.mu.Unlock()
@@ -80,6 +96,47 @@ func (c *Client) preload(frames ...[]byte) {
 	c.backlog += len(frames)
 	c.mu.Unlock()
 	c.signal()
+}
+
+// hold keeps live frames back until unhold: a replay fetched elsewhere
+// goes first.
+func (c *Client) hold() {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+}
+
+// release queues replayed frames, then the live frames held meanwhile,
+// and ends the hold. When held frames were dropped it queues the replay
+// only, keeps holding and returns false: the caller fetches what was
+// dropped and calls again. force ends the hold anyway, dropping what is
+// held. Called with the stream's lock held, so no live frame comes between.
+func (c *Client) release(frames [][]byte, force bool) bool {
+	c.mu.Lock()
+	if c.gone {
+		c.mu.Unlock()
+		return true
+	}
+	c.queue = append(c.queue, frames...)
+	c.backlog += len(frames)
+	done := force || !c.overflow
+	if done {
+		if !c.overflow {
+			c.queue = append(c.queue, c.held...)
+		}
+		c.holding = false
+	}
+	c.held, c.overflow = nil, false
+	c.mu.Unlock()
+	c.signal()
+	return done
+}
+
+// overflowed reports whether held frames were dropped.
+func (c *Client) overflowed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.overflow
 }
 
 // take hands the queued frames to the writer and gives the queue spare to

@@ -551,11 +551,16 @@ func TestNATSDownAtStartThenUp(t *testing.T) {
 // without pause see every event exactly once, in order: the seam between
 // replay and live has no gap and no duplicate.
 func TestResumeSeamUnderConcurrentPublishing(t *testing.T) {
-	h := start(t, `
+	resumeSeam(t, start(t, `
 route "/sse" {
   history = 5000
   source "nats" { subject = "events" }
-}`)
+}`))
+}
+
+// resumeSeam has a client on /sse drop and resume again and again while
+// events are published without pause, and checks it sees each once.
+func resumeSeam(t *testing.T, h *harness) {
 	const n = 2000
 	c := h.open("/sse", nil) // joined before the first event
 	published := make(chan error, 1)

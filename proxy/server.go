@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/zclconf/go-cty/cty"
 
@@ -54,7 +55,9 @@ type Server struct {
 	onConnect func(*Client)
 	limits    *limits
 	auths     map[string]auth.Authenticator
-	http      *http.Client // for the sources that fetch
+	js        jetstream.JetStream
+	jsStreams map[*config.Route]string // routes with a JetStream history
+	http      *http.Client             // for the sources that fetch
 
 	stopFeeds context.CancelFunc // ends the sources that fetch for a whole route
 	feeds     sync.WaitGroup
@@ -134,6 +137,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	feedCtx, stopFeeds := context.WithCancel(context.Background())
 	s.stopFeeds = stopFeeds
 	if err := s.buildAuths(feedCtx); err != nil {
+		s.abort()
+		return nil, err
+	}
+	if err := s.setupJetStream(); err != nil {
 		s.abort()
 		return nil, err
 	}
@@ -337,7 +344,7 @@ func (s *Server) openStream(id streamID) (*stream, error) {
 		epoch:   newEpoch(),
 		ready:   make(chan struct{}),
 	}
-	if err := st.subscribe(s.nc, s.feedEnv()); err != nil {
+	if err := st.subscribe(s.nc, s.js, s.jsStreams[id.rt], s.feedEnv()); err != nil {
 		return nil, err
 	}
 	st.log.Debug().Msg("stream opened")
@@ -483,9 +490,14 @@ func shareOf(ctx context.Context, n int) (context.Context, context.CancelFunc) {
 // delivered; then the streams take no more.
 func drainStreams(ctx context.Context, streams map[string]*stream) {
 	var closed []<-chan nats.SubStatus
+	var consumers []jetstream.ConsumeContext
 	for _, st := range streams {
 		st.stopLinger()
 		st.stopFeeding()
+		if st.consume != nil {
+			st.consume.Drain()
+			consumers = append(consumers, st.consume)
+		}
 		for _, sub := range st.subs {
 			ch := sub.StatusChanged(nats.SubscriptionClosed)
 			if err := sub.Drain(); err != nil {
@@ -497,6 +509,12 @@ func drainStreams(ctx context.Context, streams map[string]*stream) {
 	for _, ch := range closed {
 		select {
 		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+	for _, cc := range consumers {
+		select {
+		case <-cc.Closed():
 		case <-ctx.Done():
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/proxy/config"
@@ -41,38 +42,37 @@ type stream struct {
 	stopFeeds context.CancelFunc // ends the sources fetching for this stream
 	feeds     sync.WaitGroup
 
+	// With a JetStream history: the stream, the subjects read, and the
+	// consumer that replaces subs.
+	js         jetstream.JetStream
+	jsName     string
+	jsSubjects []string
+	consume    jetstream.ConsumeContext
+
 	mu      sync.Mutex
 	clients []*Client
 	history history
 	epoch   string
 	seq     uint64
 	gen     uint64 // bumped on every join and leave, to void stale linger timers
+	lastSeq uint64 // JetStream history: the last sequence handed out
 	linger  *time.Timer
 	closed  bool
 }
 
-// subscribe starts one subscription per source of the route, then the
-// sources that fetch for this stream alone.
-func (st *stream) subscribe(nc *nats.Conn, env sources.FeedEnv) error {
-	for _, src := range st.route.Sources {
-		subject, err := src.Subject(st.vars)
-		if err != nil {
-			st.unsubscribe()
-			return err
-		}
-		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
-			ev, err := src.Event(st.vars, m)
-			if err != nil {
-				st.reject(err)
-				return
-			}
-			st.deliver(ev)
-		})
-		if err != nil {
-			st.unsubscribe()
-			return fmt.Errorf("subscribe to %q: %w", subject, err)
-		}
-		st.subs = append(st.subs, sub)
+// subscribe reads the route's sources, from JetStream when its history is
+// there (jsName), else with one subscription per source; then it starts
+// the sources that fetch for this stream alone.
+func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string, env sources.FeedEnv) error {
+	var err error
+	if jsName != "" {
+		err = st.subscribeJetStream(js, jsName)
+	} else {
+		err = st.subscribeCore(nc)
+	}
+	if err != nil {
+		st.unsubscribe()
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	st.stopFeeds = cancel
@@ -88,6 +88,29 @@ func (st *stream) subscribe(nc *nats.Conn, env sources.FeedEnv) error {
 	return nil
 }
 
+// subscribeCore subscribes to each source's subject.
+func (st *stream) subscribeCore(nc *nats.Conn) error {
+	for _, src := range st.route.Sources {
+		subject, err := src.Subject(st.vars)
+		if err != nil {
+			return err
+		}
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			ev, err := src.Event(st.vars, m)
+			if err != nil {
+				st.reject(err)
+				return
+			}
+			st.deliver(ev)
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe to %q: %w", subject, err)
+		}
+		st.subs = append(st.subs, sub)
+	}
+	return nil
+}
+
 // stopFeeding stops the stream's own fetching sources and waits for them.
 func (st *stream) stopFeeding() {
 	if st.stopFeeds != nil {
@@ -99,6 +122,9 @@ func (st *stream) stopFeeding() {
 // unsubscribe stops the sources and the subscriptions.
 func (st *stream) unsubscribe() {
 	st.stopFeeding()
+	if st.consume != nil {
+		st.consume.Stop()
+	}
 	for _, sub := range st.subs {
 		// A drained subscription is already gone, and so is everything on
 		// a closed connection.
@@ -163,7 +189,12 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 		st.linger.Stop()
 		st.linger = nil
 	}
-	if resume {
+	switch {
+	case resume && st.js != nil:
+		// The history is in JetStream: live events wait behind the replay.
+		c.hold()
+		go st.replay(c, lastID, st.lastSeq)
+	case resume:
 		if frames, ok := st.replayAfter(lastID); ok {
 			c.preload(frames...)
 		} else {
@@ -217,14 +248,32 @@ func (st *stream) replayAfter(lastID string) ([][]byte, bool) {
 }
 
 func (st *stream) resetFrame(lastID string) []byte {
-	data, _ := json.Marshal(struct {
-		LastEventID string `json:"last_event_id"`
-	}{lastID})
-	e, _ := sse.NewEvent(ResetEvent, string(data)) // JSON is valid UTF-8
 	id := st.history.lastID()
 	if id == "" {
 		id = st.origin()
 	}
-	e, _ = e.WithID(id) // ids in history are valid, the origin is ASCII
+	return resetFrame(lastID, id)
+}
+
+// resetFrame is the ResetEvent for a client that sent lastID, with id to
+// resume from next.
+func resetFrame(lastID, id string) []byte {
+	data, _ := json.Marshal(struct {
+		LastEventID string `json:"last_event_id"`
+	}{lastID})
+	e, _ := sse.NewEvent(ResetEvent, string(data)) // JSON is valid UTF-8
+	e, _ = e.WithID(id)                            // ids in history are valid, the origin is ASCII
 	return e.Encode()
+}
+
+// newFrame encodes ev with id.
+func newFrame(ev sources.Event, id string) ([]byte, error) {
+	e, err := sse.NewEvent(ev.Name, ev.Data)
+	if err == nil {
+		e, err = e.WithID(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.Encode(), nil
 }

@@ -102,6 +102,17 @@ func (f *feed) Subject(streamCtx *hcl.EvalContext) (string, error) {
 	return strings.Join(append([]string{f.base}, pathValues(streamCtx, f.params)...), "."), nil
 }
 
+// Pattern covers the subjects of every stream of the route.
+func (f *feed) Pattern(ctx *hcl.EvalContext) (string, error) {
+	if f.subject != nil {
+		return pattern(f.subject, ctx)
+	}
+	if !f.perStream {
+		return f.base, nil
+	}
+	return f.base + strings.Repeat(".*", len(f.params)), nil
+}
+
 // request resolves the upstream URL and headers with the stream's
 // variables.
 func (f *feed) request(streamCtx *hcl.EvalContext) (string, http.Header, error) {

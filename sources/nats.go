@@ -92,6 +92,11 @@ func (n *NATS) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (Event, error) {
 // DefRange is where the block is declared.
 func (n *NATS) DefRange() hcl.Range { return n.Range }
 
+// Pattern is the subject with every part that reads path or auth as "*".
+func (n *NATS) Pattern(ctx *hcl.EvalContext) (string, error) {
+	return pattern(n.SubjectExpr, ctx)
+}
+
 func evalSubject(expr hcl.Expression, ctx *hcl.EvalContext) (string, error) {
 	return subject(expr, ctx, false)
 }
@@ -121,6 +126,28 @@ func subject(expr hcl.Expression, ctx *hcl.EvalContext, placeholder bool) (strin
 	s := b.String()
 	if err := ValidSubject(s); err != nil {
 		return "", err
+	}
+	return s, nil
+}
+
+// pattern evaluates a subject template with the parts that vary by
+// stream (reading path or auth) as "*", which must then be whole tokens.
+func pattern(expr hcl.Expression, ctx *hcl.EvalContext) (string, error) {
+	var b strings.Builder
+	for _, part := range templateParts(expr) {
+		if references(part, "path") || references(part, "auth") {
+			b.WriteString("*")
+			continue
+		}
+		s, _, err := evalText(part, ctx, "subject")
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(s)
+	}
+	s := b.String()
+	if err := ValidSubject(s); err != nil {
+		return "", fmt.Errorf("%w: a JetStream history needs the parts of the subject that vary by stream to be whole tokens", err)
 	}
 	return s, nil
 }

@@ -26,6 +26,10 @@ type Spec interface {
 	Event(streamCtx *hcl.EvalContext, m *nats.Msg) (Event, error)
 	// DefRange is where the block is declared, for messages about it.
 	DefRange() hcl.Range
+	// Pattern is a subject pattern that covers the subject of every
+	// stream of the route: what a JetStream stream must capture to hold
+	// their history. ctx holds the functions.
+	Pattern(ctx *hcl.EvalContext) (string, error)
 }
 
 // Feeder is a Spec whose messages ssegate fetches itself (poll, stream).

@@ -212,6 +212,26 @@ func (w *Webhook) Subject(streamCtx *hcl.EvalContext) (string, error) {
 	return w.subject.forStream(streamCtx, pathValues(streamCtx, w.subject.params()))
 }
 
+// Pattern covers the subjects of every stream of the route.
+func (w *Webhook) Pattern(ctx *hcl.EvalContext) (string, error) {
+	if w.subject.parts == nil {
+		return w.defaultTo, nil
+	}
+	var b strings.Builder
+	for _, p := range w.subject.parts {
+		if p.param != "" {
+			b.WriteString("*")
+			continue
+		}
+		s, _, err := evalText(p.expr, ctx, "subject")
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(s)
+	}
+	return b.String(), ValidSubject(b.String())
+}
+
 func (hs hookSubject) params() []string {
 	var ps []string
 	for _, p := range hs.parts {

@@ -18,7 +18,18 @@ const startTimeout = 10 * time.Second
 // random 127.0.0.1 port when addr is "".
 func NATS(t testing.TB, addr string) *server.Server {
 	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true}
+	return run(t, addr, &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+}
+
+// JetStream runs a real nats-server with JetStream, storing in dir, until
+// the test ends.
+func JetStream(t testing.TB, dir string) *server.Server {
+	t.Helper()
+	return run(t, "", &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, JetStream: true, StoreDir: dir})
+}
+
+func run(t testing.TB, addr string, opts *server.Options) *server.Server {
+	t.Helper()
 	if addr != "" {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {

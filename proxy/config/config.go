@@ -73,6 +73,16 @@ type Ticket struct {
 	Path string // where tickets are issued, by POST
 }
 
+// JetStreamHistory configures a route's history in JetStream.
+type JetStreamHistory struct {
+	// Stream names an existing stream to read; empty: ssegate creates or
+	// updates one of its own for the route, with the limits below.
+	Stream   string
+	MaxMsgs  int64
+	MaxAge   time.Duration
+	MaxBytes int64
+}
+
 // TLS names the certificate and key files.
 type TLS struct {
 	CertFile, KeyFile string
@@ -118,9 +128,13 @@ type Route struct {
 	// Params are the names of the path's wildcards, in order.
 	Params []string
 
-	Keepalive    time.Duration // 0: no keepalive comments
-	Retry        time.Duration // 0: no retry line
-	History      int           // events kept per stream for resume
+	Keepalive time.Duration // 0: no keepalive comments
+	Retry     time.Duration // 0: no retry line
+	History   int           // events kept per stream for resume (memory store)
+	// JetStream, when set, keeps the history in a JetStream stream instead
+	// of memory: event ids are stream sequences, valid on every replica
+	// and across restarts.
+	JetStream    *JetStreamHistory
 	Linger       time.Duration // how long a stream outlives its last client
 	Buffer       int           // frames queued per client before it is dropped
 	WriteTimeout time.Duration

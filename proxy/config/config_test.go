@@ -83,6 +83,12 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`auth_mistakes.hcl:29:14: error: Invalid JWKS URL`, `fetch keys over https`,
 			`auth_mistakes.hcl:34:11: error: Invalid allow`, `allow must be true or false`,
 		}},
+		{"history_mistakes.hcl", []string{
+			`history_mistakes.hcl:2:3: error: History set twice`,
+			`history_mistakes.hcl:4:17: error: Invalid store`,
+			`history_mistakes.hcl:13:5: error: Limits of a stream ssegate does not own`, `stream = "ORDERS"`,
+			`history_mistakes.hcl:20:5: error: Not for memory history`, `max_age applies to store = "jetstream"`,
+		}},
 		{"bad_numbers.hcl", []string{`bad_numbers.hcl:2:13: error: Invalid history`, `bad_numbers.hcl:3:13: error: Invalid buffer`}},
 	}
 	for _, tt := range tests {

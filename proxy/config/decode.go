@@ -66,7 +66,13 @@ var routeSchema = &hcl.BodySchema{
 		{Name: "max_clients"}, {Name: "max_stream_duration"},
 		{Name: "auth"}, {Name: "allow"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}, {Type: "history"}},
+}
+
+var historySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "store"}, {Name: "max_msgs"}, {Name: "max_age"}, {Name: "max_bytes"}, {Name: "stream"},
+	},
 }
 
 // decoder evaluates attributes and collects every diagnostic on the way,
@@ -243,7 +249,20 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 	d.duration(a, "max_stream_duration", &rt.MaxStreamDuration, time.Second, true)
 
 	var sourceBlocks hcl.Blocks
+	var historyBlock *hcl.Block
 	for _, sb := range content.Blocks {
+		if sb.Type == "history" {
+			if historyBlock != nil {
+				d.duplicate(sb, "history block", historyBlock)
+				continue
+			}
+			historyBlock = sb
+			if attr, ok := a["history"]; ok {
+				d.errorf(attr.NameRange, "History set twice", "history = N is the short form of a history block; use one.")
+			}
+			d.history(sb, rt)
+			continue
+		}
 		if sb.Type != "cors" {
 			sourceBlocks = append(sourceBlocks, sb)
 			continue
@@ -582,4 +601,44 @@ func (d *decoder) checkAllow(attr *hcl.Attribute, scope sources.Scope) {
 	if _, err := convert.Convert(v, cty.Bool); err != nil {
 		d.errorf(attr.Expr.Range(), "Invalid allow", "allow must be true or false; this gives %s.", v.Type().FriendlyName())
 	}
+}
+
+// history reads a history block: memory (max_msgs events, as history = N)
+// or jetstream.
+func (d *decoder) history(b *hcl.Block, rt *Route) {
+	content, diags := b.Body.Content(historySchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+	store := "memory"
+	if v, attr, ok := d.value(a, "store"); ok {
+		if v.Type() != cty.String || v.IsNull() || (v.AsString() != "memory" && v.AsString() != "jetstream") {
+			d.errorf(attr.Expr.Range(), "Invalid store", "store is \"memory\" or \"jetstream\".")
+			return
+		}
+		store = v.AsString()
+	}
+	if store == "memory" {
+		for _, name := range []string{"max_age", "max_bytes", "stream"} {
+			if attr, ok := a[name]; ok {
+				d.errorf(attr.NameRange, "Not for memory history", "%s applies to store = \"jetstream\"; memory history keeps max_msgs events.", name)
+			}
+		}
+		d.integer(a, "max_msgs", &rt.History, 0)
+		return
+	}
+	js := &JetStreamHistory{}
+	var maxMsgs, maxBytes int
+	d.integer(a, "max_msgs", &maxMsgs, 0)
+	d.integer(a, "max_bytes", &maxBytes, 0)
+	js.MaxMsgs, js.MaxBytes = int64(maxMsgs), int64(maxBytes)
+	d.duration(a, "max_age", &js.MaxAge, time.Second, true)
+	d.str(a, "stream", &js.Stream)
+	if js.Stream != "" {
+		for _, name := range []string{"max_msgs", "max_age", "max_bytes"} {
+			if attr, ok := a[name]; ok {
+				d.errorf(attr.NameRange, "Limits of a stream ssegate does not own", "With stream = %q ssegate only reads that stream; set %s on the stream itself.", js.Stream, name)
+			}
+		}
+	}
+	rt.JetStream = js
 }

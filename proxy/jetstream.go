@@ -1,0 +1,293 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/sources"
+)
+
+// jsTimeout bounds one JetStream request: a stream's setup or a replay.
+const jsTimeout = 10 * time.Second
+
+// jsDuplicateWindow is how long JetStream remembers Nats-Msg-Ids, which
+// makes a retried webhook delivery (or the same poll on two replicas) one
+// event.
+const jsDuplicateWindow = 10 * time.Minute
+
+// setupJetStream creates or updates the JetStream stream of every route
+// whose history is in JetStream, or checks that a stream it names exists.
+func (s *Server) setupJetStream() error {
+	s.jsStreams = map[*config.Route]string{}
+	for _, rt := range s.cfg.Routes {
+		if rt.JetStream == nil {
+			continue
+		}
+		if s.js == nil {
+			js, err := jetstream.New(s.nc)
+			if err != nil {
+				return fmt.Errorf("JetStream: %w", err)
+			}
+			s.js = js
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
+		name, err := s.ensureStream(ctx, rt)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("route %q: JetStream history: %w", rt.Path, err)
+		}
+		s.jsStreams[rt] = name
+	}
+	return nil
+}
+
+func (s *Server) ensureStream(ctx context.Context, rt *config.Route) (string, error) {
+	if name := rt.JetStream.Stream; name != "" {
+		if _, err := s.js.Stream(ctx, name); err != nil {
+			return "", fmt.Errorf("stream %q: %w", name, err)
+		}
+		return name, nil
+	}
+	var subjects []string
+	for _, src := range rt.Sources {
+		p, err := src.Pattern(s.cfg.EvalContext)
+		if err != nil {
+			return "", err
+		}
+		if !slices.Contains(subjects, p) {
+			subjects = append(subjects, p)
+		}
+	}
+	sum := sha256.Sum256([]byte(rt.Path))
+	name := "SSEGATE_" + strings.ToUpper(hex.EncodeToString(sum[:8]))
+	limit := func(n int64) int64 {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        name,
+		Description: "ssegate history of route " + rt.Path,
+		Subjects:    subjects,
+		MaxMsgs:     limit(rt.JetStream.MaxMsgs),
+		MaxBytes:    limit(rt.JetStream.MaxBytes),
+		MaxAge:      rt.JetStream.MaxAge,
+		Storage:     jetstream.FileStorage,
+		Duplicates:  jsDuplicateWindow,
+	})
+	if err != nil {
+		return "", fmt.Errorf("create or update stream %s for %q: %w", name, subjects, err)
+	}
+	return name, nil
+}
+
+// subscribeJetStream reads the stream's subjects from its JetStream
+// stream, from the message after the last one stored now: events before
+// that are history, replayed to the clients that ask.
+func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error {
+	subjects := make([]string, len(st.route.Sources))
+	for i, src := range st.route.Sources {
+		subject, err := src.Subject(st.vars)
+		if err != nil {
+			return err
+		}
+		subjects[i] = subject
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
+	defer cancel()
+	info, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	last := info.CachedInfo().State.LastSeq
+	cons, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: subjects,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    last + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer on %s: %w", name, err)
+	}
+	st.js, st.jsName, st.jsSubjects, st.lastSeq = js, name, subjects, last
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			st.reject(err)
+			return
+		}
+		ev, err := st.jsEvent(m)
+		if err != nil {
+			st.reject(err)
+		}
+		st.deliverSeq(ev, err == nil, md.Sequence.Stream)
+	})
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", name, err)
+	}
+	st.consume = cc
+	return nil
+}
+
+// jsEvent maps a stored message with the source whose subject it is on.
+func (st *stream) jsEvent(m jetstream.Msg) (sources.Event, error) {
+	msg := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
+	for i, subject := range st.jsSubjects {
+		if subjectMatches(subject, msg.Subject) {
+			return st.route.Sources[i].Event(st.vars, msg)
+		}
+	}
+	return sources.Event{}, fmt.Errorf("message on %q matches no source", msg.Subject)
+}
+
+// deliverSeq queues the event stored at seq for every client, with the
+// sequence as its id. ok false only moves the stream past seq.
+func (st *stream) deliverSeq(ev sources.Event, ok bool, seq uint64) {
+	var frame []byte
+	if ok {
+		e, err := newFrame(ev, strconv.FormatUint(seq, 10))
+		if err != nil {
+			st.reject(err)
+			ok = false
+		} else {
+			frame = e
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed || seq <= st.lastSeq {
+		return
+	}
+	st.lastSeq = seq
+	if !ok {
+		return
+	}
+	for _, c := range st.clients {
+		c.push(frame)
+	}
+}
+
+// replay fetches for c the events after lastID up to seam (the last one
+// the stream had handed out when c joined) and releases c's live events
+// behind them: no gap, no duplicate. When more live events came meanwhile
+// than c may hold, it fetches those too, until it has caught up. An id
+// that is not a sequence of this stream, or whose followers were dropped
+// by the stream's limits, gets the reset event.
+func (st *stream) replay(c *Client, lastID string, seam uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
+	defer cancel()
+	for {
+		frames, err := st.fetch(ctx, lastID, seam)
+		st.mu.Lock()
+		if err != nil {
+			if !errors.Is(err, errReset) {
+				st.log.Warn().Err(err).Msg("replay from JetStream failed; sending a reset")
+			}
+			// Held live events follow the seam; dropped ones are lost to
+			// this client, which the reset's id accounts for.
+			id := seam
+			if c.overflowed() {
+				id = st.lastSeq
+			}
+			c.release([][]byte{resetFrame(lastID, strconv.FormatUint(id, 10))}, true)
+			st.mu.Unlock()
+			return
+		}
+		done := c.release(frames, false)
+		lastID, seam = strconv.FormatUint(seam, 10), st.lastSeq
+		st.mu.Unlock()
+		if done {
+			return
+		}
+	}
+}
+
+var errReset = errors.New("resume point not in the history")
+
+func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]byte, error) {
+	after, err := strconv.ParseUint(lastID, 10, 64)
+	if err != nil || after > seam {
+		return nil, errReset
+	}
+	if after == seam {
+		return nil, nil
+	}
+	info, err := st.js.Stream(ctx, st.jsName)
+	if err != nil {
+		return nil, err
+	}
+	if first := info.CachedInfo().State.FirstSeq; after+1 < first {
+		return nil, errReset
+	}
+	cons, err := st.js.OrderedConsumer(ctx, st.jsName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: st.jsSubjects,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    after + 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var frames [][]byte
+	for {
+		batch, err := cons.FetchNoWait(256)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, err
+			}
+			seq := md.Sequence.Stream
+			if seq > seam {
+				return frames, nil
+			}
+			ev, err := st.jsEvent(m)
+			if err != nil {
+				st.reject(err)
+			} else if f, err := newFrame(ev, strconv.FormatUint(seq, 10)); err == nil {
+				frames = append(frames, f)
+			}
+			if seq == seam {
+				return frames, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			// All up to the seam that matches the filter is read.
+			return frames, nil
+		}
+	}
+}
+
+// subjectMatches reports whether subject is matched by pattern, which may
+// hold "*" and a final ">".
+func subjectMatches(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, tok := range p {
+		switch {
+		case tok == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case tok != "*" && tok != s[i]:
+			return false
+		}
+	}
+	return len(p) == len(s)
+}

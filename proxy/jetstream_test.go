@@ -1,0 +1,85 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+const jsRoute = `
+route "/sse" {
+  history { store = "jetstream" }
+  source "nats" { subject = "events" }
+}`
+
+// With the history in JetStream, event ids are stream sequences, and a
+// client resumes with an id from before a restart.
+func TestJetStreamHistorySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	hcl := fmt.Sprintf("nats {\n  embedded { store_dir = %q }\n}\n%s", dir, jsRoute)
+	serve := func() (*proxy.Server, *httptest.Server) {
+		cfg, err := config.Parse([]byte(hcl), "test.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := proxy.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv, httptest.NewServer(srv)
+	}
+	stop := func(srv *proxy.Server, ts *httptest.Server) {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		ts.Close()
+	}
+	publish := func(srv *proxy.Server, data string) {
+		if err := srv.Conn().Publish("events", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Conn().Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a, tsA := serve()
+	c := openWith(t, tsA.Client(), tsA.URL+"/sse", nil)
+	publish(a, "one")
+	publish(a, "two")
+	got := c.expectData("one", "two")
+	if got[0].LastEventID != "1" || got[1].LastEventID != "2" {
+		t.Errorf("ids %q %q, want the stream sequences 1 and 2", got[0].LastEventID, got[1].LastEventID)
+	}
+	c.close()
+	publish(a, "three") // missed by the client, kept by JetStream
+	stop(a, tsA)
+
+	b, tsB := serve()
+	defer stop(b, tsB)
+	r := openWith(t, tsB.Client(), tsB.URL+"/sse", http.Header{"Last-Event-Id": {"2"}})
+	publish(b, "four")
+	got = r.expectData("three", "four")
+	if got[0].LastEventID != "3" || got[1].LastEventID != "4" {
+		t.Errorf("ids %q %q after the restart, want 3 and 4", got[0].LastEventID, got[1].LastEventID)
+	}
+	stale := openWith(t, tsB.Client(), tsB.URL+"/sse", http.Header{"Last-Event-Id": {"not-a-sequence"}})
+	if ev := stale.next(); ev.Type != proxy.ResetEvent || ev.LastEventID != "4" {
+		t.Errorf("unknown id: got %+v, want a reset to 4", ev)
+	}
+}
+
+// The seam between a JetStream replay and live events has no gap and no
+// duplicate, under continuous publishing.
+func TestJetStreamResumeSeam(t *testing.T) {
+	h := startOn(t, loopback.JetStream(t, t.TempDir()), jsRoute)
+	resumeSeam(t, h)
+}
