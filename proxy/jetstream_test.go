@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
@@ -82,4 +83,32 @@ func TestJetStreamHistorySurvivesRestart(t *testing.T) {
 func TestJetStreamResumeSeam(t *testing.T) {
 	h := startOn(t, loopback.JetStream(t, t.TempDir()), jsRoute)
 	resumeSeam(t, h)
+}
+
+// On a route whose history is in JetStream, a webhook is answered 202 once
+// JetStream has stored it, and a retried delivery is stored once (by its
+// Nats-Msg-Id, with the in-process window off).
+func TestWebhookOnJetStreamRoute(t *testing.T) {
+	h := startOn(t, loopback.JetStream(t, t.TempDir()), `
+route "/deploys" {
+  history { store = "jetstream" }
+  source "webhook" {
+    path         = "/hooks/deploy"
+    dedup_window = "0s"
+    verify "none" {}
+  }
+}`)
+	hook := h.ts.URL + "/hooks/deploy"
+	for _, d := range []struct{ id, body string }{{"msg_1", "once"}, {"msg_1", "once"}, {"msg_2", "twice"}} {
+		if code, answer := post(t, hook, "text/plain", http.Header{"Webhook-Id": {d.id}}, d.body); code != http.StatusAccepted {
+			t.Fatalf("delivery %s: %d %q", d.id, code, answer)
+		}
+	}
+	// From the start of the history: both deliveries, the retry not again.
+	c := h.open("/deploys", http.Header{"Last-Event-Id": {"0"}})
+	got := c.expectData("once", "twice")
+	if got[0].LastEventID != "1" || got[1].LastEventID != "2" {
+		t.Errorf("ids %q %q, want 1 and 2", got[0].LastEventID, got[1].LastEventID)
+	}
+	c.expectQuiet(50 * time.Millisecond)
 }

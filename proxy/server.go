@@ -154,13 +154,13 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			switch src := src.(type) {
 			case sources.Ingress:
 				// One handler for all its methods: one de-duplication window.
-				h := src.Handler(s.nc, log)
+				h := src.Handler(s.publisher(rt), log)
 				for _, p := range src.Patterns() {
 					s.mux.Handle(p, h)
 				}
 			case sources.Feeder:
 				if !src.PerStream() {
-					env := s.feedEnv()
+					env := s.feedEnv(rt)
 					env.StreamCtx, env.Log = cfg.EvalContext, log
 					s.feeds.Go(func() { src.Feed(feedCtx, env) })
 				}
@@ -259,9 +259,19 @@ func (s *Server) allowedHeaders() []string {
 	return headers
 }
 
-// feedEnv is what the sources that fetch need.
-func (s *Server) feedEnv() sources.FeedEnv {
-	return sources.FeedEnv{NATS: s.nc, HTTP: s.http, Log: s.log}
+// feedEnv is what the sources of rt that fetch need.
+func (s *Server) feedEnv(rt *config.Route) sources.FeedEnv {
+	return sources.FeedEnv{Publish: s.publisher(rt), HTTP: s.http, Log: s.log}
+}
+
+// publisher is how the sources of rt hand events on: acknowledged by
+// JetStream when the route's history is there, so an accepted webhook is
+// never lost and a retried one never doubled.
+func (s *Server) publisher(rt *config.Route) sources.Publisher {
+	if s.jsStreams[rt] != "" {
+		return sources.JetStreamPublisher(s.nc, s.js)
+	}
+	return sources.CorePublisher(s.nc)
 }
 
 // stopFeeding stops the sources that fetch for whole routes.
@@ -344,7 +354,7 @@ func (s *Server) openStream(id streamID) (*stream, error) {
 		epoch:   newEpoch(),
 		ready:   make(chan struct{}),
 	}
-	if err := st.subscribe(s.nc, s.js, s.jsStreams[id.rt], s.feedEnv()); err != nil {
+	if err := st.subscribe(s.nc, s.js, s.jsStreams[id.rt], s.feedEnv(id.rt)); err != nil {
 		return nil, err
 	}
 	st.log.Debug().Msg("stream opened")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // publishTimeout bounds how long a source waits for NATS to take what it
@@ -18,9 +19,39 @@ const publishTimeout = 5 * time.Second
 // again would fail again.
 var errTooLarge = errors.New("larger than the NATS server's max_payload")
 
-// fits checks m against the server's payload limit, which covers the
-// headers too.
-func fits(nc *nats.Conn, m *nats.Msg) error {
+// Headers that carry an event's name and id through NATS, between the
+// replica that received or fetched it and the ones that deliver it.
+const (
+	headerEvent = "Ssegate-Event"
+	headerID    = "Ssegate-Id"
+)
+
+// Publisher hands events to NATS and returns once they are safe: flushed
+// to the server, or, for a route whose history is in JetStream, stored and
+// acknowledged.
+type Publisher interface {
+	// Publish sends msgs in order. The wait does not end with ctx (a
+	// sender hanging up must not turn a sent event into one reported
+	// lost), only after publishTimeout.
+	Publish(ctx context.Context, msgs ...*nats.Msg) error
+	// Fits checks m against the server's payload limit.
+	Fits(m *nats.Msg) error
+}
+
+// CorePublisher publishes with core NATS and waits for the server to have
+// the messages.
+func CorePublisher(nc *nats.Conn) Publisher { return corePublisher{nc} }
+
+// JetStreamPublisher publishes to JetStream and waits for each ack; a
+// message whose Nats-Msg-Id JetStream has seen within its duplicate
+// window is acknowledged without being stored twice.
+func JetStreamPublisher(nc *nats.Conn, js jetstream.JetStream) Publisher {
+	return jsPublisher{corePublisher{nc}, js}
+}
+
+type corePublisher struct{ nc *nats.Conn }
+
+func (p corePublisher) Fits(m *nats.Msg) error {
 	size := len(m.Data)
 	if len(m.Header) > 0 {
 		size += len("NATS/1.0\r\n\r\n")
@@ -30,39 +61,44 @@ func fits(nc *nats.Conn, m *nats.Msg) error {
 			}
 		}
 	}
-	if limit := nc.MaxPayload(); limit > 0 && int64(size) > limit {
+	if limit := p.nc.MaxPayload(); limit > 0 && int64(size) > limit {
 		return fmt.Errorf("event of %d bytes: %w (%d)", size, errTooLarge, limit)
 	}
 	return nil
 }
 
-// publishAll publishes msgs and waits until the server has them all: only
-// then has an event been handed on. The wait does not end with ctx (a
-// sender hanging up must not turn a sent event into one reported lost),
-// only after publishTimeout.
-func publishAll(ctx context.Context, nc *nats.Conn, msgs ...*nats.Msg) error {
-	if !nc.IsConnected() {
+func (p corePublisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
+	if !p.nc.IsConnected() {
 		return errors.New("NATS is not connected")
 	}
 	for _, m := range msgs {
-		if err := nc.PublishMsg(m); err != nil {
+		if err := p.nc.PublishMsg(m); err != nil {
 			return fmt.Errorf("publish to %q: %w", m.Subject, err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	if err := nc.FlushWithContext(ctx); err != nil {
+	if err := p.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("wait for NATS to take the events: %w", err)
 	}
 	return nil
 }
 
-// Headers that carry an event's name and id through NATS, between the
-// replica that received or fetched it and the ones that deliver it.
-const (
-	headerEvent = "Ssegate-Event"
-	headerID    = "Ssegate-Id"
-)
+type jsPublisher struct {
+	corePublisher
+	js jetstream.JetStream
+}
+
+func (p jsPublisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	for _, m := range msgs {
+		if _, err := p.js.PublishMsg(ctx, m); err != nil {
+			return fmt.Errorf("publish to %q in JetStream: %w", m.Subject, err)
+		}
+	}
+	return nil
+}
 
 // EncodeEvent makes the NATS message that carries ev to subject. The
 // id also goes in Nats-Msg-Id, so a JetStream stream capturing the subject

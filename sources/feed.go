@@ -160,7 +160,7 @@ func (f *feed) publisher(env FeedEnv, subject string) func(context.Context, Batc
 			ev, err := f.Mapping.Apply(env.StreamCtx, &b.Messages[i])
 			if err == nil {
 				m := EncodeEvent(subject, ev)
-				if err = fits(env.NATS, m); err == nil {
+				if err = env.Publish.Fits(m); err == nil {
 					msgs = append(msgs, m)
 					continue
 				}
@@ -170,7 +170,7 @@ func (f *feed) publisher(env FeedEnv, subject string) func(context.Context, Batc
 		if len(msgs) == 0 {
 			return nil
 		}
-		return publishAll(ctx, env.NATS, msgs...)
+		return env.Publish.Publish(ctx, msgs...)
 	}
 }
 

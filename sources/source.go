@@ -45,7 +45,7 @@ type Feeder interface {
 
 // FeedEnv is what a Feeder needs to run.
 type FeedEnv struct {
-	NATS      *nats.Conn
+	Publish   Publisher
 	HTTP      *http.Client
 	Log       zerolog.Logger
 	StreamCtx *hcl.EvalContext // the stream's variables, or the route's
@@ -58,7 +58,7 @@ type Ingress interface {
 	// Patterns are the net/http ServeMux patterns the handler serves.
 	Patterns() []string
 	// Handler answers the requests, publishing what they carry.
-	Handler(nc *nats.Conn, log zerolog.Logger) http.Handler
+	Handler(pub Publisher, log zerolog.Logger) http.Handler
 }
 
 // Route is what a source block knows of the route that holds it.

@@ -254,13 +254,13 @@ func (w *Webhook) Patterns() []string {
 // Handler answers deliveries: 202 once NATS has the event, a 4xx saying
 // what is wrong with the delivery, or 503 when NATS is unavailable (the
 // sender retries), never a 2xx for an event that was not handed on.
-func (w *Webhook) Handler(nc *nats.Conn, log zerolog.Logger) http.Handler {
-	return &webhookHandler{w: w, nc: nc, log: log, warn: sampled(log), seen: newDedup(w.DedupWindow, dedupLimit)}
+func (w *Webhook) Handler(pub Publisher, log zerolog.Logger) http.Handler {
+	return &webhookHandler{w: w, pub: pub, log: log, warn: sampled(log), seen: newDedup(w.DedupWindow, dedupLimit)}
 }
 
 type webhookHandler struct {
 	w    *Webhook
-	nc   *nats.Conn
+	pub  Publisher
 	log  zerolog.Logger
 	warn zerolog.Logger
 	seen *dedup
@@ -334,9 +334,9 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 	if id != "" {
 		m.Header.Set(nats.MsgIdHdr, id)
 	}
-	err = fits(h.nc, m)
+	err = h.pub.Fits(m)
 	if err == nil {
-		err = publishAll(r.Context(), h.nc, m)
+		err = h.pub.Publish(r.Context(), m)
 	}
 	if err != nil {
 		if id != "" {
