@@ -181,6 +181,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
 		}
 		st.pinned = true
+		st.startFeeding(s.feedEnv(rt))
 		close(st.ready)
 		s.streams[st.key] = st
 	}
@@ -354,7 +355,7 @@ func (s *Server) openStream(id streamID) (*stream, error) {
 		epoch:   newEpoch(),
 		ready:   make(chan struct{}),
 	}
-	if err := st.subscribe(s.nc, s.js, s.jsStreams[id.rt], s.feedEnv(id.rt)); err != nil {
+	if err := st.subscribe(s.nc, s.js, s.jsStreams[id.rt]); err != nil {
 		return nil, err
 	}
 	st.log.Debug().Msg("stream opened")
@@ -399,6 +400,9 @@ func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *s
 		created = true
 	}
 	st.join(c, lastID, resume)
+	if created {
+		st.startFeeding(s.feedEnv(id.rt))
+	}
 	s.handlers.Add(1)
 	return st, created, nil
 }

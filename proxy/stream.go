@@ -61,9 +61,8 @@ type stream struct {
 }
 
 // subscribe reads the route's sources, from JetStream when its history is
-// there (jsName), else with one subscription per source; then it starts
-// the sources that fetch for this stream alone.
-func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string, env sources.FeedEnv) error {
+// there (jsName), else with one subscription per source.
+func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string) error {
 	var err error
 	if jsName != "" {
 		err = st.subscribeJetStream(js, jsName)
@@ -74,6 +73,13 @@ func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string
 		st.unsubscribe()
 		return err
 	}
+	return nil
+}
+
+// startFeeding starts the sources that fetch for this stream alone. It is
+// called once the stream's first client has joined, so that client gets
+// the first fetch.
+func (st *stream) startFeeding(env sources.FeedEnv) {
 	ctx, cancel := context.WithCancel(context.Background())
 	st.stopFeeds = cancel
 	env.StreamCtx = st.vars
@@ -85,7 +91,6 @@ func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string
 			st.feeds.Go(func() { f.Feed(ctx, env) })
 		}
 	}
-	return nil
 }
 
 // subscribeCore subscribes to each source's subject.
