@@ -85,6 +85,7 @@ func (s *Server) ensureStream(ctx context.Context, rt *config.Route) (string, er
 		MaxBytes:    limit(rt.JetStream.MaxBytes),
 		MaxAge:      rt.JetStream.MaxAge,
 		Storage:     jetstream.FileStorage,
+		Replicas:    rt.JetStream.Replicas,
 		Duplicates:  jsDuplicateWindow,
 	})
 	if err != nil {
@@ -230,23 +231,34 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 	if first := info.CachedInfo().State.FirstSeq; after+1 < first {
 		return nil, errReset
 	}
-	cons, err := st.js.OrderedConsumer(ctx, st.jsName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: st.jsSubjects,
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    after + 1,
+	// A consumer of its own, which says at once how many messages match
+	// from there: the replay reads those, up to the seam, and no further.
+	cons, err := st.js.CreateConsumer(ctx, st.jsName, jetstream.ConsumerConfig{
+		FilterSubjects:    st.jsSubjects,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       after + 1,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: jsTimeout,
+		MemoryStorage:     true,
 	})
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		// It would expire by itself after InactiveThreshold.
+		_ = st.js.DeleteConsumer(context.WithoutCancel(ctx), st.jsName, cons.CachedInfo().Name)
+	}()
+	pending := cons.CachedInfo().NumPending
 	var frames [][]byte
-	for {
-		batch, err := cons.FetchNoWait(256)
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(jsTimeout/2))
 		if err != nil {
 			return nil, err
 		}
 		n := 0
 		for m := range batch.Messages() {
 			n++
+			pending--
 			md, err := m.Metadata()
 			if err != nil {
 				return nil, err
@@ -269,10 +281,10 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 			return nil, err
 		}
 		if n == 0 {
-			// All up to the seam that matches the filter is read.
-			return frames, nil
+			return nil, errors.New("replay stalled: JetStream sent nothing")
 		}
 	}
+	return frames, nil
 }
 
 // subjectMatches reports whether subject is matched by pattern, which may

@@ -39,6 +39,12 @@ func post(t *testing.T, url, contentType string, header http.Header, body string
 	return resp.StatusCode, string(b)
 }
 
+// postBody posts a plain-text delivery.
+func postBody(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	return post(t, url, "text/plain", nil, body)
+}
+
 // githubHeaders signs body as GitHub does, computed here with crypto/hmac
 // rather than by the code under test.
 func githubHeaders(secret, delivery, event, body string) http.Header {

@@ -4,6 +4,7 @@ package loopback
 
 import (
 	"net"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -62,4 +63,39 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// Cluster runs n nats-servers with JetStream, routed to each other as one
+// cluster on 127.0.0.1, until the test ends; it returns once JetStream has
+// a leader.
+func Cluster(t testing.TB, n int) []*server.Server {
+	t.Helper()
+	routes := make([]*url.URL, n)
+	ports := make([]int, n)
+	for i := range n {
+		addr := FreeAddr(t)
+		_, port, _ := net.SplitHostPort(addr)
+		ports[i], _ = strconv.Atoi(port)
+		routes[i] = &url.URL{Scheme: "nats", Host: addr}
+	}
+	servers := make([]*server.Server, n)
+	for i := range n {
+		servers[i] = run(t, "", &server.Options{
+			ServerName: "n" + strconv.Itoa(i),
+			Host:       "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+			JetStream: true, StoreDir: t.TempDir(),
+			Cluster: server.ClusterOpts{Name: "ssegate-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		})
+	}
+	deadline := time.Now().Add(startTimeout)
+	for _, s := range servers {
+		for !s.JetStreamIsLeader() && !s.JetStreamIsCurrent() || s.NumRoutes() < n-1 {
+			if time.Now().After(deadline) {
+				t.Fatal("cluster not formed")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return servers
 }

@@ -210,6 +210,19 @@ func TestJWKSRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The first fetch runs in the background; a token before it ends would
+	// spend the refresh an unknown key id may make.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		set.mu.Lock()
+		fetched := set.hits > 0
+		set.mu.Unlock()
+		if fetched {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the key set was never fetched")
+		}
+	}
 	claims := jwt.MapClaims{"sub": "ada"}
 	if got := reasonOf(t, j, request(sign(t, jwt.SigningMethodRS256, k1, claims, "k1"))); got != "" {
 		t.Fatalf("token of the published key: %q", got)

@@ -81,6 +81,9 @@ type JetStreamHistory struct {
 	MaxMsgs  int64
 	MaxAge   time.Duration
 	MaxBytes int64
+	// Replicas is how many NATS servers of a cluster keep the history: 3
+	// survives losing one.
+	Replicas int
 }
 
 // TLS names the certificate and key files.

@@ -71,7 +71,7 @@ var routeSchema = &hcl.BodySchema{
 
 var historySchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "store"}, {Name: "max_msgs"}, {Name: "max_age"}, {Name: "max_bytes"}, {Name: "stream"},
+		{Name: "store"}, {Name: "max_msgs"}, {Name: "max_age"}, {Name: "max_bytes"}, {Name: "stream"}, {Name: "replicas"},
 	},
 }
 
@@ -618,7 +618,7 @@ func (d *decoder) history(b *hcl.Block, rt *Route) {
 		store = v.AsString()
 	}
 	if store == "memory" {
-		for _, name := range []string{"max_age", "max_bytes", "stream"} {
+		for _, name := range []string{"max_age", "max_bytes", "stream", "replicas"} {
 			if attr, ok := a[name]; ok {
 				d.errorf(attr.NameRange, "Not for memory history", "%s applies to store = \"jetstream\"; memory history keeps max_msgs events.", name)
 			}
@@ -626,7 +626,11 @@ func (d *decoder) history(b *hcl.Block, rt *Route) {
 		d.integer(a, "max_msgs", &rt.History, 0)
 		return
 	}
-	js := &JetStreamHistory{}
+	js := &JetStreamHistory{Replicas: 1}
+	d.integer(a, "replicas", &js.Replicas, 1)
+	if attr, ok := a["replicas"]; ok && js.Replicas > 5 {
+		d.errorf(attr.Expr.Range(), "Invalid replicas", "JetStream keeps at most 5 replicas of a stream.")
+	}
 	var maxMsgs, maxBytes int
 	d.integer(a, "max_msgs", &maxMsgs, 0)
 	d.integer(a, "max_bytes", &maxBytes, 0)
@@ -634,7 +638,7 @@ func (d *decoder) history(b *hcl.Block, rt *Route) {
 	d.duration(a, "max_age", &js.MaxAge, time.Second, true)
 	d.str(a, "stream", &js.Stream)
 	if js.Stream != "" {
-		for _, name := range []string{"max_msgs", "max_age", "max_bytes"} {
+		for _, name := range []string{"max_msgs", "max_age", "max_bytes", "replicas"} {
 			if attr, ok := a[name]; ok {
 				d.errorf(attr.NameRange, "Limits of a stream ssegate does not own", "With stream = %q ssegate only reads that stream; set %s on the stream itself.", js.Stream, name)
 			}

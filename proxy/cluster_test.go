@@ -1,0 +1,55 @@
+package proxy_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+)
+
+// Two ssegate instances on a 3-node NATS cluster with JetStream: a webhook
+// posted to one reaches a client of the other, and a client that drops
+// from one resumes on the other with exactly the events it missed.
+func TestTwoInstancesOnACluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	nodes := loopback.Cluster(t, 3)
+	const cfg = `
+route "/deploys" {
+  history {
+    store    = "jetstream"
+    replicas = 3
+  }
+  source "webhook" {
+    path = "/hooks/deploy"
+    verify "none" {}
+  }
+}`
+	a, b := startOn(t, nodes[0], cfg), startOn(t, nodes[1], cfg)
+	post := func(h *harness, body string) {
+		t.Helper()
+		if code, answer := postBody(t, h.ts.URL+"/hooks/deploy", body); code != http.StatusAccepted {
+			t.Fatalf("delivery %q: %d %q", body, code, answer)
+		}
+	}
+
+	onB := b.open("/deploys", nil)
+	onA := a.open("/deploys", nil)
+	post(a, "from A")
+	onB.expectData("from A")
+	seen := onA.expectData("from A")
+	onA.close()
+
+	for i := range 3 {
+		post(a, fmt.Sprint("missed ", i))
+	}
+	onB.expectData("missed 0", "missed 1", "missed 2")
+	moved := b.open("/deploys", http.Header{"Last-Event-Id": {seen[0].LastEventID}})
+	moved.expectData("missed 0", "missed 1", "missed 2")
+	post(b, "live")
+	moved.expectData("live")
+	moved.expectQuiet(50 * time.Millisecond)
+}
