@@ -47,6 +47,13 @@ nats {
     # in-process connections only.
     listen = "127.0.0.1:4222"
     # store_dir = "/var/lib/ssegate/nats" # enables JetStream, stored here
+    # server_name = "edge-1"              # unique within a cluster
+    # Join the embedded servers of several replicas into one NATS cluster:
+    # cluster {
+    #   name   = "ssegate"
+    #   listen = "0.0.0.0:6222"
+    #   routes = ["nats://edge-2:6222", "nats://edge-3:6222"]
+    # }
   }
 }
 

@@ -1,12 +1,16 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/config"
 )
 
 // Two ssegate instances on a 3-node NATS cluster with JetStream: a webhook
@@ -52,4 +56,60 @@ route "/deploys" {
 	post(b, "live")
 	moved.expectData("live")
 	moved.expectQuiet(50 * time.Millisecond)
+}
+
+// Two replicas whose embedded servers form one NATS cluster, with no NATS
+// of their own: a webhook received by one reaches a browser on the other.
+func TestEmbeddedCluster(t *testing.T) {
+	routeA, routeB := loopback.FreeAddr(t), loopback.FreeAddr(t)
+	replica := func(name, listen, peer string) *httptest.Server {
+		cfg, err := config.Parse([]byte(fmt.Sprintf(`
+nats {
+  embedded {
+    server_name = %q
+    cluster {
+      listen = %q
+      routes = ["nats://%s"]
+    }
+  }
+}
+route "/deploys" {
+  source "webhook" {
+    path = "/hooks/deploy"
+    verify "none" {}
+  }
+}`, name, listen, peer)), "test.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := proxy.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(srv)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			_ = srv.Shutdown(ctx) // ends the streams, which ts.Close waits for
+			ts.Close()
+		})
+		return ts
+	}
+	tsA := replica("edge-a", routeA, routeB)
+	tsB := replica("edge-b", routeB, routeA)
+
+	c := openWith(t, tsB.Client(), tsB.URL+"/deploys", nil)
+	// Until the two servers have found each other and exchanged interest,
+	// a delivery to A may reach nobody on B: post until one does.
+	eventually(t, "a delivery to A to reach B", func() bool {
+		if code, answer := postBody(t, tsA.URL+"/hooks/deploy", "across"); code != http.StatusAccepted {
+			t.Fatalf("delivery: %d %q", code, answer)
+		}
+		select {
+		case ev := <-c.events:
+			return ev.Data == "across"
+		case <-time.After(100 * time.Millisecond):
+			return false
+		}
+	})
 }

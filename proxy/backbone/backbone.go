@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -96,11 +98,32 @@ func Connect(cfg config.NATS, log zerolog.Logger) (*Backbone, error) {
 
 func startEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, error) {
 	opts := &server.Options{
-		ServerName: "ssegate-embedded",
+		ServerName: cfg.ServerName,
 		NoSigs:     true, // ssegate owns the signals
 		DontListen: cfg.Listen == "",
 		JetStream:  cfg.StoreDir != "",
 		StoreDir:   cfg.StoreDir,
+	}
+	if opts.ServerName == "" {
+		// Unique in a cluster of replicas, one per host.
+		host, _ := os.Hostname()
+		opts.ServerName = "ssegate-" + host
+	}
+	if c := cfg.Cluster; c != nil {
+		host, port, err := net.SplitHostPort(c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded NATS cluster listen address %q: %w", c.Listen, err)
+		}
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host}
+		if opts.Cluster.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("embedded NATS cluster port %q: %w", port, err)
+		}
+		opts.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+		if opts.DontListen {
+			// nats-server does not become ready with routes but no client
+			// listener: give it one nobody else can reach.
+			opts.DontListen, opts.Host, opts.Port = false, "127.0.0.1", server.RANDOM_PORT
+		}
 	}
 	if cfg.Listen != "" {
 		host, port, err := net.SplitHostPort(cfg.Listen)

@@ -122,6 +122,18 @@ type Embedded struct {
 	Listen string
 	// StoreDir enables JetStream, stored in this directory.
 	StoreDir string
+	// ServerName names the server; unique within a cluster.
+	ServerName string
+	// Cluster, when set, joins the embedded servers of several ssegate
+	// replicas into one NATS cluster: nats-server's own clustering.
+	Cluster *EmbeddedCluster
+}
+
+// EmbeddedCluster configures the embedded server's cluster routes.
+type EmbeddedCluster struct {
+	Name   string
+	Listen string   // host:port other nodes connect to
+	Routes []string // nats://host:port of the other nodes
 }
 
 // Route maps one URL path pattern to its sources.

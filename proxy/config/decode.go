@@ -56,7 +56,12 @@ var natsSchema = &hcl.BodySchema{
 }
 
 var embeddedSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "store_dir"}},
+	Attributes: []hcl.AttributeSchema{{Name: "listen"}, {Name: "store_dir"}, {Name: "server_name"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "cluster"}},
+}
+
+var clusterSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "listen", Required: true}, {Name: "routes"}},
 }
 
 var routeSchema = &hcl.BodySchema{
@@ -192,6 +197,14 @@ func (d *decoder) nats(b *hcl.Block, n *NATS) {
 		d.diags = append(d.diags, diags...)
 		d.address(ec.Attributes, "listen", &n.Embedded.Listen, `"127.0.0.1:4222"`)
 		d.str(ec.Attributes, "store_dir", &n.Embedded.StoreDir)
+		d.str(ec.Attributes, "server_name", &n.Embedded.ServerName)
+		for i, cb := range ec.Blocks {
+			if i > 0 {
+				d.duplicate(cb, "cluster block", ec.Blocks[0])
+				continue
+			}
+			n.Embedded.Cluster = d.cluster(cb)
+		}
 		if n.URL != "" {
 			d.errorf(eb.DefRange, "Embedded server with a URL", "With nats.url set, ssegate connects to that server and starts none of its own: remove the url or the embedded block.")
 		}
@@ -645,4 +658,21 @@ func (d *decoder) history(b *hcl.Block, rt *Route) {
 		}
 	}
 	rt.JetStream = js
+}
+
+func (d *decoder) cluster(b *hcl.Block) *EmbeddedCluster {
+	content, diags := b.Body.Content(clusterSchema)
+	d.diags = append(d.diags, diags...)
+	c := &EmbeddedCluster{Name: "ssegate"}
+	a := content.Attributes
+	d.str(a, "name", &c.Name)
+	d.address(a, "listen", &c.Listen, `"0.0.0.0:6222"`)
+	if d.strings(a, "routes", &c.Routes) {
+		for _, r := range c.Routes {
+			if u, err := url.Parse(r); err != nil || u.Scheme != "nats" || u.Host == "" {
+				d.errorf(a["routes"].Expr.Range(), "Invalid route", "%q: routes are the other nodes' cluster addresses, like \"nats://edge-2:6222\".", r)
+			}
+		}
+	}
+	return c
 }
