@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
-	"github.com/ssegate/ssegate/proxy"
-	"github.com/ssegate/ssegate/proxy/config"
 )
 
 // Two ssegate instances on a 3-node NATS cluster with JetStream: a webhook
@@ -63,7 +60,7 @@ route "/deploys" {
 func TestEmbeddedCluster(t *testing.T) {
 	routeA, routeB := loopback.FreeAddr(t), loopback.FreeAddr(t)
 	replica := func(name, listen, peer string) *httptest.Server {
-		cfg, err := config.Parse([]byte(fmt.Sprintf(`
+		_, ts := serveConfig(t, fmt.Sprintf(`
 nats {
   embedded {
     server_name = %q
@@ -78,21 +75,7 @@ route "/deploys" {
     path = "/hooks/deploy"
     verify "none" {}
   }
-}`, name, listen, peer)), "test.hcl")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := proxy.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := httptest.NewServer(srv)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			_ = srv.Shutdown(ctx) // ends the streams, which ts.Close waits for
-			ts.Close()
-		})
+}`, name, listen, peer))
 		return ts
 	}
 	tsA := replica("edge-a", routeA, routeB)

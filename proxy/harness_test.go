@@ -76,7 +76,14 @@ func startOn(t testing.TB, ns *server.Server, hcl string, opts ...proxy.Option) 
 // there when it wants NATS up.
 func startWithoutNATS(t testing.TB, addr, hcl string) (*proxy.Server, *httptest.Server) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(fmt.Sprintf("nats { url = \"nats://%s\" }\n%s", addr, hcl)), "test.hcl")
+	return serveConfig(t, fmt.Sprintf("nats { url = \"nats://%s\" }\n%s", addr, hcl))
+}
+
+// serveConfig serves hcl, with the NATS its nats block says, on a real
+// HTTP server until the test ends.
+func serveConfig(t testing.TB, hcl string) (*proxy.Server, *httptest.Server) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(hcl), "test.hcl")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +95,7 @@ func startWithoutNATS(t testing.TB, addr, hcl string) (*proxy.Server, *httptest.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
+		// Shutdown ends the streams, which ts.Close waits for.
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Error(err)
 		}
