@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -95,4 +96,72 @@ route "/deploys" {
 			return false
 		}
 	})
+}
+
+// An instance shut down in the middle of a publish burst: its client moves
+// to the other instance with its Last-Event-ID and ends with every event
+// exactly once, in order.
+func TestInstanceRestartDuringBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	nodes := loopback.Cluster(t, 3)
+	const cfg = `
+route "/ticks" {
+  history {
+    store    = "jetstream"
+    replicas = 3
+  }
+  source "nats" { subject = "ticks" }
+}`
+	a, b := startOn(t, nodes[0], cfg), startOn(t, nodes[2], cfg)
+	js, err := jetstreamFor(t, nodes[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 600
+	c := a.open("/ticks", nil)
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if _, err := js.Publish(context.Background(), "ticks", []byte(fmt.Sprint(i))); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+
+	next, lastID := 0, ""
+	for next < n/3 {
+		ev := c.next()
+		if ev.Data != fmt.Sprint(next) {
+			t.Fatalf("event %d: got %q", next, ev.Data)
+		}
+		next, lastID = next+1, ev.LastEventID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever A wrote before its goodbye was read; go on from there.
+	for ev := range drain(c) {
+		if ev.Data != fmt.Sprint(next) {
+			t.Fatalf("event %d before the goodbye: got %q", next, ev.Data)
+		}
+		next, lastID = next+1, ev.LastEventID
+	}
+	moved := b.open("/ticks", http.Header{"Last-Event-Id": {lastID}})
+	for next < n {
+		ev := moved.next()
+		if ev.Data != fmt.Sprint(next) {
+			t.Fatalf("after moving, event %d: got %q (%+v)", next, ev.Data, ev)
+		}
+		next++
+	}
+	moved.expectQuiet(50 * time.Millisecond)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/ssegate/ssegate/internal/loopback"
@@ -300,6 +301,18 @@ func expectRetryHint(t testing.TB, raw string, base time.Duration) {
 	if !ok || d < base/2 || d >= base*3/2 || !strings.Contains(raw, "\n: ") {
 		t.Errorf("answer %q, want a retry hint of %v ± 50%% and a comment", raw, base)
 	}
+}
+
+// drain yields the events c still has, once its stream has ended.
+func drain(c *client) <-chan gosse.Event {
+	c.waitEnd()
+	close(c.events)
+	return c.events
+}
+
+// jetstreamFor is a JetStream client on ns, closed at the end of the test.
+func jetstreamFor(t testing.TB, ns *server.Server) (jetstream.JetStream, error) {
+	return jetstream.New(connect(t, ns))
 }
 
 // eventually polls cond until it holds, failing after wait.
