@@ -133,7 +133,9 @@ func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error 
 			st.reject(err)
 		}
 		st.deliverSeq(ev, err == nil, md.Sequence.Stream)
-	})
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		st.warn.Warn().Err(err).Msg("JetStream consumer")
+	}))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", name, err)
 	}
