@@ -189,6 +189,12 @@ func (c *client) close() {
 
 func (c *client) next() gosse.Event {
 	c.t.Helper()
+	return c.nextWithin(wait)
+}
+
+// nextWithin is next, for an event that may take up to d to come.
+func (c *client) nextWithin(d time.Duration) gosse.Event {
+	c.t.Helper()
 	select {
 	case ev := <-c.events:
 		return ev
@@ -199,8 +205,8 @@ func (c *client) next() gosse.Event {
 		default:
 		}
 		c.t.Fatalf("stream ended; raw so far:\n%q", c.tail())
-	case <-time.After(wait):
-		c.t.Fatalf("no event within %v; raw so far:\n%q", wait, c.tail())
+	case <-time.After(d):
+		c.t.Fatalf("no event within %v; raw so far:\n%q", d, c.tail())
 	}
 	return gosse.Event{}
 }

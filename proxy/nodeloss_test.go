@@ -1,0 +1,63 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+)
+
+// The NATS node an instance is connected to dies in the middle of a
+// burst: the instance reconnects to another node, its client's stream
+// stays open, and the client ends with every event exactly once.
+func TestNATSNodeLossDuringBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	nodes := loopback.Cluster(t, 3)
+	a := startOn(t, nodes[0], `
+route "/ticks" {
+  history {
+    store    = "jetstream"
+    replicas = 3
+  }
+  source "nats" { subject = "ticks" }
+}`)
+	js, err := jetstreamFor(t, nodes[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	c := a.open("/ticks", nil)
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if i == n/3 {
+				nodes[0].Shutdown()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			_, err := js.Publish(ctx, "ticks", []byte(fmt.Sprint(i)))
+			cancel()
+			if err != nil {
+				done <- fmt.Errorf("publish %d: %w", i, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	for next := range n {
+		// The ordered consumer on the lost node is recreated on another
+		// once JetStream has elected new leaders; a request sent during
+		// the election waits out its 10 s timeout before the retry.
+		ev := c.nextWithin(3 * wait)
+		if ev.Data != fmt.Sprint(next) {
+			t.Fatalf("event %d: got %q (%+v)", next, ev.Data, ev)
+		}
+	}
+	c.expectQuiet(50 * time.Millisecond)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
