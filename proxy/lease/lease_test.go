@@ -1,0 +1,174 @@
+package lease_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy/lease"
+)
+
+const ttl = 400 * time.Millisecond
+
+// replica is one process's leases, on its own NATS connection.
+type replica struct {
+	nc     *nats.Conn
+	leases *lease.Leases
+}
+
+func newReplica(t *testing.T, ns *server.Server) *replica {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &replica{nc: nc, leases: lease.New(js, ttl, zerolog.New(zerolog.NewTestWriter(t)))}
+}
+
+// job counts how many holders run at once, and which ran.
+type job struct {
+	running, most atomic.Int32
+	mu            sync.Mutex
+	ran           []string
+	saved         []string // what each run found saved
+}
+
+func (j *job) as(name string) lease.Job {
+	return func(ctx context.Context, saved []byte, save func(context.Context, []byte) error) {
+		n := j.running.Add(1)
+		for {
+			m := j.most.Load()
+			if n <= m || j.most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		j.mu.Lock()
+		j.ran = append(j.ran, name)
+		j.saved = append(j.saved, string(saved))
+		j.mu.Unlock()
+		if err := save(ctx, []byte("left by "+name)); err != nil && ctx.Err() == nil {
+			panic(err)
+		}
+		<-ctx.Done()
+		j.running.Add(-1)
+	}
+}
+
+func (j *job) runs() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]string(nil), j.ran...)
+}
+
+// hold runs r's lease on key for j until the returned stop is called.
+func hold(r *replica, key string, j *job, name string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.leases.Hold(ctx, key, j.as(name))
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestOneHolderAndCleanHandOver(t *testing.T) {
+	ns := loopback.JetStream(t, t.TempDir())
+	a, b := newReplica(t, ns), newReplica(t, ns)
+	var j job
+	stopA := hold(a, "poll.x", &j, "a")
+	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
+	stopB := hold(b, "poll.x", &j, "b")
+	defer stopB()
+	// b waits: several renewals go by without it running.
+	time.Sleep(2 * ttl)
+	if got := j.runs(); len(got) != 1 {
+		t.Fatalf("runs %v while a holds the lease", got)
+	}
+	stopA()
+	// A released lease is taken at once, not after a TTL.
+	took := waitFor(t, "b takes over", ttl, func() bool { return len(j.runs()) == 2 })
+	t.Logf("taken over %v after release", took)
+	if got := j.runs(); got[1] != "b" {
+		t.Fatalf("runs %v", got)
+	}
+	if j.most.Load() != 1 {
+		t.Fatalf("%d holders ran at once", j.most.Load())
+	}
+	if j.saved[0] != "" || j.saved[1] != "left by a" {
+		t.Fatalf("saved state seen: %q", j.saved)
+	}
+}
+
+// A holder cut off from NATS stops its job within half a TTL; the other
+// replica takes over once the lease has been silent for a TTL, so the two
+// never run at once.
+func TestSilentHolderIsTakenOver(t *testing.T) {
+	ns := loopback.JetStream(t, t.TempDir())
+	a, b := newReplica(t, ns), newReplica(t, ns)
+	var j job
+	stopA := hold(a, "poll.y", &j, "a")
+	defer stopA()
+	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
+	stopB := hold(b, "poll.y", &j, "b")
+	defer stopB()
+	time.Sleep(ttl / 2)
+	a.nc.Close()
+	waitFor(t, "a stops", 2*ttl, func() bool { return j.running.Load() == 0 })
+	took := waitFor(t, "b takes over", 3*ttl, func() bool { return len(j.runs()) == 2 })
+	t.Logf("taken over %v after a stopped", took)
+	if j.most.Load() != 1 {
+		t.Fatalf("%d holders ran at once", j.most.Load())
+	}
+	if got := j.runs(); got[1] != "b" || j.saved[1] != "left by a" {
+		t.Fatalf("runs %v, saved %q", got, j.saved)
+	}
+}
+
+// Without JetStream there is nothing to coordinate on: every replica runs
+// its jobs.
+func TestWithoutJetStreamJobsRunHere(t *testing.T) {
+	ns := loopback.NATS(t, "")
+	a, b := newReplica(t, ns), newReplica(t, ns)
+	var j job
+	defer hold(a, "poll.z", &j, "a")()
+	defer hold(b, "poll.z", &j, "b")()
+	waitFor(t, "both run", 5*time.Second, func() bool { return j.running.Load() == 2 })
+}
+
+// Leases with different keys are independent.
+func TestKeysAreIndependent(t *testing.T) {
+	ns := loopback.JetStream(t, t.TempDir())
+	a, b := newReplica(t, ns), newReplica(t, ns)
+	var j job
+	defer hold(a, "poll.one", &j, "a")()
+	defer hold(b, "poll.two", &j, "b")()
+	waitFor(t, "both run", 5*time.Second, func() bool { return j.running.Load() == 2 })
+}
