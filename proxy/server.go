@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/backbone"
 	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/proxy/lease"
 	"github.com/ssegate/ssegate/sources"
 )
 
@@ -58,6 +60,8 @@ type Server struct {
 	js        jetstream.JetStream
 	jsStreams map[*config.Route]string // routes with a JetStream history
 	http      *http.Client             // for the sources that fetch
+	leaseTTL  time.Duration
+	leases    *lease.Leases // one replica at a time runs each fetching source
 
 	stopFeeds context.CancelFunc // ends the sources that fetch for a whole route
 	feeds     sync.WaitGroup
@@ -103,6 +107,13 @@ func WithNATS(nc *nats.Conn) Option {
 	return func(s *Server) { s.nc = nc }
 }
 
+// WithLeaseTTL sets how long a replica that stopped renewing its lease on
+// a fetching source (poll, stream) keeps it before another replica takes
+// the source over; the default is lease.DefaultTTL.
+func WithLeaseTTL(d time.Duration) Option {
+	return func(s *Server) { s.leaseTTL = d }
+}
+
 // New builds a Server from cfg, as config.Load or config.Parse return it.
 // It connects to NATS (starting the embedded server when the config names
 // no URL) and opens the streams of routes without path parameters, so
@@ -144,6 +155,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		s.abort()
 		return nil, err
 	}
+	if err := s.setupLeases(); err != nil {
+		s.abort()
+		return nil, err
+	}
 	for _, rt := range cfg.Routes {
 		s.mux.Handle("GET "+rt.Path, s.routeHandler(rt))
 		if rt.CORS != nil {
@@ -161,7 +176,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			case sources.Feeder:
 				if !src.PerStream() {
 					env := s.feedEnv(rt)
-					env.StreamCtx, env.Log = cfg.EvalContext, log
+					env.StreamCtx, env.Log, env.Name = cfg.EvalContext, log, feedName(rt, i)
 					s.feeds.Go(func() { src.Feed(feedCtx, env) })
 				}
 			}
@@ -262,7 +277,36 @@ func (s *Server) allowedHeaders() []string {
 
 // feedEnv is what the sources of rt that fetch need.
 func (s *Server) feedEnv(rt *config.Route) sources.FeedEnv {
-	return sources.FeedEnv{Publish: s.publisher(rt), HTTP: s.http, Log: s.log}
+	env := sources.FeedEnv{Publish: s.publisher(rt), HTTP: s.http, Log: s.log}
+	if s.leases != nil {
+		env.Lease = s.leases
+	}
+	return env
+}
+
+// feedName identifies source i of rt alike on every replica.
+func feedName(rt *config.Route, i int) string {
+	return rt.Path + "#" + strconv.Itoa(i)
+}
+
+// setupLeases prepares the leases that let one replica at a time run each
+// source that fetches (several replicas polling one upstream would
+// multiply its load and the events).
+func (s *Server) setupLeases() error {
+	for _, rt := range s.cfg.Routes {
+		for _, src := range rt.Sources {
+			if _, ok := src.(sources.Feeder); !ok {
+				continue
+			}
+			js, err := jetstream.New(s.nc)
+			if err != nil {
+				return fmt.Errorf("JetStream for leases: %w", err)
+			}
+			s.leases = lease.New(js, s.leaseTTL, s.log)
+			return nil
+		}
+	}
+	return nil
 }
 
 // publisher is how the sources of rt hand events on: acknowledged by

@@ -87,7 +87,7 @@ func (st *stream) startFeeding(env sources.FeedEnv) {
 	for i, src := range st.route.Sources {
 		if f, ok := src.(sources.Feeder); ok && f.PerStream() {
 			env := env
-			env.Log = env.Log.With().Int("source", i).Logger()
+			env.Log, env.Name = env.Log.With().Int("source", i).Logger(), feedName(st.route, i)
 			st.feeds.Go(func() { f.Feed(ctx, env) })
 		}
 	}

@@ -2,6 +2,8 @@ package sources
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -174,19 +176,35 @@ func (f *feed) publisher(env FeedEnv, subject string) func(context.Context, Batc
 	}
 }
 
-// run resolves the feed for one stream (or route) and runs r on it.
-func (f *feed) run(ctx context.Context, env FeedEnv, r func(target string, h http.Header) Reader) {
+// run resolves the feed for one stream (or route) and runs the reader
+// newReader makes on it: on one replica at a time when env has a lease,
+// the reader then carrying on from where the last holder got to.
+func (f *feed) run(ctx context.Context, env FeedEnv, newReader func(target string, h http.Header) Reader) {
 	subject, err := f.Subject(env.StreamCtx)
 	if err == nil {
 		var target string
 		var h http.Header
 		if target, h, err = f.request(env.StreamCtx); err == nil {
 			env.Log = env.Log.With().Str("url", redactURL(target)).Str("subject", subject).Logger()
-			Run(ctx, r(target, h), f.publisher(env, subject), env.Log)
+			handle := f.publisher(env, subject)
+			if env.Lease == nil {
+				Run(ctx, newReader(target, h), handle, env.Log)
+				return
+			}
+			env.Lease.Hold(ctx, leaseKey(env.Name, subject), func(ctx context.Context, saved []byte, save func(context.Context, []byte) error) {
+				env.Log.Info().Msg("source runs on this replica")
+				runCheckpointed(ctx, newReader(target, h), saved, save, handle, env.Log)
+			})
 			return
 		}
 	}
 	env.Log.Error().Err(err).Msg("source cannot start")
+}
+
+// leaseKey names the lease of the feed called name publishing to subject.
+func leaseKey(name, subject string) string {
+	sum := sha256.Sum256([]byte(name + "\x00" + subject))
+	return "feed." + hex.EncodeToString(sum[:16])
 }
 
 // fetch sends req. Its errors leave the URL out: the source's log lines

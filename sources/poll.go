@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -96,6 +98,44 @@ type pollReader struct {
 	etag, lastModified string
 	digest             [sha256.Size]byte
 	seen               *keySet
+	changed            bool // since progress was last taken
+}
+
+// pollProgress is what a poll hands to the next replica to run it: enough
+// to emit nothing it has emitted already.
+type pollProgress struct {
+	ETag         string   `json:"etag,omitempty"`
+	LastModified string   `json:"last_modified,omitempty"`
+	Digest       []byte   `json:"digest,omitempty"`
+	Keys         []string `json:"keys,omitempty"` // oldest first
+}
+
+func (r *pollReader) progress() []byte {
+	if !r.changed {
+		return nil
+	}
+	r.changed = false
+	b, err := json.Marshal(pollProgress{ETag: r.etag, LastModified: r.lastModified, Digest: r.digest[:], Keys: r.seen.list()})
+	if err != nil {
+		panic(err) // strings and bytes always encode
+	}
+	return b
+}
+
+func (r *pollReader) resume(b []byte) error {
+	var p pollProgress
+	if err := json.Unmarshal(b, &p); err != nil {
+		return fmt.Errorf("poll progress: %w", err)
+	}
+	if len(p.Digest) != 0 && len(p.Digest) != sha256.Size {
+		return fmt.Errorf("poll progress: digest of %d bytes", len(p.Digest))
+	}
+	r.etag, r.lastModified = p.ETag, p.LastModified
+	copy(r.digest[:], p.Digest)
+	for _, k := range p.Keys {
+		r.seen.add(k)
+	}
+	return nil
 }
 
 func (r *pollReader) Connect(context.Context) error { return nil }
@@ -147,6 +187,9 @@ func (r *pollReader) poll(ctx context.Context) (Batch, error) {
 	etag, lastModified, digest := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified"), sha256.Sum256(body)
 	commit := func(keys []string) func() {
 		return func() {
+			if r.etag != etag || r.lastModified != lastModified || r.digest != digest || len(keys) > 0 {
+				r.changed = true
+			}
 			r.etag, r.lastModified, r.digest = etag, lastModified, digest
 			for _, k := range keys {
 				r.seen.add(k)
@@ -276,6 +319,11 @@ func newKeySet(limit int) *keySet {
 func (s *keySet) has(k string) bool {
 	_, ok := s.set[k]
 	return ok
+}
+
+// list returns the keys, oldest first.
+func (s *keySet) list() []string {
+	return append(slices.Clone(s.order[s.next:]), s.order[:s.next]...)
 }
 
 func (s *keySet) add(k string) {

@@ -49,6 +49,19 @@ type FeedEnv struct {
 	HTTP      *http.Client
 	Log       zerolog.Logger
 	StreamCtx *hcl.EvalContext // the stream's variables, or the route's
+	// Name identifies the feed's block the same way on every replica
+	// (its route and place in it); with the subject it names the lease.
+	Name string
+	// Lease, when set, runs the feed on one replica at a time.
+	Lease Lease
+}
+
+// Lease runs a job on one replica at a time; see package proxy/lease.
+type Lease interface {
+	// Hold runs job whenever this replica holds the lease named key,
+	// until ctx ends; job's context ends when the lease is lost. saved is
+	// what the previous holder saved with save.
+	Hold(ctx context.Context, key string, job func(ctx context.Context, saved []byte, save func(context.Context, []byte) error))
 }
 
 // Ingress is a Spec whose messages are pushed to ssegate over HTTP

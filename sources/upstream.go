@@ -78,6 +78,22 @@ type upstreamReader struct {
 	resumeID string        // the last id handed on
 	prevID   string        // the last id read, to tell new ids from carried ones
 	retry    time.Duration // the upstream's retry field, 0 until it sends one
+	changed  bool          // resumeID, since progress was last taken
+}
+
+// progress is the last id handed on: the next replica to run the stream
+// resumes the upstream from it.
+func (r *upstreamReader) progress() []byte {
+	if !r.changed {
+		return nil
+	}
+	r.changed = false
+	return []byte(r.resumeID)
+}
+
+func (r *upstreamReader) resume(b []byte) error {
+	r.resumeID = string(b)
+	return nil
 }
 
 func (r *upstreamReader) Connect(ctx context.Context) error {
@@ -163,7 +179,7 @@ func (r *upstreamReader) Read(context.Context) (Batch, error) {
 	}
 	r.prevID = ev.LastEventID
 	id := ev.LastEventID
-	return Batch{Messages: []Message{m}, Commit: func() { r.resumeID = id }}, nil
+	return Batch{Messages: []Message{m}, Commit: func() { r.resumeID, r.changed = id, r.changed || id != r.resumeID }}, nil
 }
 
 func (r *upstreamReader) readLine() (Batch, error) {

@@ -1,0 +1,120 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy"
+)
+
+// feedUpstream serves a list the test grows, and counts the polls of each
+// replica (named in a header).
+type feedUpstream struct {
+	mu    sync.Mutex
+	items []string
+	polls map[string]int
+}
+
+func (u *feedUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.polls[r.Header.Get("X-Replica")]++
+	quoted := make([]string, len(u.items))
+	for i, it := range u.items {
+		quoted[i] = fmt.Sprintf(`{"id":%q}`, it)
+	}
+	fmt.Fprintf(w, `{"items":[%s]}`, strings.Join(quoted, ","))
+}
+
+func (u *feedUpstream) add(items ...string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.items = append(u.items, items...)
+}
+
+func (u *feedUpstream) pollsBy(replica string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.polls[replica]
+}
+
+// Two replicas watch the same polled stream: one polls, the other waits.
+// When the poller stops (cleanly, or cut off from NATS), the other takes
+// the poll over, carrying on from the items already emitted: the browser
+// on it gets every item once, with no id mapping to de-duplicate on.
+func TestPollLeaseFailover(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(h *harness, nc *nats.Conn)
+	}{
+		{"shutdown", func(h *harness, _ *nats.Conn) {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			if err := h.srv.Shutdown(ctx); err != nil {
+				t.Error(err)
+			}
+		}},
+		{"cut off", func(_ *harness, nc *nats.Conn) { nc.Close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &feedUpstream{polls: map[string]int{}}
+			ts := httptest.NewServer(up)
+			defer ts.Close()
+			ns := loopback.JetStream(t, t.TempDir())
+			const ttl = 500 * time.Millisecond
+			replica := func(name string) (*harness, *nats.Conn) {
+				nc := connect(t, ns)
+				return startOn(t, ns, fmt.Sprintf(`
+route "/news/{topic}" {
+  source "poll" {
+    url      = "%s?topic=${path.topic}"
+    headers  = { X-Replica = %q }
+    interval = "20ms"
+    items    = msg.json.items
+    key      = msg.json.id
+    data     = msg.json.id
+  }
+}`, ts.URL, name), proxy.WithNATS(nc), proxy.WithLeaseTTL(ttl)), nc
+			}
+			a, ncA := replica("a")
+			b, ncB := replica("b")
+			onA, onB := a.open("/news/x", nil), b.open("/news/x", nil)
+			up.add("1", "2")
+			onA.expectData("1", "2")
+			onB.expectData("1", "2")
+
+			polling, survivor, nc := a, onB, ncA
+			name, other := "a", "b"
+			if up.pollsBy("b") > 0 {
+				polling, survivor, nc = b, onA, ncB
+				name, other = "b", "a"
+			}
+			if up.pollsBy(other) != 0 {
+				t.Fatalf("both replicas poll: a %d, b %d", up.pollsBy("a"), up.pollsBy("b"))
+			}
+			tc.stop(polling, nc)
+			start := time.Now()
+			eventually(t, "the other replica polls", func() bool { return up.pollsBy(other) > 0 })
+			t.Logf("%s polls %v after %s stopped", other, time.Since(start), name)
+			// A replica cut off polls on until it gives up its lease, half
+			// a TTL on, before the other may take it: never both at once.
+			stoppedAt := up.pollsBy(name)
+			up.add("3")
+			survivor.expectData("3")
+			survivor.expectQuiet(100 * time.Millisecond)
+			// The stopped poller may finish the poll it was making.
+			if n := up.pollsBy(name); n > stoppedAt+1 {
+				t.Errorf("%s polled %d times after the other took over", name, n-stoppedAt)
+			}
+		})
+	}
+}
