@@ -31,6 +31,10 @@ type Client struct {
 	wake     chan struct{} // a token when the queue went from empty to not
 
 	slot int // index in the stream's client list, guarded by the stream's lock
+	// skipThrough: with a JetStream history, live events up to this
+	// sequence are not for this client, who resumed from an id this
+	// replica had not delivered yet. Guarded by the stream's lock.
+	skipThrough uint64
 }
 
 func newClient(r *http.Request, limit int) *Client {
@@ -130,6 +134,13 @@ func (c *Client) release(frames [][]byte, force bool) bool {
 	c.mu.Unlock()
 	c.signal()
 	return done
+}
+
+// discardHeld drops the live frames held so far.
+func (c *Client) discardHeld() {
+	c.mu.Lock()
+	c.held = nil
+	c.mu.Unlock()
 }
 
 // overflowed reports whether held frames were dropped.

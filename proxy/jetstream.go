@@ -177,7 +177,9 @@ func (st *stream) deliverSeq(ev sources.Event, ok bool, seq uint64) {
 		return
 	}
 	for _, c := range st.clients {
-		c.push(frame)
+		if seq > c.skipThrough {
+			c.push(frame)
+		}
 	}
 }
 
@@ -185,8 +187,10 @@ func (st *stream) deliverSeq(ev sources.Event, ok bool, seq uint64) {
 // the stream had handed out when c joined) and releases c's live events
 // behind them: no gap, no duplicate. When more live events came meanwhile
 // than c may hold, it fetches those too, until it has caught up. An id
-// that is not a sequence of this stream, or whose followers were dropped
-// by the stream's limits, gets the reset event.
+// beyond the seam, delivered by another replica before this one, needs no
+// replay: the live events up to it are skipped (see Client.skipThrough).
+// An id that is not a sequence of this stream, or whose followers were
+// dropped by the stream's limits, gets the reset event.
 func (st *stream) replay(c *Client, lastID string, seam uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
@@ -197,9 +201,14 @@ func (st *stream) replay(c *Client, lastID string, seam uint64) {
 			if !errors.Is(err, errReset) {
 				st.log.Warn().Err(err).Msg("replay from JetStream failed; sending a reset")
 			}
-			// Held live events follow the seam; dropped ones are lost to
-			// this client, which the reset's id accounts for.
+			// Held live events follow the seam; dropped or skipped ones
+			// are lost to this client, which the reset's id accounts for.
 			id := seam
+			if c.skipThrough > seam {
+				c.skipThrough = 0
+				c.discardHeld()
+				id = st.lastSeq
+			}
 			if c.overflowed() {
 				id = st.lastSeq
 			}
@@ -208,7 +217,7 @@ func (st *stream) replay(c *Client, lastID string, seam uint64) {
 			return
 		}
 		done := c.release(frames, false)
-		lastID, seam = strconv.FormatUint(seam, 10), st.lastSeq
+		lastID, seam = strconv.FormatUint(max(seam, c.skipThrough), 10), st.lastSeq
 		st.mu.Unlock()
 		if done {
 			return
@@ -220,7 +229,7 @@ var errReset = errors.New("resume point not in the history")
 
 func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]byte, error) {
 	after, err := strconv.ParseUint(lastID, 10, 64)
-	if err != nil || after > seam {
+	if err != nil {
 		return nil, errReset
 	}
 	if after == seam {
@@ -230,7 +239,16 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 	if err != nil {
 		return nil, err
 	}
-	if first := info.CachedInfo().State.FirstSeq; after+1 < first {
+	state := info.CachedInfo().State
+	if after > seam {
+		// Another replica delivered it first; the live events up to it
+		// are skipped as they come. Beyond the stream, it is no id of it.
+		if after > state.LastSeq {
+			return nil, errReset
+		}
+		return nil, nil
+	}
+	if after+1 < state.FirstSeq {
 		return nil, errReset
 	}
 	// A consumer of its own, which says at once how many messages match

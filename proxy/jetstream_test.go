@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
@@ -111,4 +113,42 @@ route "/deploys" {
 		t.Errorf("ids %q %q, want 1 and 2", got[0].LastEventID, got[1].LastEventID)
 	}
 	c.expectQuiet(50 * time.Millisecond)
+}
+
+// A browser moves to a replica whose NATS link lags, with the id of an
+// event that replica has not delivered yet: it is a real id, so no reset;
+// the lagging events up to it are skipped and the next ones delivered.
+func TestResumeOnALaggingReplica(t *testing.T) {
+	ns := loopback.JetStream(t, t.TempDir())
+	link := loopback.NewLink(t, ns.Addr().String())
+	a := startOn(t, ns, jsRoute)
+	nc, err := nats.Connect("nats://" + link.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	b := startOn(t, ns, jsRoute, proxy.WithNATS(nc))
+
+	onA := a.open("/sse", nil)
+	link.Pause()
+	for i := range 3 {
+		a.publish("events", fmt.Sprint("e", i))
+	}
+	seen := onA.expectData("e0", "e1", "e2")
+	moved := b.open("/sse", http.Header{"Last-Event-Id": {seen[2].LastEventID}})
+	link.Resume()
+	a.publish("events", "e3")
+	if ev := moved.next(); ev.Data != "e3" || ev.Type != "" {
+		t.Fatalf("after moving: %+v", ev)
+	}
+	moved.expectQuiet(50 * time.Millisecond)
+
+	// An id beyond the stream is no id of it: reset, then live events.
+	bogus := b.open("/sse", http.Header{"Last-Event-Id": {"999"}})
+	if ev := bogus.next(); ev.Type != proxy.ResetEvent {
+		t.Fatalf("resume from a future id: %+v", ev)
+	}
+	a.publish("events", "e4")
+	bogus.expectData("e4")
+	moved.expectData("e4")
 }
