@@ -27,6 +27,14 @@ listen = env("SSEGATE_LISTEN", "127.0.0.1:8080")
 #   max_age           = "10m"
 # }
 
+# Health checks for load balancers and orchestrators, on a listener of
+# their own: GET /healthz (alive) and GET /readyz (503 while NATS is away or
+# the process is shutting down, with a JSON body saying why).
+# admin {
+#   listen = "127.0.0.1:9090"
+#   auth   = "ops" # optional: auth blocks, any of which lets a request in
+# }
+
 # How long SIGINT/SIGTERM may take: streams get a final comment and close
 # (browsers reconnect), NATS drains, then the process exits.
 shutdown_timeout = "10s"

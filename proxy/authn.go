@@ -28,38 +28,62 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt *config
 	if len(rt.Auth) == 0 {
 		return &auth.Identity{}, true
 	}
-	reason, status := "credentials required", http.StatusUnauthorized
+	id, denied := s.tryAuth(r, rt.Auth)
+	switch {
+	case denied == nil:
+		return id, true
+	case denied.unavailable:
+		s.warn.Warn().Str("route", rt.Path).Msg("auth service unavailable")
+		s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "authentication unavailable; retry later")
+	default:
+		s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", denied.reason).Msg("stream unauthorized")
+		denied.write(w)
+	}
+	return nil, false
+}
+
+// denial is why none of a set of auth blocks let a request in.
+type denial struct {
+	status     int // 401, or 403 for valid credentials not allowed
+	reason     string
+	challenges []string
+	// unavailable: an auth service could not answer and none refused.
+	unavailable bool
+}
+
+// tryAuth returns the identity from the first of the named auth blocks
+// that accepts r, or why none did.
+func (s *Server) tryAuth(r *http.Request, names []string) (*auth.Identity, *denial) {
+	d := &denial{status: http.StatusUnauthorized, reason: "credentials required"}
 	unavailable, refusedOnce := false, false
-	var challenges []string
-	for _, name := range rt.Auth {
+	for _, name := range names {
 		a := s.auths[name]
 		id, err := a.Authenticate(r)
 		if err == nil {
-			return id, true
+			return id, nil
 		}
 		var refused *auth.Error
 		switch {
 		case errors.As(err, &refused):
-			reason, status, refusedOnce = refused.Reason, refused.Status, true
+			d.reason, d.status, refusedOnce = refused.Reason, refused.Status, true
 		case errors.Is(err, auth.ErrUnavailable):
 			unavailable = true
 		}
-		if c := a.Challenge(); !slices.Contains(challenges, c) {
-			challenges = append(challenges, c)
+		if c := a.Challenge(); !slices.Contains(d.challenges, c) {
+			d.challenges = append(d.challenges, c)
 		}
 	}
-	if unavailable && !refusedOnce {
-		// Nobody said no, and one could not say: come back later.
-		s.warn.Warn().Str("route", rt.Path).Msg("auth service unavailable")
-		s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "authentication unavailable; retry later")
-		return nil, false
+	// Nobody said no, and one could not say: come back later.
+	d.unavailable = unavailable && !refusedOnce
+	return nil, d
+}
+
+// write answers 401 with the challenges, or 403, with the reason.
+func (d *denial) write(w http.ResponseWriter) {
+	if d.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", strings.Join(d.challenges, ", "))
 	}
-	s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", reason).Msg("stream unauthorized")
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", strings.Join(challenges, ", "))
-	}
-	http.Error(w, http.StatusText(status)+": "+reason, status)
-	return nil, false
+	http.Error(w, http.StatusText(d.status)+": "+d.reason, d.status)
 }
 
 // claimsValue turns verified claims into the value of auth.claims.

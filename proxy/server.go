@@ -62,6 +62,7 @@ type Server struct {
 	http      *http.Client             // for the sources that fetch
 	leaseTTL  time.Duration
 	leases    *lease.Leases // one replica at a time runs each fetching source
+	feedBoard feedBoard     // the fetching sources running here
 
 	stopFeeds context.CancelFunc // ends the sources that fetch for a whole route
 	feeds     sync.WaitGroup
@@ -177,7 +178,11 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 				if !src.PerStream() {
 					env := s.feedEnv(rt)
 					env.StreamCtx, env.Log, env.Name = cfg.EvalContext, log, feedName(rt, i)
-					s.feeds.Go(func() { src.Feed(feedCtx, env) })
+					env.Status = s.feedBoard.add(rt.Path, i, nil)
+					s.feeds.Go(func() {
+						defer s.feedBoard.remove(env.Status)
+						src.Feed(feedCtx, env)
+					})
 				}
 			}
 		}
@@ -196,7 +201,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
 		}
 		st.pinned = true
-		st.startFeeding(s.feedEnv(rt))
+		st.startFeeding(s.feedEnv(rt), &s.feedBoard)
 		close(st.ready)
 		s.streams[st.key] = st
 	}
@@ -392,6 +397,7 @@ func (s *Server) openStream(id streamID) (*stream, error) {
 	st := &stream{
 		key:     id.key,
 		route:   id.rt,
+		params:  id.vals,
 		vars:    id.vars,
 		log:     s.log.With().Str("route", id.rt.Path).Strs("params", id.vals).Logger(),
 		warn:    s.warn.With().Str("route", id.rt.Path).Logger(),
@@ -445,7 +451,7 @@ func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *s
 	}
 	st.join(c, lastID, resume)
 	if created {
-		st.startFeeding(s.feedEnv(id.rt))
+		st.startFeeding(s.feedEnv(id.rt), &s.feedBoard)
 	}
 	s.handlers.Add(1)
 	return st, created, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ const ResetEvent = "ssegate-reset"
 type stream struct {
 	key    string
 	route  *config.Route
+	params []string         // the values of the route's path parameters
 	vars   *hcl.EvalContext // the stream's variables, for its sources
 	log    zerolog.Logger
 	warn   zerolog.Logger // sampled: bad messages can come by the thousand
@@ -79,7 +81,7 @@ func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string
 // startFeeding starts the sources that fetch for this stream alone. It is
 // called once the stream's first client has joined, so that client gets
 // the first fetch.
-func (st *stream) startFeeding(env sources.FeedEnv) {
+func (st *stream) startFeeding(env sources.FeedEnv, board *feedBoard) {
 	ctx, cancel := context.WithCancel(context.Background())
 	st.stopFeeds = cancel
 	env.StreamCtx = st.vars
@@ -88,7 +90,11 @@ func (st *stream) startFeeding(env sources.FeedEnv) {
 		if f, ok := src.(sources.Feeder); ok && f.PerStream() {
 			env := env
 			env.Log, env.Name = env.Log.With().Int("source", i).Logger(), feedName(st.route, i)
-			st.feeds.Go(func() { f.Feed(ctx, env) })
+			env.Status = board.add(st.route.Path, i, st.params)
+			st.feeds.Go(func() {
+				defer board.remove(env.Status)
+				f.Feed(ctx, env)
+			})
 		}
 	}
 }
@@ -198,6 +204,11 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 	case resume && st.js != nil:
 		// The history is in JetStream: live events wait behind the replay.
 		c.hold()
+		if after, err := strconv.ParseUint(lastID, 10, 64); err == nil && after > st.lastSeq {
+			// Delivered by another replica, not here yet: this client
+			// skips it when it comes (replay checks the id is real).
+			c.skipThrough = after
+		}
 		go st.replay(c, lastID, st.lastSeq)
 	case resume:
 		if frames, ok := st.replayAfter(lastID); ok {

@@ -30,10 +30,10 @@ type progressor interface {
 // runCheckpointed runs r like Run, after resuming it from saved, and saves
 // its progress with save as batches are handed on (at most every
 // checkpointEvery) and when ctx ends.
-func runCheckpointed(ctx context.Context, r Reader, saved []byte, save func(context.Context, []byte) error, handle func(context.Context, Batch) error, log zerolog.Logger) {
+func runCheckpointed(ctx context.Context, r Reader, saved []byte, save func(context.Context, []byte) error, handle func(context.Context, Batch) error, log zerolog.Logger, st *Status) {
 	p, ok := r.(progressor)
 	if !ok {
-		Run(ctx, r, handle, log)
+		Run(ctx, r, handle, log, st)
 		return
 	}
 	if saved != nil {
@@ -44,7 +44,7 @@ func runCheckpointed(ctx context.Context, r Reader, saved []byte, save func(cont
 		}
 	}
 	c := &checkpointer{progressor: p, save: save, warn: sampled(log)}
-	Run(ctx, c, handle, log)
+	Run(ctx, c, handle, log, st)
 	// ctx has ended: the last save gets a context of its own, short so
 	// that a NATS outage does not hold up a shutdown.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalSaveTimeout)

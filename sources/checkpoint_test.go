@@ -79,7 +79,7 @@ func TestRunCheckpointedSavesThrottledAndAtStop(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond+time.Millisecond)
 		defer cancel()
 		handle := func(context.Context, Batch) error { return nil }
-		runCheckpointed(ctx, r, []byte("from before"), save, handle, zerolog.Nop())
+		runCheckpointed(ctx, r, []byte("from before"), save, handle, zerolog.Nop(), nil)
 		if r.resumed != "from before" {
 			t.Errorf("resumed from %q", r.resumed)
 		}

@@ -188,16 +188,20 @@ func (f *feed) run(ctx context.Context, env FeedEnv, newReader func(target strin
 			env.Log = env.Log.With().Str("url", redactURL(target)).Str("subject", subject).Logger()
 			handle := f.publisher(env, subject)
 			if env.Lease == nil {
-				Run(ctx, newReader(target, h), handle, env.Log)
+				Run(ctx, newReader(target, h), handle, env.Log, env.Status)
 				return
 			}
+			env.Status.set(StateStandby, nil)
 			env.Lease.Hold(ctx, leaseKey(env.Name, subject), func(ctx context.Context, saved []byte, save func(context.Context, []byte) error) {
 				env.Log.Info().Msg("source runs on this replica")
-				runCheckpointed(ctx, newReader(target, h), saved, save, handle, env.Log)
+				env.Status.set(StateStarting, nil)
+				runCheckpointed(ctx, newReader(target, h), saved, save, handle, env.Log, env.Status)
+				env.Status.set(StateStandby, nil)
 			})
 			return
 		}
 	}
+	env.Status.set(StateStopped, err)
 	env.Log.Error().Err(err).Msg("source cannot start")
 }
 

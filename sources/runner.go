@@ -72,11 +72,13 @@ func (b *Backoff) Reset() { b.next = 0 }
 // Run reads r until ctx ends or r stops, handing every batch to handle.
 // Failures of Connect, Read or handle close r and retry after a backoff
 // that resets on the next successful Read. It logs a change of state once
-// (failing, recovered, stopped) and each retry at debug.
-func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) error, log zerolog.Logger) {
+// (failing, recovered, stopped) and each retry at debug, and reports the
+// state to st (which may be nil).
+func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) error, log zerolog.Logger, st *Status) {
 	bo := DefaultBackoff()
 	failing := false
 	fail := func(err error) {
+		st.set(StateFailing, err)
 		if !failing {
 			log.Warn().Err(err).Msg("source failing; retrying with backoff")
 			failing = true
@@ -85,7 +87,8 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 		}
 	}
 	for ctx.Err() == nil {
-		err := session(ctx, r, handle, log, func() {
+		err := session(ctx, r, handle, log, st, func() {
+			st.set(StateRunning, nil)
 			bo.Reset()
 			if failing {
 				log.Info().Msg("source recovered")
@@ -96,6 +99,7 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 			return
 		}
 		if errors.Is(err, ErrStop) {
+			st.set(StateStopped, err)
 			log.Info().Err(err).Msg("source stopped by its upstream; it starts again when its stream reopens or ssegate restarts")
 			return
 		}
@@ -117,10 +121,13 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 
 // session connects r and reads it until something fails; ok is called
 // after each batch handed on.
-func session(ctx context.Context, r Reader, handle func(context.Context, Batch) error, log zerolog.Logger, ok func()) error {
+func session(ctx context.Context, r Reader, handle func(context.Context, Batch) error, log zerolog.Logger, st *Status, ok func()) error {
 	if err := r.Connect(ctx); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
+	// Running as far as anyone watching can tell; the backoff waits for
+	// a batch, so an upstream that hangs up at once is not hammered.
+	st.set(StateRunning, nil)
 	defer func() {
 		if err := r.Close(); err != nil {
 			log.Debug().Err(err).Msg("source close")

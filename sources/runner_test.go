@@ -61,7 +61,7 @@ func TestRunBacksOffThenRecovers(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			Run(ctx, r, func(context.Context, Batch) error { handled++; return nil }, zerolog.New(&logs))
+			Run(ctx, r, func(context.Context, Batch) error { handled++; return nil }, zerolog.New(&logs), nil)
 		}()
 		time.Sleep(time.Minute)
 		cancel()
@@ -97,7 +97,7 @@ func TestRunHonoursRetryAfterAndStop(t *testing.T) {
 			ErrStop,
 		}}
 		start := time.Now()
-		Run(t.Context(), r, func(context.Context, Batch) error { return nil }, zerolog.Nop())
+		Run(t.Context(), r, func(context.Context, Batch) error { return nil }, zerolog.Nop(), nil)
 		if len(r.attempts) != 2 {
 			t.Fatalf("%d attempts, want 2: Run must end at ErrStop", len(r.attempts))
 		}
@@ -125,7 +125,7 @@ func TestRunCommitsOnlyWhatWasHandedOn(t *testing.T) {
 				return errors.New("NATS is not connected")
 			}
 			return nil
-		}, zerolog.Nop())
+		}, zerolog.Nop(), nil)
 		time.Sleep(10 * time.Second)
 		cancel()
 		synctest.Wait()

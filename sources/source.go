@@ -54,6 +54,8 @@ type FeedEnv struct {
 	Name string
 	// Lease, when set, runs the feed on one replica at a time.
 	Lease Lease
+	// Status, when set, is kept up to date with the feed's state.
+	Status *Status
 }
 
 // Lease runs a job on one replica at a time; see package proxy/lease.

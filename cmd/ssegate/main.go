@@ -190,6 +190,14 @@ func runProxy(path string, stderr io.Writer) int {
 		shutdown(srv, nil, cfg.ShutdownTimeout, log)
 		return 1
 	}
+	admin, err := startAdmin(cfg, srv, log)
+	if err != nil {
+		log.Error().Err(err).Msg("admin listener")
+		shutdown(srv, nil, cfg.ShutdownTimeout, log)
+		return 1
+	}
+	// Last to go, so that /readyz says "shutting down" while streams drain.
+	defer admin()
 	served := make(chan error, 1)
 	go func() { served <- serve(hs, ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Int("routes", len(cfg.Routes)).Bool("tls", cfg.TLS != nil).Bool("h2c", cfg.H2C).Str("version", buildVersion()).Msg("ssegate serving")
@@ -208,6 +216,26 @@ func runProxy(path string, stderr io.Writer) int {
 	}
 	log.Info().Msg("stopped")
 	return 0
+}
+
+// startAdmin serves the admin handler on the admin block's listener, if
+// there is one, and returns what stops it.
+func startAdmin(cfg *config.Config, srv *proxy.Server, log zerolog.Logger) (stop func(), err error) {
+	if cfg.Admin == nil {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return nil, err
+	}
+	hs := &http.Server{Handler: srv.Admin(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("admin listener")
+		}
+	}()
+	log.Info().Str("listen", ln.Addr().String()).Msg("admin serving")
+	return func() { _ = hs.Close() }, nil
 }
 
 // shutdown stops the listener and the streams together: http.Server's

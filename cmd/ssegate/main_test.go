@@ -80,12 +80,13 @@ func TestRunPublishSignalAndRestart(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	httpAddr, natsAddr := loopback.FreeAddr(t), loopback.FreeAddr(t)
+	httpAddr, natsAddr, adminAddr := loopback.FreeAddr(t), loopback.FreeAddr(t), loopback.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "ssegate.hcl")
 	cfg := fmt.Sprintf(`
 listen           = %q
 shutdown_timeout = "5s"
 log { format = "json" }
+admin { listen = %q }
 nats {
   embedded { listen = %q }
 }
@@ -93,12 +94,22 @@ route "/sse" {
   retry = "2s"
   source "nats" { subject = "events" }
 }
-`, httpAddr, natsAddr)
+`, httpAddr, adminAddr, natsAddr)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	first, logs := startProxy(t, bin, cfgPath)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("admin %s = %d", path, resp.StatusCode)
+		}
+	}
 	events, raw := openStream(t, "http://"+httpAddr+"/sse", "")
 	publishWith(t, bin, natsAddr, "hello from NATS")
 	ev := nextEvent(t, events)

@@ -251,17 +251,25 @@ func (d *decoder) routeAuth(attr *hcl.Attribute) []string {
 	return names
 }
 
-// checkAuthRefs reports routes naming auth blocks that do not exist.
+// checkAuthRefs reports routes, and the admin block, naming auth blocks
+// that do not exist.
 func (d *decoder) checkAuthRefs(cfg *Config, refs map[*Route]hcl.Range) {
 	for _, rt := range cfg.Routes {
-		for _, name := range rt.Auth {
-			if _, ok := cfg.Auths[name]; !ok {
-				known := "there are no auth blocks"
-				if len(cfg.Auths) > 0 {
-					known = fmt.Sprintf("the names are: %q", slices.Sorted(maps.Keys(cfg.Auths)))
-				}
-				d.errorf(refs[rt], "Unknown auth", "There is no auth block named %q; %s.", name, known)
+		d.checkAuthNames(cfg, rt.Auth, refs[rt])
+	}
+	if cfg.Admin != nil {
+		d.checkAuthNames(cfg, cfg.Admin.Auth, cfg.Admin.AuthRange)
+	}
+}
+
+func (d *decoder) checkAuthNames(cfg *Config, names []string, rng hcl.Range) {
+	for _, name := range names {
+		if _, ok := cfg.Auths[name]; !ok {
+			known := "there are no auth blocks"
+			if len(cfg.Auths) > 0 {
+				known = fmt.Sprintf("the names are: %q", slices.Sorted(maps.Keys(cfg.Auths)))
 			}
+			d.errorf(rng, "Unknown auth", "There is no auth block named %q; %s.", name, known)
 		}
 	}
 }

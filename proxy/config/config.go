@@ -52,9 +52,20 @@ type Config struct {
 	// ticket endpoints answer.
 	CORS *CORS
 
+	// Admin, when set, serves health and readiness on a listener of its
+	// own.
+	Admin *Admin
+
 	// EvalContext holds the functions; per-stream and per-message
 	// contexts are its children.
 	EvalContext *hcl.EvalContext
+}
+
+// Admin is the admin block.
+type Admin struct {
+	Listen    string
+	Auth      []string // auth blocks, any of which lets a request in
+	AuthRange hcl.Range
 }
 
 // Auth is an `auth "KIND" "NAME"` block.

@@ -39,6 +39,10 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`bad_listen.hcl:4:23: error: Invalid listen address`, `port "70000" is not a number from 0 to 65535`,
 		}},
 		{"no_source.hcl", []string{`no_source.hcl:1:1: error: Route without a source`}},
+		{"admin_mistakes.hcl", []string{
+			`admin_mistakes.hcl:4:12: error: Admin on the public listener`,
+			`admin_mistakes.hcl:5:12: error: Unknown auth`, `no auth block named "ops"`,
+		}},
 		{"short_durations.hcl", []string{
 			`short_durations.hcl:1:20: error: Duration too short`, `shutdown_timeout = "0s" is too short; use at least "1s"`,
 			`short_durations.hcl:4:19: error: Duration too short`, `use "0s" to turn it off, or at least "1s"`,
@@ -112,6 +116,9 @@ func TestLoadFullConfig(t *testing.T) {
 	cfg, err := Load("testdata/full.hcl")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Admin == nil || cfg.Admin.Listen != "127.0.0.1:9100" || cfg.Admin.Auth != nil {
+		t.Errorf("admin = %+v", cfg.Admin)
 	}
 	type route struct {
 		Path                                   string

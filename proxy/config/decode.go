@@ -33,6 +33,7 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "nats"},
 		{Type: "tls"},
 		{Type: "cors"},
+		{Type: "admin"},
 		{Type: "auth", LabelNames: []string{"kind", "name"}},
 		{Type: "route", LabelNames: []string{"path"}},
 	},
@@ -40,6 +41,10 @@ var fileSchema = &hcl.BodySchema{
 
 var tlsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "cert_file", Required: true}, {Name: "key_file", Required: true}},
+}
+
+var adminSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "listen", Required: true}, {Name: "auth"}},
 }
 
 var corsSchema = &hcl.BodySchema{
@@ -150,6 +155,8 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 		case "cors":
 			defaultCORS = d.cors(b)
 			cfg.CORS = defaultCORS
+		case "admin":
+			cfg.Admin = d.admin(b, cfg)
 		}
 	}
 	d.checkAuthRefs(cfg, authRefs)
@@ -555,6 +562,20 @@ func (d *decoder) tls(b *hcl.Block) *TLS {
 		}
 	}
 	return t
+}
+
+func (d *decoder) admin(b *hcl.Block, cfg *Config) *Admin {
+	content, diags := b.Body.Content(adminSchema)
+	d.diags = append(d.diags, diags...)
+	a := &Admin{}
+	d.address(content.Attributes, "listen", &a.Listen, `"127.0.0.1:9090"`)
+	if attr, ok := content.Attributes["listen"]; ok && a.Listen != "" && a.Listen == cfg.Listen {
+		d.errorf(attr.Expr.Range(), "Admin on the public listener", "The admin listener must be apart from the public one (%q), so that health and metrics are not served to browsers; pick another address, usually on 127.0.0.1 or a private network.", cfg.Listen)
+	}
+	if attr, ok := content.Attributes["auth"]; ok {
+		a.Auth, a.AuthRange = d.routeAuth(attr), attr.Expr.Range()
+	}
+	return a
 }
 
 func (d *decoder) cors(b *hcl.Block) *CORS {

@@ -6,6 +6,10 @@ log {
   format = "json"
 }
 
+admin {
+  listen = "127.0.0.1:9100"
+}
+
 nats {
   name = "edge-1"
   embedded {

@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ssegate/ssegate/sources"
+)
+
+// Admin returns the handler of the admin listener: /healthz answers 200
+// while the process serves; /readyz answers 200 when this replica can
+// deliver events (NATS connected, not shutting down) and 503 otherwise,
+// with a JSON body that says why and how each fetching source is doing.
+// With the admin block's auth, every request must pass one of its auth
+// blocks.
+func (s *Server) Admin() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		r := s.readiness()
+		code := http.StatusOK
+		if !r.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, r)
+	})
+	if s.cfg.Admin == nil || len(s.cfg.Admin.Auth) == 0 {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, denied := s.tryAuth(r, s.cfg.Admin.Auth)
+		switch {
+		case denied == nil:
+			mux.ServeHTTP(w, r)
+		case denied.unavailable:
+			http.Error(w, "authentication unavailable; retry later", http.StatusServiceUnavailable)
+		default:
+			denied.write(w)
+		}
+	})
+}
+
+// Readiness is the body of /readyz.
+type Readiness struct {
+	Ready bool `json:"ready"`
+	// NotReady says what keeps the replica from being ready.
+	NotReady []string `json:"not_ready,omitempty"`
+	NATS     string   `json:"nats"`
+	// Sources are the fetching sources of this replica. A failing source
+	// does not make it unready: every replica shares its upstream, and
+	// the routes fed by NATS are still served.
+	Sources []SourceReport `json:"sources"`
+}
+
+// SourceReport is how one fetching source is doing.
+type SourceReport struct {
+	Route  string   `json:"route"`
+	Source int      `json:"source"`
+	Params []string `json:"params,omitempty"`
+	State  string   `json:"state"`
+	Since  string   `json:"since"`
+	Error  string   `json:"error,omitempty"`
+}
+
+func (s *Server) readiness() Readiness {
+	status := s.nc.Status()
+	r := Readiness{NATS: strings.ToLower(status.String()), Sources: s.feedBoard.reports()}
+	if status != nats.CONNECTED {
+		r.NotReady = append(r.NotReady, "NATS is "+r.NATS)
+	}
+	s.mu.Lock()
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping {
+		r.NotReady = append(r.NotReady, "shutting down")
+	}
+	r.Ready = len(r.NotReady) == 0
+	return r
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// feedBoard lists the fetching sources running on this replica with
+// their status.
+type feedBoard struct {
+	mu    sync.Mutex
+	feeds map[*sources.Status]SourceReport
+}
+
+// add registers a source and returns the status it reports to.
+func (b *feedBoard) add(route string, source int, params []string) *sources.Status {
+	st := sources.NewStatus()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.feeds == nil {
+		b.feeds = map[*sources.Status]SourceReport{}
+	}
+	b.feeds[st] = SourceReport{Route: route, Source: source, Params: params}
+	return st
+}
+
+func (b *feedBoard) remove(st *sources.Status) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.feeds, st)
+}
+
+// reports lists the sources by route, source and parameters.
+func (b *feedBoard) reports() []SourceReport {
+	b.mu.Lock()
+	out := make([]SourceReport, 0, len(b.feeds))
+	for st, rep := range b.feeds {
+		state, since, err := st.Get()
+		rep.State, rep.Since, rep.Error = string(state), since.UTC().Format(time.RFC3339), err
+		out = append(out, rep)
+	}
+	b.mu.Unlock()
+	slices.SortFunc(out, func(a, b SourceReport) int {
+		if c := strings.Compare(a.Route, b.Route); c != 0 {
+			return c
+		}
+		if a.Source != b.Source {
+			return a.Source - b.Source
+		}
+		return slices.Compare(a.Params, b.Params)
+	})
+	return out
+}

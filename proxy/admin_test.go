@@ -1,0 +1,121 @@
+package proxy_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy"
+)
+
+// readyz fetches /readyz from the admin handler.
+func readyz(t *testing.T, admin *httptest.Server, header http.Header) (int, proxy.Readiness) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, admin.URL+"/readyz", nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := admin.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r proxy.Readiness
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusServiceUnavailable {
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatalf("readyz body: %v", err)
+		}
+	}
+	return resp.StatusCode, r
+}
+
+// /readyz says not ready, and why, while NATS is away, ready once it is
+// there, and lists the fetching sources with their state; /healthz says
+// the process is alive all along.
+func TestAdminReadiness(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusInternalServerError)
+	}))
+	defer up.Close()
+	addr := loopback.FreeAddr(t)
+	srv, _ := startWithoutNATS(t, addr, fmt.Sprintf(`
+admin { listen = "127.0.0.1:0" }
+route "/sse" {
+  source "nats" { subject = "events" }
+}
+route "/status" {
+  source "poll" {
+    url      = "%s"
+    interval = "1s"
+  }
+}`, up.URL))
+	admin := httptest.NewServer(srv.Admin())
+	defer admin.Close()
+
+	resp, err := admin.Client().Get(admin.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz = %d", resp.StatusCode)
+	}
+	code, r := readyz(t, admin, nil)
+	if code != http.StatusServiceUnavailable || r.Ready || len(r.NotReady) == 0 || !strings.HasPrefix(r.NotReady[0], "NATS is ") {
+		t.Fatalf("readyz without NATS = %d %+v", code, r)
+	}
+
+	ns := loopback.NATS(t, addr)
+	eventually(t, "readyz to say ready", func() bool {
+		code, r = readyz(t, admin, nil)
+		return code == http.StatusOK
+	})
+	if !r.Ready || r.NATS != "connected" || len(r.NotReady) != 0 {
+		t.Fatalf("readyz = %+v", r)
+	}
+	// The poll fails; that shows, but does not make the replica unready.
+	eventually(t, "the poll to show as failing", func() bool {
+		code, r = readyz(t, admin, nil)
+		return len(r.Sources) == 1 && r.Sources[0].State == "failing"
+	})
+	if s := r.Sources[0]; code != http.StatusOK || s.Route != "/status" || s.Source != 0 || !strings.Contains(s.Error, "500") {
+		t.Fatalf("readyz = %d %+v", code, r)
+	}
+
+	ns.Shutdown()
+	eventually(t, "readyz to say not ready", func() bool {
+		code, r = readyz(t, admin, nil)
+		return code == http.StatusServiceUnavailable
+	})
+	if r.Ready || r.NotReady[0] != "NATS is "+r.NATS {
+		t.Fatalf("readyz = %+v", r)
+	}
+}
+
+// With the admin block's auth, the admin handler wants its credentials.
+func TestAdminAuth(t *testing.T) {
+	h := start(t, `
+auth "bearer" "ops" { tokens = ["s3cret"] }
+admin {
+  listen = "127.0.0.1:0"
+  auth   = "ops"
+}
+route "/sse" {
+  source "nats" { subject = "events" }
+}`)
+	admin := httptest.NewServer(h.srv.Admin())
+	defer admin.Close()
+	if code, _ := readyz(t, admin, nil); code != http.StatusUnauthorized {
+		t.Fatalf("readyz without a token = %d", code)
+	}
+	if code, _ := readyz(t, admin, http.Header{"Authorization": {"Bearer nope"}}); code != http.StatusUnauthorized {
+		t.Fatalf("readyz with a bad token = %d", code)
+	}
+	if code, r := readyz(t, admin, http.Header{"Authorization": {"Bearer s3cret"}}); code != http.StatusOK || !r.Ready {
+		t.Fatalf("readyz with the token = %d %+v", code, r)
+	}
+}

@@ -1,0 +1,53 @@
+package sources
+
+import (
+	"sync"
+	"time"
+)
+
+// State is where a fetching source is in its life.
+type State string
+
+// The states of a fetching source.
+const (
+	StateStarting State = "starting" // not connected yet
+	StateStandby  State = "standby"  // another replica holds its lease
+	StateRunning  State = "running"  // connected, or its last poll worked
+	StateFailing  State = "failing"  // retrying with backoff
+	StateStopped  State = "stopped"  // its upstream told it to stop
+)
+
+// Status is how a fetching source is doing, for health checks and
+// metrics. It is safe for concurrent use; a nil *Status ignores reports.
+type Status struct {
+	mu    sync.Mutex
+	state State
+	err   string
+	since time.Time
+}
+
+// NewStatus returns a Status in StateStarting.
+func NewStatus() *Status { return &Status{state: StateStarting, since: time.Now()} }
+
+func (s *Status) set(st State, err error) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st != s.state {
+		s.state, s.since = st, time.Now()
+	}
+	s.err = ""
+	if err != nil {
+		s.err = err.Error()
+	}
+}
+
+// Get returns the state, since when it holds, and the last error while
+// failing or stopped.
+func (s *Status) Get() (st State, since time.Time, lastErr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state, s.since, s.err
+}
