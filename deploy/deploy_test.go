@@ -1,0 +1,299 @@
+// Package deploy_test checks the docker-compose example: its configs
+// parse, and the nginx config in front of two ssegate replicas on a 3-node
+// NATS cluster delivers events unbuffered, passes webhooks on, and lets a
+// browser resume on the other replica. No Docker engine is needed: the
+// NATS nodes run in-process and nginx is the one on the machine.
+package deploy_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+const wait = 10 * time.Second
+
+func TestNATSConfigParses(t *testing.T) {
+	t.Setenv("NATS_SERVER_NAME", "nats-2")
+	opts, err := server.ProcessConfigFile("nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.ServerName != "nats-2" || !opts.JetStream || opts.StoreDir != "/data" || opts.Cluster.Name != "ssegate" || len(opts.Routes) != 3 {
+		t.Fatalf("nats.conf: name %q, JetStream %v in %q, cluster %q with %d routes", opts.ServerName, opts.JetStream, opts.StoreDir, opts.Cluster.Name, len(opts.Routes))
+	}
+}
+
+// loadConfig reads ssegate.hcl with the environment a test sets.
+func loadConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Load("ssegate.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestSSEGateConfigNeedsTheToken(t *testing.T) {
+	if _, err := config.Load("ssegate.hcl"); err == nil || !strings.Contains(err.Error(), "SSEGATE_DEPLOY_TOKEN") {
+		t.Fatalf("without SSEGATE_DEPLOY_TOKEN: %v", err)
+	}
+	t.Setenv("SSEGATE_DEPLOY_TOKEN", "x")
+	cfg := loadConfig(t)
+	if cfg.Admin == nil || len(cfg.Routes) != 2 || cfg.NATS.URL == "" {
+		t.Fatalf("config: admin %+v, %d routes, NATS %q", cfg.Admin, len(cfg.Routes), cfg.NATS.URL)
+	}
+}
+
+// replica serves ssegate.hcl on 127.0.0.1 with the cluster's URLs.
+func replica(t *testing.T) (*proxy.Server, *httptest.Server) {
+	t.Helper()
+	srv, err := proxy.New(loadConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	})
+	return srv, ts
+}
+
+// startNginx runs the machine's nginx with nginx.conf, its upstreams
+// pointed at the replicas, and returns its address.
+func startNginx(t *testing.T, replicas ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Skip("nginx is not installed (.ci/run installs it)")
+	}
+	site, err := os.ReadFile("nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := loopback.FreeAddr(t)
+	conf := strings.Replace(string(site), "listen 80;", "listen "+addr+";", 1)
+	for i, r := range replicas {
+		conf = strings.Replace(conf, fmt.Sprintf("ssegate-%d:8080", i+1), r, 1)
+	}
+	dir := t.TempDir()
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // workers write their temp files in dir
+	}
+	main := fmt.Sprintf(`%s
+daemon off;
+worker_processes 1;
+pid %[2]s/nginx.pid;
+error_log stderr warn;
+events {}
+http {
+  access_log off;
+  client_body_temp_path %[2]s/body;
+  proxy_temp_path %[2]s/proxy;
+  fastcgi_temp_path %[2]s/fastcgi;
+  uwsgi_temp_path %[2]s/uwsgi;
+  scgi_temp_path %[2]s/scgi;
+  include %[2]s/site.conf;
+}
+`, user, dir)
+	for name, text := range map[string]string{"site.conf": conf, "nginx.conf": main} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logPath := filepath.Join(dir, "nginx.log")
+	logs, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", "stderr")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	// Its own process group, so that its workers go with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	showLogs := func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("nginx:\n%s", showLogs())
+		}
+	})
+	deadline := time.Now().Add(wait)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx not listening on %s: %v\n%s", addr, err, showLogs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// event is what a test reads off a stream.
+type event struct{ id, name, data string }
+
+// stream reads SSE events from url through nginx.
+func stream(t *testing.T, url, lastID string) <-chan event {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	events := make(chan event, 100)
+	go func() {
+		defer resp.Body.Close()
+		defer close(events)
+		var ev event
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			field, value, _ := strings.Cut(line, ": ")
+			switch field {
+			case "id":
+				ev.id = value
+			case "event":
+				ev.name = value
+			case "data":
+				ev.data = value
+			case "":
+				if ev.data != "" {
+					events <- ev
+				}
+				ev = event{}
+			}
+		}
+	}()
+	return events
+}
+
+func next(t *testing.T, events <-chan event) event {
+	t.Helper()
+	select {
+	case ev, ok := <-events:
+		if !ok {
+			t.Fatal("stream ended")
+		}
+		return ev
+	case <-time.After(wait):
+		t.Fatal("no event: nginx buffers, or it was lost")
+	}
+	return event{}
+}
+
+func TestThroughNginx(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster and nginx")
+	}
+	nodes := loopback.Cluster(t, 3)
+	urls := make([]string, len(nodes))
+	for i, n := range nodes {
+		urls[i] = n.ClientURL()
+	}
+	t.Setenv("SSEGATE_NATS_URL", strings.Join(urls, ","))
+	t.Setenv("SSEGATE_DEPLOY_TOKEN", "change-me")
+	t.Setenv("SSEGATE_TRUSTED_PROXIES", "127.0.0.1/32")
+	srv1, ts1 := replica(t)
+	_, ts2 := replica(t)
+	lb := "http://" + startNginx(t, ts1.Listener.Addr().String(), ts2.Listener.Addr().String())
+
+	nc, err := nats.Connect(urls[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(data string) {
+		t.Helper()
+		if _, err := js.Publish("events", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Each event comes through as it is published: nothing buffers it.
+	events := stream(t, lb+"/events", "")
+	publish("one")
+	first := next(t, events)
+	if first.data != "one" || first.id == "" {
+		t.Fatalf("event %+v", first)
+	}
+
+	deploys := stream(t, lb+"/deploys", "")
+	req, _ := http.NewRequest(http.MethodPost, lb+"/hooks/deploy", strings.NewReader(`{"service":"web"}`))
+	req.Header.Set("Authorization", "Bearer change-me")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook through nginx: %s", resp.Status)
+	}
+	if ev := next(t, deploys); ev.name != "deploy" || ev.data != `{"service":"web"}` {
+		t.Fatalf("deploy event %+v", ev)
+	}
+
+	// One replica goes; the browser comes back through nginx, lands on
+	// the other, and gets what it missed, once.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := srv1.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts1.Close()
+	publish("two")
+	publish("three")
+	resumed := stream(t, lb+"/events", first.id)
+	for _, want := range []string{"two", "three"} {
+		if ev := next(t, resumed); ev.data != want {
+			t.Fatalf("after resuming: %+v, want %q", ev, want)
+		}
+	}
+	publish("four")
+	if ev := next(t, resumed); ev.data != "four" {
+		t.Fatalf("live after resuming: %+v", ev)
+	}
+}
