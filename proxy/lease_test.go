@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/lease"
 )
 
 // feedUpstream serves a list the test grows, and counts the polls of each
@@ -49,8 +51,9 @@ func (u *feedUpstream) pollsBy(replica string) int {
 
 // Two replicas watch the same polled stream: one polls, the other waits.
 // When the poller stops (cleanly, or cut off from NATS), the other takes
-// the poll over, carrying on from the items already emitted: the browser
-// on it gets every item once, with no id mapping to de-duplicate on.
+// the poll over, carrying on from the items already emitted and saved:
+// the browser on it gets every item once, with no id mapping to
+// de-duplicate on.
 func TestPollLeaseFailover(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -92,6 +95,12 @@ route "/news/{topic}" {
 			onA.expectData("1", "2")
 			onB.expectData("1", "2")
 
+			// A crash loses what was emitted after the last save (at most
+			// a second's worth): wait for the save, so that the cut-off
+			// case tests the hand-over and not that window.
+			eventually(t, "the poll's progress to be saved", func() bool {
+				return strings.Contains(savedStates(t, ncA), `"2"`)
+			})
 			polling, survivor, nc := a, onB, ncA
 			name, other := "a", "b"
 			if up.pollsBy("b") > 0 {
@@ -117,4 +126,30 @@ route "/news/{topic}" {
 			}
 		})
 	}
+}
+
+// savedStates is every state saved in the lease bucket, concatenated.
+func savedStates(t *testing.T, nc *nats.Conn) string {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, lease.Bucket)
+	if err != nil {
+		return ""
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for k := range keys.Keys() {
+		if e, err := kv.Get(ctx, k); err == nil && strings.HasSuffix(k, ".state") {
+			all.Write(e.Value())
+		}
+	}
+	return all.String()
 }

@@ -298,6 +298,9 @@ func feedName(rt *config.Route, i int) string {
 // source that fetches (several replicas polling one upstream would
 // multiply its load and the events).
 func (s *Server) setupLeases() error {
+	if s.backbone != nil && !s.backbone.JetStream() {
+		return nil // the embedded server, without JetStream: nothing to share
+	}
 	for _, rt := range s.cfg.Routes {
 		for _, src := range rt.Sources {
 			if _, ok := src.(sources.Feeder); !ok {
@@ -555,8 +558,15 @@ func shareOf(ctx context.Context, n int) (context.Context, context.CancelFunc) {
 func drainStreams(ctx context.Context, streams map[string]*stream) {
 	var closed []<-chan nats.SubStatus
 	var consumers []jetstream.ConsumeContext
+	// Every stream's sources are told to stop before any is waited for:
+	// each may spend a moment saving its progress and releasing its lease.
 	for _, st := range streams {
 		st.stopLinger()
+		if st.stopFeeds != nil {
+			st.stopFeeds()
+		}
+	}
+	for _, st := range streams {
 		st.stopFeeding()
 		if st.consume != nil {
 			st.consume.Drain()

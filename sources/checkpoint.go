@@ -2,13 +2,14 @@ package sources
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
 // checkpointEvery bounds how often a reader's progress is saved for the
-// next replica to run it: at most this much is emitted again after a
+// next replica to run it: at most about this much is emitted again after a
 // replica dies. A clean stop saves the last progress too.
 const checkpointEvery = time.Second
 
@@ -28,8 +29,8 @@ type progressor interface {
 }
 
 // runCheckpointed runs r like Run, after resuming it from saved, and saves
-// its progress with save as batches are handed on (at most every
-// checkpointEvery) and when ctx ends.
+// its progress with save: soon after a batch is handed on, at most every
+// checkpointEvery, and when ctx ends.
 func runCheckpointed(ctx context.Context, r Reader, saved []byte, save func(context.Context, []byte) error, handle func(context.Context, Batch) error, log zerolog.Logger, st *Status) {
 	p, ok := r.(progressor)
 	if !ok {
@@ -43,21 +44,32 @@ func runCheckpointed(ctx context.Context, r Reader, saved []byte, save func(cont
 			log.Debug().Msg("resumed from the previous replica's progress")
 		}
 	}
-	c := &checkpointer{progressor: p, save: save, warn: sampled(log)}
+	c := &checkpointer{progressor: p, save: save, warn: sampled(log), kick: make(chan struct{}, 1)}
+	var saver sync.WaitGroup
+	saver.Go(func() { c.saveLoop(ctx) })
 	Run(ctx, c, handle, log, st)
+	saver.Wait()
 	// ctx has ended: the last save gets a context of its own, short so
 	// that a NATS outage does not hold up a shutdown.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalSaveTimeout)
 	defer cancel()
-	c.checkpoint(sctx)
+	if err := c.flush(sctx); err != nil {
+		log.Warn().Err(err).Msg("last progress not saved; the next replica may emit some of it again")
+	}
 }
 
-// checkpointer saves its reader's progress after the batches it commits.
+// checkpointer takes its reader's progress as batches are committed and
+// saves it from a goroutine of its own, so a save neither slows the feed
+// nor waits for the next batch (a quiet feed's last progress is saved
+// too).
 type checkpointer struct {
 	progressor
 	save func(context.Context, []byte) error
 	warn zerolog.Logger
-	last time.Time
+	kick chan struct{} // a token when pending was set
+
+	mu      sync.Mutex
+	pending []byte // progress not saved yet
 }
 
 func (c *checkpointer) Read(ctx context.Context) (Batch, error) {
@@ -68,22 +80,65 @@ func (c *checkpointer) Read(ctx context.Context) (Batch, error) {
 	commit := b.Commit
 	b.Commit = func() {
 		commit()
-		if time.Since(c.last) >= checkpointEvery {
-			c.checkpoint(ctx)
+		// progress reads the reader, so it is taken here, on the feed's
+		// goroutine; the bytes go to the saver.
+		if state := c.progress(); state != nil {
+			c.mu.Lock()
+			c.pending = state
+			c.mu.Unlock()
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
 		}
 	}
 	return b, nil
 }
 
-// checkpoint saves the progress if it changed. A failed save is only
-// logged: the feed goes on, and the next holder may emit a little again.
-func (c *checkpointer) checkpoint(ctx context.Context) {
-	state := c.progress()
+// saveLoop saves pending progress when there is some, then rests
+// checkpointEvery, until ctx ends.
+func (c *checkpointer) saveLoop(ctx context.Context) {
+	rest := time.NewTimer(0)
+	defer rest.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+		}
+		if err := c.flush(ctx); err != nil && ctx.Err() == nil {
+			c.warn.Warn().Err(err).Msg("progress not saved for the next replica; retrying")
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+		}
+		rest.Reset(checkpointEvery)
+		select {
+		case <-ctx.Done():
+			return
+		case <-rest.C:
+		}
+	}
+}
+
+// flush saves the pending progress. What fails to save stays pending,
+// unless newer progress came meanwhile.
+func (c *checkpointer) flush(ctx context.Context) error {
+	c.mu.Lock()
+	state := c.pending
+	c.pending = nil
+	c.mu.Unlock()
 	if state == nil {
-		return
+		return nil
 	}
-	c.last = time.Now()
-	if err := c.save(ctx, state); err != nil {
-		c.warn.Warn().Err(err).Msg("progress not saved for the next replica")
+	err := c.save(ctx, state)
+	if err != nil {
+		c.mu.Lock()
+		if c.pending == nil {
+			c.pending = state
+		}
+		c.mu.Unlock()
 	}
+	return err
 }

@@ -2,7 +2,10 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,9 +46,10 @@ func TestPollProgressRoundTrip(t *testing.T) {
 	}
 }
 
-// progressReader commits a batch per Read and reports its count as
-// progress.
+// progressReader commits a batch per Read, every 100 ms for its first
+// burst reads, then waits for ctx; its progress is its count.
 type progressReader struct {
+	burst    int
 	n, saved int
 	resumed  string
 }
@@ -53,6 +57,10 @@ type progressReader struct {
 func (r *progressReader) Connect(context.Context) error { return nil }
 func (r *progressReader) Close() error                  { return nil }
 func (r *progressReader) Read(ctx context.Context) (Batch, error) {
+	if r.n >= r.burst {
+		<-ctx.Done()
+		return Batch{}, ctx.Err()
+	}
 	select {
 	case <-ctx.Done():
 		return Batch{}, ctx.Err()
@@ -69,24 +77,102 @@ func (r *progressReader) progress() []byte {
 }
 func (r *progressReader) resume(b []byte) error { r.resumed = string(b); return nil }
 
-// Progress is saved at most every checkpointEvery while batches flow, and
-// once more when the feed stops.
-func TestRunCheckpointedSavesThrottledAndAtStop(t *testing.T) {
+// saves records what was saved, failing the first fail saves.
+type saves struct {
+	mu   sync.Mutex
+	got  []byte
+	fail int
+}
+
+func (s *saves) save(_ context.Context, b []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("NATS unavailable")
+	}
+	s.got = append(s.got, b...)
+	return nil
+}
+
+func (s *saves) list() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+func runBurst(t *testing.T, burst int, s *saves, runFor time.Duration) *progressReader {
+	t.Helper()
+	r := &progressReader{burst: burst}
+	ctx, cancel := context.WithTimeout(t.Context(), runFor)
+	defer cancel()
+	handle := func(context.Context, Batch) error { return nil }
+	runCheckpointed(ctx, r, []byte("from before"), s.save, handle, zerolog.Nop(), nil)
+	return r
+}
+
+// Progress is saved at once, then at most every checkpointEvery while
+// batches flow, and the latest once more when the feed stops.
+func TestCheckpointsThrottledAndAtStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := &progressReader{}
-		var saves []byte
-		save := func(_ context.Context, b []byte) error { saves = append(saves, b...); return nil }
-		ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond+time.Millisecond)
-		defer cancel()
-		handle := func(context.Context, Batch) error { return nil }
-		runCheckpointed(ctx, r, []byte("from before"), save, handle, zerolog.Nop(), nil)
+		s := &saves{}
+		r := runBurst(t, 100, s, 2550*time.Millisecond)
 		if r.resumed != "from before" {
 			t.Errorf("resumed from %q", r.resumed)
 		}
-		// Batches at 0.1 s, 0.2 s, ... 2.5 s: saves at the 1st, the first
-		// a second later (11th), the 21st, and the 25th at the stop.
-		if !slices.Equal(saves, []byte{1, 11, 21, 25}) {
-			t.Errorf("saves %v", saves)
+		got := s.list()
+		if len(got) < 3 || len(got) > 4 || got[0] != 1 || got[len(got)-1] != 25 || !slices.IsSorted(got) {
+			t.Errorf("saves %v: want the 1st batch, about one a second, and the 25th at the stop", got)
 		}
 	})
+}
+
+// A burst followed by quiet has its last progress saved during the quiet,
+// not only at the next batch or the stop.
+func TestCheckpointAfterBurstWhileQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &saves{}
+		done := make(chan struct{})
+		go func() { defer close(done); runBurst(t, 5, s, 10*time.Second) }()
+		time.Sleep(9 * time.Second)
+		synctest.Wait()
+		got := s.list()
+		<-done
+		if len(got) == 0 || got[len(got)-1] != 5 {
+			t.Errorf("saves %v after the quiet began: want the 5th batch's progress", got)
+		}
+	})
+}
+
+// A failed save is tried again: the progress is not lost.
+func TestCheckpointRetriesAFailedSave(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &saves{fail: 2}
+		done := make(chan struct{})
+		go func() { defer close(done); runBurst(t, 1, s, 10*time.Second) }()
+		time.Sleep(9 * time.Second)
+		synctest.Wait()
+		got := s.list()
+		<-done
+		if !slices.Equal(got, []byte{1}) {
+			t.Errorf("saves %v: want the progress saved once NATS takes it", got)
+		}
+	})
+}
+
+// A poll's progress keeps the newest keys that fit its bound.
+func TestPollProgressKeepsTheNewestKeysThatFit(t *testing.T) {
+	r := &pollReader{seen: newKeySet(10), changed: true}
+	big := maxProgressKeyBytes/2 - 1
+	for _, c := range "abcd" {
+		r.seen.add(strings.Repeat(string(c), big))
+	}
+	next := &pollReader{seen: newKeySet(10)}
+	if err := next.resume(r.progress()); err != nil {
+		t.Fatal(err)
+	}
+	got := next.seen.list()
+	if len(got) != 2 || got[0][0] != 'c' || got[1][0] != 'd' {
+		t.Fatalf("kept %d keys", len(got))
+	}
 }

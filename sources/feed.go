@@ -192,7 +192,7 @@ func (f *feed) run(ctx context.Context, env FeedEnv, newReader func(target strin
 				return
 			}
 			env.Status.set(StateStandby, nil)
-			env.Lease.Hold(ctx, leaseKey(env.Name, subject), func(ctx context.Context, saved []byte, save func(context.Context, []byte) error) {
+			env.Lease.Hold(ctx, leaseKey(env.Name, subject, target), func(ctx context.Context, saved []byte, save func(context.Context, []byte) error) {
 				env.Log.Info().Msg("source runs on this replica")
 				env.Status.set(StateStarting, nil)
 				runCheckpointed(ctx, newReader(target, h), saved, save, handle, env.Log, env.Status)
@@ -205,9 +205,11 @@ func (f *feed) run(ctx context.Context, env FeedEnv, newReader func(target strin
 	env.Log.Error().Err(err).Msg("source cannot start")
 }
 
-// leaseKey names the lease of the feed called name publishing to subject.
-func leaseKey(name, subject string) string {
-	sum := sha256.Sum256([]byte(name + "\x00" + subject))
+// leaseKey names the lease of the feed called name fetching target for
+// subject. A feed whose upstream changes (a new config) gets a new lease,
+// and does not resume the old upstream's progress.
+func leaseKey(name, subject, target string) string {
+	sum := sha256.Sum256([]byte(name + "\x00" + subject + "\x00" + target))
 	return "feed." + hex.EncodeToString(sum[:16])
 }
 

@@ -101,6 +101,9 @@ type pollReader struct {
 	changed            bool // since progress was last taken
 }
 
+// maxProgressKeyBytes bounds the keys a poll's progress carries.
+const maxProgressKeyBytes = 256 << 10
+
 // pollProgress is what a poll hands to the next replica to run it: enough
 // to emit nothing it has emitted already.
 type pollProgress struct {
@@ -115,7 +118,15 @@ func (r *pollReader) progress() []byte {
 		return nil
 	}
 	r.changed = false
-	b, err := json.Marshal(pollProgress{ETag: r.etag, LastModified: r.lastModified, Digest: r.digest[:], Keys: r.seen.list()})
+	keys := r.seen.list()
+	// The newest keys that fit, so the progress stays well within a NATS
+	// message; older ones are the least likely to come back.
+	size, first := 0, len(keys)
+	for first > 0 && size+len(keys[first-1]) <= maxProgressKeyBytes {
+		first--
+		size += len(keys[first])
+	}
+	b, err := json.Marshal(pollProgress{ETag: r.etag, LastModified: r.lastModified, Digest: r.digest[:], Keys: keys[first:]})
 	if err != nil {
 		panic(err) // strings and bytes always encode
 	}

@@ -31,6 +31,14 @@ type Backbone struct {
 	log      zerolog.Logger
 }
 
+// JetStream reports whether the NATS has JetStream, as far as ssegate can
+// know: false for the embedded server without a store_dir, true for the
+// embedded server with one and for any other NATS (which may still say no
+// when asked).
+func (b *Backbone) JetStream() bool {
+	return b.embedded == nil || b.embedded.JetStreamEnabled()
+}
+
 // Connect connects as cfg says. With no URL it starts an embedded server,
 // reachable over TCP only when cfg.Embedded.Listen is set. With a URL it
 // keeps reconnecting for as long as the process runs, logging each

@@ -5,13 +5,14 @@
 //
 // Liveness does not depend on clocks agreeing: a holder renews its lease
 // every TTL/4, and a replica waiting for it takes over when it has seen no
-// renewal for a whole TTL by its own clock. A holder that cannot renew for
-// half the TTL stops its job first, so the two do not overlap. A holder
-// that stops cleanly deletes its lease and a waiting replica takes it at
-// once.
+// renewal for a whole TTL by its own clock. A holder stops its job once
+// half a TTL has passed since it sent its last successful renewal (or the
+// request that took the lease), so the two do not overlap. A holder that
+// stops cleanly deletes its lease and a waiting replica takes it at once.
 //
 // A job can leave state for the next holder (what it has emitted so far),
-// stored next to its lease.
+// stored next to its lease and written compare-and-set too, and never by a
+// holder that has lost its lease.
 package lease
 
 import (
@@ -21,9 +22,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -39,12 +42,34 @@ const Bucket = "ssegate_leases"
 const opTimeout = 5 * time.Second
 
 // bucketMaxAge forgets leases and state nobody has touched for a day:
-// jobs of streams nobody watches any more.
-const bucketMaxAge = 24 * time.Hour
+// jobs of streams nobody watches any more. A holder rewrites its state
+// every stateRefresh so that it is not forgotten while the job runs.
+const (
+	bucketMaxAge = 24 * time.Hour
+	stateRefresh = time.Hour
+)
+
+// bucketReplicas is how many NATS nodes keep the bucket: losing one must
+// not stop every poll. A single server gets 1.
+const bucketReplicas = 3
+
+// tooFewNodes are the JetStream errors of a bucket with more replicas than
+// servers: replicas not supported (a single server), insufficient
+// resources, no suitable peers.
+var tooFewNodes = []jetstream.ErrorCode{10074, 10023, 10005}
+
+// notEnabledConfirm is how many answers in a row saying JetStream is off
+// it takes to run jobs without leases: a cluster electing a leader can
+// say so for a moment.
+const notEnabledConfirm = 5
+
+// errLost refuses a save from a holder that no longer holds its lease.
+var errLost = errors.New("lease lost")
 
 // Job is what a lease guards. It runs until ctx ends, which happens when
 // the lease is lost or released. saved is the state the previous holder
-// left (nil when none); save replaces it.
+// left (nil when none); save replaces it, and fails once the lease is
+// lost.
 type Job = func(ctx context.Context, saved []byte, save func(context.Context, []byte) error)
 
 // Leases takes and renews leases for this process.
@@ -91,17 +116,32 @@ func (l *Leases) Hold(ctx context.Context, key string, job Job) {
 			return
 		}
 		h := &held{l: l, kv: kv, key: key, log: log}
-		rev, err := h.acquire(ctx)
+		rev, sent, err := h.acquire(ctx)
 		if err != nil {
 			return
 		}
 		log.Debug().Msg("lease taken")
-		h.run(ctx, rev, job)
+		if !h.run(ctx, rev, sent, job) {
+			// Taken but not usable (its state could not be read): let
+			// another replica try, and try again in a moment.
+			sleep(ctx, l.ttl/4)
+		}
 	}
 }
 
-// bucket opens the lease bucket, retrying while NATS is unavailable. It
-// returns nil, nil when the NATS has no JetStream.
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// bucket opens the lease bucket, creating it when missing, and retries
+// while NATS is unavailable. It returns nil, nil when the NATS has no
+// JetStream.
 func (l *Leases) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	l.mu.Lock()
 	if l.kv != nil || l.disabled {
@@ -130,14 +170,10 @@ func (l *Leases) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		l.ready = nil
 		l.mu.Unlock()
 	}()
+	notEnabled := 0
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
 		octx, cancel := context.WithTimeout(ctx, opTimeout)
-		kv, err := l.js.CreateOrUpdateKeyValue(octx, jetstream.KeyValueConfig{
-			Bucket:      Bucket,
-			Description: "ssegate: which replica runs each poll, and where it got to",
-			History:     1,
-			TTL:         bucketMaxAge,
-		})
+		kv, err := l.openBucket(octx)
 		cancel()
 		switch {
 		case err == nil:
@@ -145,25 +181,49 @@ func (l *Leases) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 			l.kv = kv
 			l.mu.Unlock()
 			return kv, nil
-		case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-			l.log.Info().Msg("NATS has no JetStream: every replica runs its own polls")
-			l.mu.Lock()
-			l.disabled = true
-			l.mu.Unlock()
-			return nil, nil
+		case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders):
+			if notEnabled++; notEnabled >= notEnabledConfirm {
+				l.log.Info().Msg("NATS has no JetStream: every replica runs its own polls and upstream streams")
+				l.mu.Lock()
+				l.disabled = true
+				l.mu.Unlock()
+				return nil, nil
+			}
+		default:
+			notEnabled = 0
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		l.log.Debug().Err(err).Msg("lease bucket not available yet")
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
+		sleep(ctx, delay)
 	}
+}
+
+// openBucket opens the bucket as it is (an operator may have tuned it), or
+// creates it on bucketReplicas nodes, or on one where there is only one.
+func (l *Leases) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := l.js.KeyValue(ctx, Bucket)
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return kv, err
+	}
+	cfg := jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "ssegate: which replica runs each poll and upstream stream, and where it got to",
+		History:     1,
+		TTL:         bucketMaxAge,
+		Replicas:    bucketReplicas,
+	}
+	kv, err = l.js.CreateKeyValue(ctx, cfg)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && slices.Contains(tooFewNodes, apiErr.ErrorCode) {
+		cfg.Replicas = 1
+		kv, err = l.js.CreateKeyValue(ctx, cfg)
+	}
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return l.js.KeyValue(ctx, Bucket) // another replica made it first
+	}
+	return kv, err
 }
 
 // held is one lease, from taking it to losing or releasing it.
@@ -172,21 +232,27 @@ type held struct {
 	kv  jetstream.KeyValue
 	key string
 	log zerolog.Logger
+
+	mu       sync.Mutex // serializes saves
+	lost     bool       // saves are refused
+	stateRev uint64     // revision of the state key as last read or written
+	state    []byte     // last state saved
 }
 
-// acquire waits until this process holds the lease and returns its
-// revision.
-func (h *held) acquire(ctx context.Context) (uint64, error) {
+// acquire waits until this process holds the lease, and returns its
+// revision and when the request that took it was sent.
+func (h *held) acquire(ctx context.Context) (uint64, time.Time, error) {
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, h.l.ttl) {
+		sent := time.Now()
 		rev, err := h.create(ctx)
 		if err == nil {
-			return rev, nil
+			return rev, sent, nil
 		}
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			rev, err = h.await(ctx)
+			rev, sent, err = h.await(ctx)
 			if err == nil {
 				if rev != 0 {
-					return rev, nil
+					return rev, sent, nil
 				}
 				// Released or changed hands: try again now.
 				delay = 100 * time.Millisecond
@@ -194,18 +260,10 @@ func (h *held) acquire(ctx context.Context) (uint64, error) {
 			}
 		}
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return 0, time.Time{}, ctx.Err()
 		}
-		if err != nil {
-			h.log.Debug().Err(err).Msg("lease not taken yet")
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, ctx.Err()
-		case <-t.C:
-		}
+		h.log.Debug().Err(err).Msg("lease not taken yet")
+		sleep(ctx, delay)
 	}
 }
 
@@ -216,12 +274,13 @@ func (h *held) create(ctx context.Context) (uint64, error) {
 }
 
 // await watches a lease someone else holds. It returns the lease's new
-// revision once it took it over from a holder silent for a TTL, or 0 when
-// the lease was released or changed hands and should be tried again.
-func (h *held) await(ctx context.Context) (uint64, error) {
+// revision, and when the request was sent, once it took it over from a
+// holder silent for a TTL, or 0 when the lease was released or changed
+// hands and should be tried again.
+func (h *held) await(ctx context.Context) (uint64, time.Time, error) {
 	w, err := h.kv.Watch(ctx, h.key)
 	if err != nil {
-		return 0, fmt.Errorf("watch: %w", err)
+		return 0, time.Time{}, fmt.Errorf("watch: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
 	var seen uint64
@@ -230,35 +289,36 @@ func (h *held) await(ctx context.Context) (uint64, error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, time.Time{}, ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return 0, errors.New("watch ended")
+				return 0, time.Time{}, errors.New("watch ended")
 			}
 			if e == nil {
 				if seen == 0 {
-					return 0, nil // gone between create and watch
+					return 0, time.Time{}, nil // gone between create and watch
 				}
 				continue
 			}
 			if e.Operation() != jetstream.KeyValuePut {
-				return 0, nil
+				return 0, time.Time{}, nil
 			}
 			seen = e.Revision()
 			silent.Reset(h.l.ttl)
 		case <-silent.C:
 			if seen == 0 {
-				return 0, nil
+				return 0, time.Time{}, nil
 			}
+			sent := time.Now()
 			octx, cancel := context.WithTimeout(ctx, opTimeout)
 			rev, err := h.kv.Update(octx, h.key, h.l.holder, seen)
 			cancel()
 			if err == nil {
 				h.log.Info().Dur("silent", h.l.ttl).Msg("lease taken over from a silent holder")
-				return rev, nil
+				return rev, sent, nil
 			}
 			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-				return 0, nil
+				return 0, time.Time{}, nil
 			}
 			// NATS trouble: the holder is likely cut off too; look again.
 			h.log.Debug().Err(err).Msg("lease takeover failed")
@@ -267,55 +327,85 @@ func (h *held) await(ctx context.Context) (uint64, error) {
 	}
 }
 
-// run runs job while the lease at revision rev is renewed, then stops it.
-// The lease is deleted when ctx ended or the job returned by itself, and
-// left to expire when this process could not renew it.
-func (h *held) run(ctx context.Context, rev uint64, job Job) {
-	saved := h.loadState(ctx)
+// run runs job while the lease at revision rev, taken by a request sent
+// at sent, is renewed, then stops it. The lease is deleted when ctx ended
+// or the job returned by itself, and left to expire when this process
+// could not renew it. It returns false when the job could not start.
+func (h *held) run(ctx context.Context, rev uint64, sent time.Time, job Job) bool {
+	// The other replicas count a TTL from when they saw the last write
+	// of this lease, at or after its request was sent: stopping half a
+	// TTL after sending leaves the other half as margin.
+	deadline := sent.Add(h.l.ttl / 2)
+	fence := time.NewTimer(time.Until(deadline))
+	defer fence.Stop()
+	saved, err := h.loadState(ctx, deadline)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn().Err(err).Msg("state of the previous lease holder not read; leaving the lease to another replica")
+		}
+		h.release(rev)
+		return false
+	}
 	jctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		job(jctx, saved, h.saveState)
 	}()
+	// fenced stops the job of a lease that may no longer be this
+	// process's, refusing its saves first.
+	fenced := func() {
+		h.mu.Lock()
+		h.lost = true
+		h.mu.Unlock()
+		stop()
+		<-done
+	}
 	renew := time.NewTicker(h.l.ttl / 4)
 	defer renew.Stop()
-	lastOK := time.Now()
+	refresh := time.NewTicker(stateRefresh)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			stop()
 			<-done
 			h.release(rev)
-			return
+			return true
 		case <-done:
 			stop()
 			h.release(rev)
 			// A job that ends by itself is not run again until ctx ends.
 			<-ctx.Done()
-			return
+			return true
+		case <-fence.C:
+			h.log.Warn().Msg("lease not renewed in time; stopping here until it is taken again")
+			fenced()
+			return true
 		case <-renew.C:
+			left := time.Until(deadline)
+			if left <= 0 {
+				continue // the fence goes off
+			}
 			start := time.Now()
 			// Not ctx: a renewal cut short may still be applied, and the
 			// release that follows needs the revision it made.
-			octx, cancel := context.WithTimeout(context.Background(), h.l.ttl/4)
+			octx, cancel := context.WithTimeout(context.Background(), min(h.l.ttl/4, left))
 			r, err := h.kv.Update(octx, h.key, h.l.holder, rev)
 			cancel()
 			switch {
 			case err == nil:
-				rev, lastOK = r, start
-				continue
+				rev, deadline = r, start.Add(h.l.ttl/2)
+				fence.Reset(time.Until(deadline))
 			case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound):
 				h.log.Warn().Msg("lease lost to another replica; stopping here")
-			case time.Since(lastOK) > h.l.ttl/2:
-				h.log.Warn().Err(err).Msg("lease not renewed in time; stopping here until it is taken again")
+				fenced()
+				return true
 			default:
 				h.log.Debug().Err(err).Msg("lease renewal failed; retrying")
-				continue
 			}
-			stop()
-			<-done
-			return
+		case <-refresh.C:
+			h.refreshState(ctx)
 		}
 	}
 }
@@ -335,26 +425,80 @@ func (h *held) release(rev uint64) {
 
 func (h *held) stateKey() string { return h.key + ".state" }
 
-// loadState reads what the previous holder saved; nil when nothing was
-// saved or it cannot be read now (the job then starts afresh).
-func (h *held) loadState(ctx context.Context) []byte {
-	gctx, cancel := context.WithTimeout(ctx, opTimeout)
+// loadState reads what the previous holder saved (nil when nothing was),
+// giving up at deadline.
+func (h *held) loadState(ctx context.Context, deadline time.Time) ([]byte, error) {
+	gctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	e, err := h.kv.Get(gctx, h.stateKey())
-	if err != nil {
-		if !errors.Is(err, jetstream.ErrKeyNotFound) && ctx.Err() == nil {
-			h.log.Warn().Err(err).Msg("state of the previous lease holder not read; starting afresh")
-		}
-		return nil
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
 	}
-	return e.Value()
+	if err != nil {
+		return nil, err
+	}
+	h.stateRev = e.Revision()
+	return e.Value(), nil
 }
 
+// saveState replaces the state, if this process still holds the lease
+// and nobody else wrote the state since it last did.
 func (h *held) saveState(ctx context.Context, b []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	if _, err := h.kv.Put(ctx, h.stateKey(), b); err != nil {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.putState(ctx, b); err != nil {
 		return fmt.Errorf("save state of lease %s: %w", h.key, err)
 	}
 	return nil
+}
+
+// putState writes b as the state; called with mu held.
+func (h *held) putState(ctx context.Context, b []byte) error {
+	if h.lost {
+		return errLost
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	rev, err := h.updateState(ctx, b)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		// Written meanwhile: by a save of this process that timed out
+		// and landed later, or by a holder that lost the lease before
+		// this one took it. The lease is this process's, so its state
+		// wins.
+		e, gerr := h.kv.Get(ctx, h.stateKey())
+		switch {
+		case gerr == nil:
+			h.stateRev = e.Revision()
+		case errors.Is(gerr, jetstream.ErrKeyNotFound):
+			h.stateRev = 0
+		default:
+			return gerr
+		}
+		rev, err = h.updateState(ctx, b)
+	}
+	if err != nil {
+		return err
+	}
+	h.stateRev, h.state = rev, b
+	return nil
+}
+
+func (h *held) updateState(ctx context.Context, b []byte) (uint64, error) {
+	if h.stateRev == 0 {
+		return h.kv.Create(ctx, h.stateKey(), b)
+	}
+	return h.kv.Update(ctx, h.stateKey(), b, h.stateRev)
+}
+
+// refreshState writes the state again, so that the bucket does not forget
+// it while a job that has nothing new to save runs on.
+func (h *held) refreshState(ctx context.Context) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state == nil {
+		return
+	}
+	if err := h.putState(ctx, h.state); err != nil && ctx.Err() == nil {
+		h.log.Warn().Err(err).Msg("state not refreshed")
+	}
 }

@@ -44,6 +44,7 @@ type job struct {
 	mu            sync.Mutex
 	ran           []string
 	saved         []string // what each run found saved
+	finalErrs     []error  // what the save each run makes as it stops gave
 }
 
 func (j *job) as(name string) lease.Job {
@@ -63,6 +64,11 @@ func (j *job) as(name string) lease.Job {
 			panic(err)
 		}
 		<-ctx.Done()
+		// As a feed saves its last progress on its way out.
+		err := save(context.Background(), []byte("stopped "+name))
+		j.mu.Lock()
+		j.finalErrs = append(j.finalErrs, err)
+		j.mu.Unlock()
 		j.running.Add(-1)
 	}
 }
@@ -122,8 +128,9 @@ func TestOneHolderAndCleanHandOver(t *testing.T) {
 	if j.most.Load() != 1 {
 		t.Fatalf("%d holders ran at once", j.most.Load())
 	}
-	if j.saved[0] != "" || j.saved[1] != "left by a" {
-		t.Fatalf("saved state seen: %q", j.saved)
+	// A clean stop saves last; the next holder starts from there.
+	if j.saved[0] != "" || j.saved[1] != "stopped a" || j.finalErrs[0] != nil {
+		t.Fatalf("saved state seen: %q; a's last save: %v", j.saved, j.finalErrs[0])
 	}
 }
 
@@ -149,6 +156,70 @@ func TestSilentHolderIsTakenOver(t *testing.T) {
 	}
 	if got := j.runs(); got[1] != "b" || j.saved[1] != "left by a" {
 		t.Fatalf("runs %v, saved %q", got, j.saved)
+	}
+}
+
+// A holder whose NATS link stalls (renewals hang rather than fail) stops
+// its job half a TTL after its last renewal, and its saves are refused
+// from then on; the other replica takes over after a TTL of silence.
+func TestStalledHolderStopsBeforeTakeover(t *testing.T) {
+	ns := loopback.JetStream(t, t.TempDir())
+	link := loopback.NewLink(t, ns.Addr().String())
+	nc, err := nats.Connect("nats://" + link.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &replica{nc: nc, leases: lease.New(js, ttl, zerolog.New(zerolog.NewTestWriter(t)))}
+	b := newReplica(t, ns)
+	var j job
+	defer hold(a, "poll.s", &j, "a")()
+	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
+	defer hold(b, "poll.s", &j, "b")()
+	time.Sleep(ttl / 2)
+	link.Pause()
+	defer link.Resume()
+	waitFor(t, "a stops", 2*ttl, func() bool { return j.running.Load() == 0 })
+	waitFor(t, "b takes over", 3*ttl, func() bool { return len(j.runs()) == 2 })
+	if j.most.Load() != 1 {
+		t.Fatalf("%d holders ran at once", j.most.Load())
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.finalErrs[0] == nil || j.saved[1] != "left by a" {
+		t.Fatalf("a's save after losing the lease: %v; b found %q", j.finalErrs[0], j.saved[1])
+	}
+}
+
+// On a cluster the bucket is kept by three nodes: losing one must not stop
+// every poll.
+func TestBucketIsReplicatedOnACluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	nodes := loopback.Cluster(t, 3)
+	a := newReplica(t, nodes[0])
+	var j job
+	defer hold(a, "poll.r", &j, "a")()
+	waitFor(t, "a runs", 10*time.Second, func() bool { return len(j.runs()) == 1 })
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(context.Background(), lease.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas; r != 3 {
+		t.Fatalf("bucket replicas = %d", r)
 	}
 }
 
