@@ -240,6 +240,10 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 		return nil, err
 	}
 	state := info.CachedInfo().State
+	// Its followers dropped by the stream's limits: events were missed.
+	if after+1 < state.FirstSeq {
+		return nil, errReset
+	}
 	if after > seam {
 		// Another replica delivered it first; the live events up to it
 		// are skipped as they come. Beyond the stream, it is no id of it.
@@ -247,9 +251,6 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 			return nil, errReset
 		}
 		return nil, nil
-	}
-	if after+1 < state.FirstSeq {
-		return nil, errReset
 	}
 	// A consumer of its own, which says at once how many messages match
 	// from there: the replay reads those, up to the seam, and no further.

@@ -152,3 +152,32 @@ func TestResumeOnALaggingReplica(t *testing.T) {
 	bogus.expectData("e4")
 	moved.expectData("e4")
 }
+
+// On a lagging replica, an id whose followers the stream's limits have
+// dropped gets a reset, as on any replica: events were missed.
+func TestResumeOnALaggingReplicaPastTheLimits(t *testing.T) {
+	ns := loopback.JetStream(t, t.TempDir())
+	link := loopback.NewLink(t, ns.Addr().String())
+	nc, err := nats.Connect("nats://" + link.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	b := startOn(t, ns, `
+route "/sse" {
+  history {
+    store    = "jetstream"
+    max_msgs = 10
+  }
+  source "nats" { subject = "events" }
+}`, proxy.WithNATS(nc))
+	link.Pause()
+	for i := 1; i <= 100; i++ {
+		b.publish("events", fmt.Sprint("e", i))
+	}
+	moved := b.open("/sse", http.Header{"Last-Event-Id": {"60"}})
+	link.Resume()
+	if ev := moved.next(); ev.Type != proxy.ResetEvent {
+		t.Fatalf("events 61..90 are gone, yet no reset: got %+v", ev)
+	}
+}
