@@ -38,6 +38,9 @@ listen = env("SSEGATE_LISTEN", "127.0.0.1:8080")
 # How long SIGINT/SIGTERM may take: streams get a final comment and close
 # (browsers reconnect), NATS drains, then the process exits.
 shutdown_timeout = "10s"
+# Before that, serve on for this long with /readyz saying 503, so a load
+# balancer stops sending browsers here first.
+# shutdown_delay = "5s"
 
 log {
   level  = "info"    # trace, debug, info, warn, error

@@ -93,6 +93,16 @@ func startNginx(t *testing.T, replicas ...string) string {
 	}
 	addr := loopback.FreeAddr(t)
 	conf := strings.Replace(string(site), "listen 80;", "listen "+addr+";", 1)
+	// Docker's resolver and re-resolving names are for the compose
+	// network; here the replicas are addresses (and nginx may predate
+	// `resolve`).
+	var lines []string
+	for line := range strings.Lines(conf) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "resolver ") {
+			lines = append(lines, strings.Replace(line, " resolve ", " ", 1))
+		}
+	}
+	conf = strings.Join(lines, "")
 	for i, r := range replicas {
 		conf = strings.Replace(conf, fmt.Sprintf("ssegate-%d:8080", i+1), r, 1)
 	}

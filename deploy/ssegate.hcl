@@ -3,9 +3,11 @@
 # what they share.
 listen           = env("SSEGATE_LISTEN", "0.0.0.0:8080")
 shutdown_timeout = "20s"
+shutdown_delay   = "5s" # /readyz says 503 first, for the load balancer
 
-# The load balancer's X-Forwarded-For is believed (per-address limits).
-trusted_proxies        = [env("SSEGATE_TRUSTED_PROXIES", "172.16.0.0/12")]
+# The load balancer's X-Forwarded-For is believed (per-address limits):
+# the compose network's subnet, pinned in docker-compose.yml.
+trusted_proxies        = [env("SSEGATE_TRUSTED_PROXIES", "10.89.0.0/24")]
 max_connections_per_ip = 50
 
 log {

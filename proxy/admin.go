@@ -17,14 +17,15 @@ import (
 // while the process serves; /readyz answers 200 when this replica can
 // deliver events (NATS connected, not shutting down) and 503 otherwise,
 // with a JSON body that says why and how each fetching source is doing.
-// With the admin block's auth, every request must pass one of its auth
-// blocks.
+// With the admin block's auth, every other request must pass one of its
+// auth blocks. The probes stay open: an auth service outage must not
+// restart or unready every replica at once.
 func (s *Server) Admin() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	probes := http.NewServeMux()
+	probes.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	probes.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		r := s.readiness()
 		code := http.StatusOK
 		if !r.Ready {
@@ -32,20 +33,40 @@ func (s *Server) Admin() http.Handler {
 		}
 		writeJSON(w, code, r)
 	})
+	rest := http.NewServeMux()
 	if s.cfg.Admin == nil || len(s.cfg.Admin.Auth) == 0 {
-		return mux
+		return admin(probes, rest)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return admin(probes, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, denied := s.tryAuth(r, s.cfg.Admin.Auth)
 		switch {
 		case denied == nil:
-			mux.ServeHTTP(w, r)
+			rest.ServeHTTP(w, r)
 		case denied.unavailable:
 			http.Error(w, "authentication unavailable; retry later", http.StatusServiceUnavailable)
 		default:
 			denied.write(w)
 		}
+	}))
+}
+
+// admin routes the probes' paths to probes and the rest to rest.
+func admin(probes *http.ServeMux, rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			probes.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
 	})
+}
+
+// Drain marks the Server not ready (/readyz answers 503) while it goes on
+// serving, so load balancers stop sending it clients before Shutdown.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
 }
 
 // Readiness is the body of /readyz.
@@ -77,7 +98,7 @@ func (s *Server) readiness() Readiness {
 		r.NotReady = append(r.NotReady, "NATS is "+r.NATS)
 	}
 	s.mu.Lock()
-	stopping := s.stopping
+	stopping := s.stopping || s.draining
 	s.mu.Unlock()
 	if stopping {
 		r.NotReady = append(r.NotReady, "shutting down")

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
@@ -85,6 +86,14 @@ route "/status" {
 	if s := r.Sources[0]; code != http.StatusOK || s.Route != "/status" || s.Source != 0 || !strings.Contains(s.Error, "500") {
 		t.Fatalf("readyz = %d %+v", code, r)
 	}
+	// It stays failing, since it first failed, across its retries.
+	first := r.Sources[0]
+	for range 4 {
+		time.Sleep(400 * time.Millisecond)
+		if _, r = readyz(t, admin, nil); r.Sources[0].State != "failing" || r.Sources[0].Since != first.Since {
+			t.Fatalf("a poll failing every time: %+v, first seen failing %+v", r.Sources[0], first)
+		}
+	}
 
 	ns.Shutdown()
 	eventually(t, "readyz to say not ready", func() bool {
@@ -96,7 +105,25 @@ route "/status" {
 	}
 }
 
-// With the admin block's auth, the admin handler wants its credentials.
+// Drain makes /readyz say not ready while the streams go on.
+func TestAdminDrain(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  source "nats" { subject = "events" }
+}`)
+	admin := httptest.NewServer(h.srv.Admin())
+	defer admin.Close()
+	c := h.open("/sse", nil)
+	h.srv.Drain()
+	if code, r := readyz(t, admin, nil); code != http.StatusServiceUnavailable || len(r.NotReady) != 1 || r.NotReady[0] != "shutting down" {
+		t.Fatalf("readyz while draining = %d %+v", code, r)
+	}
+	h.publish("events", "still here")
+	c.expectData("still here")
+}
+
+// With the admin block's auth, the admin handler wants its credentials,
+// except for the probes.
 func TestAdminAuth(t *testing.T) {
 	h := start(t, `
 auth "bearer" "ops" { tokens = ["s3cret"] }
@@ -109,13 +136,29 @@ route "/sse" {
 }`)
 	admin := httptest.NewServer(h.srv.Admin())
 	defer admin.Close()
-	if code, _ := readyz(t, admin, nil); code != http.StatusUnauthorized {
-		t.Fatalf("readyz without a token = %d", code)
+	if code, r := readyz(t, admin, nil); code != http.StatusOK || !r.Ready {
+		t.Fatalf("readyz without a token = %d %+v", code, r)
 	}
-	if code, _ := readyz(t, admin, http.Header{"Authorization": {"Bearer nope"}}); code != http.StatusUnauthorized {
-		t.Fatalf("readyz with a bad token = %d", code)
+	get := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, admin.URL+"/no-such-page", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := admin.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
 	}
-	if code, r := readyz(t, admin, http.Header{"Authorization": {"Bearer s3cret"}}); code != http.StatusOK || !r.Ready {
-		t.Fatalf("readyz with the token = %d %+v", code, r)
+	if code := get(""); code != http.StatusUnauthorized {
+		t.Fatalf("without a token = %d", code)
+	}
+	if code := get("nope"); code != http.StatusUnauthorized {
+		t.Fatalf("with a bad token = %d", code)
+	}
+	if code := get("s3cret"); code != http.StatusNotFound {
+		t.Fatalf("with the token = %d", code)
 	}
 }

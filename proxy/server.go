@@ -70,6 +70,7 @@ type Server struct {
 	mu        sync.Mutex
 	streams   map[string]*stream
 	stopping  bool // Shutdown has begun: no new streams or clients
+	draining  bool // Drain was called: not ready, still serving
 	handlers  sync.WaitGroup
 	releasing sync.WaitGroup // streams being freed, counted under mu
 

@@ -191,13 +191,11 @@ func (f *feed) run(ctx context.Context, env FeedEnv, newReader func(target strin
 				Run(ctx, newReader(target, h), handle, env.Log, env.Status)
 				return
 			}
-			env.Status.set(StateStandby, nil)
 			env.Lease.Hold(ctx, leaseKey(env.Name, subject, target), func(ctx context.Context, saved []byte, save func(context.Context, []byte) error) {
 				env.Log.Info().Msg("source runs on this replica")
 				env.Status.set(StateStarting, nil)
 				runCheckpointed(ctx, newReader(target, h), saved, save, handle, env.Log, env.Status)
-				env.Status.set(StateStandby, nil)
-			})
+			}, func() { env.Status.set(StateStandby, nil) })
 			return
 		}
 	}

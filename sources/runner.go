@@ -87,7 +87,14 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 		}
 	}
 	for ctx.Err() == nil {
-		err := session(ctx, r, handle, log, st, func() {
+		connected := func() {
+			// A connect alone is no recovery: a failing source stays
+			// failing, since when it first failed, until a batch works.
+			if !failing {
+				st.set(StateRunning, nil)
+			}
+		}
+		err := session(ctx, r, handle, log, connected, func() {
 			st.set(StateRunning, nil)
 			bo.Reset()
 			if failing {
@@ -119,15 +126,13 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 	}
 }
 
-// session connects r and reads it until something fails; ok is called
-// after each batch handed on.
-func session(ctx context.Context, r Reader, handle func(context.Context, Batch) error, log zerolog.Logger, st *Status, ok func()) error {
+// session connects r and reads it until something fails; connected is
+// called once it is connected, ok after each batch handed on.
+func session(ctx context.Context, r Reader, handle func(context.Context, Batch) error, log zerolog.Logger, connected, ok func()) error {
 	if err := r.Connect(ctx); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	// Running as far as anyone watching can tell; the backoff waits for
-	// a batch, so an upstream that hangs up at once is not hammered.
-	st.set(StateRunning, nil)
+	connected()
 	defer func() {
 		if err := r.Close(); err != nil {
 			log.Debug().Err(err).Msg("source close")

@@ -62,8 +62,9 @@ type FeedEnv struct {
 type Lease interface {
 	// Hold runs job whenever this replica holds the lease named key,
 	// until ctx ends; job's context ends when the lease is lost. saved is
-	// what the previous holder saved with save.
-	Hold(ctx context.Context, key string, job func(ctx context.Context, saved []byte, save func(context.Context, []byte) error))
+	// what the previous holder saved with save. waiting, if not nil, is
+	// called when another replica holds the lease.
+	Hold(ctx context.Context, key string, job func(ctx context.Context, saved []byte, save func(context.Context, []byte) error), waiting func())
 }
 
 // Ingress is a Spec whose messages are pushed to ssegate over HTTP

@@ -38,6 +38,7 @@ func (s *Status) set(st State, err error) {
 	if st != s.state {
 		s.state, s.since = st, time.Now()
 	}
+	// While failing, the last error; otherwise none.
 	s.err = ""
 	if err != nil {
 		s.err = err.Error()

@@ -196,7 +196,8 @@ func runProxy(path string, stderr io.Writer) int {
 		shutdown(srv, nil, cfg.ShutdownTimeout, log)
 		return 1
 	}
-	// Last to go, so that /readyz says "shutting down" while streams drain.
+	// Last to go: /readyz says "shutting down" through shutdown_delay and
+	// while streams end.
 	defer admin()
 	served := make(chan error, 1)
 	go func() { served <- serve(hs, ln) }()
@@ -211,6 +212,13 @@ func runProxy(path string, stderr io.Writer) int {
 		return 1
 	}
 	stop() // a second signal kills at once
+	if d := cfg.ShutdownDelay; d > 0 {
+		// Serving on, not ready, so that load balancers stop sending
+		// browsers here before their streams are ended.
+		srv.Drain()
+		log.Info().Dur("shutdown_delay", d).Msg("not ready; shutting down after shutdown_delay")
+		time.Sleep(d)
+	}
 	if !shutdown(srv, hs, cfg.ShutdownTimeout, log) {
 		return 1
 	}

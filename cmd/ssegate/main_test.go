@@ -85,6 +85,7 @@ func TestRunPublishSignalAndRestart(t *testing.T) {
 	cfg := fmt.Sprintf(`
 listen           = %q
 shutdown_timeout = "5s"
+shutdown_delay   = "1s"
 log { format = "json" }
 admin { listen = %q }
 nats {
@@ -120,6 +121,19 @@ route "/sse" {
 	start := time.Now()
 	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+	// Through shutdown_delay the proxy says it is not ready, and serves on.
+	for code := 0; code != http.StatusServiceUnavailable; {
+		resp, err := http.Get("http://" + adminAddr + "/readyz")
+		if err != nil {
+			t.Fatalf("readyz after SIGTERM: %v (answered %d before)", err, code)
+		}
+		resp.Body.Close()
+		code = resp.StatusCode
+	}
+	publishWith(t, bin, natsAddr, "during the delay")
+	if ev := nextEvent(t, events); ev.Data != "during the delay" {
+		t.Fatalf("event %+v", ev)
 	}
 	for range events { // the stream ends
 	}

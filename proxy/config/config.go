@@ -31,9 +31,13 @@ const (
 type Config struct {
 	Listen          string
 	ShutdownTimeout time.Duration
-	Log             Log
-	NATS            NATS
-	Routes          []*Route
+	// ShutdownDelay is how long a signalled process keeps serving, not
+	// ready, before it shuts down: time for load balancers to stop
+	// sending it clients.
+	ShutdownDelay time.Duration
+	Log           Log
+	NATS          NATS
+	Routes        []*Route
 
 	// TLS, when set, serves HTTPS (HTTP/2 and HTTP/1.1); H2C serves
 	// cleartext HTTP/2 beside HTTP/1.1, for a TLS-terminating proxy.

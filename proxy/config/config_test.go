@@ -117,6 +117,9 @@ func TestLoadFullConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.ShutdownDelay != 2*time.Second {
+		t.Errorf("shutdown_delay = %v", cfg.ShutdownDelay)
+	}
 	if cfg.Admin == nil || cfg.Admin.Listen != "127.0.0.1:9100" || cfg.Admin.Auth != nil {
 		t.Errorf("admin = %+v", cfg.Admin)
 	}

@@ -25,7 +25,7 @@ import (
 
 var fileSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "listen"}, {Name: "shutdown_timeout"}, {Name: "h2c"},
+		{Name: "listen"}, {Name: "shutdown_timeout"}, {Name: "shutdown_delay"}, {Name: "h2c"},
 		{Name: "max_connections"}, {Name: "max_connections_per_ip"}, {Name: "trusted_proxies"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
@@ -105,6 +105,7 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 	d.diags = diags
 	d.address(content.Attributes, "listen", &cfg.Listen, `"127.0.0.1:8080" or ":8080"`)
 	d.duration(content.Attributes, "shutdown_timeout", &cfg.ShutdownTimeout, time.Second, false)
+	d.duration(content.Attributes, "shutdown_delay", &cfg.ShutdownDelay, time.Second, true)
 	d.integer(content.Attributes, "max_connections", &cfg.MaxConnections, 0)
 	d.integer(content.Attributes, "max_connections_per_ip", &cfg.MaxConnectionsPerIP, 0)
 	d.boolean(content.Attributes, "h2c", &cfg.H2C)

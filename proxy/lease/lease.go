@@ -103,8 +103,9 @@ func (l *Leases) TTL() time.Duration { return l.ttl }
 // Hold runs job whenever this process holds the lease named key (letters,
 // digits, '-', '_', '=' and '.'), until ctx ends. When the lease is lost,
 // job's context ends and Hold waits for it to return before it tries to
-// take the lease again.
-func (l *Leases) Hold(ctx context.Context, key string, job Job) {
+// take the lease again. waiting, if not nil, is called each time the
+// lease is found held by another process.
+func (l *Leases) Hold(ctx context.Context, key string, job Job, waiting func()) {
 	log := l.log.With().Str("lease", key).Logger()
 	for ctx.Err() == nil {
 		kv, err := l.bucket(ctx)
@@ -115,7 +116,7 @@ func (l *Leases) Hold(ctx context.Context, key string, job Job) {
 			job(ctx, nil, func(context.Context, []byte) error { return nil })
 			return
 		}
-		h := &held{l: l, kv: kv, key: key, log: log}
+		h := &held{l: l, kv: kv, key: key, log: log, waiting: waiting}
 		rev, sent, err := h.acquire(ctx)
 		if err != nil {
 			return
@@ -233,6 +234,8 @@ type held struct {
 	key string
 	log zerolog.Logger
 
+	waiting func() // called when another process holds the lease
+
 	mu       sync.Mutex // serializes saves
 	lost     bool       // saves are refused
 	stateRev uint64     // revision of the state key as last read or written
@@ -249,6 +252,9 @@ func (h *held) acquire(ctx context.Context) (uint64, time.Time, error) {
 			return rev, sent, nil
 		}
 		if errors.Is(err, jetstream.ErrKeyExists) {
+			if h.waiting != nil {
+				h.waiting()
+			}
 			rev, sent, err = h.await(ctx)
 			if err == nil {
 				if rev != 0 {

@@ -85,7 +85,7 @@ func hold(r *replica, key string, j *job, name string) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.leases.Hold(ctx, key, j.as(name))
+		r.leases.Hold(ctx, key, j.as(name), nil)
 	}()
 	return func() {
 		cancel()

@@ -1,5 +1,6 @@
 listen           = "0.0.0.0:9000"
 shutdown_timeout = "3s"
+shutdown_delay   = "2s"
 
 log {
   level  = "debug"
