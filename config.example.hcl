@@ -27,9 +27,10 @@ listen = env("SSEGATE_LISTEN", "127.0.0.1:8080")
 #   max_age           = "10m"
 # }
 
-# Health checks for load balancers and orchestrators, on a listener of
-# their own: GET /healthz (alive) and GET /readyz (503 while NATS is away or
-# the process is shutting down, with a JSON body saying why).
+# Health checks for load balancers and orchestrators, and metrics, on a
+# listener of their own: GET /healthz (alive), GET /readyz (503 while NATS
+# is away or the process is shutting down, with a JSON body saying why),
+# GET /metrics (Prometheus).
 # admin {
 #   listen = "127.0.0.1:9090"
 #   auth   = "ops" # optional: auth blocks, any of which lets a request in

@@ -16,9 +16,9 @@ import (
 // Admin returns the handler of the admin listener: /healthz answers 200
 // while the process serves; /readyz answers 200 when this replica can
 // deliver events (NATS connected, not shutting down) and 503 otherwise,
-// with a JSON body that says why and how each fetching source is doing.
-// With the admin block's auth, every other request must pass one of its
-// auth blocks. The probes stay open: an auth service outage must not
+// with a JSON body that says why and how each fetching source is doing;
+// /metrics serves Prometheus metrics. With the admin block's auth, every
+// request but the probes must pass one of its auth blocks. The probes stay open: an auth service outage must not
 // restart or unready every replica at once.
 func (s *Server) Admin() http.Handler {
 	probes := http.NewServeMux()
@@ -34,6 +34,7 @@ func (s *Server) Admin() http.Handler {
 		writeJSON(w, code, r)
 	})
 	rest := http.NewServeMux()
+	rest.Handle("GET /metrics", s.metrics.handler())
 	if s.cfg.Admin == nil || len(s.cfg.Admin.Auth) == 0 {
 		return admin(probes, rest)
 	}
@@ -121,16 +122,14 @@ type feedBoard struct {
 	feeds map[*sources.Status]SourceReport
 }
 
-// add registers a source and returns the status it reports to.
-func (b *feedBoard) add(route string, source int, params []string) *sources.Status {
-	st := sources.NewStatus()
+// add registers a source reporting to st.
+func (b *feedBoard) add(route string, source int, params []string, st *sources.Status) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.feeds == nil {
 		b.feeds = map[*sources.Status]SourceReport{}
 	}
 	b.feeds[st] = SourceReport{Route: route, Source: source, Params: params}
-	return st
 }
 
 func (b *feedBoard) remove(st *sources.Status) {

@@ -29,6 +29,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt *config
 		return &auth.Identity{}, true
 	}
 	id, denied := s.tryAuth(r, rt.Auth)
+	if denied != nil {
+		s.metrics.connections.WithLabelValues(rt.Path, denied.result()).Inc()
+	}
 	switch {
 	case denied == nil:
 		return id, true
@@ -76,6 +79,17 @@ func (s *Server) tryAuth(r *http.Request, names []string) (*auth.Identity, *deni
 	// Nobody said no, and one could not say: come back later.
 	d.unavailable = unavailable && !refusedOnce
 	return nil, d
+}
+
+// result is the denial as a result of ssegate_connections_total.
+func (d *denial) result() string {
+	switch {
+	case d.unavailable:
+		return connAuthUnavailable
+	case d.status == http.StatusForbidden:
+		return connForbidden
+	}
+	return connUnauthorized
 }
 
 // write answers 401 with the challenges, or 403, with the reason.

@@ -18,8 +18,10 @@ import (
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
+			rt := &config.Route{History: 100, Buffer: 16}
 			st := &stream{
-				route:   &config.Route{History: 100, Buffer: 16},
+				route:   rt,
+				m:       newMetrics(&Server{}).route(rt),
 				log:     zerolog.Nop(),
 				warn:    zerolog.Nop(),
 				history: newHistory(100),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -37,18 +38,21 @@ func mustEncode(name, data string) []byte {
 
 // routeHandler answers stream requests for one route.
 func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
+	count := func(result string) { s.metrics.connections.WithLabelValues(rt.Path, result).Inc() }
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.allowOrigin(w, r, rt.CORS)
 		vals := make([]string, len(rt.Params))
 		for i, p := range rt.Params {
 			v := r.PathValue(p)
 			if !sources.ValidToken(v) {
+				count(connBadRequest)
 				http.Error(w, fmt.Sprintf("path parameter %s = %q cannot stand in a NATS subject: no dots, wildcards, white space or control characters", p, v), http.StatusBadRequest)
 				return
 			}
 			vals[i] = v
 		}
 		if s.verify != nil && !s.verify(r) {
+			count(connForbidden)
 			http.Error(w, "forbidden: the request was refused", http.StatusForbidden)
 			return
 		}
@@ -70,6 +74,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			} else {
 				s.warn.Warn().Err(err).Str("route", rt.Path).Msg("credentials do not fit the route")
 			}
+			count(connForbidden)
 			http.Error(w, "forbidden: "+errNotAllowed.Error(), http.StatusForbidden)
 			return
 		}
@@ -82,6 +87,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		release, refused := s.limits.acquire(rt, limitKey(clientIP(r, s.cfg.TrustedProxies)))
 		if refused != nil {
 			s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", refused.reason).Msg("stream refused")
+			count(connLimit)
 			s.comeBackLater(w, r, rt, refused.status, refused.reason)
 			return
 		}
@@ -97,6 +103,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			if !errors.Is(err, errClosing) {
 				s.warn.Warn().Err(err).Str("route", rt.Path).Msg("stream refused")
 			}
+			count(connUnavailable)
 			s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "unavailable: "+err.Error())
 			return
 		}
@@ -105,10 +112,12 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		// A ticket is spent only now that the stream starts: a client
 		// turned away above comes back with the same one.
 		if who.Consume != nil && !who.Consume() {
+			count(connUnauthorized)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ssegate"`)
 			http.Error(w, "unauthorized: ticket unknown, used or expired", http.StatusUnauthorized)
 			return
 		}
+		count(connAccepted)
 		setStreamHeaders(w)
 		s.stream(w, r, rt, c, who.Expires)
 	}
@@ -180,6 +189,7 @@ func (s *Server) comeBackLater(w http.ResponseWriter, r *http.Request, rt *confi
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route, c *Client, expires time.Time) {
 	rc := http.NewResponseController(w)
 	log := s.log.With().Str("route", rt.Path).Str("remote", r.RemoteAddr).Logger()
+	m := s.routeM[rt]
 	// When Shutdown runs short of time, a write blocked on a client that
 	// does not read fails now rather than at write_timeout.
 	defer context.AfterFunc(s.hurry, func() { _ = rc.SetWriteDeadline(time.Now()) })()
@@ -195,7 +205,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 			return err
 		}
 		for _, f := range frames {
-			if _, err := w.Write(f); err != nil {
+			n, err := w.Write(f)
+			m.bytes.Add(float64(n))
+			if err != nil {
 				return err
 			}
 		}
@@ -243,6 +255,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 			log.Debug().Msg("client left")
 			return
 		case <-c.left:
+			m.queueFull.Inc()
 			log.Debug().Msg("slow client dropped: its queue overflowed")
 			return
 		case <-s.closing:
@@ -264,12 +277,20 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 		case <-c.wake:
 			batch := c.take(spare)
 			err = write(batch...)
+			if err == nil {
+				m.delivered.Add(float64(len(batch)))
+			}
 			clear(batch)
 			spare = batch
 		case <-keepalive:
 			err = write(keepaliveLine)
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && s.hurry.Err() == nil {
+				m.writeTimeout.Inc()
+				log.Debug().Err(err).Msg("slow client dropped: a write timed out")
+				return
+			}
 			log.Debug().Err(err).Msg("client lost")
 			return
 		}

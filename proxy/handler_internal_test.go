@@ -46,9 +46,11 @@ func (r *recorder) take() string {
 // clock, so hours of stream take no time and the timing is exact.
 func TestKeepaliveTiming(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := &Server{log: zerolog.Nop(), closing: make(chan struct{})}
-		s.hurry, s.hurryStop = context.WithCancel(t.Context())
 		rt := &config.Route{Path: "/sse", Keepalive: time.Minute, WriteTimeout: time.Second, Buffer: 16}
+		s := &Server{log: zerolog.Nop(), closing: make(chan struct{}), cfg: &config.Config{Routes: []*config.Route{rt}}}
+		s.metrics = newMetrics(s)
+		s.routeM = map[*config.Route]*routeMetrics{rt: s.metrics.route(rt)}
+		s.hurry, s.hurryStop = context.WithCancel(t.Context())
 		ctx, leave := context.WithCancel(t.Context())
 		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/sse", nil)
 		c := newClient(req, rt.Buffer)

@@ -128,6 +128,10 @@ func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error 
 			st.reject(err)
 			return
 		}
+		st.pending.Store(md.NumPending)
+		if i := st.sourceOf(m.Subject()); i >= 0 {
+			st.m.received[i].Inc()
+		}
 		ev, err := st.jsEvent(m)
 		if err != nil {
 			st.reject(err)
@@ -146,12 +150,20 @@ func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error 
 // jsEvent maps a stored message with the source whose subject it is on.
 func (st *stream) jsEvent(m jetstream.Msg) (sources.Event, error) {
 	msg := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
-	for i, subject := range st.jsSubjects {
-		if subjectMatches(subject, msg.Subject) {
-			return st.route.Sources[i].Event(st.vars, msg)
-		}
+	if i := st.sourceOf(msg.Subject); i >= 0 {
+		return st.route.Sources[i].Event(st.vars, msg)
 	}
 	return sources.Event{}, fmt.Errorf("message on %q matches no source", msg.Subject)
+}
+
+// sourceOf is the index of the source reading subject, or -1.
+func (st *stream) sourceOf(subject string) int {
+	for i, pattern := range st.jsSubjects {
+		if subjectMatches(pattern, subject) {
+			return i
+		}
+	}
+	return -1
 }
 
 // deliverSeq queues the event stored at seq for every client, with the
@@ -194,6 +206,7 @@ func (st *stream) deliverSeq(ev sources.Event, ok bool, seq uint64) {
 func (st *stream) replay(c *Client, lastID string, seam uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
+	replayed := false
 	for {
 		frames, err := st.fetch(ctx, lastID, seam)
 		st.mu.Lock()
@@ -212,9 +225,14 @@ func (st *stream) replay(c *Client, lastID string, seam uint64) {
 			if c.overflowed() {
 				id = st.lastSeq
 			}
+			st.m.reset.Inc()
 			c.release([][]byte{resetFrame(lastID, strconv.FormatUint(id, 10))}, true)
 			st.mu.Unlock()
 			return
+		}
+		if !replayed {
+			st.m.replayed.Inc()
+			replayed = true
 		}
 		done := c.release(frames, false)
 		lastID, seam = strconv.FormatUint(max(seam, c.skipThrough), 10), st.lastSeq

@@ -63,6 +63,8 @@ type Server struct {
 	leaseTTL  time.Duration
 	leases    *lease.Leases // one replica at a time runs each fetching source
 	feedBoard feedBoard     // the fetching sources running here
+	metrics   *metrics
+	routeM    map[*config.Route]*routeMetrics
 
 	stopFeeds context.CancelFunc // ends the sources that fetch for a whole route
 	feeds     sync.WaitGroup
@@ -134,6 +136,11 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.warn = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
+	s.metrics = newMetrics(s)
+	s.routeM = make(map[*config.Route]*routeMetrics, len(cfg.Routes))
+	for _, rt := range cfg.Routes {
+		s.routeM[rt] = s.metrics.route(rt)
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// An upstream that takes the connection and never answers must fail
 	// and be retried, not hold its source forever.
@@ -171,7 +178,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			switch src := src.(type) {
 			case sources.Ingress:
 				// One handler for all its methods: one de-duplication window.
-				h := src.Handler(s.publisher(rt), log)
+				h := s.metrics.countWebhook(rt, src.Handler(s.publisher(rt), log))
 				for _, p := range src.Patterns() {
 					s.mux.Handle(p, h)
 				}
@@ -179,9 +186,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 				if !src.PerStream() {
 					env := s.feedEnv(rt)
 					env.StreamCtx, env.Log, env.Name = cfg.EvalContext, log, feedName(rt, i)
-					env.Status = s.feedBoard.add(rt.Path, i, nil)
+					untrack := s.trackFeed(rt, i, nil, &env)
 					s.feeds.Go(func() {
-						defer s.feedBoard.remove(env.Status)
+						defer untrack()
 						src.Feed(feedCtx, env)
 					})
 				}
@@ -202,7 +209,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
 		}
 		st.pinned = true
-		st.startFeeding(s.feedEnv(rt), &s.feedBoard)
+		st.startFeeding(s.feedEnv(rt), s.trackFeed)
 		close(st.ready)
 		s.streams[st.key] = st
 	}
@@ -288,6 +295,16 @@ func (s *Server) feedEnv(rt *config.Route) sources.FeedEnv {
 		env.Lease = s.leases
 	}
 	return env
+}
+
+// trackFeed gives source i of rt, run for a stream with the path values
+// params (nil: for the whole route), its status and counters, and lists it
+// for /readyz until the returned func is called.
+func (s *Server) trackFeed(rt *config.Route, i int, params []string, env *sources.FeedEnv) (untrack func()) {
+	s.metrics.feedHooks(rt, i, env)
+	status := env.Status
+	s.feedBoard.add(rt.Path, i, params, status)
+	return func() { s.feedBoard.remove(status) }
 }
 
 // feedName identifies source i of rt alike on every replica.
@@ -402,6 +419,7 @@ func (s *Server) openStream(id streamID) (*stream, error) {
 		key:     id.key,
 		route:   id.rt,
 		params:  id.vals,
+		m:       s.routeM[id.rt],
 		vars:    id.vars,
 		log:     s.log.With().Str("route", id.rt.Path).Strs("params", id.vals).Logger(),
 		warn:    s.warn.With().Str("route", id.rt.Path).Logger(),
@@ -455,7 +473,7 @@ func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *s
 	}
 	st.join(c, lastID, resume)
 	if created {
-		st.startFeeding(s.feedEnv(id.rt), &s.feedBoard)
+		st.startFeeding(s.feedEnv(id.rt), s.trackFeed)
 	}
 	s.handlers.Add(1)
 	return st, created, nil

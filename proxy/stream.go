@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -33,13 +34,17 @@ const ResetEvent = "ssegate-reset"
 type stream struct {
 	key    string
 	route  *config.Route
-	params []string         // the values of the route's path parameters
-	vars   *hcl.EvalContext // the stream's variables, for its sources
-	log    zerolog.Logger
-	warn   zerolog.Logger // sampled: bad messages can come by the thousand
-	pinned bool           // never freed: a route without parameters
-	subs   []*nats.Subscription
-	ready  chan struct{} // closed once NATS has confirmed subs
+	params []string // the values of the route's path parameters
+	m      *routeMetrics
+	// pending is what JetStream holds for this stream beyond what it
+	// has read, as of the last message read.
+	pending atomic.Uint64
+	vars    *hcl.EvalContext // the stream's variables, for its sources
+	log     zerolog.Logger
+	warn    zerolog.Logger // sampled: bad messages can come by the thousand
+	pinned  bool           // never freed: a route without parameters
+	subs    []*nats.Subscription
+	ready   chan struct{} // closed once NATS has confirmed subs
 
 	stopFeeds context.CancelFunc // ends the sources fetching for this stream
 	feeds     sync.WaitGroup
@@ -81,7 +86,7 @@ func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string
 // startFeeding starts the sources that fetch for this stream alone. It is
 // called once the stream's first client has joined, so that client gets
 // the first fetch.
-func (st *stream) startFeeding(env sources.FeedEnv, board *feedBoard) {
+func (st *stream) startFeeding(env sources.FeedEnv, track func(rt *config.Route, i int, params []string, env *sources.FeedEnv) (untrack func())) {
 	ctx, cancel := context.WithCancel(context.Background())
 	st.stopFeeds = cancel
 	env.StreamCtx = st.vars
@@ -90,9 +95,9 @@ func (st *stream) startFeeding(env sources.FeedEnv, board *feedBoard) {
 		if f, ok := src.(sources.Feeder); ok && f.PerStream() {
 			env := env
 			env.Log, env.Name = env.Log.With().Int("source", i).Logger(), feedName(st.route, i)
-			env.Status = board.add(st.route.Path, i, st.params)
+			untrack := track(st.route, i, st.params, &env)
 			st.feeds.Go(func() {
-				defer board.remove(env.Status)
+				defer untrack()
 				f.Feed(ctx, env)
 			})
 		}
@@ -101,12 +106,14 @@ func (st *stream) startFeeding(env sources.FeedEnv, board *feedBoard) {
 
 // subscribeCore subscribes to each source's subject.
 func (st *stream) subscribeCore(nc *nats.Conn) error {
-	for _, src := range st.route.Sources {
+	for i, src := range st.route.Sources {
 		subject, err := src.Subject(st.vars)
 		if err != nil {
 			return err
 		}
+		received := st.m.received[i]
 		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			received.Inc()
 			ev, err := src.Event(st.vars, m)
 			if err != nil {
 				st.reject(err)
@@ -148,6 +155,7 @@ func (st *stream) unsubscribe() {
 }
 
 func (st *stream) reject(err error) {
+	st.m.rejected.Inc()
 	st.warn.Warn().Err(err).Msg("message dropped")
 }
 
@@ -212,8 +220,10 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 		go st.replay(c, lastID, st.lastSeq)
 	case resume:
 		if frames, ok := st.replayAfter(lastID); ok {
+			st.m.replayed.Inc()
 			c.preload(frames...)
 		} else {
+			st.m.reset.Inc()
 			c.preload(st.resetFrame(lastID))
 		}
 	}

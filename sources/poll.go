@@ -98,7 +98,8 @@ type pollReader struct {
 	etag, lastModified string
 	digest             [sha256.Size]byte
 	seen               *keySet
-	changed            bool // since progress was last taken
+	changed            bool   // since progress was last taken
+	outcome            string // of the poll being made, for FeedEnv.Polled
 }
 
 // maxProgressKeyBytes bounds the keys a poll's progress carries.
@@ -167,7 +168,15 @@ func (r *pollReader) Read(ctx context.Context) (Batch, error) {
 	// lockstep.
 	iv := r.p.Interval
 	r.due = time.Now().Add(iv - iv/10 + rand.N(iv/5+1))
-	return r.poll(ctx)
+	r.outcome = "changed"
+	b, err := r.poll(ctx)
+	if err != nil {
+		r.outcome = "error"
+	}
+	if r.env.Polled != nil {
+		r.env.Polled(r.outcome)
+	}
+	return b, err
 }
 
 func (r *pollReader) poll(ctx context.Context) (Batch, error) {
@@ -183,6 +192,7 @@ func (r *pollReader) poll(ctx context.Context) (Batch, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotModified {
+		r.outcome = "not_modified"
 		return Batch{}, nil
 	}
 	if err := statusError(resp); err != nil {
@@ -208,6 +218,7 @@ func (r *pollReader) poll(ctx context.Context) (Batch, error) {
 		}
 	}
 	if !r.p.Always && digest == r.digest {
+		r.outcome = "unchanged"
 		return Batch{Commit: commit(nil)}, nil
 	}
 	msg := Message{Headers: resp.Header, Body: body}

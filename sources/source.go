@@ -56,6 +56,9 @@ type FeedEnv struct {
 	Lease Lease
 	// Status, when set, is kept up to date with the feed's state.
 	Status *Status
+	// Polled, when set, is told the outcome of each poll: "changed",
+	// "unchanged", "not_modified" or "error".
+	Polled func(outcome string)
 }
 
 // Lease runs a job on one replica at a time; see package proxy/lease.

@@ -20,18 +20,26 @@ const (
 // Status is how a fetching source is doing, for health checks and
 // metrics. It is safe for concurrent use; a nil *Status ignores reports.
 type Status struct {
+	onFail func()
+
 	mu    sync.Mutex
 	state State
 	err   string
 	since time.Time
 }
 
-// NewStatus returns a Status in StateStarting.
-func NewStatus() *Status { return &Status{state: StateStarting, since: time.Now()} }
+// NewStatus returns a Status in StateStarting; onFail, if not nil, is
+// called at every failure reported.
+func NewStatus(onFail func()) *Status {
+	return &Status{onFail: onFail, state: StateStarting, since: time.Now()}
+}
 
 func (s *Status) set(st State, err error) {
 	if s == nil {
 		return
+	}
+	if st == StateFailing && s.onFail != nil {
+		s.onFail()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,207 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/sources"
+)
+
+// Results of a stream request, the result label of
+// ssegate_connections_total.
+const (
+	connAccepted        = "accepted"
+	connBadRequest      = "bad_request"
+	connUnauthorized    = "unauthorized"
+	connForbidden       = "forbidden"
+	connAuthUnavailable = "auth_unavailable"
+	connLimit           = "limit"
+	connUnavailable     = "unavailable"
+)
+
+// metrics are a Server's Prometheus metrics, in a registry of its own so
+// that several Servers in one process do not collide. Labels are route
+// patterns and source positions, never concrete paths or clients, so
+// their number is bounded by the config.
+type metrics struct {
+	reg          *prometheus.Registry
+	connections  *prometheus.CounterVec
+	received     *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	delivered    *prometheus.CounterVec
+	bytes        *prometheus.CounterVec
+	replays      *prometheus.CounterVec
+	slow         *prometheus.CounterVec
+	sourceErrors *prometheus.CounterVec
+	webhooks     *prometheus.CounterVec
+	polls        *prometheus.CounterVec
+}
+
+// routeMetrics are one route's counters, looked up once rather than per
+// event.
+type routeMetrics struct {
+	received                   []prometheus.Counter // by source
+	rejected, delivered, bytes prometheus.Counter
+	replayed, reset            prometheus.Counter
+	queueFull, writeTimeout    prometheus.Counter
+}
+
+func newMetrics(s *Server) *metrics {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "ssegate", Name: name, Help: help}, labels)
+	}
+	m := &metrics{
+		reg:          prometheus.NewRegistry(),
+		connections:  counter("connections_total", "Stream requests by outcome: accepted, or why they were turned away.", "route", "result"),
+		received:     counter("events_received_total", "Messages read from NATS for a route's streams, by source.", "route", "source"),
+		rejected:     counter("events_rejected_total", "Messages dropped because they could not be made into an event.", "route"),
+		delivered:    counter("events_delivered_total", "Frames (events, replays, resets) written to clients.", "route"),
+		bytes:        counter("bytes_written_total", "Bytes of frames, keepalives and retry hints written to clients.", "route"),
+		replays:      counter("replays_total", "Resuming clients: replayed from history, or sent the reset event.", "route", "result"),
+		slow:         counter("slow_clients_total", "Clients disconnected for falling behind: queue full, or a write that timed out.", "route", "reason"),
+		sourceErrors: counter("source_errors_total", "Failures of fetching sources (polls, upstream streams), each retried with backoff.", "route", "source"),
+		webhooks:     counter("webhook_responses_total", "Webhook answers by status code.", "route", "code"),
+		polls:        counter("poll_requests_total", "Poll requests by outcome: changed, unchanged, not_modified, error.", "route", "source", "outcome"),
+	}
+	m.reg.MustRegister(m.connections, m.received, m.rejected, m.delivered, m.bytes, m.replays, m.slow, m.sourceErrors, m.webhooks, m.polls,
+		&gauges{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// route returns rt's counters.
+func (m *metrics) route(rt *config.Route) *routeMetrics {
+	r := &routeMetrics{
+		rejected:     m.rejected.WithLabelValues(rt.Path),
+		delivered:    m.delivered.WithLabelValues(rt.Path),
+		bytes:        m.bytes.WithLabelValues(rt.Path),
+		replayed:     m.replays.WithLabelValues(rt.Path, "replayed"),
+		reset:        m.replays.WithLabelValues(rt.Path, "reset"),
+		queueFull:    m.slow.WithLabelValues(rt.Path, "queue_full"),
+		writeTimeout: m.slow.WithLabelValues(rt.Path, "write_timeout"),
+	}
+	for i := range rt.Sources {
+		r.received = append(r.received, m.received.WithLabelValues(rt.Path, strconv.Itoa(i)))
+	}
+	return r
+}
+
+// handler serves the metrics in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// countingWriter records the status a handler answers.
+type countingWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// countWebhook counts h's answers for route rt.
+func (m *metrics) countWebhook(rt *config.Route, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &countingWriter{ResponseWriter: w}
+		h.ServeHTTP(cw, r)
+		if cw.code == 0 {
+			cw.code = http.StatusOK
+		}
+		m.webhooks.WithLabelValues(rt.Path, strconv.Itoa(cw.code)).Inc()
+	})
+}
+
+// feedHooks are the counters a fetching source reports to.
+func (m *metrics) feedHooks(rt *config.Route, source int, env *sources.FeedEnv) {
+	src := strconv.Itoa(source)
+	errs := m.sourceErrors.WithLabelValues(rt.Path, src)
+	env.Status = sources.NewStatus(errs.Inc)
+	env.Polled = func(outcome string) { m.polls.WithLabelValues(rt.Path, src, outcome).Inc() }
+}
+
+// gauges reads what is open now when scraped: streams and clients per
+// route, JetStream lag, the fetching sources' states and the NATS
+// connection.
+type gauges struct{ s *Server }
+
+var (
+	descStreams = prometheus.NewDesc("ssegate_streams_open", "Streams open (a route with its parameters filled in), lingering ones included.", []string{"route"}, nil)
+	descClients = prometheus.NewDesc("ssegate_clients_connected", "Clients connected.", []string{"route"}, nil)
+	descPending = prometheus.NewDesc("ssegate_jetstream_pending", "Messages JetStream holds that a route's streams have not read yet (the largest over its streams).", []string{"route"}, nil)
+	descSources = prometheus.NewDesc("ssegate_sources", "Fetching sources running here, by state (running, failing, standby, starting, stopped).", []string{"route", "source", "state"}, nil)
+	descNATS    = prometheus.NewDesc("ssegate_nats_connected", "1 while connected to NATS.", nil, nil)
+	descReconn  = prometheus.NewDesc("ssegate_nats_reconnects_total", "Reconnections to NATS.", nil, nil)
+)
+
+func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStreams, descClients, descPending, descSources, descNATS, descReconn} {
+		ch <- d
+	}
+}
+
+func (g *gauges) Collect(ch chan<- prometheus.Metric) {
+	s := g.s
+	type counts struct {
+		streams, clients int
+		pending          uint64
+		js               bool
+	}
+	byRoute := map[string]*counts{}
+	for _, rt := range s.cfg.Routes {
+		byRoute[rt.Path] = &counts{js: s.jsStreams[rt] != ""}
+	}
+	s.mu.Lock()
+	streams := make([]*stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	s.mu.Unlock()
+	for _, st := range streams {
+		c := byRoute[st.route.Path]
+		c.streams++
+		st.mu.Lock()
+		c.clients += len(st.clients)
+		st.mu.Unlock()
+		c.pending = max(c.pending, st.pending.Load())
+	}
+	for route, c := range byRoute {
+		ch <- prometheus.MustNewConstMetric(descStreams, prometheus.GaugeValue, float64(c.streams), route)
+		ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(c.clients), route)
+		if c.js {
+			ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(c.pending), route)
+		}
+	}
+	type sourceState struct{ route, source, state string }
+	states := map[sourceState]int{}
+	for _, r := range s.feedBoard.reports() {
+		states[sourceState{r.Route, strconv.Itoa(r.Source), r.State}]++
+	}
+	for k, n := range states {
+		ch <- prometheus.MustNewConstMetric(descSources, prometheus.GaugeValue, float64(n), k.route, k.source, k.state)
+	}
+	connected := 0.0
+	if s.nc.IsConnected() {
+		connected = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descNATS, prometheus.GaugeValue, connected)
+	ch <- prometheus.MustNewConstMetric(descReconn, prometheus.CounterValue, float64(s.nc.Stats().Reconnects))
+}
