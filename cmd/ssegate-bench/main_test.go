@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// The tool against a real ssegate on loopback: every client gets every
+// event once, in order, and the report says so in its last line.
+func TestBenchAgainstSSEGate(t *testing.T) {
+	ns := loopback.NATS(t, "")
+	cfg, err := config.Parse([]byte(`route "/sse" {
+  buffer = 1000
+  source "nats" { subject = "bench" }
+}`), "bench.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	srv, err := proxy.New(cfg, proxy.WithNATS(nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	}()
+
+	var out bytes.Buffer
+	err = run([]string{
+		"-url", ts.URL + "/sse", "-nats", ns.ClientURL(), "-subject", "bench",
+		"-pid", strconv.Itoa(os.Getpid()), "-clients", "20", "-messages", "100", "-rate", "2000",
+		"-settle", "10ms", "-timeout", "10s",
+	}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var r Report
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+	}
+	if r.Connected != 20 || r.Failed != 0 || r.Delivered != 2000 || r.Missing != 0 || r.Duplicates != 0 || r.OutOfOrder != 0 {
+		t.Fatalf("report %+v\n%s", r, out.String())
+	}
+	if r.LatencyMaxMs <= 0 || r.LatencyP50Ms > r.LatencyP99Ms || r.RSSConnectedKiB <= 0 || r.CPUSeconds < 0 {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+func TestRefusesOtherHosts(t *testing.T) {
+	for _, args := range [][]string{
+		{"-url", "http://example.com/sse"},
+		{"-nats", "nats://10.0.0.1:4222"},
+		{"-clients", "0"},
+	} {
+		if _, err := parse(args); err == nil {
+			t.Errorf("parse(%q) accepted", args)
+		}
+	}
+}
+
+func TestParseCPU(t *testing.T) {
+	// A command name with spaces and parentheses, then 250 + 50 ticks.
+	stat := "1234 (my (odd) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 100 1000 50"
+	if got := parseCPU([]byte(stat)); got != 3*time.Second {
+		t.Fatalf("parseCPU = %v", got)
+	}
+}
