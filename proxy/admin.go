@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +18,7 @@ import (
 // while the process serves; /readyz answers 200 when this replica can
 // deliver events (NATS connected, not shutting down) and 503 otherwise,
 // with a JSON body that says why and how each fetching source is doing;
-// /metrics serves Prometheus metrics. With the admin block's auth, every
+// /metrics serves Prometheus metrics, /debug/pprof/ Go's profiles. With the admin block's auth, every
 // request but the probes must pass one of its auth blocks. The probes stay open: an auth service outage must not
 // restart or unready every replica at once.
 func (s *Server) Admin() http.Handler {
@@ -35,6 +36,10 @@ func (s *Server) Admin() http.Handler {
 	})
 	rest := http.NewServeMux()
 	rest.Handle("GET /metrics", s.metrics.handler())
+	// Profiles, for finding where time and memory go in production.
+	rest.HandleFunc("GET /debug/pprof/", pprof.Index)
+	rest.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	rest.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if s.cfg.Admin == nil || len(s.cfg.Admin.Auth) == 0 {
 		return admin(probes, rest)
 	}

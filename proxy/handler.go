@@ -204,9 +204,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 		if err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
+		written := 0
+		defer func() { m.bytes.Add(float64(written)) }()
 		for _, f := range frames {
 			n, err := w.Write(f)
-			m.bytes.Add(float64(n))
+			written += n
 			if err != nil {
 				return err
 			}
