@@ -36,6 +36,7 @@ func (s *Server) Admin() http.Handler {
 	})
 	rest := http.NewServeMux()
 	rest.Handle("GET /metrics", s.metrics.handler())
+	s.adminPages(rest)
 	// Profiles, for finding where time and memory go in production.
 	rest.HandleFunc("GET /debug/pprof/", pprof.Index)
 	rest.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

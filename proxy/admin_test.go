@@ -162,3 +162,59 @@ route "/sse" {
 		t.Fatalf("with the token = %d", code)
 	}
 }
+
+// The admin page's API lists the routes with their live counts, and its
+// tail re-sends a route's events as JSON, event names included.
+func TestAdminTail(t *testing.T) {
+	h := start(t, `
+route "/stocks/{symbol}" {
+  source "nats" {
+    subject = "stocks.${path.symbol}"
+    event   = "quote"
+  }
+}`)
+	admin := httptest.NewServer(h.srv.Admin())
+	t.Cleanup(admin.Close) // after the tail's client is closed
+
+	page, err := admin.Client().Get(admin.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET / = %d %q", page.StatusCode, page.Header.Get("Content-Type"))
+	}
+
+	tail := openWith(t, admin.Client(), admin.URL+"/tail/stocks/AAPL", nil)
+	resp, err := admin.Client().Get(admin.URL + "/api/routes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []proxy.RouteInfo
+	err = json.NewDecoder(resp.Body).Decode(&routes)
+	resp.Body.Close()
+	if err != nil || len(routes) != 1 || routes[0].Path != "/stocks/{symbol}" || routes[0].Params[0] != "symbol" ||
+		routes[0].Sources[0] != "nats" || routes[0].Streams != 1 || routes[0].Clients != 1 {
+		t.Fatalf("routes %+v (%v)", routes, err)
+	}
+
+	h.publish("stocks.AAPL", "187.5")
+	ev := tail.next()
+	var got map[string]string
+	if err := json.Unmarshal([]byte(ev.Data), &got); err != nil {
+		t.Fatalf("tail data %q: %v", ev.Data, err)
+	}
+	if got["event"] != "quote" || got["data"] != "187.5" || got["id"] == "" || ev.LastEventID != got["id"] || ev.Type != "" {
+		t.Fatalf("tail event %+v, data %v", ev, got)
+	}
+
+	// What the route refuses, the tail refuses the same way.
+	resp, err = admin.Client().Get(admin.URL + "/tail/stocks/a.b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("tail of a bad path = %d", resp.StatusCode)
+	}
+}

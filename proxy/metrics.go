@@ -160,34 +160,13 @@ func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 
 func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	s := g.s
-	type counts struct {
-		streams, clients int
-		pending          uint64
-		js               bool
-	}
-	byRoute := map[string]*counts{}
+	open := s.openCounts()
 	for _, rt := range s.cfg.Routes {
-		byRoute[rt.Path] = &counts{js: s.jsStreams[rt] != ""}
-	}
-	s.mu.Lock()
-	streams := make([]*stream, 0, len(s.streams))
-	for _, st := range s.streams {
-		streams = append(streams, st)
-	}
-	s.mu.Unlock()
-	for _, st := range streams {
-		c := byRoute[st.route.Path]
-		c.streams++
-		st.mu.Lock()
-		c.clients += len(st.clients)
-		st.mu.Unlock()
-		c.pending = max(c.pending, st.pending.Load())
-	}
-	for route, c := range byRoute {
-		ch <- prometheus.MustNewConstMetric(descStreams, prometheus.GaugeValue, float64(c.streams), route)
-		ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(c.clients), route)
-		if c.js {
-			ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(c.pending), route)
+		c := open[rt.Path]
+		ch <- prometheus.MustNewConstMetric(descStreams, prometheus.GaugeValue, float64(c.streams), rt.Path)
+		ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(c.clients), rt.Path)
+		if s.jsStreams[rt] != "" {
+			ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(c.pending), rt.Path)
 		}
 	}
 	type sourceState struct{ route, source, state string }

@@ -179,7 +179,8 @@ type Route struct {
 	MaxStreamDuration time.Duration // a stream's lifetime, before jitter; 0: unlimited
 	CORS              *CORS         // nil: no cross-origin access
 
-	Sources []sources.Spec
+	Sources     []sources.Spec
+	SourceKinds []string // each source's kind, as in its block
 
 	// Range is where the route block is declared.
 	Range hcl.Range

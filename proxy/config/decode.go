@@ -299,6 +299,7 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		d.diags = append(d.diags, diags...)
 		if src != nil {
 			rt.Sources = append(rt.Sources, src)
+			rt.SourceKinds = append(rt.SourceKinds, sb.Labels[0])
 		}
 	}
 	if len(sourceBlocks) == 0 {

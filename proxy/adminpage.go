@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/ssegate/ssegate/proxy/sse"
+	"github.com/ssegate/ssegate/sources/sseparse"
+)
+
+//go:embed adminpage/index.html
+var adminPage []byte
+
+// RouteInfo is a route as the admin page lists it.
+type RouteInfo struct {
+	Path    string   `json:"path"`
+	Params  []string `json:"params"`
+	Auth    []string `json:"auth"`
+	Sources []string `json:"sources"`
+	Streams int      `json:"streams"`
+	Clients int      `json:"clients"`
+}
+
+// routeInfos lists the routes with what is open on them now.
+func (s *Server) routeInfos() []RouteInfo {
+	open := s.openCounts()
+	out := make([]RouteInfo, 0, len(s.cfg.Routes))
+	for _, rt := range s.cfg.Routes {
+		c := open[rt.Path]
+		out = append(out, RouteInfo{
+			Path: rt.Path, Params: nonNil(rt.Params), Auth: nonNil(rt.Auth), Sources: nonNil(rt.SourceKinds),
+			Streams: c.streams, Clients: c.clients,
+		})
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// openCount is what is open on a route now.
+type openCount struct {
+	streams, clients int
+	pending          uint64 // the largest JetStream backlog of its streams
+}
+
+// openCounts counts the open streams and clients of each route.
+func (s *Server) openCounts() map[string]*openCount {
+	counts := make(map[string]*openCount, len(s.cfg.Routes))
+	for _, rt := range s.cfg.Routes {
+		counts[rt.Path] = &openCount{}
+	}
+	s.mu.Lock()
+	streams := make([]*stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	s.mu.Unlock()
+	for _, st := range streams {
+		c := counts[st.route.Path]
+		c.streams++
+		st.mu.Lock()
+		c.clients += len(st.clients)
+		st.mu.Unlock()
+		c.pending = max(c.pending, st.pending.Load())
+	}
+	return counts
+}
+
+// adminPages serves the page, its route list and its tails.
+func (s *Server) adminPages(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+		_, _ = w.Write(adminPage)
+	})
+	mux.HandleFunc("GET /api/routes", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.routeInfos())
+	})
+	mux.HandleFunc("GET /tail/{path...}", s.tail)
+}
+
+// tail serves the stream of the public path after /tail as the public
+// listener would (auth, limits and resume included), with each event
+// re-sent as JSON {id, event, data} in an unnamed event: EventSource
+// hands a page only the event names it listens for, and a tail must show
+// them all.
+func (s *Server) tail(w http.ResponseWriter, r *http.Request) {
+	pub := r.Clone(r.Context())
+	pub.URL.Path, pub.URL.RawPath, pub.RequestURI = "/"+r.PathValue("path"), "", ""
+	pr, pw := io.Pipe()
+	tw := &tailWriter{header: http.Header{}, status: make(chan int, 1), body: pw}
+	go func() {
+		s.ServeHTTP(tw, pub)
+		tw.WriteHeader(http.StatusOK) // answered nothing: an empty 200
+		pw.Close()
+	}()
+	code := <-tw.status
+	if code != http.StatusOK || tw.header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		// Refused: the answer goes back as it is.
+		for k, v := range tw.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(code)
+		_, _ = io.Copy(w, pr)
+		return
+	}
+	setStreamHeaders(w)
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if err := rc.Flush(); err != nil {
+		pr.CloseWithError(err)
+		return
+	}
+	events := sseparse.NewReader(pr, 1<<20)
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			pr.CloseWithError(errors.New("tail ended"))
+			return
+		}
+		data, _ := json.Marshal(map[string]string{"id": ev.LastEventID, "event": ev.Type, "data": ev.Data})
+		frame, _ := sse.NewEvent("", string(data))
+		if ev.LastEventID != "" {
+			// Kept, so that the page's EventSource resumes where it was.
+			frame, _ = frame.WithID(ev.LastEventID)
+		}
+		if _, err := w.Write(frame.Encode()); err != nil {
+			pr.CloseWithError(err) // the public handler's next write fails
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			pr.CloseWithError(err)
+			return
+		}
+	}
+}
+
+// tailWriter is the ResponseWriter the public handler writes a tail's
+// stream to: its status goes to a channel, its body into a pipe.
+type tailWriter struct {
+	header http.Header
+	status chan int
+	once   sync.Once
+	body   *io.PipeWriter
+}
+
+func (t *tailWriter) Header() http.Header { return t.header }
+
+func (t *tailWriter) WriteHeader(code int) {
+	t.once.Do(func() { t.status <- code })
+}
+
+func (t *tailWriter) Write(b []byte) (int, error) {
+	t.WriteHeader(http.StatusOK)
+	return t.body.Write(b)
+}
+
+// Flush lets the public handler flush; the pipe holds nothing back.
+func (t *tailWriter) Flush() {}

@@ -1,0 +1,29 @@
+// Opens the admin page in headless Chromium, tails a route, and reports
+// the first event the page shows. Driven by TestAdminPageInChromium:
+//   node tail.mjs ADMIN_URL ROUTE PARAM_VALUE
+// prints "READY" once the page's EventSource is open (the test then
+// publishes), then "GOT <id>\t<event>\t<data>" for the first row.
+import { chromium } from "playwright-core";
+
+const [adminURL, route, value] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"],
+});
+try {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(15000);
+  await page.goto(adminURL);
+  await page.locator(`#routes tr.route[data-path="${route}"]`).click();
+  await page.locator("#params input").first().fill(value);
+  await page.locator("#start").click();
+  await page.locator("#status", { hasText: /^open$/ }).waitFor();
+  console.log("READY");
+  const row = page.locator("#events tbody tr").first();
+  await row.waitFor();
+  const cells = await row.locator("td").allTextContents();
+  console.log("GOT " + cells.slice(1).join("\t"));
+} finally {
+  await browser.close();
+}
