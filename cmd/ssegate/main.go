@@ -35,6 +35,9 @@ Usage:
   ssegate validate [-config PATH]    check a config; print every problem
   ssegate publish [-server URL] SUBJECT DATA
                                      publish one message to NATS
+  ssegate check [-nats URL -subject SUBJECT] URL
+                                     self-test a deployed route: status, HTTP
+                                     version, buffering, keepalives, resume
   ssegate version                    print the version
 
 The config path defaults to $SSEGATE_CONFIG, then ssegate.hcl.
@@ -48,6 +51,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "check" {
+		return runCheck(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("ssegate "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
