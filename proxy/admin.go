@@ -39,7 +39,9 @@ func (s *Server) Admin() http.Handler {
 	s.adminPages(rest)
 	// Profiles, for finding where time and memory go in production.
 	rest.HandleFunc("GET /debug/pprof/", pprof.Index)
+	rest.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	rest.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	rest.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	rest.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if s.cfg.Admin == nil || len(s.cfg.Admin.Auth) == 0 {
 		return admin(probes, rest)

@@ -1,8 +1,10 @@
 package proxy_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -216,5 +218,46 @@ route "/stocks/{symbol}" {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("tail of a bad path = %d", resp.StatusCode)
+	}
+}
+
+// A tail whose admin client stops reading is cut off like a public client
+// would be (write_timeout), and does not hold up Shutdown.
+func TestTailOfAStalledClient(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  write_timeout = "300ms"
+  buffer        = 10000
+  source "nats" { subject = "events" }
+}`)
+	admin := httptest.NewServer(h.srv.Admin())
+	t.Cleanup(admin.Close)
+	conn, err := net.Dial("tcp", admin.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A small receive buffer, never read: the socket fills fast.
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "GET /tail/sse HTTP/1.1\r\nHost: x\r\n\r\n")
+	eventually(t, "the tail to join", func() bool {
+		for _, r := range h.srv.RouteInfos() {
+			if r.Clients == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	big := strings.Repeat("x", 64<<10)
+	for range 200 {
+		h.publish("events", big)
+	}
+	eventually(t, "the stalled tail to be cut off", func() bool {
+		return h.srv.RouteInfos()[0].Clients == 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }

@@ -1,12 +1,17 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/ssegate/ssegate/proxy/sse"
 	"github.com/ssegate/ssegate/sources/sseparse"
@@ -14,6 +19,18 @@ import (
 
 //go:embed adminpage/index.html
 var adminPage []byte
+
+// adminPageCSP lets the page run its own inline script and style, by
+// hash, and nothing else; no site may frame it.
+var adminPageCSP = func() string {
+	hash := func(tag string) string {
+		_, rest, _ := strings.Cut(string(adminPage), "<"+tag+">")
+		body, _, _ := strings.Cut(rest, "</"+tag+">")
+		sum := sha256.Sum256([]byte(body))
+		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	}
+	return "default-src 'self'; script-src " + hash("script") + "; style-src " + hash("style") + "; frame-ancestors 'none'"
+}()
 
 // RouteInfo is a route as the admin page lists it.
 type RouteInfo struct {
@@ -25,8 +42,9 @@ type RouteInfo struct {
 	Clients int      `json:"clients"`
 }
 
-// routeInfos lists the routes with what is open on them now.
-func (s *Server) routeInfos() []RouteInfo {
+// RouteInfos lists the routes with what is open on them now, as the admin
+// page's /api/routes does.
+func (s *Server) RouteInfos() []RouteInfo {
 	open := s.openCounts()
 	out := make([]RouteInfo, 0, len(s.cfg.Routes))
 	for _, rt := range s.cfg.Routes {
@@ -79,26 +97,38 @@ func (s *Server) openCounts() map[string]*openCount {
 func (s *Server) adminPages(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+		w.Header().Set("Content-Security-Policy", adminPageCSP)
 		_, _ = w.Write(adminPage)
 	})
 	mux.HandleFunc("GET /api/routes", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, s.routeInfos())
+		writeJSON(w, http.StatusOK, s.RouteInfos())
 	})
 	mux.HandleFunc("GET /tail/{path...}", s.tail)
 }
 
 // tail serves the stream of the public path after /tail as the public
-// listener would (auth, limits and resume included), with each event
-// re-sent as JSON {id, event, data} in an unnamed event: EventSource
-// hands a page only the event names it listens for, and a tail must show
-// them all.
+// listener would (limits, resume, write_timeout and shutdown included),
+// with each event re-sent as JSON {id, event, data} in an unnamed event:
+// EventSource hands a page only the event names it listens for, and a
+// tail must show them all. The admin request's credentials are not passed
+// on, so a route with auth answers 401.
 func (s *Server) tail(w http.ResponseWriter, r *http.Request) {
 	pub := r.Clone(r.Context())
 	pub.URL.Path, pub.URL.RawPath, pub.RequestURI = "/"+r.PathValue("path"), "", ""
+	pub.Header.Del("Authorization")
+	pub.Header.Del("Cookie")
 	pr, pw := io.Pipe()
-	tw := &tailWriter{header: http.Header{}, status: make(chan int, 1), body: pw}
+	tw := &tailWriter{header: http.Header{}, status: make(chan int, 1), body: pw, rc: http.NewResponseController(w)}
 	go func() {
+		defer func() {
+			// Outside net/http's own recovery: a panic here would end the
+			// process.
+			if p := recover(); p != nil {
+				s.log.Error().Interface("panic", p).Str("path", pub.URL.Path).Msg("tail handler panicked")
+				tw.WriteHeader(http.StatusInternalServerError)
+				pw.CloseWithError(fmt.Errorf("panic: %v", p))
+			}
+		}()
 		s.ServeHTTP(tw, pub)
 		tw.WriteHeader(http.StatusOK) // answered nothing: an empty 200
 		pw.Close()
@@ -145,13 +175,21 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) {
 }
 
 // tailWriter is the ResponseWriter the public handler writes a tail's
-// stream to: its status goes to a channel, its body into a pipe.
+// stream to: its status goes to a channel, its body into a pipe, and its
+// write deadlines to the admin connection, whose writes the pipe waits
+// for.
 type tailWriter struct {
 	header http.Header
 	status chan int
 	once   sync.Once
 	body   *io.PipeWriter
+	rc     *http.ResponseController
 }
+
+// SetWriteDeadline bounds the admin connection's writes, so that the
+// route's write_timeout and Shutdown's hurry reach a tail that does not
+// read.
+func (t *tailWriter) SetWriteDeadline(d time.Time) error { return t.rc.SetWriteDeadline(d) }
 
 func (t *tailWriter) Header() http.Header { return t.header }
 

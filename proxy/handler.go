@@ -264,16 +264,22 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 			// The subscriptions are drained: what is queued is all there
 			// is, and goes out before the goodbye.
 			batch := c.take(spare)
-			_ = write(append(batch, shutdownLine)...)
+			if write(append(batch, shutdownLine)...) == nil {
+				m.delivered.Add(float64(len(batch)))
+			}
 			return
 		case <-expiry:
 			batch := c.take(spare)
-			_ = write(append(batch, authExpiredFrame)...)
+			if write(append(batch, authExpiredFrame)...) == nil {
+				m.delivered.Add(float64(len(batch) + 1))
+			}
 			log.Debug().Msg("stream closed: its token expired")
 			return
 		case <-lifetime:
 			batch := c.take(spare)
-			_ = write(append(batch, sse.AppendComment(sse.AppendRetry(nil, jitter(retryOr(rt, endOfLifeRetry))), "max_stream_duration reached; reconnect"))...)
+			if write(append(batch, sse.AppendComment(sse.AppendRetry(nil, jitter(retryOr(rt, endOfLifeRetry))), "max_stream_duration reached; reconnect"))...) == nil {
+				m.delivered.Add(float64(len(batch)))
+			}
 			log.Debug().Msg("stream ended at max_stream_duration")
 			return
 		case <-c.wake:

@@ -129,10 +129,7 @@ func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error 
 			return
 		}
 		st.pending.Store(md.NumPending)
-		if i := st.sourceOf(m.Subject()); i >= 0 {
-			st.m.received[i].Inc()
-		}
-		ev, err := st.jsEvent(m)
+		ev, err := st.jsEvent(m, true)
 		if err != nil {
 			st.reject(err)
 		}
@@ -147,10 +144,14 @@ func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error 
 	return nil
 }
 
-// jsEvent maps a stored message with the source whose subject it is on.
-func (st *stream) jsEvent(m jetstream.Msg) (sources.Event, error) {
+// jsEvent maps a stored message with the source whose subject it is on;
+// live, it counts the message as received by that source.
+func (st *stream) jsEvent(m jetstream.Msg, live bool) (sources.Event, error) {
 	msg := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 	if i := st.sourceOf(msg.Subject); i >= 0 {
+		if live {
+			st.m.received[i].Inc()
+		}
 		return st.route.Sources[i].Event(st.vars, msg)
 	}
 	return sources.Event{}, fmt.Errorf("message on %q matches no source", msg.Subject)
@@ -206,7 +207,16 @@ func (st *stream) deliverSeq(ev sources.Event, ok bool, seq uint64) {
 func (st *stream) replay(c *Client, lastID string, seam uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
+	// One resume counts once: replayed, or reset (even after a first
+	// part was replayed).
 	replayed := false
+	defer func() {
+		if replayed {
+			st.m.replayed.Inc()
+		} else {
+			st.m.reset.Inc()
+		}
+	}()
 	for {
 		frames, err := st.fetch(ctx, lastID, seam)
 		st.mu.Lock()
@@ -225,15 +235,12 @@ func (st *stream) replay(c *Client, lastID string, seam uint64) {
 			if c.overflowed() {
 				id = st.lastSeq
 			}
-			st.m.reset.Inc()
+			replayed = false
 			c.release([][]byte{resetFrame(lastID, strconv.FormatUint(id, 10))}, true)
 			st.mu.Unlock()
 			return
 		}
-		if !replayed {
-			st.m.replayed.Inc()
-			replayed = true
-		}
+		replayed = true
 		done := c.release(frames, false)
 		lastID, seam = strconv.FormatUint(max(seam, c.skipThrough), 10), st.lastSeq
 		st.mu.Unlock()
@@ -306,11 +313,13 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 			if seq > seam {
 				return frames, nil
 			}
-			ev, err := st.jsEvent(m)
-			if err != nil {
-				st.reject(err)
-			} else if f, err := newFrame(ev, strconv.FormatUint(seq, 10)); err == nil {
-				frames = append(frames, f)
+			// A message that cannot be an event was rejected (and
+			// counted) when it was live; here it is only skipped.
+			ev, err := st.jsEvent(m, false)
+			if err == nil {
+				if f, err := newFrame(ev, strconv.FormatUint(seq, 10)); err == nil {
+					frames = append(frames, f)
+				}
 			}
 			if seq == seam {
 				return frames, nil
@@ -328,17 +337,20 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 
 // subjectMatches reports whether subject is matched by pattern, which may
 // hold "*" and a final ">".
+// It allocates nothing: it runs for every message of a JetStream stream.
 func subjectMatches(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		switch {
-		case tok == ">":
-			return len(s) > i
-		case i >= len(s):
-			return false
-		case tok != "*" && tok != s[i]:
+	for {
+		ptok, prest, pmore := strings.Cut(pattern, ".")
+		if ptok == ">" {
+			return subject != ""
+		}
+		stok, srest, smore := strings.Cut(subject, ".")
+		if subject == "" || (ptok != "*" && ptok != stok) {
 			return false
 		}
+		if !pmore || !smore {
+			return pmore == smore
+		}
+		pattern, subject = prest, srest
 	}
-	return len(p) == len(s)
 }

@@ -98,36 +98,9 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// countingWriter records the status a handler answers.
-type countingWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *countingWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *countingWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// countWebhook counts h's answers for route rt.
-func (m *metrics) countWebhook(rt *config.Route, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cw := &countingWriter{ResponseWriter: w}
-		h.ServeHTTP(cw, r)
-		if cw.code == 0 {
-			cw.code = http.StatusOK
-		}
-		m.webhooks.WithLabelValues(rt.Path, strconv.Itoa(cw.code)).Inc()
-	})
+// webhookAnswered counts the answers of rt's webhook.
+func (m *metrics) webhookAnswered(rt *config.Route) func(status int) {
+	return func(status int) { m.webhooks.WithLabelValues(rt.Path, strconv.Itoa(status)).Inc() }
 }
 
 // feedHooks are the counters a fetching source reports to.

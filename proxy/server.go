@@ -178,7 +178,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			switch src := src.(type) {
 			case sources.Ingress:
 				// One handler for all its methods: one de-duplication window.
-				h := s.metrics.countWebhook(rt, src.Handler(s.publisher(rt), log))
+				h := src.Handler(s.publisher(rt), log, s.metrics.webhookAnswered(rt))
 				for _, p := range src.Patterns() {
 					s.mux.Handle(p, h)
 				}

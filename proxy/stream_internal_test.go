@@ -64,3 +64,30 @@ route "/r/{x}" {
 		}
 	}
 }
+
+func TestSubjectMatches(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, subject string
+		want             bool
+	}{
+		{"a", "a", true},
+		{"a", "b", false},
+		{"a", "a.b", false},
+		{"a.b", "a", false},
+		{"a.*", "a.b", true},
+		{"a.*", "a.b.c", false},
+		{"*.b", "a.b", true},
+		{"a.>", "a.b.c", true},
+		{"a.>", "a", false},
+		{">", "a.b", true},
+		{"a.*.c", "a.b.c", true},
+		{"a.*.c", "a.b.d", false},
+	} {
+		if got := subjectMatches(tc.pattern, tc.subject); got != tc.want {
+			t.Errorf("subjectMatches(%q, %q) = %v", tc.pattern, tc.subject, got)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { subjectMatches("a.*.>", "a.b.c.d") }); n != 0 {
+		t.Errorf("%v allocations per call", n)
+	}
+}

@@ -171,6 +171,9 @@ func (r *pollReader) Read(ctx context.Context) (Batch, error) {
 	r.outcome = "changed"
 	b, err := r.poll(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return b, err // stopped, not failed
+		}
 		r.outcome = "error"
 	}
 	if r.env.Polled != nil {

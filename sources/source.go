@@ -76,8 +76,9 @@ type Ingress interface {
 	Spec
 	// Patterns are the net/http ServeMux patterns the handler serves.
 	Patterns() []string
-	// Handler answers the requests, publishing what they carry.
-	Handler(pub Publisher, log zerolog.Logger) http.Handler
+	// Handler answers the requests, publishing what they carry, and tells
+	// answered (if not nil) each answer's status.
+	Handler(pub Publisher, log zerolog.Logger, answered func(status int)) http.Handler
 }
 
 // Route is what a source block knows of the route that holds it.

@@ -254,8 +254,8 @@ func (w *Webhook) Patterns() []string {
 // Handler answers deliveries: 202 once NATS has the event, a 4xx saying
 // what is wrong with the delivery, or 503 when NATS is unavailable (the
 // sender retries), never a 2xx for an event that was not handed on.
-func (w *Webhook) Handler(pub Publisher, log zerolog.Logger) http.Handler {
-	return &webhookHandler{w: w, pub: pub, log: log, warn: sampled(log), seen: newDedup(w.DedupWindow, dedupLimit)}
+func (w *Webhook) Handler(pub Publisher, log zerolog.Logger, answered func(status int)) http.Handler {
+	return &webhookHandler{w: w, pub: pub, log: log, warn: sampled(log), seen: newDedup(w.DedupWindow, dedupLimit), answered: answered}
 }
 
 type webhookHandler struct {
@@ -264,10 +264,15 @@ type webhookHandler struct {
 	log  zerolog.Logger
 	warn zerolog.Logger
 	seen *dedup
+	// answered, if set, is told each answer's status.
+	answered func(status int)
 }
 
 func (h *webhookHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	status, reason := h.serve(rw, r)
+	if h.answered != nil {
+		h.answered(status)
+	}
 	if status >= 400 {
 		h.log.Debug().Int("status", status).Str("reason", reason).Str("remote", r.RemoteAddr).Msg("webhook refused")
 		http.Error(rw, reason, status)

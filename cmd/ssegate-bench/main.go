@@ -79,8 +79,8 @@ func parse(args []string) (options, error) {
 			return o, fmt.Errorf("%q is not a loopback address: the load tool only loads this machine", raw)
 		}
 	}
-	if o.clients < 1 || o.connectRate < 1 || o.messages < 0 || o.rate < 1 || o.size < 40 {
-		return o, errors.New("-clients, -connect-rate and -rate must be positive, -messages not negative, -size at least 40")
+	if o.clients < 1 || o.connectRate < 1 || o.messages < 0 || o.rate < 1 || o.size < 40 || o.size > maxEventSize {
+		return o, fmt.Errorf("-clients, -connect-rate and -rate must be positive, -messages not negative, -size from 40 to %d", maxEventSize)
 	}
 	return o, nil
 }
@@ -90,6 +90,7 @@ type Report struct {
 	Clients          int     `json:"clients"`
 	Connected        int     `json:"connected"`
 	Failed           int     `json:"failed"`
+	Disconnected     int     `json:"disconnected"`
 	ConnectSeconds   float64 `json:"connect_seconds"`
 	Published        int     `json:"published"`
 	PublishRate      float64 `json:"publish_rate"`
@@ -121,10 +122,17 @@ func run(args []string, out io.Writer) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var got atomic.Int64 // events received by all clients
-	clients, connectTime := connectAll(ctx, o, &got)
+	var got atomic.Int64    // events received by all clients
+	var lastAt atomic.Int64 // when the last of them came, in Unix ns
+	clients, connectTime := connectAll(ctx, o, &counters{got: &got, lastAt: &lastAt, messages: o.messages})
 	r.ConnectSeconds = connectTime.Seconds()
+	time.Sleep(o.settle)
+	// A stream that already ended was turned away (ssegate answers 200,
+	// a retry: hint and the end when it cannot serve one now).
 	for _, c := range clients {
+		if c.err == nil && c.ended.Load() {
+			c.err = errors.New("the stream ended at once: turned away")
+		}
 		if c.err == nil {
 			r.Connected++
 		} else {
@@ -132,7 +140,6 @@ func run(args []string, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "connected %d of %d in %.1fs\n", r.Connected, o.clients, r.ConnectSeconds)
-	time.Sleep(o.settle)
 	if rss := proc.rss(); rss > 0 {
 		r.RSSConnectedKiB = rss
 		r.RSSPerConnKiB = float64(rss-r.RSSBeforeKiB) / float64(max(r.Connected, 1))
@@ -153,10 +160,12 @@ func run(args []string, out io.Writer) error {
 		for got.Load() < want && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		elapsed := time.Since(start)
 		cpu := proc.cpu() - cpu0
+		elapsed := time.Duration(lastAt.Load()) - time.Duration(start.UnixNano())
 		r.Delivered = got.Load()
-		r.DeliveredPerSec = float64(r.Delivered) / elapsed.Seconds()
+		if elapsed > 0 {
+			r.DeliveredPerSec = float64(r.Delivered) / elapsed.Seconds()
+		}
 		if o.pid != 0 && r.Delivered > 0 {
 			r.CPUSeconds = cpu.Seconds()
 			r.CPUPerEventMicro = float64(cpu.Microseconds()) / float64(r.Delivered)
@@ -167,7 +176,10 @@ func run(args []string, out io.Writer) error {
 			r.Duplicates += c.dups
 			r.OutOfOrder += c.outOfOrder
 			if c.err == nil {
-				r.Missing += int64(o.messages) - (c.count - c.dups)
+				r.Missing += int64(o.messages) - c.distinct
+				if c.ended.Load() {
+					r.Disconnected++
+				}
 			}
 			lat = append(lat, c.latency...)
 			c.mu.Unlock()
@@ -199,23 +211,31 @@ func run(args []string, out io.Writer) error {
 	return json.NewEncoder(out).Encode(r)
 }
 
+// counters are shared by all clients.
+type counters struct {
+	got, lastAt *atomic.Int64
+	messages    int
+}
+
 // client is one SSE connection and what it received.
 type client struct {
-	conn net.Conn
-	err  error
-	got  *atomic.Int64 // shared by all clients
+	conn  net.Conn
+	err   error
+	ended atomic.Bool // its stream ended
+	*counters
 
 	mu         sync.Mutex
-	next       int64 // the sequence expected next
-	count      int64 // events received, duplicates included
+	seen       []uint64 // a bit per sequence number
+	highest    int64    // the highest sequence seen, -1 before any
+	distinct   int64    // sequences seen at least once
 	dups       int64
-	outOfOrder int64
+	outOfOrder int64 // came after a higher one
 	latency    []time.Duration
 }
 
 // connectAll opens the connections at the bounded rate; each then reads
 // in a goroutine of its own until ctx ends.
-func connectAll(ctx context.Context, o options, got *atomic.Int64) ([]*client, time.Duration) {
+func connectAll(ctx context.Context, o options, shared *counters) ([]*client, time.Duration) {
 	u, _ := url.Parse(o.url)
 	host := u.Host
 	if u.Port() == "" {
@@ -228,7 +248,7 @@ func connectAll(ctx context.Context, o options, got *atomic.Int64) ([]*client, t
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256) // handshakes in flight
 	for i := range clients {
-		c := &client{got: got}
+		c := &client{counters: shared, seen: make([]uint64, (o.messages+63)/64), highest: -1}
 		clients[i] = c
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 			time.Sleep(d)
@@ -286,17 +306,22 @@ func (c *client) open(ctx context.Context, addr, host, path string) error {
 	if chunked {
 		body = httputil.NewChunkedReader(br)
 	}
-	go c.read(bufio.NewReaderSize(body, 4096))
+	go c.read(bufio.NewReaderSize(body, max(4096, 2*maxEventSize)))
 	return nil
 }
+
+// maxEventSize is the longest data line the tool reads: its own events,
+// at most -size bytes, and some room.
+const maxEventSize = 64 << 10
 
 // read parses the events' data lines: "<seq> <unix nanoseconds> <padding>".
 // It allocates nothing per event: the tool shares the CPU with ssegate.
 func (c *client) read(br *bufio.Reader) {
+	defer c.ended.Store(true)
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
-			return
+			return // the end, or a line longer than the buffer: counted as ended
 		}
 		rest, ok := bytes.CutPrefix(line, []byte("data: "))
 		if !ok {
@@ -307,21 +332,28 @@ func (c *client) read(br *bufio.Reader) {
 		if !ok1 || !ok2 {
 			continue
 		}
-		lat := time.Since(time.Unix(0, sent))
+		now := time.Now()
+		lat := now.Sub(time.Unix(0, sent))
+		if seq < 0 || seq >= int64(c.messages) {
+			continue // not one of this run's
+		}
+		word, bit := seq/64, uint64(1)<<(seq%64)
 		c.mu.Lock()
 		switch {
-		case seq == c.next:
-			c.next++
-		case seq < c.next:
+		case c.seen[word]&bit != 0:
 			c.dups++
-		default:
+		case seq < c.highest:
 			c.outOfOrder++
-			c.next = seq + 1
 		}
-		c.count++
+		if c.seen[word]&bit == 0 {
+			c.seen[word] |= bit
+			c.distinct++
+		}
+		c.highest = max(c.highest, seq)
 		c.latency = append(c.latency, lat)
 		c.mu.Unlock()
 		c.got.Add(1)
+		c.lastAt.Store(now.UnixNano())
 	}
 }
 
@@ -345,7 +377,8 @@ func leadingInt(b []byte) (int64, []byte, bool) {
 // publish sends o.messages events at o.rate, each "<seq> <unix ns>"
 // padded to o.size bytes.
 func publish(ctx context.Context, o options) error {
-	nc, err := nats.Connect(o.natsURL, nats.Name("ssegate-bench"))
+	// Only the server named: a cluster may advertise others, off loopback.
+	nc, err := nats.Connect(o.natsURL, nats.Name("ssegate-bench"), nats.IgnoreDiscoveredServers())
 	if err != nil {
 		return fmt.Errorf("connect to NATS: %w", err)
 	}

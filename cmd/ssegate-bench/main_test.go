@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,5 +88,29 @@ func TestParseCPU(t *testing.T) {
 	stat := "1234 (my (odd) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 100 1000 50"
 	if got := parseCPU([]byte(stat)); got != 3*time.Second {
 		t.Fatalf("parseCPU = %v", got)
+	}
+}
+
+// A client's accounting: a swap is one out-of-order event, not a
+// duplicate or a loss; a gap is a loss only; a repeat is a duplicate.
+func TestClientAccounting(t *testing.T) {
+	for _, tc := range []struct {
+		seqs                       []int
+		distinct, dups, outOfOrder int64
+	}{
+		{[]int{0, 2, 1, 3}, 4, 0, 1},
+		{[]int{0, 2, 3}, 3, 0, 0},
+		{[]int{0, 1, 1, 2, 3}, 4, 1, 0},
+	} {
+		var got, lastAt atomic.Int64
+		c := &client{counters: &counters{got: &got, lastAt: &lastAt, messages: 4}, seen: make([]uint64, 1), highest: -1}
+		var stream strings.Builder
+		for _, s := range tc.seqs {
+			fmt.Fprintf(&stream, "id: x\ndata: %d %d pad\n\n", s, time.Now().UnixNano())
+		}
+		c.read(bufio.NewReader(strings.NewReader(stream.String())))
+		if c.distinct != tc.distinct || c.dups != tc.dups || c.outOfOrder != tc.outOfOrder || !c.ended.Load() {
+			t.Errorf("%v: distinct %d, dups %d, out of order %d", tc.seqs, c.distinct, c.dups, c.outOfOrder)
+		}
 	}
 }
