@@ -4,7 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"maps"
@@ -64,6 +66,8 @@ var authName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 func (d *decoder) auth(b *hcl.Block) *Auth {
 	a := &Auth{Kind: b.Labels[0], Name: b.Labels[1], Range: b.DefRange}
+	sum := sha256.Sum256([]byte(d.blockText(b)))
+	a.Fingerprint = hex.EncodeToString(sum[:])
 	if !authName.MatchString(a.Name) {
 		d.errorf(b.LabelRanges[1], "Invalid auth name", "%q: an auth block's name is letters, digits, \"-\" and \"_\", like \"users\".", a.Name)
 		return nil

@@ -79,7 +79,9 @@ type Auth struct {
 	JWT        *auth.JWTConfig     // jwt; the proxy sets its HTTP client
 	Forward    *auth.ForwardConfig // forward; likewise
 	Ticket     *Ticket             // jwt and forward: tickets for browsers
-	Range      hcl.Range
+	// Fingerprint is the same for two auth blocks of the same text.
+	Fingerprint string
+	Range       hcl.Range
 }
 
 // Ticket configures the exchange of credentials for a single-use ticket.
@@ -181,6 +183,12 @@ type Route struct {
 
 	Sources     []sources.Spec
 	SourceKinds []string // each source's kind, as in its block
+
+	// Fingerprint is the same for two routes decoded from the same text
+	// (the route block, the auth blocks it names, the cors block it
+	// inherits): a reload keeps such a route and its streams.
+	Fingerprint string
+	text        string
 
 	// Range is where the route block is declared.
 	Range hcl.Range

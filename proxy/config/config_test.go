@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +206,62 @@ func TestEmbeddedWithURLIsRefused(t *testing.T) {
 }`), "x.hcl")
 	if err == nil || !strings.Contains(err.Error(), "x.hcl:3:3: error: Embedded server with a URL") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A route's fingerprint changes with its block, the auth blocks it names
+// and the cors block it inherits, and with nothing else.
+func TestRouteFingerprints(t *testing.T) {
+	parse := func(src string) map[string]string {
+		t.Helper()
+		cfg, err := Parse([]byte(src), "f.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fp := map[string]string{}
+		for _, rt := range cfg.Routes {
+			fp[rt.Path] = rt.Fingerprint
+		}
+		return fp
+	}
+	const base = `
+auth "bearer" "ops" { tokens = ["a"] }
+cors { allow_origins = ["https://a.example"] }
+route "/plain" {
+  source "nats" { subject = "p" }
+}
+route "/authed" {
+  auth = "ops"
+  source "nats" { subject = "a" }
+}
+route "/own-cors" {
+  cors { allow_origins = ["https://b.example"] }
+  source "nats" { subject = "o" }
+}
+`
+	old := parse(base)
+	same := parse("# a comment first\n" + base + "\nlisten = \"127.0.0.1:9999\"\n")
+	for path, fp := range old {
+		if same[path] != fp {
+			t.Errorf("%s changed with text outside its blocks", path)
+		}
+	}
+	newToken := parse(strings.Replace(base, `tokens = ["a"]`, `tokens = ["b"]`, 1))
+	newCORS := parse(strings.Replace(base, `"https://a.example"`, `"https://c.example"`, 1))
+	newSubject := parse(strings.Replace(base, `subject = "p"`, `subject = "q"`, 1))
+	for _, tc := range []struct {
+		name    string
+		got     map[string]string
+		changed []string
+	}{
+		{"token", newToken, []string{"/authed"}},
+		{"top-level cors", newCORS, []string{"/plain", "/authed"}},
+		{"subject", newSubject, []string{"/plain"}},
+	} {
+		for path, fp := range old {
+			if changed := tc.got[path] != fp; changed != slices.Contains(tc.changed, path) {
+				t.Errorf("after a new %s, %s changed = %v", tc.name, path, changed)
+			}
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"net"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/rs/zerolog"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -90,11 +93,12 @@ var historySchema = &hcl.BodySchema{
 type decoder struct {
 	ctx   *hcl.EvalContext
 	dir   string // the config file's, for relative paths
+	src   []byte // the config file's text
 	diags hcl.Diagnostics
 }
 
-func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
-	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(dir)}, dir: dir}
+func decode(body hcl.Body, dir string, src []byte) (*Config, hcl.Diagnostics) {
+	d := &decoder{ctx: &hcl.EvalContext{Functions: functions(dir)}, dir: dir, src: src}
 	cfg := &Config{
 		Listen:          DefaultListen,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -162,10 +166,16 @@ func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 	}
 	d.checkAuthRefs(cfg, authRefs)
 	// The top-level cors block is the default of routes without their own.
+	corsText := ""
+	if b := seen["cors"]; b != nil {
+		corsText = d.blockText(b)
+	}
 	for _, rt := range cfg.Routes {
-		if rt.CORS == nil {
+		own := rt.CORS != nil
+		if !own {
 			rt.CORS = defaultCORS
 		}
+		d.fingerprint(rt, cfg, own, corsText)
 	}
 	d.checkRouteConflicts(cfg)
 	return cfg, d.diags
@@ -221,8 +231,39 @@ func (d *decoder) nats(b *hcl.Block, n *NATS) {
 
 var paramPattern = regexp.MustCompile(`\{([^{}]*)\}`)
 
+// blockText is the text of b, label and body included.
+func (d *decoder) blockText(b *hcl.Block) string {
+	end := b.DefRange.End.Byte
+	if body, ok := b.Body.(*hclsyntax.Body); ok {
+		end = body.SrcRange.End.Byte
+	}
+	start := b.DefRange.Start.Byte
+	if start < 0 || end > len(d.src) || start > end {
+		return ""
+	}
+	return string(d.src[start:end])
+}
+
+// fingerprint sums up what makes rt what it is: its block, the auth blocks
+// it names and, without a cors block of its own, the top-level one. A
+// reload keeps a route whose fingerprint did not change as it is.
+func (d *decoder) fingerprint(rt *Route, cfg *Config, ownCORS bool, corsText string) {
+	h := sha256.New()
+	h.Write([]byte(rt.text))
+	for _, name := range slices.Sorted(slices.Values(rt.Auth)) {
+		if a := cfg.Auths[name]; a != nil {
+			h.Write([]byte("\x00auth\x00" + a.Fingerprint))
+		}
+	}
+	if !ownCORS {
+		h.Write([]byte("\x00cors\x00" + corsText))
+	}
+	rt.Fingerprint = hex.EncodeToString(h.Sum(nil))
+}
+
 func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 	rt := &Route{
+		text:         d.blockText(b),
 		Path:         b.Labels[0],
 		Keepalive:    DefaultKeepalive,
 		History:      DefaultHistory,

@@ -79,7 +79,7 @@ func Parse(src []byte, filename string) (*Config, error) {
 	if diags.HasErrors() {
 		return nil, &DiagnosticsError{Diags: diags, Files: p.Files()}
 	}
-	cfg, more := decode(f.Body, filepath.Dir(filename))
+	cfg, more := decode(f.Body, filepath.Dir(filename), src)
 	diags = append(diags, more...)
 	if diags.HasErrors() {
 		sortByPosition(diags)
