@@ -43,11 +43,11 @@ func (s *Server) Admin() http.Handler {
 	rest.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	rest.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	rest.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	if s.cfg.Admin == nil || len(s.cfg.Admin.Auth) == 0 {
+	if s.config().Admin == nil || len(s.config().Admin.Auth) == 0 {
 		return admin(probes, rest)
 	}
 	return admin(probes, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, denied := s.tryAuth(r, s.cfg.Admin.Auth)
+		_, denied := s.tryAuth(r, s.config().Admin.Auth)
 		switch {
 		case denied == nil:
 			rest.ServeHTTP(w, r)

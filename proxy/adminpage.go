@@ -46,8 +46,8 @@ type RouteInfo struct {
 // page's /api/routes does.
 func (s *Server) RouteInfos() []RouteInfo {
 	open := s.openCounts()
-	out := make([]RouteInfo, 0, len(s.cfg.Routes))
-	for _, rt := range s.cfg.Routes {
+	out := make([]RouteInfo, 0, len(s.config().Routes))
+	for _, rt := range s.config().Routes {
 		c := open[rt.Path]
 		out = append(out, RouteInfo{
 			Path: rt.Path, Params: nonNil(rt.Params), Auth: nonNil(rt.Auth), Sources: nonNil(rt.SourceKinds),
@@ -72,8 +72,8 @@ type openCount struct {
 
 // openCounts counts the open streams and clients of each route.
 func (s *Server) openCounts() map[string]*openCount {
-	counts := make(map[string]*openCount, len(s.cfg.Routes))
-	for _, rt := range s.cfg.Routes {
+	counts := make(map[string]*openCount, len(s.config().Routes))
+	for _, rt := range s.config().Routes {
 		counts[rt.Path] = &openCount{}
 	}
 	s.mu.Lock()
@@ -84,6 +84,9 @@ func (s *Server) openCounts() map[string]*openCount {
 	s.mu.Unlock()
 	for _, st := range streams {
 		c := counts[st.route.Path]
+		if c == nil {
+			continue // a removed route's, closing
+		}
 		c.streams++
 		st.mu.Lock()
 		c.clients += len(st.clients)

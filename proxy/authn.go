@@ -60,7 +60,7 @@ func (s *Server) tryAuth(r *http.Request, names []string) (*auth.Identity, *deni
 	d := &denial{status: http.StatusUnauthorized, reason: "credentials required"}
 	unavailable, refusedOnce := false, false
 	for _, name := range names {
-		a := s.auths[name]
+		a := s.gen().auths[name].au
 		id, err := a.Authenticate(r)
 		if err == nil {
 			return id, nil

@@ -40,6 +40,15 @@ func mustEncode(name, data string) []byte {
 func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 	count := func(result string) { s.metrics.connections.WithLabelValues(rt.Path, result).Inc() }
 	return func(w http.ResponseWriter, r *http.Request) {
+		// The request keeps the generation it started in: a reload that
+		// replaces rt meanwhile does not mix two configs in one answer.
+		g := s.gen()
+		rs := g.routes[rt]
+		if rs == nil {
+			count(connUnavailable)
+			s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "route reloaded; retry")
+			return
+		}
 		s.allowOrigin(w, r, rt.CORS)
 		vals := make([]string, len(rt.Params))
 		for i, p := range rt.Params {
@@ -60,7 +69,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		id, err := s.identifyClient(rt, vals, who)
+		id, err := s.identifyClient(g, rt, vals, who)
 		if err == nil {
 			err = allowed(rt, id)
 		}
@@ -84,7 +93,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			return
 		}
 
-		release, refused := s.limits.acquire(rt, limitKey(clientIP(r, s.cfg.TrustedProxies)))
+		release, refused := s.limits.acquire(rt, limitKey(clientIP(r, s.config().TrustedProxies)))
 		if refused != nil {
 			s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", refused.reason).Msg("stream refused")
 			count(connLimit)
@@ -119,12 +128,12 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		}
 		count(connAccepted)
 		setStreamHeaders(w)
-		s.stream(w, r, rt, c, who.Expires)
+		s.stream(w, r, rt, rs.m, c, who.Expires)
 	}
 }
 
 // identifyClient names the stream of a client with path values vals.
-func (s *Server) identifyClient(rt *config.Route, vals []string, who *auth.Identity) (streamID, error) {
+func (s *Server) identifyClient(g *generation, rt *config.Route, vals []string, who *auth.Identity) (streamID, error) {
 	claims := cty.NilVal
 	if len(rt.Auth) > 0 {
 		var err error
@@ -132,7 +141,7 @@ func (s *Server) identifyClient(rt *config.Route, vals []string, who *auth.Ident
 			return streamID{}, fmt.Errorf("claims: %w", err)
 		}
 	}
-	return s.identify(rt, vals, claims)
+	return s.identify(g, rt, vals, claims)
 }
 
 // retryOr is the route's retry hint, or d when it sets none.
@@ -186,10 +195,9 @@ func (s *Server) comeBackLater(w http.ResponseWriter, r *http.Request, rt *confi
 // stream writes c's frames to w until the client goes, is dropped, or the
 // server shuts down. Keepalive comments go out only when nothing else has
 // for a keepalive period.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route, c *Client, expires time.Time) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route, m *routeMetrics, c *Client, expires time.Time) {
 	rc := http.NewResponseController(w)
 	log := s.log.With().Str("route", rt.Path).Str("remote", r.RemoteAddr).Logger()
-	m := s.routeM[rt]
 	// When Shutdown runs short of time, a write blocked on a client that
 	// does not read fails now rather than at write_timeout.
 	defer context.AfterFunc(s.hurry, func() { _ = rc.SetWriteDeadline(time.Now()) })()

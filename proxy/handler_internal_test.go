@@ -47,9 +47,8 @@ func (r *recorder) take() string {
 func TestKeepaliveTiming(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rt := &config.Route{Path: "/sse", Keepalive: time.Minute, WriteTimeout: time.Second, Buffer: 16}
-		s := &Server{log: zerolog.Nop(), closing: make(chan struct{}), cfg: &config.Config{Routes: []*config.Route{rt}}}
+		s := &Server{log: zerolog.Nop(), closing: make(chan struct{})}
 		s.metrics = newMetrics(s)
-		s.routeM = map[*config.Route]*routeMetrics{rt: s.metrics.route(rt)}
 		s.hurry, s.hurryStop = context.WithCancel(t.Context())
 		ctx, leave := context.WithCancel(t.Context())
 		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/sse", nil)
@@ -58,7 +57,7 @@ func TestKeepaliveTiming(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.stream(w, req, rt, c, time.Time{})
+			s.stream(w, req, rt, s.metrics.route(rt), c, time.Time{})
 		}()
 		keepalive := string(keepaliveLine)
 		event := string(sse.AppendComment(nil, "event"))

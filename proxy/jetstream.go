@@ -26,33 +26,22 @@ const jsTimeout = 10 * time.Second
 // event.
 const jsDuplicateWindow = 10 * time.Minute
 
-// setupJetStream creates or updates the JetStream stream of every route
-// whose history is in JetStream, or checks that a stream it names exists.
-func (s *Server) setupJetStream() error {
-	s.jsStreams = map[*config.Route]string{}
-	for _, rt := range s.cfg.Routes {
-		if rt.JetStream == nil {
-			continue
-		}
-		if s.js == nil {
-			js, err := jetstream.New(s.nc)
-			if err != nil {
-				return fmt.Errorf("JetStream: %w", err)
-			}
-			s.js = js
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
-		name, err := s.ensureStream(ctx, rt)
-		cancel()
+// setupJetStream creates or updates the JetStream stream of rt's history,
+// or checks that a stream it names exists, and returns its name.
+func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, error) {
+	if s.js == nil {
+		js, err := jetstream.New(s.nc)
 		if err != nil {
-			return fmt.Errorf("route %q: JetStream history: %w", rt.Path, err)
+			return "", fmt.Errorf("JetStream: %w", err)
 		}
-		s.jsStreams[rt] = name
+		s.js = js
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
+	defer cancel()
+	return s.ensureStream(ctx, cfg, rt)
 }
 
-func (s *Server) ensureStream(ctx context.Context, rt *config.Route) (string, error) {
+func (s *Server) ensureStream(ctx context.Context, cfg *config.Config, rt *config.Route) (string, error) {
 	if name := rt.JetStream.Stream; name != "" {
 		if _, err := s.js.Stream(ctx, name); err != nil {
 			return "", fmt.Errorf("stream %q: %w", name, err)
@@ -61,7 +50,7 @@ func (s *Server) ensureStream(ctx context.Context, rt *config.Route) (string, er
 	}
 	var subjects []string
 	for _, src := range rt.Sources {
-		p, err := src.Pattern(s.cfg.EvalContext)
+		p, err := src.Pattern(cfg.EvalContext)
 		if err != nil {
 			return "", err
 		}

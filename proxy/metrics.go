@@ -133,12 +133,13 @@ func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 
 func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	s := g.s
+	gen := s.gen()
 	open := s.openCounts()
-	for _, rt := range s.cfg.Routes {
+	for _, rt := range gen.cfg.Routes {
 		c := open[rt.Path]
 		ch <- prometheus.MustNewConstMetric(descStreams, prometheus.GaugeValue, float64(c.streams), rt.Path)
 		ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(c.clients), rt.Path)
-		if s.jsStreams[rt] != "" {
+		if gen.routes[rt].jsStream != "" {
 			ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(c.pending), rt.Path)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -23,7 +24,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/backbone"
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/lease"
@@ -32,6 +32,10 @@ import (
 
 // errClosing refuses new streams once Shutdown has begun.
 var errClosing = errors.New("server is shutting down")
+
+// errReloaded is a stream request for a route a reload just removed or
+// replaced: the client comes back and finds the new one.
+var errReloaded = errors.New("route reloaded")
 
 // comeBackLaterDelay is the retry hint, before jitter, for a stream that
 // is refused for now (limits, shutdown, NATS gone) on a route that
@@ -47,27 +51,21 @@ const startTimeout = 5 * time.Second
 
 // Server serves the routes of one config. Create it with New.
 type Server struct {
-	cfg       *config.Config
+	current   atomic.Pointer[generation]
+	reloadMu  sync.Mutex // one Reload at a time
 	log       zerolog.Logger
 	warn      zerolog.Logger // sampled, for what can repeat per message
 	nc        *nats.Conn
 	backbone  *backbone.Backbone // nil when the caller gave the connection
-	mux       *http.ServeMux
 	verify    func(*http.Request) bool
 	onConnect func(*Client)
 	limits    *limits
-	auths     map[string]auth.Authenticator
 	js        jetstream.JetStream
-	jsStreams map[*config.Route]string // routes with a JetStream history
-	http      *http.Client             // for the sources that fetch
+	http      *http.Client // for the sources that fetch
 	leaseTTL  time.Duration
 	leases    *lease.Leases // one replica at a time runs each fetching source
 	feedBoard feedBoard     // the fetching sources running here
 	metrics   *metrics
-	routeM    map[*config.Route]*routeMetrics
-
-	stopFeeds context.CancelFunc // ends the sources that fetch for a whole route
-	feeds     sync.WaitGroup
 
 	mu        sync.Mutex
 	streams   map[string]*stream
@@ -124,9 +122,7 @@ func WithLeaseTTL(d time.Duration) Option {
 // their history starts now.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s := &Server{
-		cfg:     cfg,
 		log:     zerolog.Nop(),
-		mux:     http.NewServeMux(),
 		streams: map[string]*stream{},
 		closing: make(chan struct{}),
 		limits:  newLimits(cfg),
@@ -137,10 +133,6 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	s.warn = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
 	s.metrics = newMetrics(s)
-	s.routeM = make(map[*config.Route]*routeMetrics, len(cfg.Routes))
-	for _, rt := range cfg.Routes {
-		s.routeM[rt] = s.metrics.route(rt)
-	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// An upstream that takes the connection and never answers must fail
 	// and be retried, not hold its source forever.
@@ -153,65 +145,21 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		}
 		s.backbone, s.nc = bb, bb.Conn
 	}
-	// Sources and key-set refreshes run until Shutdown.
-	feedCtx, stopFeeds := context.WithCancel(context.Background())
-	s.stopFeeds = stopFeeds
-	if err := s.buildAuths(feedCtx); err != nil {
-		s.abort()
-		return nil, err
-	}
-	if err := s.setupJetStream(); err != nil {
-		s.abort()
-		return nil, err
-	}
 	if err := s.setupLeases(); err != nil {
-		s.abort()
+		s.abort(cfg)
 		return nil, err
 	}
+	g, err := s.build(cfg, nil)
+	if err != nil {
+		s.abort(cfg)
+		return nil, err
+	}
+	s.current.Store(g)
 	for _, rt := range cfg.Routes {
-		s.mux.Handle("GET "+rt.Path, s.routeHandler(rt))
-		if rt.CORS != nil {
-			s.mux.Handle("OPTIONS "+rt.Path, s.preflight(rt.CORS, http.MethodGet, http.MethodHead))
+		if err := s.startRoute(g, rt); err != nil {
+			s.abort(cfg)
+			return nil, err
 		}
-		for i, src := range rt.Sources {
-			log := s.log.With().Str("route", rt.Path).Int("source", i).Logger()
-			switch src := src.(type) {
-			case sources.Ingress:
-				// One handler for all its methods: one de-duplication window.
-				h := src.Handler(s.publisher(rt), log, s.metrics.webhookAnswered(rt))
-				for _, p := range src.Patterns() {
-					s.mux.Handle(p, h)
-				}
-			case sources.Feeder:
-				if !src.PerStream() {
-					env := s.feedEnv(rt)
-					env.StreamCtx, env.Log, env.Name = cfg.EvalContext, log, feedName(rt, i)
-					untrack := s.trackFeed(rt, i, nil, &env)
-					s.feeds.Go(func() {
-						defer untrack()
-						src.Feed(feedCtx, env)
-					})
-				}
-			}
-		}
-		// Streams that need a client's path or claims open with it.
-		if len(rt.Params) > 0 || len(rt.Auth) > 0 {
-			continue
-		}
-		id, err := s.identify(rt, nil, cty.NilVal)
-		if err != nil {
-			s.abort()
-			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
-		}
-		st, err := s.openStream(id)
-		if err != nil {
-			s.abort()
-			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
-		}
-		st.pinned = true
-		st.startFeeding(s.feedEnv(rt), s.trackFeed)
-		close(st.ready)
-		s.streams[st.key] = st
 	}
 	if err := s.confirmSubscriptions(startTimeout); err != nil {
 		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
@@ -229,45 +177,10 @@ func (s *Server) confirmSubscriptions(timeout time.Duration) error {
 	return s.nc.FlushTimeout(timeout)
 }
 
-// buildAuths makes an authenticator of every auth block.
-func (s *Server) buildAuths(ctx context.Context) error {
-	s.auths = make(map[string]auth.Authenticator, len(s.cfg.Auths))
-	for name, a := range s.cfg.Auths {
-		var au auth.Authenticator
-		switch a.Kind {
-		case "bearer":
-			au = auth.NewBearer(a.Tokens)
-		case "jwt":
-			jc := *a.JWT
-			jc.HTTP = s.http
-			j, err := auth.NewJWT(ctx, jc, s.log.With().Str("auth", name).Logger())
-			if err != nil {
-				return fmt.Errorf("auth %q: %w", name, err)
-			}
-			au = j
-		case "forward":
-			fc := *a.Forward
-			fc.HTTP = s.http
-			fc.StripQuery = s.credentialParams()
-			au = auth.NewForward(fc)
-		}
-		if a.Ticket != nil {
-			t := auth.NewTickets(au, a.Ticket.TTL)
-			s.mux.Handle("POST "+a.Ticket.Path, s.withCORS(s.cfg.CORS, t))
-			if s.cfg.CORS != nil {
-				s.mux.Handle("OPTIONS "+a.Ticket.Path, s.preflight(s.cfg.CORS, http.MethodPost))
-			}
-			au = t
-		}
-		s.auths[name] = au
-	}
-	return nil
-}
-
 // credentialParams are the query parameters that carry credentials.
-func (s *Server) credentialParams() []string {
+func credentialParams(cfg *config.Config) []string {
 	params := []string{"ticket"}
-	for _, a := range s.cfg.Auths {
+	for _, a := range cfg.Auths {
 		if a.JWT != nil && a.JWT.QueryParam != "" {
 			params = append(params, a.JWT.QueryParam)
 		}
@@ -280,7 +193,7 @@ func (s *Server) credentialParams() []string {
 // blocks read tokens from.
 func (s *Server) allowedHeaders() []string {
 	headers := []string{"Last-Event-ID", "Authorization", "Cache-Control", "Accept", "Content-Type"}
-	for _, a := range s.cfg.Auths {
+	for _, a := range s.config().Auths {
 		if a.JWT != nil && a.JWT.Header != "" && !slices.Contains(headers, a.JWT.Header) {
 			headers = append(headers, a.JWT.Header)
 		}
@@ -288,9 +201,9 @@ func (s *Server) allowedHeaders() []string {
 	return headers
 }
 
-// feedEnv is what the sources of rt that fetch need.
-func (s *Server) feedEnv(rt *config.Route) sources.FeedEnv {
-	env := sources.FeedEnv{Publish: s.publisher(rt), HTTP: s.http, Log: s.log}
+// feedEnv is what the fetching sources of a route need.
+func (s *Server) feedEnv(rs *routeState) sources.FeedEnv {
+	env := sources.FeedEnv{Publish: s.publisherOf(rs), HTTP: s.http, Log: s.log}
 	if s.leases != nil {
 		env.Lease = s.leases
 	}
@@ -314,51 +227,58 @@ func feedName(rt *config.Route, i int) string {
 
 // setupLeases prepares the leases that let one replica at a time run each
 // source that fetches (several replicas polling one upstream would
-// multiply its load and the events).
+// multiply its load and the events). Their bucket is only made when a
+// fetching source first asks, so a config without any costs nothing.
 func (s *Server) setupLeases() error {
 	if s.backbone != nil && !s.backbone.JetStream() {
 		return nil // the embedded server, without JetStream: nothing to share
 	}
-	for _, rt := range s.cfg.Routes {
-		for _, src := range rt.Sources {
-			if _, ok := src.(sources.Feeder); !ok {
-				continue
-			}
-			js, err := jetstream.New(s.nc)
-			if err != nil {
-				return fmt.Errorf("JetStream for leases: %w", err)
-			}
-			s.leases = lease.New(js, s.leaseTTL, s.log)
-			return nil
-		}
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return fmt.Errorf("JetStream for leases: %w", err)
 	}
+	s.leases = lease.New(js, s.leaseTTL, s.log)
 	return nil
 }
 
 // publisher is how the sources of rt hand events on: acknowledged by
 // JetStream when the route's history is there, so an accepted webhook is
 // never lost and a retried one never doubled.
-func (s *Server) publisher(rt *config.Route) sources.Publisher {
-	if s.jsStreams[rt] != "" {
+func (s *Server) publisherOf(rs *routeState) sources.Publisher {
+	if rs.jsStream != "" {
 		return sources.JetStreamPublisher(s.nc, s.js)
 	}
 	return sources.CorePublisher(s.nc)
 }
 
-// stopFeeding stops the sources that fetch for whole routes.
+// stopFeeding stops the sources that fetch for whole routes, and the auth
+// blocks' key-set refreshes.
 func (s *Server) stopFeeding() {
-	s.stopFeeds()
-	s.feeds.Wait()
+	g := s.gen()
+	if g == nil {
+		return
+	}
+	for _, rs := range g.routes {
+		if rs.stopFeeds != nil {
+			rs.stopFeeds()
+		}
+	}
+	for _, rs := range g.routes {
+		rs.feeds.Wait()
+	}
+	for _, a := range g.auths {
+		a.stop()
+	}
 }
 
 // abort undoes a New that failed half way.
-func (s *Server) abort() {
+func (s *Server) abort(cfg *config.Config) {
 	s.stopFeeding()
 	for _, st := range s.streams {
 		st.unsubscribe()
 	}
 	if s.backbone != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		_ = s.backbone.Close(ctx)
 	}
@@ -372,7 +292,7 @@ func (s *Server) Conn() *nats.Conn { return s.nc }
 // ServeHTTP serves GET and HEAD on every route; other methods get 405 and
 // unknown paths 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r)
+	s.gen().mux.ServeHTTP(w, r)
 }
 
 // streamID is what makes a stream: its route, its path values and, on a
@@ -381,6 +301,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // read the claims, so they see the same events).
 type streamID struct {
 	rt   *config.Route
+	rs   *routeState // nil when a reload removed rt meanwhile
 	vals []string
 	vars *hcl.EvalContext // path, and auth when the route has it
 	key  string
@@ -388,18 +309,20 @@ type streamID struct {
 
 // identify resolves the stream a client of rt with path values vals and
 // claims (cty.NilVal without auth) reads.
-func (s *Server) identify(rt *config.Route, vals []string, claims cty.Value) (streamID, error) {
+func (s *Server) identify(g *generation, rt *config.Route, vals []string, claims cty.Value) (streamID, error) {
 	path := make(map[string]cty.Value, len(vals))
 	for i, v := range vals {
 		path[rt.Params[i]] = cty.StringVal(v)
 	}
-	vars := s.cfg.EvalContext.NewChild()
+	vars := g.cfg.EvalContext.NewChild()
 	vars.Variables = map[string]cty.Value{"path": cty.ObjectVal(path)}
 	if len(rt.Auth) > 0 {
 		vars.Variables["auth"] = cty.ObjectVal(map[string]cty.Value{"claims": claims})
 	}
+	// The fingerprint keeps a reloaded route's streams apart from those of
+	// the route it replaces, until those are closed.
 	var key strings.Builder
-	key.WriteString(rt.Path)
+	key.WriteString(rt.Fingerprint + "\x00" + rt.Path)
 	for _, v := range vals {
 		key.WriteString("\x00" + v)
 	}
@@ -410,16 +333,16 @@ func (s *Server) identify(rt *config.Route, vals []string, claims cty.Value) (st
 		}
 		key.WriteString("\x00" + subject)
 	}
-	return streamID{rt: rt, vals: vals, vars: vars, key: key.String()}, nil
+	return streamID{rt: rt, rs: g.routes[rt], vals: vals, vars: vars, key: key.String()}, nil
 }
 
 // openStream creates the stream id names and subscribes its sources.
-func (s *Server) openStream(id streamID) (*stream, error) {
+func (s *Server) openStream(rs *routeState, id streamID) (*stream, error) {
 	st := &stream{
 		key:     id.key,
 		route:   id.rt,
 		params:  id.vals,
-		m:       s.routeM[id.rt],
+		m:       rs.m,
 		vars:    id.vars,
 		log:     s.log.With().Str("route", id.rt.Path).Strs("params", id.vals).Logger(),
 		warn:    s.warn.With().Str("route", id.rt.Path).Logger(),
@@ -427,7 +350,7 @@ func (s *Server) openStream(id streamID) (*stream, error) {
 		epoch:   newEpoch(),
 		ready:   make(chan struct{}),
 	}
-	if err := st.subscribe(s.nc, s.js, s.jsStreams[id.rt]); err != nil {
+	if err := st.subscribe(s.nc, s.js, rs.jsStream); err != nil {
 		return nil, err
 	}
 	st.log.Debug().Msg("stream opened")
@@ -465,7 +388,10 @@ func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *s
 	}
 	st = s.streams[id.key]
 	if st == nil {
-		if st, err = s.openStream(id); err != nil {
+		if id.rs == nil {
+			return nil, false, errReloaded
+		}
+		if st, err = s.openStream(id.rs, id); err != nil {
 			return nil, false, err
 		}
 		s.streams[id.key] = st
@@ -473,7 +399,7 @@ func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *s
 	}
 	st.join(c, lastID, resume)
 	if created {
-		st.startFeeding(s.feedEnv(id.rt), s.trackFeed)
+		st.startFeeding(s.feedEnv(id.rs), s.trackFeed)
 	}
 	s.handlers.Add(1)
 	return st, created, nil
@@ -523,7 +449,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+		ctx, cancel = context.WithTimeout(ctx, s.config().ShutdownTimeout)
 		defer cancel()
 	}
 	// Sources first, so that what they fetched last still reaches clients.

@@ -36,7 +36,7 @@ route "/r/{x}" {
 			t.Fatal(err)
 		}
 		c := newClient(nil, 1)
-		id, err := s.identify(cfg.Routes[0], []string{strconv.Itoa(i)}, cty.NilVal)
+		id, err := s.identify(s.gen(), cfg.Routes[0], []string{strconv.Itoa(i)}, cty.NilVal)
 		if err != nil {
 			t.Fatal(err)
 		}

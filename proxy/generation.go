@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ssegate/ssegate/proxy/auth"
+	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/sources"
+)
+
+// generation is what one config makes of a Server: its handlers,
+// authenticators and per-route state. Reload builds the next generation,
+// reusing what did not change, and swaps it in whole, so a request sees
+// one config or the other, never a mix.
+type generation struct {
+	cfg    *config.Config
+	mux    *http.ServeMux
+	auths  map[string]*authState
+	routes map[*config.Route]*routeState
+}
+
+// authState is an auth block's authenticator.
+type authState struct {
+	fingerprint string
+	au          auth.Authenticator
+	tickets     http.Handler       // its ticket endpoint, or nil
+	stop        context.CancelFunc // ends its key-set refresh, if any
+}
+
+// routeState is what a route has beyond its config.
+type routeState struct {
+	jsStream string         // the JetStream stream of its history, or ""
+	m        *routeMetrics  // its counters
+	ingress  []http.Handler // its webhooks' handlers, by source (nil for others)
+
+	stopFeeds context.CancelFunc // its route-wide fetching sources
+	feeds     sync.WaitGroup
+}
+
+// gen is the current generation.
+func (s *Server) gen() *generation { return s.current.Load() }
+
+// config is the current config.
+func (s *Server) config() *config.Config { return s.gen().cfg }
+
+// routeMetrics returns rt's counters.
+func (s *Server) routeMetrics(rt *config.Route) *routeMetrics { return s.gen().routes[rt].m }
+
+// build makes the generation of cfg. Routes and auth blocks that prev has
+// with the same fingerprint are kept as they are: cfg.Routes then points
+// at prev's routes, so their streams, webhook de-duplication and counters
+// go on. On error nothing of prev has changed.
+func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error) {
+	g := &generation{cfg: cfg, mux: http.NewServeMux(), auths: map[string]*authState{}, routes: map[*config.Route]*routeState{}}
+	kept := map[string]*config.Route{}
+	if prev != nil {
+		for rt := range prev.routes {
+			kept[rt.Path+"\x00"+rt.Fingerprint] = rt
+		}
+	}
+	var built []*authState // undone on error
+	fail := func(err error) (*generation, error) {
+		for _, a := range built {
+			a.stop()
+		}
+		return nil, err
+	}
+	for name, a := range cfg.Auths {
+		if prev != nil {
+			if old := prev.auths[name]; old != nil && old.fingerprint == a.Fingerprint {
+				g.auths[name] = old
+				continue
+			}
+		}
+		st, err := s.buildAuth(cfg, name, a)
+		if err != nil {
+			return fail(err)
+		}
+		built = append(built, st)
+		g.auths[name] = st
+	}
+	for i, rt := range cfg.Routes {
+		if old := kept[rt.Path+"\x00"+rt.Fingerprint]; old != nil {
+			cfg.Routes[i] = old
+			g.routes[old] = prev.routes[old]
+			continue
+		}
+		rs := &routeState{m: s.metrics.route(rt), ingress: make([]http.Handler, len(rt.Sources))}
+		if rt.JetStream != nil {
+			name, err := s.setupJetStream(cfg, rt)
+			if err != nil {
+				return fail(fmt.Errorf("route %q: JetStream history: %w", rt.Path, err))
+			}
+			rs.jsStream = name
+		}
+		g.routes[rt] = rs
+	}
+	for _, rt := range cfg.Routes {
+		rs := g.routes[rt]
+		g.mux.Handle("GET "+rt.Path, s.routeHandler(rt))
+		if rt.CORS != nil {
+			g.mux.Handle("OPTIONS "+rt.Path, s.preflight(rt.CORS, http.MethodGet, http.MethodHead))
+		}
+		for i, src := range rt.Sources {
+			in, ok := src.(sources.Ingress)
+			if !ok {
+				continue
+			}
+			if rs.ingress[i] == nil {
+				// One handler for all its methods: one de-duplication window.
+				log := s.log.With().Str("route", rt.Path).Int("source", i).Logger()
+				rs.ingress[i] = in.Handler(s.publisherOf(rs), log, s.metrics.webhookAnswered(rt))
+			}
+			for _, p := range in.Patterns() {
+				g.mux.Handle(p, rs.ingress[i])
+			}
+		}
+	}
+	for _, a := range cfg.Auths {
+		if a.Ticket == nil {
+			continue
+		}
+		g.mux.Handle("POST "+a.Ticket.Path, s.withCORS(cfg.CORS, g.auths[a.Name].tickets))
+		if cfg.CORS != nil {
+			g.mux.Handle("OPTIONS "+a.Ticket.Path, s.preflight(cfg.CORS, http.MethodPost))
+		}
+	}
+	return g, nil
+}
+
+// buildAuth makes the authenticator of auth block a.
+func (s *Server) buildAuth(cfg *config.Config, name string, a *config.Auth) (*authState, error) {
+	ctx, stop := context.WithCancel(context.Background())
+	st := &authState{fingerprint: a.Fingerprint, stop: stop}
+	switch a.Kind {
+	case "bearer":
+		st.au = auth.NewBearer(a.Tokens)
+	case "jwt":
+		jc := *a.JWT
+		jc.HTTP = s.http
+		j, err := auth.NewJWT(ctx, jc, s.log.With().Str("auth", name).Logger())
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("auth %q: %w", name, err)
+		}
+		st.au = j
+	case "forward":
+		fc := *a.Forward
+		fc.HTTP = s.http
+		fc.StripQuery = credentialParams(cfg)
+		st.au = auth.NewForward(fc)
+	}
+	if a.Ticket != nil {
+		t := auth.NewTickets(st.au, a.Ticket.TTL)
+		st.au, st.tickets = t, t
+	}
+	return st, nil
+}
+
+// startRoute starts what runs for rt as a whole: its route-wide fetching
+// sources and, for a route whose one stream needs no client's path or
+// claims, that stream, so its history starts now.
+func (s *Server) startRoute(g *generation, rt *config.Route) error {
+	rs := g.routes[rt]
+	ctx, cancel := context.WithCancel(context.Background())
+	rs.stopFeeds = cancel
+	for i, src := range rt.Sources {
+		f, ok := src.(sources.Feeder)
+		if !ok || f.PerStream() {
+			continue
+		}
+		env := s.feedEnv(rs)
+		env.StreamCtx, env.Name = g.cfg.EvalContext, feedName(rt, i)
+		env.Log = s.log.With().Str("route", rt.Path).Int("source", i).Logger()
+		untrack := s.trackFeed(rt, i, nil, &env)
+		rs.feeds.Go(func() {
+			defer untrack()
+			f.Feed(ctx, env)
+		})
+	}
+	if len(rt.Params) > 0 || len(rt.Auth) > 0 {
+		return nil
+	}
+	id, err := s.identify(g, rt, nil, cty.NilVal)
+	if err != nil {
+		return fmt.Errorf("route %q: %w", rt.Path, err)
+	}
+	st, err := s.openStream(rs, id)
+	if err != nil {
+		return fmt.Errorf("route %q: %w", rt.Path, err)
+	}
+	st.pinned = true
+	st.startFeeding(s.feedEnv(rs), s.trackFeed)
+	close(st.ready)
+	s.mu.Lock()
+	s.streams[st.key] = st
+	s.mu.Unlock()
+	return nil
+}
+
+// stopRouteFeeds stops rt's route-wide fetching sources and waits for
+// them.
+func (rs *routeState) stopRouteFeeds() {
+	if rs.stopFeeds != nil {
+		rs.stopFeeds()
+	}
+	rs.feeds.Wait()
+}
