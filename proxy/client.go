@@ -28,6 +28,8 @@ type Client struct {
 	held     [][]byte      // at most limit; beyond, they are dropped and overflow set
 	overflow bool          // held frames were dropped: the replay must fetch them
 	left     chan struct{} // closed when the client is dropped
+	ended    chan struct{} // closed when the stream ends it: final goes last
+	final    []byte
 	wake     chan struct{} // a token when the queue went from empty to not
 
 	slot int // index in the stream's client list, guarded by the stream's lock
@@ -42,6 +44,7 @@ func newClient(r *http.Request, limit int) *Client {
 		req:   r,
 		limit: limit,
 		left:  make(chan struct{}),
+		ended: make(chan struct{}),
 		wake:  make(chan struct{}, 1),
 		slot:  -1,
 	}
@@ -168,6 +171,18 @@ func (c *Client) close() {
 	c.drop()
 	c.queue = nil
 	c.mu.Unlock()
+}
+
+// finish ends the client's stream after what is queued, with frame last
+// (a retry hint), so it reconnects; a client already gone is left alone.
+func (c *Client) finish(frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone || c.final != nil {
+		return
+	}
+	c.final = frame
+	close(c.ended)
 }
 
 // drop marks the client gone; called with c.mu held.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sync"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/proxy/sse"
 	"github.com/ssegate/ssegate/sources"
 )
 
@@ -210,4 +213,111 @@ func (rs *routeState) stopRouteFeeds() {
 		rs.stopFeeds()
 	}
 	rs.feeds.Wait()
+}
+
+// reloadRetry is the retry hint, before jitter, for the streams of a route
+// a reload removed or changed: they come back at once to the new one.
+const reloadRetry = 500 * time.Millisecond
+
+// Reload applies cfg, as config.Load returns it, without dropping the
+// clients of routes that did not change: their streams, histories and
+// sources go on. Added routes start; the streams of removed and changed
+// routes end with a retry hint (clients reconnect, and find the new
+// route), and their sources stop; auth blocks are rebuilt only when they
+// changed, so outstanding tickets survive. The NATS connection, the
+// listeners, TLS, the admin block and logging cannot change without a
+// restart: a change to them is logged and left for it. When the new
+// config cannot be applied (a JetStream stream cannot be made, say) Reload
+// returns why and the old config goes on.
+func (s *Server) Reload(cfg *config.Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.mu.Lock()
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping {
+		return errClosing
+	}
+	prev := s.gen()
+	s.warnRestartOnly(prev.cfg, cfg)
+	next, err := s.build(cfg, prev)
+	if err != nil {
+		return err
+	}
+	var added, removed []*config.Route
+	for _, rt := range cfg.Routes {
+		if prev.routes[rt] == nil {
+			added = append(added, rt)
+		}
+	}
+	for _, rt := range prev.cfg.Routes {
+		if next.routes[rt] == nil {
+			removed = append(removed, rt)
+		}
+	}
+	for i, rt := range added {
+		if err := s.startRoute(next, rt); err != nil {
+			for _, started := range added[:i+1] {
+				s.endRoute(next, started)
+			}
+			for name, a := range next.auths {
+				if prev.auths[name] != a {
+					a.stop()
+				}
+			}
+			return err
+		}
+	}
+	s.limits.update(cfg)
+	s.current.Store(next)
+	for _, rt := range removed {
+		s.endRoute(prev, rt)
+	}
+	for name, a := range prev.auths {
+		if next.auths[name] != a {
+			a.stop()
+		}
+	}
+	s.log.Info().Int("routes", len(cfg.Routes)).Int("kept", len(cfg.Routes)-len(added)).
+		Int("added", len(added)).Int("removed", len(removed)).Msg("config reloaded")
+	return nil
+}
+
+// endRoute stops rt's sources and ends its streams with a retry hint.
+func (s *Server) endRoute(g *generation, rt *config.Route) {
+	g.routes[rt].stopRouteFeeds()
+	s.mu.Lock()
+	var ending []*stream
+	for key, st := range s.streams {
+		if st.route == rt {
+			delete(s.streams, key)
+			ending = append(ending, st)
+		}
+	}
+	s.mu.Unlock()
+	bye := sse.AppendComment(sse.AppendRetry(nil, jitter(retryOr(rt, reloadRetry))), "route changed; reconnect")
+	for _, st := range ending {
+		st.end(bye)
+		st.unsubscribe()
+	}
+}
+
+// warnRestartOnly logs the settings that changed but only apply at the
+// next start.
+func (s *Server) warnRestartOnly(old, cfg *config.Config) {
+	for _, x := range []struct {
+		name string
+		same bool
+	}{
+		{"listen", old.Listen == cfg.Listen},
+		{"tls", reflect.DeepEqual(old.TLS, cfg.TLS)},
+		{"h2c", old.H2C == cfg.H2C},
+		{"nats", reflect.DeepEqual(old.NATS, cfg.NATS)},
+		{"admin", reflect.DeepEqual(old.Admin, cfg.Admin)},
+		{"log", old.Log == cfg.Log},
+	} {
+		if !x.same {
+			s.log.Warn().Str("setting", x.name).Msg("changed in the config; it applies at the next restart, not on reload")
+		}
+	}
 }

@@ -264,6 +264,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 		case <-r.Context().Done():
 			log.Debug().Msg("client left")
 			return
+		case <-c.ended:
+			// Its route was reloaded away: what is queued, then the hint.
+			batch := c.take(spare)
+			if write(append(batch, c.final)...) == nil {
+				m.delivered.Add(float64(len(batch)))
+			}
+			log.Debug().Msg("stream ended: its route changed")
+			return
 		case <-c.left:
 			m.queueFull.Inc()
 			log.Debug().Msg("slow client dropped: its queue overflowed")

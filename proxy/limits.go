@@ -33,6 +33,14 @@ func newLimits(cfg *config.Config) *limits {
 	}
 }
 
+// update takes the limits of a reloaded config; streams open over a
+// lowered limit stay, new ones wait until they fit.
+func (l *limits) update(cfg *config.Config) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.maxTotal, l.maxPerIP = cfg.MaxConnections, cfg.MaxConnectionsPerIP
+}
+
 // refusal is why a stream was not taken, and the status for a request
 // that is not an EventSource.
 type refusal struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,20 @@ func (st *stream) startFeeding(env sources.FeedEnv, track func(rt *config.Route,
 				f.Feed(ctx, env)
 			})
 		}
+	}
+}
+
+// end closes the stream: each client gets what is queued for it and then
+// frame, and the stream takes no more clients or events. The caller has
+// taken it out of the Server's streams, and unsubscribes it.
+func (st *stream) end(frame []byte) {
+	st.stopLinger()
+	st.mu.Lock()
+	st.closed = true
+	clients := slices.Clone(st.clients)
+	st.mu.Unlock()
+	for _, c := range clients {
+		c.finish(frame)
 	}
 }
 

@@ -1,0 +1,164 @@
+package proxy_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+const reloadBefore = `
+auth "bearer" "ops" { tokens = ["t1"] }
+route "/keep" {
+  history = 10
+  source "nats" { subject = "keep" }
+}
+route "/change" {
+  source "nats" { subject = "change.old" }
+}
+route "/drop" {
+  source "nats" { subject = "drop" }
+}
+route "/private" {
+  auth = "ops"
+  source "nats" { subject = "private" }
+}
+`
+
+func parse(t *testing.T, hcl string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(hcl), "reload.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// A reload keeps the clients of a route that did not change (no
+// disconnect, same history), ends those of changed and removed routes
+// with a retry hint, and starts added ones.
+func TestReload(t *testing.T) {
+	h := start(t, reloadBefore)
+	keep := h.open("/keep", nil)
+	change := h.open("/change", nil)
+	drop := h.open("/drop", nil)
+	h.publish("keep", "before")
+	before := keep.expectData("before")[0]
+
+	after := strings.NewReplacer(
+		`subject = "change.old"`, `subject = "change.new"`,
+		"route \"/drop\" {\n  source \"nats\" { subject = \"drop\" }\n}\n", `route "/add" {
+  source "nats" { subject = "add" }
+}
+`,
+		`tokens = ["t1"]`, `tokens = ["t2"]`,
+	).Replace(reloadBefore)
+	if err := h.srv.Reload(parse(t, after)); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []*client{change, drop} {
+		c.waitEnd()
+		if raw := c.rawString(); !strings.Contains(raw, "retry: ") || !strings.HasSuffix(raw, ": route changed; reconnect\n") {
+			t.Errorf("a changed route's stream ended with %q", raw)
+		}
+	}
+	h.publish("keep", "after")
+	keep.expectData("after")
+	if raw := keep.rawString(); strings.Contains(raw, "reconnect") {
+		t.Errorf("the unchanged route's client was told to reconnect: %q", raw)
+	}
+	// Same stream, same history: a resume from before the reload works.
+	resumed := h.open("/keep", http.Header{"Last-Event-Id": {before.LastEventID}})
+	resumed.expectData("after")
+
+	changed := h.open("/change", nil)
+	h.publish("change.old", "old subject")
+	h.publish("change.new", "new subject")
+	changed.expectData("new subject")
+	added := h.open("/add", nil)
+	h.publish("add", "added")
+	added.expectData("added")
+
+	resp, err := http.Get(h.ts.URL + "/drop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("removed route answers %d", resp.StatusCode)
+	}
+	// The auth block changed: the new token opens, the old one does not.
+	for token, want := range map[string]int{"t1": http.StatusUnauthorized, "t2": http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodHead, h.ts.URL+"/private", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("token %s after reload: %d, want %d", token, resp.StatusCode, want)
+		}
+	}
+	keep.expectQuiet(50 * time.Millisecond)
+}
+
+// A config that cannot be applied is refused and the old one goes on: a
+// JetStream history on a NATS without JetStream cannot be made.
+func TestReloadRefused(t *testing.T) {
+	h := start(t, reloadBefore)
+	keep := h.open("/keep", nil)
+	bad := reloadBefore + `
+route "/durable" {
+  history { store = "jetstream" }
+  source "nats" { subject = "durable" }
+}`
+	if err := h.srv.Reload(parse(t, bad)); err == nil {
+		t.Fatal("reload with a JetStream history on a NATS without JetStream accepted")
+	}
+	h.publish("keep", "still here")
+	keep.expectData("still here")
+	resp, err := http.Get(h.ts.URL + "/durable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the refused config's route answers %d", resp.StatusCode)
+	}
+}
+
+// A reload leaves a poll that did not change running (a restarted one
+// would emit its items again) and starts one that was added.
+func TestReloadKeepsAndStartsPolls(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"items":[{"id":"a"}]}`)
+	}))
+	defer up.Close()
+	poll := func(path string) string {
+		return fmt.Sprintf(`
+route %q {
+  source "poll" {
+    url      = %q
+    interval = "20ms"
+    items    = msg.json.items
+    key      = msg.json.id
+    data     = msg.json.id
+  }
+}`, path, up.URL)
+	}
+	h := start(t, poll("/feed"))
+	feed := h.open("/feed", nil)
+	feed.expectData("a")
+	if err := h.srv.Reload(parse(t, poll("/feed")+poll("/feed2"))); err != nil {
+		t.Fatal(err)
+	}
+	added := h.open("/feed2", nil)
+	added.expectData("a")
+	feed.expectQuiet(300 * time.Millisecond)
+}
