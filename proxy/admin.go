@@ -36,6 +36,15 @@ func (s *Server) Admin() http.Handler {
 	})
 	rest := http.NewServeMux()
 	rest.Handle("GET /metrics", s.metrics.handler())
+	if s.reloader != nil {
+		rest.HandleFunc("POST /reload", func(w http.ResponseWriter, _ *http.Request) {
+			if err := s.reloader(); err != nil {
+				writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"reloaded": false, "error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"reloaded": true})
+		})
+	}
 	s.adminPages(rest)
 	// Profiles, for finding where time and memory go in production.
 	rest.HandleFunc("GET /debug/pprof/", pprof.Index)

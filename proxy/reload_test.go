@@ -134,7 +134,8 @@ route "/durable" {
 }
 
 // A reload leaves a poll that did not change running (a restarted one
-// would emit its items again) and starts one that was added.
+// would emit its items again) and starts one that was added. The polls
+// run per stream, so each starts with its first client.
 func TestReloadKeepsAndStartsPolls(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `{"items":[{"id":"a"}]}`)
@@ -142,9 +143,9 @@ func TestReloadKeepsAndStartsPolls(t *testing.T) {
 	defer up.Close()
 	poll := func(path string) string {
 		return fmt.Sprintf(`
-route %q {
+route "%s/{x}" {
   source "poll" {
-    url      = %q
+    url      = "%s?x=${path.x}"
     interval = "20ms"
     items    = msg.json.items
     key      = msg.json.id
@@ -153,12 +154,12 @@ route %q {
 }`, path, up.URL)
 	}
 	h := start(t, poll("/feed"))
-	feed := h.open("/feed", nil)
+	feed := h.open("/feed/1", nil)
 	feed.expectData("a")
 	if err := h.srv.Reload(parse(t, poll("/feed")+poll("/feed2"))); err != nil {
 		t.Fatal(err)
 	}
-	added := h.open("/feed2", nil)
+	added := h.open("/feed2/1", nil)
 	added.expectData("a")
 	feed.expectQuiet(300 * time.Millisecond)
 }

@@ -63,6 +63,7 @@ type Server struct {
 	js        jetstream.JetStream
 	http      *http.Client // for the sources that fetch
 	leaseTTL  time.Duration
+	reloader  func() error
 	leases    *lease.Leases // one replica at a time runs each fetching source
 	feedBoard feedBoard     // the fetching sources running here
 	metrics   *metrics
@@ -114,6 +115,13 @@ func WithNATS(nc *nats.Conn) Option {
 // the source over; the default is lease.DefaultTTL.
 func WithLeaseTTL(d time.Duration) Option {
 	return func(s *Server) { s.leaseTTL = d }
+}
+
+// WithReloader makes the admin listener answer POST /reload by calling
+// reload, which reads the config again and calls Reload; ssegate's command
+// gives one that reads its config file.
+func WithReloader(reload func() error) Option {
+	return func(s *Server) { s.reloader = reload }
 }
 
 // New builds a Server from cfg, as config.Load or config.Parse return it.

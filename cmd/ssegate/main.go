@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ Usage:
   ssegate check [-nats URL -subject SUBJECT] URL
                                      self-test a deployed route: status, HTTP
                                      version, buffering, keepalives, resume
+  ssegate reload [-admin URL]        make the running proxy read its config again
+                                     (or send it SIGHUP)
   ssegate version                    print the version
 
 The config path defaults to $SSEGATE_CONFIG, then ssegate.hcl.
@@ -52,8 +55,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
-	if cmd == "check" {
+	switch cmd {
+	case "check":
 		return runCheck(args, stdout, stderr)
+	case "reload":
+		return runReload(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("ssegate "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -179,7 +185,36 @@ func runProxy(path string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	srv, err := proxy.New(cfg, proxy.WithLogger(log))
+	// The config in force, for the shutdown settings: a reload may change
+	// them.
+	var cfgMu sync.Mutex
+	latest := cfg
+	current := func() *config.Config {
+		cfgMu.Lock()
+		defer cfgMu.Unlock()
+		return latest
+	}
+	var srv *proxy.Server
+	reload := func() error {
+		next, err := config.Load(path)
+		if err != nil {
+			log.Error().Str("diagnostics", err.Error()).Msg("reload refused: the config has errors; the old one goes on")
+			return err
+		}
+		if err := srv.Reload(next); err != nil {
+			log.Error().Err(err).Msg("reload refused; the old config goes on")
+			return err
+		}
+		cfgMu.Lock()
+		latest = next
+		cfgMu.Unlock()
+		return nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	srv, err = proxy.New(cfg, proxy.WithLogger(log), proxy.WithReloader(reload))
 	if err != nil {
 		log.Error().Err(err).Msg("start")
 		return 1
@@ -209,23 +244,31 @@ func runProxy(path string, stderr io.Writer) int {
 	go func() { served <- serve(hs, ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Int("routes", len(cfg.Routes)).Bool("tls", cfg.TLS != nil).Bool("h2c", cfg.H2C).Str("version", buildVersion()).Msg("ssegate serving")
 
-	select {
-	case <-ctx.Done():
-		log.Info().Msg("signal received; shutting down")
-	case err := <-served:
-		log.Error().Err(err).Msg("serve")
-		shutdown(srv, nil, cfg.ShutdownTimeout, log)
-		return 1
+wait:
+	for {
+		select {
+		case <-hup:
+			log.Info().Msg("SIGHUP: reloading the config")
+			_ = reload()
+		case <-ctx.Done():
+			log.Info().Msg("signal received; shutting down")
+			break wait
+		case err := <-served:
+			log.Error().Err(err).Msg("serve")
+			shutdown(srv, nil, current().ShutdownTimeout, log)
+			return 1
+		}
 	}
 	stop() // a second signal kills at once
-	if d := cfg.ShutdownDelay; d > 0 {
+	final := current()
+	if d := final.ShutdownDelay; d > 0 {
 		// Serving on, not ready, so that load balancers stop sending
 		// browsers here before their streams are ended.
 		srv.Drain()
 		log.Info().Dur("shutdown_delay", d).Msg("not ready; shutting down after shutdown_delay")
 		time.Sleep(d)
 	}
-	if !shutdown(srv, hs, cfg.ShutdownTimeout, log) {
+	if !shutdown(srv, hs, final.ShutdownTimeout, log) {
 		return 1
 	}
 	log.Info().Msg("stopped")

@@ -73,13 +73,7 @@ func TestVersionAndUsage(t *testing.T) {
 // published with `ssegate publish`, SIGTERM closing the stream and exiting
 // cleanly, and a browser's resume against the restarted proxy.
 func TestRunPublishSignalAndRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "ssegate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	httpAddr, natsAddr, adminAddr := loopback.FreeAddr(t), loopback.FreeAddr(t), loopback.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "ssegate.hcl")
 	cfg := fmt.Sprintf(`
@@ -165,6 +159,19 @@ route "/sse" {
 	if ev := nextEvent(t, events); ev.Data != "after restart" {
 		t.Fatalf("event %+v", ev)
 	}
+}
+
+// buildBinary builds ssegate for a test that runs it.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ssegate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // startProxy runs the binary on cfgPath until it serves; the process is

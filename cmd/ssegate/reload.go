@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// runReload is `ssegate reload`: it asks a running ssegate, through its
+// admin listener, to read its config again. The answer says whether the
+// new config was applied or why it was refused (the old one then goes on).
+func runReload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ssegate reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	admin := fs.String("admin", "http://127.0.0.1:9090", "the running ssegate's admin listener")
+	var headers []string
+	fs.Func("header", "a request header, `Name: value` (repeatable), for the admin block's auth", func(v string) error {
+		if !strings.Contains(v, ":") {
+			return errors.New("want Name: value")
+		}
+		headers = append(headers, v)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: ssegate reload [-admin URL] [-header 'Name: value']")
+		return 2
+	}
+	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(*admin, "/")+"/reload", nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "ssegate reload:", err)
+		return 2
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	// Long enough for JetStream streams of new routes to be made.
+	hc := &http.Client{Timeout: time.Minute}
+	resp, err := hc.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "ssegate reload:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Reloaded bool   `json:"reloaded"`
+		Error    string `json:"error"`
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err := json.Unmarshal(body, &answer); err != nil {
+		fmt.Fprintf(stderr, "ssegate reload: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
+		return 1
+	}
+	if !answer.Reloaded {
+		fmt.Fprintf(stderr, "ssegate reload: refused; the old config goes on:\n%s\n", answer.Error)
+		return 1
+	}
+	fmt.Fprintln(stdout, "reloaded")
+	return 0
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+)
+
+// The running binary reloads on SIGHUP and on `ssegate reload`: a client
+// of an unchanged route stays connected throughout, an added route
+// serves, and a config with errors is refused with its diagnostics while
+// the old one goes on.
+func TestReloadBySIGHUPAndCommand(t *testing.T) {
+	bin := buildBinary(t)
+	httpAddr, natsAddr, adminAddr := loopback.FreeAddr(t), loopback.FreeAddr(t), loopback.FreeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "ssegate.hcl")
+	base := fmt.Sprintf(`
+listen = %q
+log { format = "json" }
+admin { listen = %q }
+nats {
+  embedded { listen = %q }
+}
+route "/sse" {
+  source "nats" { subject = "events" }
+}
+`, httpAddr, adminAddr, natsAddr)
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(base)
+	proc, logs := startProxy(t, bin, cfgPath)
+	events, raw := openStream(t, "http://"+httpAddr+"/sse", "")
+
+	write(base + `
+route "/more" {
+  source "nats" { subject = "more" }
+}`)
+	if err := proc.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logs, `"config reloaded"`)
+	publishWith(t, bin, natsAddr, "after SIGHUP")
+	if ev := nextEvent(t, events); ev.Data != "after SIGHUP" {
+		t.Fatalf("event %+v", ev)
+	}
+
+	write(base + `
+route "/broken" {
+  keepalive = "soon"
+  source "nats" { subject = "b" }
+}`)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"reload", "-admin", "http://" + adminAddr}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "Invalid duration") {
+		t.Fatalf("reload of a broken config: exit %d, %q", code, errOut.String())
+	}
+	resp, err := http.Get("http://" + httpAddr + "/more")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		t.Fatalf("the route added by SIGHUP, after a refused reload: %s", resp.Status)
+	}
+
+	write(base)
+	out.Reset()
+	if code := run([]string{"reload", "-admin", "http://" + adminAddr}, &out, &errOut); code != 0 || out.String() != "reloaded\n" {
+		t.Fatalf("reload: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	publishWith(t, bin, natsAddr, "after reload")
+	if ev := nextEvent(t, events); ev.Data != "after reload" {
+		t.Fatalf("event %+v", ev)
+	}
+	if strings.Contains(raw.String(), "reconnect") {
+		t.Fatalf("the unchanged route's client was told to reconnect: %q", raw.String())
+	}
+}
