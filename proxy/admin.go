@@ -52,11 +52,15 @@ func (s *Server) Admin() http.Handler {
 	rest.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	rest.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	rest.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	if s.config().Admin == nil || len(s.config().Admin.Auth) == 0 {
+	// The admin block is the one the listener started with: it changes
+	// only with a restart.
+	cfg := s.config()
+	if cfg.Admin == nil || len(cfg.Admin.Auth) == 0 {
 		return admin(probes, rest)
 	}
+	names := cfg.Admin.Auth
 	return admin(probes, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, denied := s.tryAuth(r, s.config().Admin.Auth)
+		_, denied := s.tryAuth(s.gen(), r, names)
 		switch {
 		case denied == nil:
 			rest.ServeHTTP(w, r)

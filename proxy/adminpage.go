@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/sse"
 	"github.com/ssegate/ssegate/sources/sseparse"
 )
@@ -45,9 +46,10 @@ type RouteInfo struct {
 // RouteInfos lists the routes with what is open on them now, as the admin
 // page's /api/routes does.
 func (s *Server) RouteInfos() []RouteInfo {
-	open := s.openCounts()
-	out := make([]RouteInfo, 0, len(s.config().Routes))
-	for _, rt := range s.config().Routes {
+	cfg := s.config()
+	open := s.openCounts(cfg)
+	out := make([]RouteInfo, 0, len(cfg.Routes))
+	for _, rt := range cfg.Routes {
 		c := open[rt.Path]
 		out = append(out, RouteInfo{
 			Path: rt.Path, Params: nonNil(rt.Params), Auth: nonNil(rt.Auth), Sources: nonNil(rt.SourceKinds),
@@ -70,10 +72,10 @@ type openCount struct {
 	pending          uint64 // the largest JetStream backlog of its streams
 }
 
-// openCounts counts the open streams and clients of each route.
-func (s *Server) openCounts() map[string]*openCount {
-	counts := make(map[string]*openCount, len(s.config().Routes))
-	for _, rt := range s.config().Routes {
+// openCounts counts the open streams and clients of each route of cfg.
+func (s *Server) openCounts(cfg *config.Config) map[string]*openCount {
+	counts := make(map[string]*openCount, len(cfg.Routes))
+	for _, rt := range cfg.Routes {
 		counts[rt.Path] = &openCount{}
 	}
 	s.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,16 +34,24 @@ type authState struct {
 	au          auth.Authenticator
 	tickets     http.Handler       // its ticket endpoint, or nil
 	stop        context.CancelFunc // ends its key-set refresh, if any
+	// stripQuery: a forward block hides these query parameters (every
+	// jwt block's) from its auth service, so it is rebuilt when they
+	// change.
+	stripQuery []string
 }
 
 // routeState is what a route has beyond its config.
 type routeState struct {
 	jsStream string         // the JetStream stream of its history, or ""
+	durable  bool           // its history is in JetStream
 	m        *routeMetrics  // its counters
 	ingress  []http.Handler // its webhooks' handlers, by source (nil for others)
 
 	stopFeeds context.CancelFunc // its route-wide fetching sources
 	feeds     sync.WaitGroup
+	// ended is set, under the Server's mu, once a reload removed the
+	// route: no stream of it may open after endRoute looked for them.
+	ended bool
 }
 
 // gen is the current generation.
@@ -57,10 +66,14 @@ func (s *Server) routeMetrics(rt *config.Route) *routeMetrics { return s.gen().r
 // build makes the generation of cfg. Routes and auth blocks that prev has
 // with the same fingerprint are kept as they are: cfg.Routes then points
 // at prev's routes, so their streams, webhook de-duplication and counters
-// go on. On error nothing of prev has changed.
+// go on. The JetStream streams of new and changed routes are made or
+// updated last, once everything else was built: on error before that step
+// nothing of prev has changed, and during it, only the streams already
+// updated.
 func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error) {
 	g := &generation{cfg: cfg, mux: http.NewServeMux(), auths: map[string]*authState{}, routes: map[*config.Route]*routeState{}}
 	kept := map[string]*config.Route{}
+	var durable []*config.Route // new routes whose JetStream stream is made last
 	if prev != nil {
 		for rt := range prev.routes {
 			kept[rt.Path+"\x00"+rt.Fingerprint] = rt
@@ -75,7 +88,7 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 	}
 	for name, a := range cfg.Auths {
 		if prev != nil {
-			if old := prev.auths[name]; old != nil && old.fingerprint == a.Fingerprint {
+			if old := prev.auths[name]; old != nil && old.fingerprint == a.Fingerprint && slices.Equal(old.stripQuery, stripQueryOf(cfg, a)) {
 				g.auths[name] = old
 				continue
 			}
@@ -93,15 +106,10 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 			g.routes[old] = prev.routes[old]
 			continue
 		}
-		rs := &routeState{m: s.metrics.route(rt), ingress: make([]http.Handler, len(rt.Sources))}
+		g.routes[rt] = &routeState{m: s.metrics.route(rt), ingress: make([]http.Handler, len(rt.Sources)), durable: rt.JetStream != nil}
 		if rt.JetStream != nil {
-			name, err := s.setupJetStream(cfg, rt)
-			if err != nil {
-				return fail(fmt.Errorf("route %q: JetStream history: %w", rt.Path, err))
-			}
-			rs.jsStream = name
+			durable = append(durable, rt)
 		}
-		g.routes[rt] = rs
 	}
 	for _, rt := range cfg.Routes {
 		rs := g.routes[rt]
@@ -133,6 +141,13 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 			g.mux.Handle("OPTIONS "+a.Ticket.Path, s.preflight(cfg.CORS, http.MethodPost))
 		}
 	}
+	for _, rt := range durable {
+		name, err := s.setupJetStream(cfg, rt)
+		if err != nil {
+			return fail(fmt.Errorf("route %q: JetStream history: %w", rt.Path, err))
+		}
+		g.routes[rt].jsStream = name
+	}
 	return g, nil
 }
 
@@ -155,14 +170,23 @@ func (s *Server) buildAuth(cfg *config.Config, name string, a *config.Auth) (*au
 	case "forward":
 		fc := *a.Forward
 		fc.HTTP = s.http
-		fc.StripQuery = credentialParams(cfg)
+		fc.StripQuery = stripQueryOf(cfg, a)
 		st.au = auth.NewForward(fc)
+		st.stripQuery = fc.StripQuery
 	}
 	if a.Ticket != nil {
 		t := auth.NewTickets(st.au, a.Ticket.TTL)
 		st.au, st.tickets = t, t
 	}
 	return st, nil
+}
+
+// stripQueryOf is what forward block a hides from its auth service.
+func stripQueryOf(cfg *config.Config, a *config.Auth) []string {
+	if a.Kind != "forward" {
+		return nil
+	}
+	return credentialParams(cfg)
 }
 
 // startRoute starts what runs for rt as a whole: its route-wide fetching
@@ -239,7 +263,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return errClosing
 	}
 	prev := s.gen()
-	s.warnRestartOnly(prev.cfg, cfg)
+	s.warnRestartOnly(s.startCfg, cfg)
 	next, err := s.build(cfg, prev)
 	if err != nil {
 		return err
@@ -278,6 +302,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 			a.stop()
 		}
 	}
+	s.metrics.forgetRoutes(prev.cfg, cfg)
 	s.log.Info().Int("routes", len(cfg.Routes)).Int("kept", len(cfg.Routes)-len(added)).
 		Int("added", len(added)).Int("removed", len(removed)).Msg("config reloaded")
 	return nil
@@ -285,8 +310,10 @@ func (s *Server) Reload(cfg *config.Config) error {
 
 // endRoute stops rt's sources and ends its streams with a retry hint.
 func (s *Server) endRoute(g *generation, rt *config.Route) {
-	g.routes[rt].stopRouteFeeds()
+	rs := g.routes[rt]
+	rs.stopRouteFeeds()
 	s.mu.Lock()
+	rs.ended = true
 	var ending []*stream
 	for key, st := range s.streams {
 		if st.route == rt {

@@ -46,7 +46,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		rs := g.routes[rt]
 		if rs == nil {
 			count(connUnavailable)
-			s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "route reloaded; retry")
+			s.comeBackIn(w, r, reloadRetry, http.StatusServiceUnavailable, "route reloaded; retry")
 			return
 		}
 		s.allowOrigin(w, r, rt.CORS)
@@ -65,7 +65,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			http.Error(w, "forbidden: the request was refused", http.StatusForbidden)
 			return
 		}
-		who, ok := s.authenticate(w, r, rt)
+		who, ok := s.authenticate(g, w, r, rt)
 		if !ok {
 			return
 		}
@@ -109,10 +109,14 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		lastID, resume := lastEventID(r)
 		st, err := s.attach(r.Context(), id, c, lastID, resume)
 		if err != nil {
+			count(connUnavailable)
+			if errors.Is(err, errReloaded) {
+				s.comeBackIn(w, r, reloadRetry, http.StatusServiceUnavailable, "route reloaded; retry")
+				return
+			}
 			if !errors.Is(err, errClosing) {
 				s.warn.Warn().Err(err).Str("route", rt.Path).Msg("stream refused")
 			}
-			count(connUnavailable)
 			s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "unavailable: "+err.Error())
 			return
 		}
@@ -179,7 +183,12 @@ func lastEventID(r *http.Request) (string, bool) {
 // back later, and not all at once. Other clients get status with
 // Retry-After.
 func (s *Server) comeBackLater(w http.ResponseWriter, r *http.Request, rt *config.Route, status int, reason string) {
-	retry := jitter(retryOr(rt, comeBackLaterDelay))
+	s.comeBackIn(w, r, retryOr(rt, comeBackLaterDelay), status, reason)
+}
+
+// comeBackIn is comeBackLater with a retry hint of about d.
+func (s *Server) comeBackIn(w http.ResponseWriter, r *http.Request, d time.Duration, status int, reason string) {
+	retry := jitter(d)
 	if !acceptsEventStream(r) {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
 		http.Error(w, reason, status)

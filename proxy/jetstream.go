@@ -29,13 +29,6 @@ const jsDuplicateWindow = 10 * time.Minute
 // setupJetStream creates or updates the JetStream stream of rt's history,
 // or checks that a stream it names exists, and returns its name.
 func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, error) {
-	if s.js == nil {
-		js, err := jetstream.New(s.nc)
-		if err != nil {
-			return "", fmt.Errorf("JetStream: %w", err)
-		}
-		s.js = js
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
 	return s.ensureStream(ctx, cfg, rt)

@@ -76,6 +76,23 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
+// forgetRoutes drops the series of routes old has and cfg no longer does,
+// so a reload does not leave removed routes in the metrics forever.
+func (m *metrics) forgetRoutes(old, cfg *config.Config) {
+	paths := map[string]bool{}
+	for _, rt := range cfg.Routes {
+		paths[rt.Path] = true
+	}
+	for _, rt := range old.Routes {
+		if paths[rt.Path] {
+			continue
+		}
+		for _, v := range []*prometheus.CounterVec{m.connections, m.received, m.rejected, m.delivered, m.bytes, m.replays, m.slow, m.sourceErrors, m.webhooks, m.polls} {
+			v.DeletePartialMatch(prometheus.Labels{"route": rt.Path})
+		}
+	}
+}
+
 // route returns rt's counters.
 func (m *metrics) route(rt *config.Route) *routeMetrics {
 	r := &routeMetrics{
@@ -134,12 +151,12 @@ func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	s := g.s
 	gen := s.gen()
-	open := s.openCounts()
+	open := s.openCounts(gen.cfg)
 	for _, rt := range gen.cfg.Routes {
 		c := open[rt.Path]
 		ch <- prometheus.MustNewConstMetric(descStreams, prometheus.GaugeValue, float64(c.streams), rt.Path)
 		ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(c.clients), rt.Path)
-		if gen.routes[rt].jsStream != "" {
+		if gen.routes[rt].durable {
 			ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(c.pending), rt.Path)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,4 +163,74 @@ route "%s/{x}" {
 	added := h.open("/feed2/1", nil)
 	added.expectData("a")
 	feed.expectQuiet(300 * time.Millisecond)
+}
+
+// A request held in its route's auth while a reload removes the route is
+// sent back with a short retry hint when auth lets it through, rather
+// than given a stream of the removed route.
+func TestReloadRemovesARouteMidRequest(t *testing.T) {
+	gate := make(chan struct{})
+	var asked atomic.Int32
+	fwd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		asked.Add(1)
+		<-gate
+	}))
+	defer fwd.Close()
+	h := start(t, fmt.Sprintf(`
+auth "forward" "fwd" { url = %q }
+route "/secret/{x}" {
+  auth = "fwd"
+  source "nats" { subject = "secret.${path.x}" }
+}
+route "/other" {
+  source "nats" { subject = "other" }
+}`, fwd.URL))
+	got := make(chan *client, 1)
+	go func() { got <- h.open("/secret/a", nil) }()
+	eventually(t, "the forward auth to be asked", func() bool { return asked.Load() == 1 })
+	if err := h.srv.Reload(parse(t, `
+route "/other" {
+  source "nats" { subject = "other" }
+}`)); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	c := <-got
+	c.waitEnd()
+	if raw := c.rawString(); !strings.Contains(raw, "retry: ") || !strings.Contains(raw, "route reloaded") {
+		t.Fatalf("a request for a route removed meanwhile got %q", raw)
+	}
+}
+
+// The admin block applies until a restart: a reload that changes its auth
+// leaves the old one in force, and the admin listener keeps working.
+func TestReloadLeavesTheAdminBlock(t *testing.T) {
+	const cfg = `
+auth "bearer" "ops" { tokens = ["t1"] }
+auth "bearer" "ops2" { tokens = ["t2"] }
+admin {
+  listen = "127.0.0.1:0"
+  auth   = "%s"
+}
+route "/sse" {
+  source "nats" { subject = "events" }
+}`
+	h := start(t, fmt.Sprintf(cfg, "ops"))
+	admin := httptest.NewServer(h.srv.Admin())
+	t.Cleanup(admin.Close)
+	if err := h.srv.Reload(parse(t, fmt.Sprintf(cfg, "ops2"))); err != nil {
+		t.Fatal(err)
+	}
+	for token, want := range map[string]int{"t1": http.StatusNotFound, "t2": http.StatusUnauthorized} {
+		req, _ := http.NewRequest(http.MethodGet, admin.URL+"/nothing-here", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := admin.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("admin with %s after reload: %d, want %d", token, resp.StatusCode, want)
+		}
+	}
 }

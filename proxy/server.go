@@ -63,6 +63,7 @@ type Server struct {
 	js        jetstream.JetStream
 	http      *http.Client // for the sources that fetch
 	leaseTTL  time.Duration
+	startCfg  *config.Config // what the listeners and NATS were set up with
 	reloader  func() error
 	leases    *lease.Leases // one replica at a time runs each fetching source
 	feedBoard feedBoard     // the fetching sources running here
@@ -153,6 +154,12 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		}
 		s.backbone, s.nc = bb, bb.Conn
 	}
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		s.abort(cfg)
+		return nil, fmt.Errorf("JetStream: %w", err)
+	}
+	s.js, s.startCfg = js, cfg
 	if err := s.setupLeases(); err != nil {
 		s.abort(cfg)
 		return nil, err
@@ -241,11 +248,7 @@ func (s *Server) setupLeases() error {
 	if s.backbone != nil && !s.backbone.JetStream() {
 		return nil // the embedded server, without JetStream: nothing to share
 	}
-	js, err := jetstream.New(s.nc)
-	if err != nil {
-		return fmt.Errorf("JetStream for leases: %w", err)
-	}
-	s.leases = lease.New(js, s.leaseTTL, s.log)
+	s.leases = lease.New(s.js, s.leaseTTL, s.log)
 	return nil
 }
 
@@ -253,7 +256,7 @@ func (s *Server) setupLeases() error {
 // JetStream when the route's history is there, so an accepted webhook is
 // never lost and a retried one never doubled.
 func (s *Server) publisherOf(rs *routeState) sources.Publisher {
-	if rs.jsStream != "" {
+	if rs.durable {
 		return sources.JetStreamPublisher(s.nc, s.js)
 	}
 	return sources.CorePublisher(s.nc)
@@ -396,7 +399,7 @@ func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *s
 	}
 	st = s.streams[id.key]
 	if st == nil {
-		if id.rs == nil {
+		if id.rs == nil || id.rs.ended {
 			return nil, false, errReloaded
 		}
 		if st, err = s.openStream(id.rs, id); err != nil {
@@ -445,6 +448,10 @@ func (s *Server) release(st *stream, gen uint64) {
 // http.Server.Shutdown alone would wait forever for streams, which are
 // never idle; call both.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// A reload under way finishes first, so that what it starts is
+	// stopped here too; later ones are refused.
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -89,5 +90,48 @@ func TestSubjectMatches(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { subjectMatches("a.*.>", "a.b.c.d") }); n != 0 {
 		t.Errorf("%v allocations per call", n)
+	}
+}
+
+// Auth blocks are looked up in the generation a request started in; one a
+// reload removed lets nobody in, and nothing panics.
+func TestAuthOfARemovedBlock(t *testing.T) {
+	ns := loopback.NATS(t, "")
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	parse := func(src string) *config.Config {
+		cfg, err := config.Parse([]byte(src), "t.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	s, err := New(parse(`
+auth "bearer" "ops" { tokens = ["t"] }
+route "/p" {
+  auth = "ops"
+  source "nats" { subject = "p" }
+}`), WithNATS(nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	old := s.gen()
+	if err := s.Reload(parse(`
+route "/q" {
+  source "nats" { subject = "q" }
+}`)); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/p", nil)
+	r.Header.Set("Authorization", "Bearer t")
+	if _, denied := s.tryAuth(old, r, []string{"ops"}); denied != nil {
+		t.Errorf("the request's own generation refused its token: %+v", denied)
+	}
+	if _, denied := s.tryAuth(s.gen(), r, []string{"ops"}); denied == nil {
+		t.Error("a removed auth block let a request in")
 	}
 }

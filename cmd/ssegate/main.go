@@ -175,6 +175,10 @@ func serve(hs *http.Server, ln net.Listener) error {
 // runProxy serves until SIGINT or SIGTERM, then shuts down within the
 // config's shutdown_timeout.
 func runProxy(path string, stderr io.Writer) int {
+	// Caught from the start: its default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -195,7 +199,10 @@ func runProxy(path string, stderr io.Writer) int {
 		return latest
 	}
 	var srv *proxy.Server
+	var reloading sync.Mutex // a SIGHUP and a POST /reload: one at a time, in order
 	reload := func() error {
+		reloading.Lock()
+		defer reloading.Unlock()
 		next, err := config.Load(path)
 		if err != nil {
 			log.Error().Str("diagnostics", err.Error()).Msg("reload refused: the config has errors; the old one goes on")
@@ -210,10 +217,6 @@ func runProxy(path string, stderr io.Writer) int {
 		cfgMu.Unlock()
 		return nil
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
 	srv, err = proxy.New(cfg, proxy.WithLogger(log), proxy.WithReloader(reload))
 	if err != nil {
 		log.Error().Err(err).Msg("start")
