@@ -37,13 +37,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.natsURL, "nats", "", "NATS server to publish probe events to (without it, events are waited for)")
 	fs.StringVar(&o.subject, "subject", "", "the subject the route reads, for the probes")
 	fs.DurationVar(&o.wait, "wait", 40*time.Second, "how long to wait for events and keepalives")
-	fs.Func("header", "a request header, `Name: value` (repeatable), e.g. Authorization", func(v string) error {
-		if !strings.Contains(v, ":") {
-			return errors.New("want Name: value")
-		}
-		o.headers = append(o.headers, v)
-		return nil
-	})
+	headerFlag(fs, &o.headers, "a request header, `Name: value` (repeatable), e.g. Authorization")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: ssegate check [-nats URL -subject SUBJECT] [-header 'Name: value'] [-wait 40s] URL\n\n")
 		fs.PrintDefaults()
@@ -64,6 +58,25 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 1
+}
+
+// headerFlag adds a repeatable -header flag collecting "Name: value".
+func headerFlag(fs *flag.FlagSet, headers *[]string, usage string) {
+	fs.Func("header", usage, func(v string) error {
+		if !strings.Contains(v, ":") {
+			return errors.New("want Name: value")
+		}
+		*headers = append(*headers, v)
+		return nil
+	})
+}
+
+// addHeaders sets the "Name: value" headers on req.
+func addHeaders(req *http.Request, headers []string) {
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
 }
 
 // checker runs the checks and prints one line per finding.
@@ -103,10 +116,7 @@ func (c *checker) open(lastID string) (*stream, error) {
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
-	for _, h := range c.o.headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
+	addHeaders(req, c.o.headers)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}

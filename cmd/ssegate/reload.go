@@ -19,13 +19,7 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	admin := fs.String("admin", "http://127.0.0.1:9090", "the running ssegate's admin listener")
 	var headers []string
-	fs.Func("header", "a request header, `Name: value` (repeatable), for the admin block's auth", func(v string) error {
-		if !strings.Contains(v, ":") {
-			return errors.New("want Name: value")
-		}
-		headers = append(headers, v)
-		return nil
-	})
+	headerFlag(fs, &headers, "a request header, `Name: value` (repeatable), for the admin block's auth")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -41,10 +35,7 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ssegate reload:", err)
 		return 2
 	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
+	addHeaders(req, headers)
 	// Long enough for JetStream streams of new routes to be made.
 	hc := &http.Client{Timeout: time.Minute}
 	resp, err := hc.Do(req)
