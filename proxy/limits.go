@@ -71,7 +71,11 @@ func (l *limits) acquire(rt *config.Route, ip netip.Addr) (release func(), refus
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.total--
-		l.perRoute[rt]--
+		// Gone when none are left, so a route a reload replaced is not
+		// kept alive by its entry.
+		if l.perRoute[rt]--; l.perRoute[rt] == 0 {
+			delete(l.perRoute, rt)
+		}
 		if !ip.IsValid() {
 			return
 		}

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/netip"
 	"testing"
+
+	"github.com/ssegate/ssegate/proxy/config"
 )
 
 func TestClientIP(t *testing.T) {
@@ -40,5 +42,29 @@ func TestLimitKeyGroupsIPv6By64(t *testing.T) {
 	}
 	if v4 := netip.MustParseAddr("192.0.2.1"); limitKey(v4) != v4 {
 		t.Error("IPv4 address changed")
+	}
+}
+
+// A route's slot count goes when its last stream does, so routes a reload
+// replaced leave nothing behind; the limits hold meanwhile.
+func TestLimitsForgetIdleRoutes(t *testing.T) {
+	rt := &config.Route{Path: "/r", MaxClients: 2}
+	l := newLimits(&config.Config{})
+	var releases []func()
+	for range 2 {
+		release, refused := l.acquire(rt, netip.Addr{})
+		if refused != nil {
+			t.Fatal(refused.reason)
+		}
+		releases = append(releases, release)
+	}
+	if _, refused := l.acquire(rt, netip.Addr{}); refused == nil {
+		t.Fatal("a third stream over max_clients = 2")
+	}
+	for _, release := range releases {
+		release()
+	}
+	if n := len(l.perRoute); n != 0 || l.total != 0 {
+		t.Fatalf("after every stream ended: %d route entries, %d streams", n, l.total)
 	}
 }
