@@ -16,6 +16,7 @@
 package lease
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -309,6 +310,14 @@ func (h *held) await(ctx context.Context) (uint64, time.Time, error) {
 			if e.Operation() != jetstream.KeyValuePut {
 				return 0, time.Time{}, nil
 			}
+			if bytes.Equal(e.Value(), h.l.holder) {
+				// Still this process's (it stopped its job when it could
+				// not renew, or a create's answer was lost): take it back
+				// now rather than after a TTL of its own silence.
+				if r, sent, ok := h.renewAt(ctx, e.Revision()); ok {
+					return r, sent, nil
+				}
+			}
 			seen = e.Revision()
 			silent.Reset(h.l.ttl)
 		case <-silent.C:
@@ -404,6 +413,13 @@ func (h *held) run(ctx context.Context, rev uint64, sent time.Time, job Job) boo
 				rev, deadline = r, start.Add(h.l.ttl/2)
 				fence.Reset(time.Until(deadline))
 			case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound):
+				// A renewal that failed but was applied leaves the lease
+				// ours at a revision unknown here: take that one again.
+				if r, sent, ok := h.reclaim(ctx); ok {
+					rev, deadline = r, sent.Add(h.l.ttl/2)
+					fence.Reset(time.Until(deadline))
+					continue
+				}
 				h.log.Warn().Msg("lease lost to another replica; stopping here")
 				fenced()
 				return true
@@ -414,6 +430,32 @@ func (h *held) run(ctx context.Context, rev uint64, sent time.Time, job Job) boo
 			h.refreshState(ctx)
 		}
 	}
+}
+
+// reclaim takes the lease again at its current revision if it still
+// names this process.
+func (h *held) reclaim(ctx context.Context) (uint64, time.Time, bool) {
+	octx, cancel := context.WithTimeout(ctx, h.l.ttl/4)
+	e, err := h.kv.Get(octx, h.key)
+	cancel()
+	if err != nil || !bytes.Equal(e.Value(), h.l.holder) {
+		return 0, time.Time{}, false
+	}
+	return h.renewAt(ctx, e.Revision())
+}
+
+// renewAt writes the lease at revision rev, returning its new revision
+// and when the write was sent.
+func (h *held) renewAt(ctx context.Context, rev uint64) (uint64, time.Time, bool) {
+	sent := time.Now()
+	octx, cancel := context.WithTimeout(ctx, h.l.ttl/4)
+	defer cancel()
+	r, err := h.kv.Update(octx, h.key, h.l.holder, rev)
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	h.log.Debug().Msg("lease taken back")
+	return r, sent, true
 }
 
 // release deletes the lease so a waiting replica takes it at once.

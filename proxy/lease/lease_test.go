@@ -243,3 +243,33 @@ func TestKeysAreIndependent(t *testing.T) {
 	defer hold(b, "poll.two", &j, "b")()
 	waitFor(t, "both run", 5*time.Second, func() bool { return j.running.Load() == 2 })
 }
+
+// A holder that stopped its job because NATS stalled takes its lease back
+// as soon as NATS answers again, if nobody took it meanwhile, rather than
+// after a TTL of its own silence.
+func TestStalledHolderTakesItsLeaseBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a stall of seconds")
+	}
+	const long = 3 * time.Second
+	ns := loopback.JetStream(t, t.TempDir())
+	link := loopback.NewLink(t, ns.Addr().String())
+	nc, err := nats.Connect("nats://" + link.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &replica{nc: nc, leases: lease.New(js, long, zerolog.New(zerolog.NewTestWriter(t)))}
+	var j job
+	defer hold(a, "poll.back", &j, "a")()
+	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
+	link.Pause()
+	waitFor(t, "a stops its job", long, func() bool { return j.running.Load() == 0 })
+	link.Resume()
+	took := waitFor(t, "a runs again", long/2, func() bool { return len(j.runs()) == 2 })
+	t.Logf("running again %v after NATS answered", took)
+}
