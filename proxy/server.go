@@ -236,8 +236,11 @@ func (s *Server) trackFeed(rt *config.Route, i int, params []string, env *source
 }
 
 // feedName identifies source i of rt alike on every replica.
+// The route's fingerprint is part of it: replicas running another text of
+// the route (during a rolling deploy) hold leases of their own, and none
+// resumes progress made under other items or key expressions.
 func feedName(rt *config.Route, i int) string {
-	return rt.Path + "#" + strconv.Itoa(i)
+	return rt.Path + "#" + strconv.Itoa(i) + "#" + rt.Fingerprint
 }
 
 // setupLeases prepares the leases that let one replica at a time run each
