@@ -18,6 +18,15 @@ import (
 	"github.com/ssegate/ssegate/proxy/lease"
 )
 
+// replicaHeader names the replica in each request it sends.
+type replicaHeader struct{ name string }
+
+func (r replicaHeader) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("X-Replica", r.name)
+	return http.DefaultTransport.RoundTrip(req)
+}
+
 // feedUpstream serves a list the test grows, and counts the polls of each
 // replica (named in a header).
 type feedUpstream struct {
@@ -76,17 +85,19 @@ func TestPollLeaseFailover(t *testing.T) {
 			const ttl = 500 * time.Millisecond
 			replica := func(name string) (*harness, *nats.Conn) {
 				nc := connect(t, ns)
+				// The same config on both, as replicas run; each says who
+				// it is through its HTTP client.
+				hc := &http.Client{Transport: replicaHeader{name}}
 				return startOn(t, ns, fmt.Sprintf(`
 route "/news/{topic}" {
   source "poll" {
     url      = "%s?topic=${path.topic}"
-    headers  = { X-Replica = %q }
     interval = "20ms"
     items    = msg.json.items
     key      = msg.json.id
     data     = msg.json.id
   }
-}`, ts.URL, name), proxy.WithNATS(nc), proxy.WithLeaseTTL(ttl)), nc
+}`, ts.URL), proxy.WithNATS(nc), proxy.WithLeaseTTL(ttl), proxy.WithHTTPClient(hc)), nc
 			}
 			a, ncA := replica("a")
 			b, ncB := replica("b")

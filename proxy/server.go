@@ -118,6 +118,13 @@ func WithLeaseTTL(d time.Duration) Option {
 	return func(s *Server) { s.leaseTTL = d }
 }
 
+// WithHTTPClient sets the client that polls, upstream streams, key sets
+// and forward auth use (to go through a proxy, say). The default gives up
+// on an upstream that sends no response head within 30 s.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(s *Server) { s.http = hc }
+}
+
 // WithReloader makes the admin listener answer POST /reload by calling
 // reload, which reads the config again and calls Reload; ssegate's command
 // gives one that reads its config file.
@@ -142,11 +149,13 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	s.warn = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
 	s.metrics = newMetrics(s)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	// An upstream that takes the connection and never answers must fail
-	// and be retried, not hold its source forever.
-	tr.ResponseHeaderTimeout = upstreamHeaderTimeout
-	s.http = &http.Client{Transport: tr}
+	if s.http == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// An upstream that takes the connection and never answers must
+		// fail and be retried, not hold its source forever.
+		tr.ResponseHeaderTimeout = upstreamHeaderTimeout
+		s.http = &http.Client{Transport: tr}
+	}
 	if s.nc == nil {
 		bb, err := backbone.Connect(cfg.NATS, s.log)
 		if err != nil {
