@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -134,4 +135,56 @@ route "/q" {
 	if _, denied := s.tryAuth(s.gen(), r, []string{"ops"}); denied == nil {
 		t.Error("a removed auth block let a request in")
 	}
+}
+
+// subjectMatchesBySplit is the plain reading of NATS wildcards that
+// subjectMatches must agree with.
+func subjectMatchesBySplit(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, tok := range p {
+		switch {
+		case tok == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case tok != "*" && tok != s[i]:
+			return false
+		}
+	}
+	return len(p) == len(s)
+}
+
+// The allocation-free matcher agrees with the plain one on valid
+// patterns and subjects.
+func FuzzSubjectMatches(f *testing.F) {
+	for _, seed := range [][2]string{{"a.*", "a.b"}, {"a.>", "a.b.c"}, {">", "x"}, {"a.*.c", "a.b.c"}, {"a", "a.b"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, subject string) {
+		if !validSubject(pattern, true) || !validSubject(subject, false) {
+			t.Skip()
+		}
+		if got, want := subjectMatches(pattern, subject), subjectMatchesBySplit(pattern, subject); got != want {
+			t.Fatalf("subjectMatches(%q, %q) = %v, want %v", pattern, subject, got, want)
+		}
+	})
+}
+
+// validSubject: non-empty tokens without white space; wildcards only in
+// patterns, ">" only last.
+func validSubject(s string, pattern bool) bool {
+	toks := strings.Split(s, ".")
+	for i, tok := range toks {
+		switch {
+		case tok == "" || strings.ContainsAny(tok, " \t\r\n"):
+			return false
+		case tok == ">" && (!pattern || i != len(toks)-1):
+			return false
+		case tok == "*" && !pattern:
+			return false
+		case tok != "*" && tok != ">" && strings.ContainsAny(tok, "*>"):
+			return false
+		}
+	}
+	return true
 }
