@@ -18,22 +18,11 @@ import (
 // while the process serves; /readyz answers 200 when this replica can
 // deliver events (NATS connected, not shutting down) and 503 otherwise,
 // with a JSON body that says why and how each fetching source is doing;
-// /metrics serves Prometheus metrics, /debug/pprof/ Go's profiles. With the admin block's auth, every
-// request but the probes must pass one of its auth blocks. The probes stay open: an auth service outage must not
+// /metrics serves Prometheus metrics, /debug/pprof/ Go's profiles. With
+// the admin block's auth, every request but the probes must pass one of
+// its auth blocks. The probes stay open: an auth service outage must not
 // restart or unready every replica at once.
 func (s *Server) Admin() http.Handler {
-	probes := http.NewServeMux()
-	probes.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	probes.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		r := s.readiness()
-		code := http.StatusOK
-		if !r.Ready {
-			code = http.StatusServiceUnavailable
-		}
-		writeJSON(w, code, r)
-	})
 	rest := http.NewServeMux()
 	rest.Handle("GET /metrics", s.metrics.handler())
 	if s.reloader != nil {
@@ -52,14 +41,28 @@ func (s *Server) Admin() http.Handler {
 	rest.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	rest.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	rest.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		r := s.readiness()
+		code := http.StatusOK
+		if !r.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, r)
+	})
 	// The admin block is the one the listener started with: it changes
 	// only with a restart.
 	cfg := s.config()
 	if cfg.Admin == nil || len(cfg.Admin.Auth) == 0 {
-		return admin(probes, rest)
+		mux.Handle("/", rest)
+		return mux
 	}
 	names := cfg.Admin.Auth
-	return admin(probes, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		_, denied := s.tryAuth(s.gen(), r, names)
 		switch {
 		case denied == nil:
@@ -69,18 +72,8 @@ func (s *Server) Admin() http.Handler {
 		default:
 			denied.write(w)
 		}
-	}))
-}
-
-// admin routes the probes' paths to probes and the rest to rest.
-func admin(probes *http.ServeMux, rest http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
-			probes.ServeHTTP(w, r)
-			return
-		}
-		rest.ServeHTTP(w, r)
 	})
+	return mux
 }
 
 // Drain marks the Server not ready (/readyz answers 503) while it goes on

@@ -13,7 +13,6 @@ import (
 
 	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/proxy/sse"
 	"github.com/ssegate/ssegate/sources"
 )
 
@@ -43,7 +42,6 @@ type authState struct {
 // routeState is what a route has beyond its config.
 type routeState struct {
 	jsStream string         // the JetStream stream of its history, or ""
-	durable  bool           // its history is in JetStream
 	m        *routeMetrics  // its counters
 	ingress  []http.Handler // its webhooks' handlers, by source (nil for others)
 
@@ -59,9 +57,6 @@ func (s *Server) gen() *generation { return s.current.Load() }
 
 // config is the current config.
 func (s *Server) config() *config.Config { return s.gen().cfg }
-
-// routeMetrics returns rt's counters.
-func (s *Server) routeMetrics(rt *config.Route) *routeMetrics { return s.gen().routes[rt].m }
 
 // build makes the generation of cfg. Routes and auth blocks that prev has
 // with the same fingerprint are kept as they are: cfg.Routes then points
@@ -106,7 +101,7 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 			g.routes[old] = prev.routes[old]
 			continue
 		}
-		g.routes[rt] = &routeState{m: s.metrics.route(rt), ingress: make([]http.Handler, len(rt.Sources)), durable: rt.JetStream != nil}
+		g.routes[rt] = &routeState{m: s.metrics.route(rt), ingress: make([]http.Handler, len(rt.Sources))}
 		if rt.JetStream != nil {
 			durable = append(durable, rt)
 		}
@@ -125,7 +120,7 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 			if rs.ingress[i] == nil {
 				// One handler for all its methods: one de-duplication window.
 				log := s.log.With().Str("route", rt.Path).Int("source", i).Logger()
-				rs.ingress[i] = in.Handler(s.publisherOf(rs), log, s.metrics.webhookAnswered(rt))
+				rs.ingress[i] = in.Handler(s.publisher(rt), log, s.metrics.webhookAnswered(rt))
 			}
 			for _, p := range in.Patterns() {
 				g.mux.Handle(p, rs.ingress[i])
@@ -201,7 +196,7 @@ func (s *Server) startRoute(g *generation, rt *config.Route) error {
 		if !ok || f.PerStream() {
 			continue
 		}
-		env := s.feedEnv(rs)
+		env := s.feedEnv(rt)
 		env.StreamCtx, env.Name = g.cfg.EvalContext, feedName(rt, i)
 		env.Log = s.log.With().Str("route", rt.Path).Int("source", i).Logger()
 		untrack := s.trackFeed(rt, i, nil, &env)
@@ -222,7 +217,7 @@ func (s *Server) startRoute(g *generation, rt *config.Route) error {
 		return fmt.Errorf("route %q: %w", rt.Path, err)
 	}
 	st.pinned = true
-	st.startFeeding(s.feedEnv(rs), s.trackFeed)
+	st.startFeeding(s.feedEnv(rt), s.trackFeed)
 	close(st.ready)
 	s.mu.Lock()
 	s.streams[st.key] = st
@@ -284,11 +279,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 			for _, started := range added[:i+1] {
 				s.endRoute(next, started)
 			}
-			for name, a := range next.auths {
-				if prev.auths[name] != a {
-					a.stop()
-				}
-			}
+			stopAuthsNotIn(next.auths, prev.auths)
 			return err
 		}
 	}
@@ -297,15 +288,20 @@ func (s *Server) Reload(cfg *config.Config) error {
 	for _, rt := range removed {
 		s.endRoute(prev, rt)
 	}
-	for name, a := range prev.auths {
-		if next.auths[name] != a {
-			a.stop()
-		}
-	}
+	stopAuthsNotIn(prev.auths, next.auths)
 	s.metrics.forgetRoutes(prev.cfg, cfg)
 	s.log.Info().Int("routes", len(cfg.Routes)).Int("kept", len(cfg.Routes)-len(added)).
 		Int("added", len(added)).Int("removed", len(removed)).Msg("config reloaded")
 	return nil
+}
+
+// stopAuthsNotIn stops the authenticators of from that to does not share.
+func stopAuthsNotIn(from, to map[string]*authState) {
+	for name, a := range from {
+		if to[name] != a {
+			a.stop()
+		}
+	}
 }
 
 // endRoute stops rt's sources and ends its streams with a retry hint.
@@ -322,7 +318,7 @@ func (s *Server) endRoute(g *generation, rt *config.Route) {
 		}
 	}
 	s.mu.Unlock()
-	bye := sse.AppendComment(sse.AppendRetry(nil, jitter(retryOr(rt, reloadRetry))), "route changed; reconnect")
+	bye := reconnectFrame(rt, reloadRetry, "route changed; reconnect")
 	for _, st := range ending {
 		st.end(bye)
 		st.unsubscribe()

@@ -177,6 +177,12 @@ func lastEventID(r *http.Request) (string, bool) {
 	return "", false
 }
 
+// reconnectFrame is the end of a stream its client should come back to at
+// once: a retry hint of about d (rt's, if it sets one) and a comment.
+func reconnectFrame(rt *config.Route, d time.Duration, why string) []byte {
+	return sse.AppendComment(sse.AppendRetry(nil, jitter(retryOr(rt, d))), why)
+}
+
 // comeBackLater answers a stream that cannot be served now. EventSource
 // gives up for good on any status but 200, so it gets 200, a jittered
 // retry hint, a comment saying why, and the end of the stream: it comes
@@ -221,16 +227,29 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 		if err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
-		written := 0
-		defer func() { m.bytes.Add(float64(written)) }()
+		err, written := nil, 0
 		for _, f := range frames {
-			n, err := w.Write(f)
+			var n int
+			n, err = w.Write(f)
 			written += n
 			if err != nil {
-				return err
+				break
 			}
 		}
+		m.bytes.Add(float64(written))
+		if err != nil {
+			return err
+		}
 		return rc.Flush()
+	}
+
+	// last writes what is queued and then frame, the end of the stream;
+	// events counts the frames of frame that are events.
+	last := func(frame []byte, events int) {
+		batch := c.take(nil)
+		if write(append(batch, frame)...) == nil {
+			m.delivered.Add(float64(len(batch) + events))
+		}
 	}
 
 	w.WriteHeader(http.StatusOK)
@@ -275,10 +294,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 			return
 		case <-c.ended:
 			// Its route was reloaded away: what is queued, then the hint.
-			batch := c.take(spare)
-			if write(append(batch, c.final)...) == nil {
-				m.delivered.Add(float64(len(batch)))
-			}
+			last(c.final, 0)
 			log.Debug().Msg("stream ended: its route changed")
 			return
 		case <-c.left:
@@ -288,23 +304,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route
 		case <-s.closing:
 			// The subscriptions are drained: what is queued is all there
 			// is, and goes out before the goodbye.
-			batch := c.take(spare)
-			if write(append(batch, shutdownLine)...) == nil {
-				m.delivered.Add(float64(len(batch)))
-			}
+			last(shutdownLine, 0)
 			return
 		case <-expiry:
-			batch := c.take(spare)
-			if write(append(batch, authExpiredFrame)...) == nil {
-				m.delivered.Add(float64(len(batch) + 1))
-			}
+			last(authExpiredFrame, 1)
 			log.Debug().Msg("stream closed: its token expired")
 			return
 		case <-lifetime:
-			batch := c.take(spare)
-			if write(append(batch, sse.AppendComment(sse.AppendRetry(nil, jitter(retryOr(rt, endOfLifeRetry))), "max_stream_duration reached; reconnect"))...) == nil {
-				m.delivered.Add(float64(len(batch)))
-			}
+			last(reconnectFrame(rt, endOfLifeRetry, "max_stream_duration reached; reconnect"), 0)
 			log.Debug().Msg("stream ended at max_stream_duration")
 			return
 		case <-c.wake:

@@ -29,7 +29,13 @@ const wait = 10 * time.Second
 
 func connect(t testing.TB, ns *server.Server) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
+	return connectTo(t, ns.ClientURL())
+}
+
+// connectTo connects to the NATS at url until the test ends.
+func connectTo(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
@@ -122,12 +120,7 @@ func TestResumeOnALaggingReplica(t *testing.T) {
 	ns := loopback.JetStream(t, t.TempDir())
 	link := loopback.NewLink(t, ns.Addr().String())
 	a := startOn(t, ns, jsRoute)
-	nc, err := nats.Connect("nats://" + link.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	b := startOn(t, ns, jsRoute, proxy.WithNATS(nc))
+	b := startOn(t, ns, jsRoute, proxy.WithNATS(connectTo(t, "nats://"+link.Addr())))
 
 	onA := a.open("/sse", nil)
 	link.Pause()
@@ -158,11 +151,7 @@ func TestResumeOnALaggingReplica(t *testing.T) {
 func TestResumeOnALaggingReplicaPastTheLimits(t *testing.T) {
 	ns := loopback.JetStream(t, t.TempDir())
 	link := loopback.NewLink(t, ns.Addr().String())
-	nc, err := nats.Connect("nats://" + link.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := connectTo(t, "nats://"+link.Addr())
 	b := startOn(t, ns, `
 route "/sse" {
   history {

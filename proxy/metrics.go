@@ -156,7 +156,7 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 		c := open[rt.Path]
 		ch <- prometheus.MustNewConstMetric(descStreams, prometheus.GaugeValue, float64(c.streams), rt.Path)
 		ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(c.clients), rt.Path)
-		if gen.routes[rt].durable {
+		if rt.JetStream != nil {
 			ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(c.pending), rt.Path)
 		}
 	}

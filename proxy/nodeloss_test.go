@@ -47,15 +47,19 @@ route "/ticks" {
 		}
 		done <- nil
 	}()
+	var gap time.Duration // the longest wait for an event: the recovery
 	for next := range n {
 		// The ordered consumer on the lost node is recreated on another
 		// once JetStream has elected new leaders; a request sent during
 		// the election waits out its 10 s timeout before the retry.
+		start := time.Now()
 		ev := c.nextWithin(3 * wait)
+		gap = max(gap, time.Since(start))
 		if ev.Data != fmt.Sprint(next) {
 			t.Fatalf("event %d: got %q (%+v)", next, ev.Data, ev)
 		}
 	}
+	t.Logf("delivery paused at most %v", gap)
 	c.expectQuiet(50 * time.Millisecond)
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -225,9 +225,9 @@ func (s *Server) allowedHeaders() []string {
 	return headers
 }
 
-// feedEnv is what the fetching sources of a route need.
-func (s *Server) feedEnv(rs *routeState) sources.FeedEnv {
-	env := sources.FeedEnv{Publish: s.publisherOf(rs), HTTP: s.http, Log: s.log}
+// feedEnv is what the fetching sources of rt need.
+func (s *Server) feedEnv(rt *config.Route) sources.FeedEnv {
+	env := sources.FeedEnv{Publish: s.publisher(rt), HTTP: s.http, Log: s.log}
 	if s.leases != nil {
 		env.Lease = s.leases
 	}
@@ -267,8 +267,8 @@ func (s *Server) setupLeases() error {
 // publisher is how the sources of rt hand events on: acknowledged by
 // JetStream when the route's history is there, so an accepted webhook is
 // never lost and a retried one never doubled.
-func (s *Server) publisherOf(rs *routeState) sources.Publisher {
-	if rs.durable {
+func (s *Server) publisher(rt *config.Route) sources.Publisher {
+	if rt.JetStream != nil {
 		return sources.JetStreamPublisher(s.nc, s.js)
 	}
 	return sources.CorePublisher(s.nc)
@@ -422,7 +422,7 @@ func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *s
 	}
 	st.join(c, lastID, resume)
 	if created {
-		st.startFeeding(s.feedEnv(id.rs), s.trackFeed)
+		st.startFeeding(s.feedEnv(id.rt), s.trackFeed)
 	}
 	s.handlers.Add(1)
 	return st, created, nil

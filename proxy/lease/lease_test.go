@@ -26,7 +26,14 @@ type replica struct {
 
 func newReplica(t *testing.T, ns *server.Server) *replica {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
+	return replicaAt(t, ns.ClientURL(), ttl)
+}
+
+// replicaAt is a replica connected to the NATS at url, with leases of the
+// given TTL.
+func replicaAt(t *testing.T, url string, ttl time.Duration) *replica {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,16 +172,7 @@ func TestSilentHolderIsTakenOver(t *testing.T) {
 func TestStalledHolderStopsBeforeTakeover(t *testing.T) {
 	ns := loopback.JetStream(t, t.TempDir())
 	link := loopback.NewLink(t, ns.Addr().String())
-	nc, err := nats.Connect("nats://" + link.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &replica{nc: nc, leases: lease.New(js, ttl, zerolog.New(zerolog.NewTestWriter(t)))}
+	a := replicaAt(t, "nats://"+link.Addr(), ttl)
 	b := newReplica(t, ns)
 	var j job
 	defer hold(a, "poll.s", &j, "a")()
@@ -254,16 +252,7 @@ func TestStalledHolderTakesItsLeaseBack(t *testing.T) {
 	const long = 3 * time.Second
 	ns := loopback.JetStream(t, t.TempDir())
 	link := loopback.NewLink(t, ns.Addr().String())
-	nc, err := nats.Connect("nats://" + link.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &replica{nc: nc, leases: lease.New(js, long, zerolog.New(zerolog.NewTestWriter(t)))}
+	a := replicaAt(t, "nats://"+link.Addr(), long)
 	var j job
 	defer hold(a, "poll.back", &j, "a")()
 	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
