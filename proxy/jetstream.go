@@ -95,15 +95,25 @@ func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error 
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
 	last := info.CachedInfo().State.LastSeq
-	cons, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subjects,
+	st.js, st.jsName, st.jsSubjects, st.lastSeq = js, name, subjects, last
+	cc, err := st.consumeFrom(ctx, last+1)
+	if err != nil {
+		return err
+	}
+	st.consume = cc
+	return nil
+}
+
+// consumeFrom reads the stream's subjects live, from sequence start on.
+func (st *stream) consumeFrom(ctx context.Context, start uint64) (jetstream.ConsumeContext, error) {
+	cons, err := st.js.OrderedConsumer(ctx, st.jsName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: st.jsSubjects,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    last + 1,
+		OptStartSeq:    start,
 	})
 	if err != nil {
-		return fmt.Errorf("consumer on %s: %w", name, err)
+		return nil, fmt.Errorf("consumer on %s: %w", st.jsName, err)
 	}
-	st.js, st.jsName, st.jsSubjects, st.lastSeq = js, name, subjects, last
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		md, err := m.Metadata()
 		if err != nil {
@@ -120,10 +130,60 @@ func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error 
 		st.warn.Warn().Err(err).Msg("JetStream consumer")
 	}))
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", name, err)
+		return nil, fmt.Errorf("consume %s: %w", st.jsName, err)
 	}
-	st.consume = cc
-	return nil
+	return cc, nil
+}
+
+// reconsumeTimeout bounds one attempt of reconsume: short, since a
+// request caught by a leader election gets no answer at all.
+const reconsumeTimeout = 2 * time.Second
+
+// reconsume replaces the stream's consumer by one that starts after the
+// last event handed out, retrying until it works, the stream is closed or
+// done is. It runs once NATS has reconnected: the consumer may have lived
+// on a node that is gone, and the library's own recreation waits out a
+// 10 s timeout for each request a leader election swallows. Two
+// consumers for a moment do no harm: deliverSeq takes each sequence once,
+// in order.
+func (st *stream) reconsume(done <-chan struct{}) {
+	if !st.reconsuming.CompareAndSwap(false, true) {
+		return
+	}
+	defer st.reconsuming.Store(false)
+	for delay := 250 * time.Millisecond; ; delay = min(2*delay, reconsumeTimeout) {
+		st.mu.Lock()
+		closed, start := st.closed, st.lastSeq+1
+		st.mu.Unlock()
+		if closed {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), reconsumeTimeout)
+		cc, err := st.consumeFrom(ctx, start)
+		cancel()
+		if err == nil {
+			st.mu.Lock()
+			old := st.consume
+			st.consume = cc
+			closed = st.closed
+			st.mu.Unlock()
+			if closed {
+				cc.Stop()
+			}
+			// Stop may wait for a recreation of the old one's own.
+			go old.Stop()
+			st.log.Debug().Uint64("from", start).Msg("JetStream consumer recreated after a reconnect")
+			return
+		}
+		st.log.Debug().Err(err).Msg("JetStream consumer not recreated yet")
+		t := time.NewTimer(delay)
+		select {
+		case <-done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // jsEvent maps a stored message with the source whose subject it is on;

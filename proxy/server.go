@@ -188,7 +188,32 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err := s.confirmSubscriptions(startTimeout); err != nil {
 		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
 	}
+	go s.reconsumeOnReconnect()
 	return s, nil
+}
+
+// reconsumeOnReconnect recreates the JetStream consumers of every stream
+// each time NATS reconnects (see stream.reconsume), until Shutdown.
+func (s *Server) reconsumeOnReconnect() {
+	ch := s.nc.StatusChanged(nats.CONNECTED)
+	defer s.nc.RemoveStatusListener(ch)
+	for {
+		select {
+		case <-s.closing:
+			return
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+			s.mu.Lock()
+			for _, st := range s.streams {
+				if st.js != nil {
+					go st.reconsume(s.closing)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
 }
 
 // confirmSubscriptions waits for the server to have processed every
@@ -540,9 +565,12 @@ func drainStreams(ctx context.Context, streams map[string]*stream) {
 	}
 	for _, st := range streams {
 		st.stopFeeding()
-		if st.consume != nil {
-			st.consume.Drain()
-			consumers = append(consumers, st.consume)
+		st.mu.Lock()
+		cc := st.consume
+		st.mu.Unlock()
+		if cc != nil {
+			cc.Drain()
+			consumers = append(consumers, cc)
 		}
 		for _, sub := range st.subs {
 			ch := sub.StatusChanged(nats.SubscriptionClosed)

@@ -55,7 +55,9 @@ type stream struct {
 	js         jetstream.JetStream
 	jsName     string
 	jsSubjects []string
-	consume    jetstream.ConsumeContext
+	consume    jetstream.ConsumeContext // guarded by mu once the stream is open
+	// reconsuming is set while reconsume replaces consume.
+	reconsuming atomic.Bool
 
 	mu      sync.Mutex
 	clients []*Client
@@ -155,8 +157,11 @@ func (st *stream) stopFeeding() {
 // unsubscribe stops the sources and the subscriptions.
 func (st *stream) unsubscribe() {
 	st.stopFeeding()
-	if st.consume != nil {
-		st.consume.Stop()
+	st.mu.Lock()
+	cc := st.consume
+	st.mu.Unlock()
+	if cc != nil {
+		cc.Stop()
 	}
 	for _, sub := range st.subs {
 		// A drained subscription is already gone, and so is everything on
