@@ -181,6 +181,13 @@ type jwks struct {
 	hits int
 }
 
+// fetches is how many times the set was fetched.
+func (s *jwks) fetches() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits
+}
+
 func (s *jwks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -212,13 +219,7 @@ func TestJWKSRotation(t *testing.T) {
 	}
 	// The first fetch runs in the background; a token before it ends would
 	// spend the refresh an unknown key id may make.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		set.mu.Lock()
-		fetched := set.hits > 0
-		set.mu.Unlock()
-		if fetched {
-			break
-		}
+	for deadline := time.Now().Add(10 * time.Second); set.fetches() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the key set was never fetched")
 		}
@@ -237,12 +238,12 @@ func TestJWKSRotation(t *testing.T) {
 		t.Error("token of the withdrawn key still accepted")
 	}
 	// Unknown ids do not make it hammer the key server.
-	before := set.hits
+	before := set.fetches()
 	for range 20 {
 		reasonOf(t, j, request(sign(t, jwt.SigningMethodRS256, k2, claims, "forged-id")))
 	}
-	if set.hits-before > 1 {
-		t.Errorf("%d JWKS fetches for 20 tokens with unknown ids", set.hits-before)
+	if n := set.fetches() - before; n > 1 {
+		t.Errorf("%d JWKS fetches for 20 tokens with unknown ids", n)
 	}
 }
 
