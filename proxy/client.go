@@ -3,8 +3,13 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/sse"
 )
 
@@ -13,24 +18,37 @@ import (
 var ErrClientGone = errors.New("client gone")
 
 // Client is one connected EventSource: a bounded queue of encoded frames
-// that the stream fills and the connection's writer drains. It knows
-// nothing of HTTP beyond the request that opened it, so the writer can
-// change without touching the hub.
+// that the stream fills and a writer drains into the client's sink. It
+// knows nothing of how the client was accepted: a hijacked HTTP/1.1
+// connection and an HTTP/2 handler share every behaviour but the sink.
+//
+// An idle client holds no goroutine: a writer runs only while frames are
+// queued, and timers (keepalive, token expiry, max_stream_duration) call
+// back when they fire.
 type Client struct {
 	req *http.Request
 
 	mu       sync.Mutex
 	queue    [][]byte
-	backlog  int // frames queued on joining (replay), not counted against limit
+	spare    [][]byte // the queue last written, emptied, for the next burst
+	backlog  int      // frames queued on joining (replay), not counted against limit
 	limit    int
-	gone     bool
-	holding  bool          // live frames wait in held while a replay is fetched
-	held     [][]byte      // at most limit; beyond, they are dropped and overflow set
-	overflow bool          // held frames were dropped: the replay must fetch them
-	left     chan struct{} // closed when the client is dropped
-	ended    chan struct{} // closed when the stream ends it: final goes last
-	final    []byte
-	wake     chan struct{} // a token when the queue went from empty to not
+	gone     bool     // takes no more frames: left, dropped, or writing its last
+	holding  bool     // live frames wait in held while a replay is fetched
+	held     [][]byte // at most limit; beyond, they are dropped and overflow set
+	overflow bool     // held frames were dropped: the replay must fetch them
+
+	// The writing side, set by start; before it, frames only queue.
+	out          *outlet
+	writing      bool   // a writer goroutine runs, or is about to
+	final        []byte // the stream's end, written after what is queued
+	finalEvents  int    // how many of final's frames are events
+	stopped      bool   // no more writes: the end went out, or the client is lost
+	keepaliveDue bool
+	why          string         // why the stream ended, for the log
+	aborting     sync.WaitGroup // sink aborts under way, which the end waits for
+	over         bool           // the end has run: the client is out of its stream
+	done         chan struct{}  // closed when over; made by Done
 
 	slot int // index in the stream's client list, guarded by the stream's lock
 	// skipThrough: with a JetStream history, live events up to this
@@ -39,37 +57,73 @@ type Client struct {
 	skipThrough uint64
 }
 
-func newClient(r *http.Request, limit int) *Client {
-	return &Client{
-		req:   r,
-		limit: limit,
-		left:  make(chan struct{}),
-		ended: make(chan struct{}),
-		wake:  make(chan struct{}, 1),
-		slot:  -1,
-	}
+// outlet is how a started client's frames leave: where they go, with what
+// deadline, and what happens when the stream is over.
+type outlet struct {
+	sink sink
+	s    *Server
+	rt   *config.Route
+	m    *routeMetrics
+	end  func(why string) // leaves the stream and frees what the client held
+
+	keepalive *time.Timer   // guarded by the client's lock
+	timers    []*time.Timer // every timer, stopped at the end
+
+	lastWrite atomic.Int64  // monotonic, since clockBase
+	deadline  time.Duration // the sink's write deadline, since clockBase
 }
 
-// Request returns the HTTP request that opened the stream.
+// clockBase is the origin of the monotonic times outlets keep.
+var clockBase = time.Now()
+
+func since() time.Duration { return time.Since(clockBase) }
+
+func newClient(r *http.Request, limit int) *Client {
+	return &Client{req: r, limit: limit, slot: -1}
+}
+
+// Request returns the HTTP request that opened the stream. Its context
+// ends when the request's handling does, which for an HTTP/1.1 stream is
+// once the response head is out; Done tells when the client is gone.
 func (c *Client) Request() *http.Request { return c.req }
+
+// Done returns a channel that is closed once the client's stream is over:
+// it left, was dropped, or the stream ended it.
+func (c *Client) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.over {
+			close(c.done)
+		}
+	}
+	return c.done
+}
 
 // Send queues an event for this client only. Events sent from an OnConnect
 // hook arrive before any replayed or live event.
 func (c *Client) Send(e sse.Event) error {
-	if !c.push(e.Encode()) {
+	if ok, _ := c.push(e.Encode()); !ok {
 		return ErrClientGone
 	}
 	return nil
 }
 
-// push queues a frame without blocking. A client whose queue is full is
-// dropped instead: it reconnects and resumes from history, and nobody else
-// waits for it.
-func (c *Client) push(frame []byte) bool {
+// keptQueue is the largest queue capacity a client keeps for a next
+// burst once written: a steady stream then allocates no queue, and an
+// idle client holds a few words.
+const keptQueue = 64
+
+// push queues a frame without blocking, and reports whether it did and
+// whether it started a writer. A client whose queue is full is dropped
+// instead: it reconnects and resumes from history, and nobody else waits
+// for it.
+func (c *Client) push(frame []byte) (ok, started bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.gone {
-		c.mu.Unlock()
-		return false
+		return false, false
 	}
 	if c.holding {
 		// Held frames are also in the history the replay reads: too many
@@ -81,28 +135,31 @@ func (c *Client) push(frame []byte) bool {
 		default:
 			c.held = append(c.held, frame)
 		}
-		c.mu.Unlock()
-		return true
+		return true, false
 	}
 	if len(c.queue)-c.backlog >= c.limit {
-		c.drop()
-		c.mu.Unlock()
-		return false
+		if c.lose("slow client dropped: its queue overflowed") && c.out != nil {
+			c.out.m.queueFull.Inc()
+		}
+		return false, false
 	}
-	c.queue = append(c.queue, frame)
-	c.mu.Unlock()
-	c.signal()
-	return true
+	c.enqueue(frame)
+	return true, c.kick()
+}
+
+// enqueue appends frames to the queue; called with c.mu held.
+func (c *Client) enqueue(frames ...[]byte) {
+	c.queue = append(c.queue, frames...)
 }
 
 // preload queues frames that are not held against the limit: the replay a
 // client asked for by resuming.
 func (c *Client) preload(frames ...[]byte) {
 	c.mu.Lock()
-	c.queue = append(c.queue, frames...)
+	defer c.mu.Unlock()
+	c.enqueue(frames...)
 	c.backlog += len(frames)
-	c.mu.Unlock()
-	c.signal()
+	c.kick()
 }
 
 // hold keeps live frames back until unhold: a replay fetched elsewhere
@@ -120,22 +177,21 @@ func (c *Client) hold() {
 // held. Called with the stream's lock held, so no live frame comes between.
 func (c *Client) release(frames [][]byte, force bool) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.gone {
-		c.mu.Unlock()
 		return true
 	}
-	c.queue = append(c.queue, frames...)
+	c.enqueue(frames...)
 	c.backlog += len(frames)
 	done := force || !c.overflow
 	if done {
 		if !c.overflow {
-			c.queue = append(c.queue, c.held...)
+			c.enqueue(c.held...)
 		}
 		c.holding = false
 	}
 	c.held, c.overflow = nil, false
-	c.mu.Unlock()
-	c.signal()
+	c.kick()
 	return done
 }
 
@@ -153,49 +209,271 @@ func (c *Client) overflowed() bool {
 	return c.overflow
 }
 
-// take hands the queued frames to the writer and gives the queue spare to
-// fill next, so a steady stream reuses two slices.
-func (c *Client) take(spare [][]byte) [][]byte {
-	c.mu.Lock()
-	out := c.queue
-	c.queue = spare[:0]
-	c.backlog = 0
-	c.mu.Unlock()
-	return out
-}
-
-// close marks a client that left gone, so a hook that kept it gets
-// ErrClientGone from Send instead of filling a queue nobody reads.
+// close marks a client that left its stream gone, so a hook that kept it
+// gets ErrClientGone from Send instead of filling a queue nobody reads.
 func (c *Client) close() {
 	c.mu.Lock()
-	c.drop()
+	c.gone = true
 	c.queue = nil
 	c.mu.Unlock()
 }
 
 // finish ends the client's stream after what is queued, with frame last
-// (a retry hint), so it reconnects; a client already gone is left alone.
-func (c *Client) finish(frame []byte) {
+// (a retry hint, say), so it reconnects; events counts the frames of frame
+// that are events. A client already gone or ending is left alone.
+func (c *Client) finish(frame []byte, events int, why string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gone || c.final != nil {
 		return
 	}
-	c.final = frame
-	close(c.ended)
+	c.final, c.finalEvents, c.why = frame, events, why
+	c.kick()
 }
 
-// drop marks the client gone; called with c.mu held.
-func (c *Client) drop() {
-	if !c.gone {
-		c.gone = true
-		close(c.left)
+// leave ends the stream of a client whose peer went away: nothing more is
+// written.
+func (c *Client) leave() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lose("client left")
+}
+
+// lose stops all writing to the client and has its end run; it reports
+// whether this call did it. Called with c.mu held, maybe with the stream's
+// too: what can block runs on another goroutine.
+func (c *Client) lose(why string) bool {
+	if c.stopped {
+		return false
+	}
+	c.gone, c.stopped = true, true
+	if c.why == "" {
+		c.why = why
+	}
+	c.queue, c.spare = nil, nil
+	if c.out == nil || c.out.sink == nil {
+		return true // start or fail runs the end
+	}
+	// A write under way may block until its deadline: the sink's abort
+	// ends it now. With no writer running, one is started to run the end.
+	run := !c.writing
+	c.writing = true
+	c.aborting.Add(1)
+	go func() {
+		c.out.sink.abort()
+		c.aborting.Done()
+		if run {
+			c.run()
+		}
+	}()
+	return true
+}
+
+// kick starts a writer unless one runs, and reports whether it did;
+// called with c.mu held.
+func (c *Client) kick() bool {
+	if c.out == nil || c.writing {
+		return false
+	}
+	c.writing = true
+	go c.run()
+	return true
+}
+
+// yieldToWriters lets the writers a delivery started run before the
+// delivering goroutine goes on: a new goroutine waits for its creator's
+// processor, and a subscription handing over a burst of messages would
+// otherwise fill every queue before any writer ran.
+func yieldToWriters(started bool) {
+	if started {
+		runtime.Gosched()
 	}
 }
 
-func (c *Client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// start hands the client its outlet: queued frames go out from now on,
+// a keepalive comment after each keepalive period of silence, and the
+// stream ends at lifetime (when not zero) or when the token expires
+// (when not zero).
+func (c *Client) start(o *outlet, lifetime time.Duration, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out = o
+	if c.stopped {
+		// Lost before it started: only the end is left to run.
+		c.writing = true
+		go c.run()
+		return
 	}
+	if k := o.rt.Keepalive; k > 0 {
+		o.keepalive = time.AfterFunc(k, c.keepalive)
+		o.timers = append(o.timers, o.keepalive)
+	}
+	if lifetime > 0 {
+		frame := reconnectFrame(o.rt, endOfLifeRetry, "max_stream_duration reached; reconnect")
+		o.timers = append(o.timers, time.AfterFunc(lifetime, func() {
+			c.finish(frame, 0, "stream ended at max_stream_duration")
+		}))
+	}
+	if !expires.IsZero() {
+		o.timers = append(o.timers, time.AfterFunc(time.Until(expires), func() {
+			c.finish(authExpiredFrame, 1, "stream closed: its token expired")
+		}))
+	}
+	c.kick()
+}
+
+// hurry makes a write under way, and every later one, fail at once.
+func (c *Client) hurry() {
+	// Under the lock, so that the end, and the handler's return, wait.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.over && c.out != nil && c.out.sink != nil {
+		_ = c.out.sink.setDeadline(time.Now())
+	}
+}
+
+// run is the writer: it writes what is queued, in as few writes as it
+// can, until the queue is empty; it runs the end once the client is lost
+// or its last frame is out.
+func (c *Client) run() {
+	o := c.out
+	for {
+		c.mu.Lock()
+		if c.stopped {
+			c.writing = false
+			c.mu.Unlock()
+			c.end()
+			return
+		}
+		batch := c.queue
+		c.queue, c.spare, c.backlog = c.spare, nil, 0
+		events := len(batch)
+		if c.keepaliveDue {
+			c.keepaliveDue = false
+			batch = append(batch, keepaliveLine)
+		}
+		last := c.final != nil
+		if last {
+			batch = append(batch, c.final)
+			events += c.finalEvents
+			c.gone = true
+		}
+		if len(batch) == 0 {
+			c.spare = batch
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		err := o.write(batch)
+		c.mu.Lock()
+		if cap(batch) <= keptQueue {
+			clear(batch)
+			c.spare = batch[:0]
+		}
+		if err == nil {
+			o.m.delivered.Add(float64(events))
+			if !last {
+				c.mu.Unlock()
+				continue
+			}
+		}
+		switch {
+		case err == nil:
+			c.stopped = true
+		case errors.Is(err, os.ErrDeadlineExceeded) && o.s.hurry.Err() == nil:
+			if c.lose("slow client dropped: a write timed out") {
+				o.m.writeTimeout.Inc()
+			}
+		default:
+			c.lose("client lost: " + err.Error())
+		}
+		c.mu.Unlock()
+	}
+}
+
+// fail ends a client whose stream could not start.
+func (c *Client) fail(o *outlet, why string) {
+	c.mu.Lock()
+	c.out = o
+	c.lose(why)
+	c.mu.Unlock()
+	c.end()
+}
+
+// end takes the client out of its stream, once.
+func (c *Client) end() {
+	c.mu.Lock()
+	if c.over {
+		c.mu.Unlock()
+		return
+	}
+	c.over = true
+	done, why := c.done, c.why
+	c.mu.Unlock()
+	// A handler's writer must not be touched once the handler returns,
+	// which closing done lets it do.
+	c.aborting.Wait()
+	o := c.out
+	for _, t := range o.timers {
+		t.Stop()
+	}
+	if o.sink != nil {
+		o.sink.close()
+	}
+	o.end(why)
+	if done != nil {
+		close(done)
+	}
+}
+
+// keepalive is the keepalive timer's call: a comment goes out only after
+// a keepalive period without any write, counted from the last one.
+func (c *Client) keepalive() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone {
+		return // ending: re-arming would outlive the end's Stop
+	}
+	o := c.out
+	period := o.rt.Keepalive
+	if idle := since() - time.Duration(o.lastWrite.Load()); idle < period {
+		o.keepalive.Reset(period - idle)
+		return
+	}
+	c.keepaliveDue = true
+	c.kick()
+	o.keepalive.Reset(period)
+}
+
+// write writes a batch of frames to the sink under the route's write
+// deadline.
+func (o *outlet) write(batch [][]byte) error {
+	now := since()
+	// Moving a deadline costs a timer update in the runtime: it moves only
+	// once half of write_timeout is used up, so each write has between
+	// half and all of it.
+	if o.s.hurry.Err() != nil {
+		if err := o.sink.setDeadline(time.Now()); err != nil {
+			return err
+		}
+	} else if o.deadline-now < o.rt.WriteTimeout/2 {
+		o.deadline = now + o.rt.WriteTimeout
+		if err := o.sink.setDeadline(clockBase.Add(o.deadline)); err != nil {
+			return err
+		}
+		if o.s.hurry.Err() != nil {
+			// Checked after setting, so that a concurrent hurry is not undone.
+			if err := o.sink.setDeadline(time.Now()); err != nil {
+				return err
+			}
+		}
+	}
+	n, err := o.sink.write(batch)
+	o.m.bytes.Add(float64(n))
+	if err == nil {
+		o.lastWrite.Store(int64(since()))
+	}
+	return err
 }

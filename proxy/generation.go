@@ -320,7 +320,7 @@ func (s *Server) endRoute(g *generation, rt *config.Route) {
 	s.mu.Unlock()
 	bye := reconnectFrame(rt, reloadRetry, "route changed; reconnect")
 	for _, st := range ending {
-		st.end(bye)
+		st.end(bye, "stream ended: its route changed")
 		st.unsubscribe()
 	}
 }

@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
@@ -100,7 +98,6 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			s.comeBackLater(w, r, rt, refused.status, refused.reason)
 			return
 		}
-		defer release()
 
 		c := newClient(r, rt.Buffer)
 		if s.onConnect != nil {
@@ -109,6 +106,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		lastID, resume := lastEventID(r)
 		st, err := s.attach(r.Context(), id, c, lastID, resume)
 		if err != nil {
+			release()
 			count(connUnavailable)
 			if errors.Is(err, errReloaded) {
 				s.comeBackIn(w, r, reloadRetry, http.StatusServiceUnavailable, "route reloaded; retry")
@@ -120,11 +118,17 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "unavailable: "+err.Error())
 			return
 		}
-		defer s.handlers.Done()
-		defer st.leave(c, func(gen uint64) { s.release(st, gen) })
+		remote := r.RemoteAddr
+		o := &outlet{s: s, rt: rt, m: rs.m, end: func(why string) {
+			st.leave(c, func(gen uint64) { s.release(st, gen) })
+			release()
+			s.log.Debug().Str("route", rt.Path).Str("remote", remote).Msg(why)
+			s.handlers.Done()
+		}}
 		// A ticket is spent only now that the stream starts: a client
 		// turned away above comes back with the same one.
 		if who.Consume != nil && !who.Consume() {
+			c.fail(o, "ticket refused")
 			count(connUnauthorized)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ssegate"`)
 			http.Error(w, "unauthorized: ticket unknown, used or expired", http.StatusUnauthorized)
@@ -132,7 +136,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		}
 		count(connAccepted)
 		setStreamHeaders(w)
-		s.stream(w, r, rt, rs.m, c, who.Expires)
+		s.serve(w, r, o, c, who.Expires)
 	}
 }
 
@@ -207,135 +211,74 @@ func (s *Server) comeBackIn(w http.ResponseWriter, r *http.Request, d time.Durat
 	_, _ = w.Write(b)
 }
 
-// stream writes c's frames to w until the client goes, is dropped, or the
-// server shuts down. Keepalive comments go out only when nothing else has
-// for a keepalive period.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *config.Route, m *routeMetrics, c *Client, expires time.Time) {
-	rc := http.NewResponseController(w)
-	log := s.log.With().Str("route", rt.Path).Str("remote", r.RemoteAddr).Logger()
-	// When Shutdown runs short of time, a write blocked on a client that
-	// does not read fails now rather than at write_timeout.
-	defer context.AfterFunc(s.hurry, func() { _ = rc.SetWriteDeadline(time.Now()) })()
-	write := func(frames ...[]byte) error {
-		// Middleware that hides the connection cannot set deadlines; the
-		// stream still works, it just relies on TCP to notice a dead peer.
-		err := rc.SetWriteDeadline(time.Now().Add(rt.WriteTimeout))
-		if err == nil && s.hurry.Err() != nil {
-			// Checked after setting, so that a concurrent hurry is not undone.
-			err = rc.SetWriteDeadline(time.Now())
-		}
-		if err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return err
-		}
-		err, written := nil, 0
-		for _, f := range frames {
-			var n int
-			n, err = w.Write(f)
-			written += n
-			if err != nil {
-				break
-			}
-		}
-		m.bytes.Add(float64(written))
-		if err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-
-	// last writes what is queued and then frame, the end of the stream;
-	// events counts the frames of frame that are events.
-	last := func(frame []byte, events int) {
-		batch := c.take(nil)
-		if write(append(batch, frame)...) == nil {
-			m.delivered.Add(float64(len(batch) + events))
-		}
-	}
-
-	w.WriteHeader(http.StatusOK)
+// serve starts c's stream on o: it writes the response head and hands
+// the client its sink. An HTTP/1.1 connection is taken out of net/http
+// (hijacked) so that the handler and its buffers go and an idle stream
+// costs only its connection and its queue; other requests (HTTP/2, or a
+// ResponseWriter that cannot hand its connection over) keep the handler
+// until the stream ends.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *outlet, c *Client, expires time.Time) {
 	var head []byte
-	if rt.Retry > 0 {
-		head = sse.AppendRetry(head, rt.Retry)
-	}
-	if err := write(head); err != nil {
-		log.Debug().Err(err).Msg("client lost")
-		return
-	}
-	log.Debug().Msg("client connected")
-
-	var keepalive <-chan time.Time
-	var timer *time.Timer
-	if rt.Keepalive > 0 {
-		timer = time.NewTimer(rt.Keepalive)
-		defer timer.Stop()
-		keepalive = timer.C
+	if o.rt.Retry > 0 {
+		head = sse.AppendRetry(head, o.rt.Retry)
 	}
 	// A stream that must end after max_stream_duration ends somewhere in
 	// its last fifth, so clients that came together do not all come back
 	// together; they resume from where they were.
-	var lifetime <-chan time.Time
-	if d := rt.MaxStreamDuration; d > 0 {
-		t := time.NewTimer(d - rand.N(d/5+1))
-		defer t.Stop()
-		lifetime = t.C
+	var lifetime time.Duration
+	if d := o.rt.MaxStreamDuration; d > 0 {
+		lifetime = d - rand.N(d/5+1)
 	}
-	var expiry <-chan time.Time
-	if !expires.IsZero() {
-		t := time.NewTimer(time.Until(expires))
-		defer t.Stop()
-		expiry = t.C
+	if hj, ok := w.(http.Hijacker); ok && r.ProtoMajor == 1 {
+		if s.serveHijacked(w, hj, o, c, head) {
+			c.start(o, lifetime, expires)
+		}
+		return
 	}
-	var spare [][]byte
-	for {
-		var err error
-		select {
-		case <-r.Context().Done():
-			log.Debug().Msg("client left")
-			return
-		case <-c.ended:
-			// Its route was reloaded away: what is queued, then the hint.
-			last(c.final, 0)
-			log.Debug().Msg("stream ended: its route changed")
-			return
-		case <-c.left:
-			m.queueFull.Inc()
-			log.Debug().Msg("slow client dropped: its queue overflowed")
-			return
-		case <-s.closing:
-			// The subscriptions are drained: what is queued is all there
-			// is, and goes out before the goodbye.
-			last(shutdownLine, 0)
-			return
-		case <-expiry:
-			last(authExpiredFrame, 1)
-			log.Debug().Msg("stream closed: its token expired")
-			return
-		case <-lifetime:
-			last(reconnectFrame(rt, endOfLifeRetry, "max_stream_duration reached; reconnect"), 0)
-			log.Debug().Msg("stream ended at max_stream_duration")
-			return
-		case <-c.wake:
-			batch := c.take(spare)
-			err = write(batch...)
-			if err == nil {
-				m.delivered.Add(float64(len(batch)))
-			}
-			clear(batch)
-			spare = batch
-		case <-keepalive:
-			err = write(keepaliveLine)
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && s.hurry.Err() == nil {
-				m.writeTimeout.Inc()
-				log.Debug().Err(err).Msg("slow client dropped: a write timed out")
-				return
-			}
-			log.Debug().Err(err).Msg("client lost")
-			return
-		}
-		if timer != nil {
-			timer.Reset(rt.Keepalive)
-		}
+
+	o.sink = newHandlerSink(w)
+	w.WriteHeader(http.StatusOK)
+	// Written even when empty: the flush sends the head.
+	if err := o.write([][]byte{head}); err != nil {
+		c.fail(o, "client lost: "+err.Error())
+		return
 	}
+	s.log.Debug().Str("route", o.rt.Path).Str("remote", r.RemoteAddr).Msg("client connected")
+	done := c.Done()
+	c.start(o, lifetime, expires)
+	select {
+	case <-r.Context().Done():
+		c.leave()
+	case <-done:
+	}
+	<-done
+}
+
+// serveHijacked takes the connection, writes the head to it and watches
+// for the peer's end; it reports whether the client can start.
+func (s *Server) serveHijacked(w http.ResponseWriter, hj http.Hijacker, o *outlet, c *Client, head []byte) bool {
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		c.fail(o, "client lost: hijack: "+err.Error())
+		return false
+	}
+	// What the client sent after its request stays unread in the dropped
+	// reader: an EventSource sends nothing, and the response's end (the
+	// connection's) answers nothing pipelined.
+	cs := newConnSink(conn)
+	o.sink = cs
+	if err := o.write([][]byte{streamHead(w.Header(), time.Now()), head}); err != nil {
+		c.fail(o, "client lost: "+err.Error())
+		return false
+	}
+	pw, err := s.peerWatcher()
+	if err == nil {
+		cs.stopWatch, err = pw.Watch(conn, c.leave)
+	}
+	if err != nil {
+		c.fail(o, "client not watched: "+err.Error())
+		return false
+	}
+	s.log.Debug().Str("route", o.rt.Path).Str("remote", conn.RemoteAddr().String()).Msg("client connected")
+	return true
 }

@@ -55,9 +55,10 @@ func TestKeepaliveTiming(t *testing.T) {
 		c := newClient(req, rt.Buffer)
 		w := &recorder{header: http.Header{}}
 		done := make(chan struct{})
+		o := &outlet{s: s, rt: rt, m: s.metrics.route(rt), end: func(string) {}}
 		go func() {
 			defer close(done)
-			s.stream(w, req, rt, s.metrics.route(rt), c, time.Time{})
+			s.serve(w, req, o, c, time.Time{})
 		}()
 		keepalive := string(keepaliveLine)
 		event := string(sse.AppendComment(nil, "event"))

@@ -222,20 +222,19 @@ func (st *stream) deliverSeq(ev sources.Event, ok bool, seq uint64) {
 			frame = e
 		}
 	}
+	started := false
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.closed || seq <= st.lastSeq {
-		return
-	}
-	st.lastSeq = seq
-	if !ok {
-		return
-	}
-	for _, c := range st.clients {
-		if seq > c.skipThrough {
-			c.push(frame)
+	if !st.closed && seq > st.lastSeq {
+		st.lastSeq = seq
+		for _, c := range st.clients {
+			if ok && seq > c.skipThrough {
+				_, s := c.push(frame)
+				started = started || s
+			}
 		}
 	}
+	st.mu.Unlock()
+	yieldToWriters(started)
 }
 
 // replay fetches for c the events after lastID up to seam (the last one

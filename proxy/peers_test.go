@@ -3,7 +3,10 @@ package proxy_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -145,4 +148,130 @@ route "/s/{n}" {
 	if heap1 > heap0+8<<20 {
 		t.Errorf("heap in use grew from %d to %d KiB", heap0>>10, heap1>>10)
 	}
+}
+
+// An HTTP/1.1 stream is answered with a head ssegate writes itself once
+// it has taken the connection: the stream's headers and those set before
+// (CORS), a Date, "Connection: close" and neither chunking nor a length,
+// so the body is the bare frames and ends with the connection.
+func TestHijackedStreamHead(t *testing.T) {
+	h := start(t, `
+cors { allow_origins = ["https://app.example.com"] }
+route "/sse" {
+  retry = "2s"
+  source "nats" { subject = "events" }
+}`)
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		t.Run(proto, func(t *testing.T) {
+			c, err := net.Dial("tcp", h.ts.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(wait))
+			fmt.Fprintf(c, "GET /sse %s\r\nHost: x\r\nOrigin: https://app.example.com\r\nAccept: text/event-stream\r\n\r\n", proto)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{
+				"Content-Type":                "text/event-stream; charset=utf-8",
+				"Cache-Control":               "no-cache",
+				"X-Accel-Buffering":           "no",
+				"Access-Control-Allow-Origin": "https://app.example.com",
+			}
+			for k, v := range want {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("%s: %q, want %q", k, got, v)
+				}
+			}
+			if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/1.1" {
+				t.Errorf("status line %s %s, want HTTP/1.1 200", resp.Proto, resp.Status)
+			}
+			if !resp.Close || resp.ContentLength != -1 || len(resp.TransferEncoding) != 0 {
+				t.Errorf("close %v, length %d, transfer encoding %q: want a body that ends with the connection", resp.Close, resp.ContentLength, resp.TransferEncoding)
+			}
+			if d, err := http.ParseTime(resp.Header.Get("Date")); err != nil || time.Since(d) > time.Minute {
+				t.Errorf("Date %q: %v", resp.Header.Get("Date"), err)
+			}
+			eventually(t, "the client to join", func() bool { return clientsOn(h, "/sse") == 1 })
+			h.publish("events", "bare")
+			// The body as the bytes on the wire: no chunk sizes.
+			want1 := "retry: 2000\n"
+			got := make([]byte, len(want1))
+			if _, err := io.ReadFull(br, got); err != nil || string(got) != want1 {
+				t.Fatalf("body starts %q (%v), want %q", got, err, want1)
+			}
+			id, err := br.ReadString('\n')
+			if err != nil || !strings.HasPrefix(id, "id: ") {
+				t.Fatalf("frame starts %q: %v", id, err)
+			}
+			if rest, err := br.ReadString('\n'); err != nil || rest != "data: bare\n" {
+				t.Fatalf("frame goes on %q: %v", rest, err)
+			}
+			c.Close()
+			eventually(t, "the client to leave", func() bool { return clientsOn(h, "/sse") == 0 })
+		})
+	}
+}
+
+// Idle HTTP/1.1 streams hold no goroutine: their connections wait in the
+// hub, and a writer runs only while frames are queued.
+func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  source "nats" { subject = "events" }
+}`)
+	addr := h.ts.Listener.Addr().String()
+	before := runtime.NumGoroutine()
+	const n = 300
+	conns := make([]*bufio.Reader, n)
+	for i := range conns {
+		_, conns[i] = rawStream(t, addr, "/sse")
+	}
+	eventually(t, "every client to join", func() bool { return clientsOn(h, "/sse") == n })
+	// Each stream's handler returns once its head is out.
+	eventually(t, "the handlers to return", func() bool { return runtime.NumGoroutine() < before+n/10 })
+
+	// They all still get events.
+	h.publish("events", "to all")
+	for i, br := range conns {
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
+			if line == "data: to all\n" {
+				break
+			}
+		}
+	}
+	eventually(t, "the writers to finish", func() bool { return runtime.NumGoroutine() < before+n/10 })
+}
+
+// HTTP/1.1 over TLS is hijacked too: bursts are joined into one record,
+// and the peer's end is seen on the connection under TLS.
+func TestHijackedStreamOverTLS(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  buffer = 1000
+  source "nats" { subject = "events" }
+}`)
+	ts := httptest.NewUnstartedServer(h.srv) // HTTP/1.1 only
+	ts.StartTLS()
+	defer ts.Close()
+	c := openWith(t, ts.Client(), ts.URL+"/sse", nil)
+	if c.resp.ProtoMajor != 1 {
+		t.Fatalf("protocol %s, want HTTP/1.1", c.resp.Proto)
+	}
+	eventually(t, "the client to join", func() bool { return clientsOn(h, "/sse") == 1 })
+	var want []string
+	for i := range 500 {
+		want = append(want, fmt.Sprint(i))
+		h.publish("events", want[i])
+	}
+	c.expectData(want...)
+	c.close()
+	eventually(t, "the client to leave", func() bool { return clientsOn(h, "/sse") == 0 })
 }

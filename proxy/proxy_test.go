@@ -517,6 +517,11 @@ func TestVerifyRequestAndOnConnect(t *testing.T) {
 	// A hook that keeps a client learns when it is gone.
 	kc := <-kept
 	c.close()
+	select {
+	case <-kc.Done():
+	case <-time.After(wait):
+		t.Fatal("Done was not closed after the client left")
+	}
 	e, _ := sse.NewEvent("", "too late")
 	eventually(t, "Send to fail after the client left", func() bool {
 		return errors.Is(kc.Send(e), proxy.ErrClientGone)

@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/ssegate/ssegate/internal/peerwatch"
 	"github.com/ssegate/ssegate/proxy/backbone"
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/lease"
@@ -76,9 +77,9 @@ type Server struct {
 	handlers  sync.WaitGroup
 	releasing sync.WaitGroup // streams being freed, counted under mu
 
-	// closing is closed once Shutdown has drained the subscriptions:
-	// handlers then write what is queued and the final comment.
+	// closing is closed once Shutdown has drained the subscriptions.
 	closing chan struct{}
+	peers   *peerwatch.Watcher // made by the first hijacked stream; guarded by mu
 	// hurry is cancelled when Shutdown runs short of time: writes to
 	// clients that do not read fail at once instead of at write_timeout.
 	hurry     context.Context
@@ -510,6 +511,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	drainStreams(drainCtx, streams)
 	cancel()
 	close(s.closing)
+	// The subscriptions are drained: what is queued is all there is, and
+	// goes out before the goodbye.
+	for _, st := range streams {
+		st.end(shutdownLine, "stream ended: ssegate is shutting down")
+	}
 
 	done := make(chan struct{})
 	go func() {
@@ -522,7 +528,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-hurryCtx.Done():
+		// Streams a reload ended before Shutdown are not here: their
+		// writes still end within their write_timeout.
 		s.hurryStop()
+		for _, st := range streams {
+			st.hurry()
+		}
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -530,6 +541,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.hurryStop()
+	s.mu.Lock()
+	if s.peers != nil {
+		_ = s.peers.Close()
+	}
+	s.mu.Unlock()
 	// A stream freed just before Shutdown may still be stopping its
 	// sources; NATS stays until they are done.
 	s.releasing.Wait()
@@ -538,6 +554,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, s.backbone.Close(ctx))
 	}
 	return err
+}
+
+// peerWatcher returns the Watcher that learns when hijacked clients go.
+func (s *Server) peerWatcher() (*peerwatch.Watcher, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.peers == nil {
+		pw, err := peerwatch.New()
+		if err != nil {
+			return nil, err
+		}
+		s.peers = pw
+	}
+	return s.peers, nil
 }
 
 // shareOf returns a context that ends after 1/n of the time ctx has left.

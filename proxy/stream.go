@@ -108,16 +108,27 @@ func (st *stream) startFeeding(env sources.FeedEnv, track func(rt *config.Route,
 }
 
 // end closes the stream: each client gets what is queued for it and then
-// frame, and the stream takes no more clients or events. The caller has
-// taken it out of the Server's streams, and unsubscribes it.
-func (st *stream) end(frame []byte) {
+// frame, and the stream takes no more clients or events; why is for the
+// log. The caller has taken it out of the Server's streams, and
+// unsubscribes it.
+func (st *stream) end(frame []byte, why string) {
 	st.stopLinger()
 	st.mu.Lock()
 	st.closed = true
 	clients := slices.Clone(st.clients)
 	st.mu.Unlock()
 	for _, c := range clients {
-		c.finish(frame)
+		c.finish(frame, 0, why)
+	}
+}
+
+// hurry makes the writes to every client of the stream fail at once.
+func (st *stream) hurry() {
+	st.mu.Lock()
+	clients := slices.Clone(st.clients)
+	st.mu.Unlock()
+	for _, c := range clients {
+		c.hurry()
 	}
 }
 
@@ -190,17 +201,22 @@ func (st *stream) deliver(ev sources.Event) {
 		st.reject(err)
 		return
 	}
+	yieldToWriters(st.record(ev, e))
+}
 
+// record records an event, encoded as e, and queues it for every client;
+// it reports whether a client's writer was started.
+func (st *stream) record(ev sources.Event, e sse.Event) (started bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
-		return
+		return false
 	}
 	// An id names one event: the same one again is a copy (a publisher's
 	// retry, or the same poll done by several replicas), and would make
 	// resuming from that id ambiguous.
 	if ev.HasID && st.history.has(ev.ID) {
-		return
+		return false
 	}
 	st.seq++
 	id := ev.ID
@@ -211,10 +227,11 @@ func (st *stream) deliver(ev sources.Event) {
 	frame := e.Encode()
 	st.history.add(id, frame)
 	for _, c := range st.clients {
-		// A client that overflows is dropped inside push; its writer
-		// sees that and leaves.
-		c.push(frame)
+		// A client that overflows is dropped inside push.
+		_, s := c.push(frame)
+		started = started || s
 	}
+	return started
 }
 
 // join adds a client. A resuming client first gets, in its queue, exactly

@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// sink is where a client's frames are written: a hijacked HTTP/1.1
+// connection, or the ResponseWriter of a handler that stays for the
+// stream's life (HTTP/2, and writers that cannot hand their connection
+// over).
+type sink interface {
+	// write writes the frames in order, all or until an error; it
+	// returns the bytes written.
+	write(frames [][]byte) (int64, error)
+	setDeadline(t time.Time) error
+	// abort makes a write under way, and every later one, fail now. It
+	// may be called while write runs.
+	abort()
+	// close follows the last write.
+	close()
+}
+
+// connSink writes to a connection taken out of net/http after the
+// response head: nothing else holds it, no goroutine waits on it.
+type connSink struct {
+	conn net.Conn
+	// vectored: the connection writes a batch with one writev; others
+	// (TLS) get it joined into one buffer, which is one record.
+	vectored  bool
+	stopWatch func() // stops watching for the peer's end; set before start
+}
+
+func newConnSink(conn net.Conn) *connSink {
+	_, tcp := conn.(*net.TCPConn)
+	_, unix := conn.(*net.UnixConn)
+	return &connSink{conn: conn, vectored: tcp || unix}
+}
+
+// joined holds the buffers a batch is joined into for connections that
+// cannot write vectors.
+var joined = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (cs *connSink) write(frames [][]byte) (int64, error) {
+	if len(frames) == 1 {
+		n, err := cs.conn.Write(frames[0])
+		return int64(n), err
+	}
+	if cs.vectored {
+		bufs := net.Buffers(frames) // WriteTo consumes a copy of the slice header
+		return bufs.WriteTo(cs.conn)
+	}
+	b := joined.Get().(*bytes.Buffer)
+	defer joined.Put(b)
+	b.Reset()
+	for _, f := range frames {
+		b.Write(f)
+	}
+	n, err := cs.conn.Write(b.Bytes())
+	return int64(n), err
+}
+
+func (cs *connSink) setDeadline(t time.Time) error { return cs.conn.SetWriteDeadline(t) }
+
+func (cs *connSink) abort() { _ = cs.conn.Close() }
+
+func (cs *connSink) close() {
+	if cs.stopWatch != nil {
+		cs.stopWatch()
+	}
+	_ = cs.conn.Close()
+}
+
+// handlerSink writes through a ResponseWriter; its handler waits for the
+// client's end, since nothing may write to it after the handler returns.
+type handlerSink struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func newHandlerSink(w http.ResponseWriter) *handlerSink {
+	return &handlerSink{w: w, rc: http.NewResponseController(w)}
+}
+
+func (hs *handlerSink) write(frames [][]byte) (int64, error) {
+	var written int64
+	for _, f := range frames {
+		n, err := hs.w.Write(f)
+		written += int64(n)
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, hs.rc.Flush()
+}
+
+// setDeadline bounds writes where the writer can. Middleware that hides
+// the connection cannot: the stream still works, it just relies on TCP to
+// notice a dead peer.
+func (hs *handlerSink) setDeadline(t time.Time) error {
+	if err := hs.rc.SetWriteDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
+}
+
+func (hs *handlerSink) abort() { _ = hs.setDeadline(time.Now()) }
+
+func (hs *handlerSink) close() {}
+
+// streamHead is the response head of a hijacked stream: 200, the headers
+// set on the ResponseWriter (the stream's, CORS, a middleware's), a Date,
+// and "Connection: close", since the body is neither chunked nor of known
+// length: it ends when the connection closes.
+func streamHead(h http.Header, now time.Time) []byte {
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	// WriteSubset cleans newlines out of values, as net/http does.
+	_ = h.WriteSubset(&b, hopByHop)
+	b.WriteString("Date: ")
+	b.Write(now.UTC().AppendFormat(nil, http.TimeFormat))
+	b.WriteString("\r\nConnection: close\r\n\r\n")
+	return b.Bytes()
+}
+
+// hopByHop are headers a handler may have set that the hijacked stream's
+// head decides itself.
+var hopByHop = map[string]bool{
+	"Connection":        true,
+	"Content-Length":    true,
+	"Transfer-Encoding": true,
+	"Date":              true,
+	"Keep-Alive":        true,
+	"Trailer":           true,
+}

@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/proxy/config"
+)
+
+// gate is a sink whose first write waits until opened, and which records
+// every write.
+type gate struct {
+	open   chan struct{}
+	mu     sync.Mutex
+	writes [][][]byte
+}
+
+func (g *gate) write(frames [][]byte) (int64, error) {
+	g.mu.Lock()
+	first := len(g.writes) == 0
+	g.writes = append(g.writes, append([][]byte(nil), frames...))
+	g.mu.Unlock()
+	if first {
+		<-g.open
+	}
+	return 0, nil
+}
+func (g *gate) setDeadline(time.Time) error { return nil }
+func (g *gate) abort()                      {}
+func (g *gate) close()                      {}
+
+func (g *gate) count() (writes, frames int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, w := range g.writes {
+		frames += len(w)
+	}
+	return len(g.writes), frames
+}
+
+func testOutlet(t testing.TB, sk sink) *outlet {
+	rt := &config.Route{Path: "/sse", WriteTimeout: time.Minute, Buffer: 1000}
+	s := &Server{log: zerolog.Nop()}
+	s.hurry, s.hurryStop = context.WithCancel(t.Context())
+	return &outlet{sink: sk, s: s, rt: rt, m: newMetrics(s).route(rt), end: func(string) {}}
+}
+
+// Frames queued while a write is under way go out together in the next
+// write: a burst costs two writes, not one per event.
+func TestBurstIsCoalesced(t *testing.T) {
+	g := &gate{open: make(chan struct{})}
+	c := newClient(nil, 1000)
+	c.start(testOutlet(t, g), 0, time.Time{})
+	c.push([]byte("0"))
+	for {
+		if w, _ := g.count(); w == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i < 100; i++ {
+		c.push(fmt.Appendf(nil, "%d", i))
+	}
+	close(g.open)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, f := g.count(); f == 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the burst was not written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	writes, _ := g.count()
+	if writes != 2 {
+		t.Errorf("100 frames took %d writes, want 2", writes)
+	}
+	i := 0
+	for _, w := range g.writes {
+		for _, f := range w {
+			if string(f) != fmt.Sprint(i) {
+				t.Fatalf("frame %d is %q", i, f)
+			}
+			i++
+		}
+	}
+}
+
+// A TCP connection's sink writes a batch whole and in order with writev,
+// with more frames than one writev takes and more bytes than the socket
+// buffers hold. (TLS, which joins a batch instead, is in peers_test.)
+func TestConnSinkWritesBatches(t *testing.T) {
+	frames := make([][]byte, 3000)
+	var want bytes.Buffer
+	for i := range frames {
+		frames[i] = bytes.Repeat([]byte{byte('a' + i%26)}, 1+i%700)
+		want.Write(frames[i])
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := newConnSink(server)
+	if !cs.vectored {
+		t.Fatal("a TCP connection's sink does not write vectors")
+	}
+	read := make(chan []byte)
+	go func() {
+		got, _ := io.ReadAll(client)
+		read <- got
+	}()
+	batch := append([][]byte(nil), frames...) // the sink may change its batch
+	n, err := cs.write(batch)
+	if err != nil || n != int64(want.Len()) {
+		t.Fatalf("wrote %d of %d bytes: %v", n, want.Len(), err)
+	}
+	cs.close()
+	if got := <-read; !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("read %d bytes, not the %d written, in order", len(got), want.Len())
+	}
+	for i := range frames {
+		if len(frames[i]) != 1+i%700 {
+			t.Fatal("writing changed the frames")
+		}
+	}
+}
