@@ -66,4 +66,4 @@ func (d discard) write(frames [][]byte) (int64, error) {
 }
 func (discard) setDeadline(time.Time) error { return nil }
 func (discard) abort()                      {}
-func (discard) close()                      {}
+func (discard) close(bool)                  {}

@@ -46,6 +46,8 @@ type Client struct {
 	stopped      bool   // no more writes: the end went out, or the client is lost
 	keepaliveDue bool
 	why          string         // why the stream ended, for the log
+	slow         slowness       // why a slow client was dropped, for the metrics
+	graceful     bool           // the stream's last frame went out
 	aborting     sync.WaitGroup // sink aborts under way, which the end waits for
 	over         bool           // the end has run: the client is out of its stream
 	done         chan struct{}  // closed when over; made by Done
@@ -56,6 +58,15 @@ type Client struct {
 	// replica had not delivered yet. Guarded by the stream's lock.
 	skipThrough uint64
 }
+
+// slowness is why a slow client was dropped.
+type slowness uint8
+
+const (
+	notSlow slowness = iota
+	slowQueueFull
+	slowWriteTimeout
+)
 
 // outlet is how a started client's frames leave: where they go, with what
 // deadline, and what happens when the stream is over.
@@ -82,9 +93,10 @@ func newClient(r *http.Request, limit int) *Client {
 	return &Client{req: r, limit: limit, slot: -1}
 }
 
-// Request returns the HTTP request that opened the stream. Its context
-// ends when the request's handling does, which for an HTTP/1.1 stream is
-// once the response head is out; Done tells when the client is gone.
+// Request returns the HTTP request that opened the stream, for an
+// OnConnect hook and whatever it hands the client to. Its context ends
+// when the request's handling does, which for an HTTP/1.1 stream is once
+// the response head is out; Done tells when the client is gone.
 func (c *Client) Request() *http.Request { return c.req }
 
 // Done returns a channel that is closed once the client's stream is over:
@@ -116,10 +128,10 @@ func (c *Client) Send(e sse.Event) error {
 const keptQueue = 64
 
 // push queues a frame without blocking, and reports whether it did and
-// whether it started a writer. A client whose queue is full is dropped
-// instead: it reconnects and resumes from history, and nobody else waits
-// for it.
-func (c *Client) push(frame []byte) (ok, started bool) {
+// whether the client's queue is half full. A client whose queue is full
+// is dropped instead: it reconnects and resumes from history, and nobody
+// else waits for it.
+func (c *Client) push(frame []byte) (ok, pressed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gone {
@@ -137,14 +149,16 @@ func (c *Client) push(frame []byte) (ok, started bool) {
 		}
 		return true, false
 	}
-	if len(c.queue)-c.backlog >= c.limit {
-		if c.lose("slow client dropped: its queue overflowed") && c.out != nil {
-			c.out.m.queueFull.Inc()
+	queued := len(c.queue) - c.backlog
+	if queued >= c.limit {
+		if c.lose("slow client dropped: its queue overflowed") {
+			c.slow = slowQueueFull
 		}
 		return false, false
 	}
 	c.enqueue(frame)
-	return true, c.kick()
+	c.kick()
+	return true, c.writing && 2*(queued+1) >= c.limit
 }
 
 // enqueue appends frames to the queue; called with c.mu held.
@@ -186,7 +200,10 @@ func (c *Client) release(frames [][]byte, force bool) bool {
 	done := force || !c.overflow
 	if done {
 		if !c.overflow {
+			// Part of the catch-up too: the limit is for what comes live
+			// from now on, which the writer could not be behind on yet.
 			c.enqueue(c.held...)
+			c.backlog += len(c.held)
 		}
 		c.holding = false
 	}
@@ -269,23 +286,22 @@ func (c *Client) lose(why string) bool {
 	return true
 }
 
-// kick starts a writer unless one runs, and reports whether it did;
-// called with c.mu held.
-func (c *Client) kick() bool {
-	if c.out == nil || c.writing {
-		return false
+// kick starts a writer unless one runs; called with c.mu held.
+func (c *Client) kick() {
+	if c.out != nil && !c.writing {
+		c.writing = true
+		go c.run()
 	}
-	c.writing = true
-	go c.run()
-	return true
 }
 
-// yieldToWriters lets the writers a delivery started run before the
-// delivering goroutine goes on: a new goroutine waits for its creator's
-// processor, and a subscription handing over a burst of messages would
-// otherwise fill every queue before any writer ran.
-func yieldToWriters(started bool) {
-	if started {
+// yieldToWriters lets writers run before a delivering goroutine goes on
+// when a client's queue is half full. A new writer waits for its
+// creator's processor, and a subscription handing over a burst of
+// messages would otherwise fill the queue before the writer ran. It
+// yields only then: writers that lag a little write more frames at once,
+// which is cheaper than one write per event.
+func yieldToWriters(pressed bool) {
+	if pressed {
 		runtime.Gosched()
 	}
 }
@@ -366,7 +382,8 @@ func (c *Client) run() {
 		}
 		c.mu.Unlock()
 
-		err := o.write(batch)
+		n, err := o.write(batch)
+		o.m.bytes.Add(float64(n))
 		c.mu.Lock()
 		if cap(batch) <= keptQueue {
 			clear(batch)
@@ -381,10 +398,10 @@ func (c *Client) run() {
 		}
 		switch {
 		case err == nil:
-			c.stopped = true
+			c.stopped, c.graceful = true, true
 		case errors.Is(err, os.ErrDeadlineExceeded) && o.s.hurry.Err() == nil:
 			if c.lose("slow client dropped: a write timed out") {
-				o.m.writeTimeout.Inc()
+				c.slow = slowWriteTimeout
 			}
 		default:
 			c.lose("client lost: " + err.Error())
@@ -410,7 +427,7 @@ func (c *Client) end() {
 		return
 	}
 	c.over = true
-	done, why := c.done, c.why
+	done, why, slow, graceful := c.done, c.why, c.slow, c.graceful
 	c.mu.Unlock()
 	// A handler's writer must not be touched once the handler returns,
 	// which closing done lets it do.
@@ -420,7 +437,13 @@ func (c *Client) end() {
 		t.Stop()
 	}
 	if o.sink != nil {
-		o.sink.close()
+		o.sink.close(graceful)
+	}
+	switch slow {
+	case slowQueueFull:
+		o.m.queueFull.Inc()
+	case slowWriteTimeout:
+		o.m.writeTimeout.Inc()
 	}
 	o.end(why)
 	if done != nil {
@@ -448,32 +471,36 @@ func (c *Client) keepalive() {
 }
 
 // write writes a batch of frames to the sink under the route's write
-// deadline.
-func (o *outlet) write(batch [][]byte) error {
-	now := since()
-	// Moving a deadline costs a timer update in the runtime: it moves only
-	// once half of write_timeout is used up, so each write has between
-	// half and all of it.
-	if o.s.hurry.Err() != nil {
-		if err := o.sink.setDeadline(time.Now()); err != nil {
-			return err
-		}
-	} else if o.deadline-now < o.rt.WriteTimeout/2 {
-		o.deadline = now + o.rt.WriteTimeout
-		if err := o.sink.setDeadline(clockBase.Add(o.deadline)); err != nil {
-			return err
-		}
-		if o.s.hurry.Err() != nil {
-			// Checked after setting, so that a concurrent hurry is not undone.
-			if err := o.sink.setDeadline(time.Now()); err != nil {
-				return err
-			}
-		}
+// deadline, and returns the bytes written.
+func (o *outlet) write(batch [][]byte) (int64, error) {
+	if err := o.extendDeadline(); err != nil {
+		return 0, err
 	}
 	n, err := o.sink.write(batch)
-	o.m.bytes.Add(float64(n))
 	if err == nil {
 		o.lastWrite.Store(int64(since()))
 	}
-	return err
+	return n, err
+}
+
+// extendDeadline gives the next write write_timeout. Moving a deadline
+// costs a timer update in the runtime, so a busy client's moves only once
+// an eighth of it is used up: each write gets at least seven eighths.
+func (o *outlet) extendDeadline() error {
+	if o.s.hurry.Err() != nil {
+		return o.sink.setDeadline(time.Now())
+	}
+	now := since()
+	if o.deadline-now >= o.rt.WriteTimeout-o.rt.WriteTimeout/8 {
+		return nil
+	}
+	o.deadline = now + o.rt.WriteTimeout
+	if err := o.sink.setDeadline(clockBase.Add(o.deadline)); err != nil {
+		return err
+	}
+	if o.s.hurry.Err() != nil {
+		// Checked after setting, so that a concurrent hurry is not undone.
+		return o.sink.setDeadline(time.Now())
+	}
+	return nil
 }

@@ -317,6 +317,10 @@ func (s *Server) endRoute(g *generation, rt *config.Route) {
 			ending = append(ending, st)
 		}
 	}
+	// Their clients write their last frames a while yet: Shutdown's hurry
+	// must reach them. Those of earlier reloads that are done are let go.
+	s.ended = slices.DeleteFunc(s.ended, (*stream).empty)
+	s.ended = append(s.ended, ending...)
 	s.mu.Unlock()
 	bye := reconnectFrame(rt, reloadRetry, "route changed; reconnect")
 	for _, st := range ending {

@@ -99,8 +99,12 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			return
 		}
 
-		c := newClient(r, rt.Buffer)
+		// Only a hook can reach the client to read its request; without
+		// one, an idle stream does not keep the request (a kilobyte with
+		// its headers).
+		c := newClient(nil, rt.Buffer)
 		if s.onConnect != nil {
+			c.req = r
 			s.onConnect(c)
 		}
 		lastID, resume := lastEventID(r)
@@ -239,10 +243,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *outlet, c *Cli
 	o.sink = newHandlerSink(w)
 	w.WriteHeader(http.StatusOK)
 	// Written even when empty: the flush sends the head.
-	if err := o.write([][]byte{head}); err != nil {
+	n, err := o.write([][]byte{head})
+	if err != nil {
 		c.fail(o, "client lost: "+err.Error())
 		return
 	}
+	o.m.bytes.Add(float64(n))
 	s.log.Debug().Str("route", o.rt.Path).Str("remote", r.RemoteAddr).Msg("client connected")
 	done := c.Done()
 	c.start(o, lifetime, expires)
@@ -267,10 +273,14 @@ func (s *Server) serveHijacked(w http.ResponseWriter, hj http.Hijacker, o *outle
 	// connection's) answers nothing pipelined.
 	cs := newConnSink(conn)
 	o.sink = cs
-	if err := o.write([][]byte{streamHead(w.Header(), time.Now()), head}); err != nil {
+	// One buffer: a connection keeps the vector of its first writev.
+	status := streamHead(w.Header(), time.Now())
+	n, err := o.write([][]byte{append(status, head...)})
+	if err != nil {
 		c.fail(o, "client lost: "+err.Error())
 		return false
 	}
+	o.m.bytes.Add(float64(n - int64(len(status))))
 	pw, err := s.peerWatcher()
 	if err == nil {
 		cs.stopWatch, err = pw.Watch(conn, c.leave)

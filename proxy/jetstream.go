@@ -222,19 +222,19 @@ func (st *stream) deliverSeq(ev sources.Event, ok bool, seq uint64) {
 			frame = e
 		}
 	}
-	started := false
+	pressed := false
 	st.mu.Lock()
 	if !st.closed && seq > st.lastSeq {
 		st.lastSeq = seq
 		for _, c := range st.clients {
 			if ok && seq > c.skipThrough {
-				_, s := c.push(frame)
-				started = started || s
+				_, p := c.push(frame)
+				pressed = pressed || p
 			}
 		}
 	}
 	st.mu.Unlock()
-	yieldToWriters(started)
+	yieldToWriters(pressed)
 }
 
 // replay fetches for c the events after lastID up to seam (the last one

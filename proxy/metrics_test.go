@@ -7,6 +7,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/sse"
 )
 
 // scrape returns the admin handler's /metrics text.
@@ -132,4 +135,30 @@ route "/status" {
 	if !strings.Contains(text, "ssegate_events_delivered_total{") || !strings.Contains(text, "ssegate_bytes_written_total{") || !strings.Contains(text, "go_goroutines") {
 		t.Errorf("metrics lack deliveries, bytes or the Go runtime:\n%s", text)
 	}
+}
+
+// A client dropped before its stream started (its hook sent more than
+// its queue holds) is counted like one dropped later.
+func TestSlowClientCountedBeforeStart(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  buffer = 2
+  source "nats" { subject = "events" }
+}`, proxy.OnConnect(func(c *proxy.Client) {
+		for range 3 {
+			e, _ := sse.NewEvent("", "hello")
+			_ = c.Send(e)
+		}
+	}))
+	admin := httptest.NewServer(h.srv.Admin())
+	defer admin.Close()
+	resp, err := h.ts.Client().Get(h.ts.URL + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body) // the stream ends at once
+	resp.Body.Close()
+	eventually(t, "the drop to be counted", func() bool {
+		return hasSample(scrape(t, admin), `ssegate_slow_clients_total{reason="queue_full",route="/sse"} 1`)
+	})
 }

@@ -80,6 +80,9 @@ type Server struct {
 	// closing is closed once Shutdown has drained the subscriptions.
 	closing chan struct{}
 	peers   *peerwatch.Watcher // made by the first hijacked stream; guarded by mu
+	// ended holds streams a reload ended, whose clients may still be
+	// writing their last frames; guarded by mu.
+	ended []*stream
 	// hurry is cancelled when Shutdown runs short of time: writes to
 	// clients that do not read fail at once instead of at write_timeout.
 	hurry     context.Context
@@ -528,10 +531,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-hurryCtx.Done():
-		// Streams a reload ended before Shutdown are not here: their
-		// writes still end within their write_timeout.
 		s.hurryStop()
+		s.mu.Lock()
+		ended := s.ended
+		s.mu.Unlock()
 		for _, st := range streams {
+			st.hurry()
+		}
+		for _, st := range ended {
 			st.hurry()
 		}
 		select {

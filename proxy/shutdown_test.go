@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +133,65 @@ route "/sse" {
 	ok.waitEnd()
 	if !strings.HasSuffix(ok.rawString(), shutdownLine) {
 		t.Errorf("reading client's stream ended with %q", ok.tail())
+	}
+}
+
+// A stream a reload ended is still writing its last frames to a client
+// that does not read; Shutdown's hurry cuts that write short too, instead
+// of waiting out its write_timeout.
+func TestShutdownHurriesStreamsEndedByReload(t *testing.T) {
+	route := `
+route "/sse" {
+  write_timeout = "1h"
+  source "nats" { subject = "%s" }
+}`
+	h := start(t, fmt.Sprintf(route, "events"))
+	h.rawOpen("/sse") // never read
+	eventually(t, "the client to join", func() bool { return h.srv.Clients() == 1 })
+	payload := strings.Repeat("x", 256<<10)
+	for range 40 { // far more than the socket buffers hold
+		h.publish("events", payload)
+	}
+	if err := h.srv.Reload(parse(t, fmt.Sprintf(route, "other"))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// A client that sent bytes after its request, which nobody reads, still
+// gets its stream's last frames and a clean end (FIN), not a reset.
+func TestStreamEndsCleanlyWithUnreadBytes(t *testing.T) {
+	h := start(t, `
+route "/sse" {
+  source "nats" { subject = "events" }
+}`)
+	c, br := rawStream(t, h.ts.Listener.Addr().String(), "/sse")
+	eventually(t, "the client to join", func() bool { return h.srv.Clients() == 1 })
+	if _, err := c.Write([]byte("unexpected")); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("events", "last")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	var rest strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		rest.WriteString(line)
+		if err != nil {
+			if err != io.EOF {
+				t.Fatalf("the stream ended with %v after %q, not a clean end", err, rest.String())
+			}
+			break
+		}
+	}
+	if got := rest.String(); !strings.Contains(got, "data: last\n") || !strings.HasSuffix(got, shutdownLine) {
+		t.Errorf("the end of the stream was %q", got)
 	}
 }

@@ -21,8 +21,9 @@ type sink interface {
 	// abort makes a write under way, and every later one, fail now. It
 	// may be called while write runs.
 	abort()
-	// close follows the last write.
-	close()
+	// close follows the last write; graceful when the stream's last frame
+	// went out, as opposed to a client lost or dropped.
+	close(graceful bool)
 }
 
 // connSink writes to a connection taken out of net/http after the
@@ -68,11 +69,42 @@ func (cs *connSink) setDeadline(t time.Time) error { return cs.conn.SetWriteDead
 
 func (cs *connSink) abort() { _ = cs.conn.Close() }
 
-func (cs *connSink) close() {
+// lingerBeforeClose is how long a gracefully ended connection stays
+// half-closed before it is closed, as net/http does: closing a socket
+// that holds unread bytes (anything the client sent after its request)
+// sends a reset, which can destroy the last frames before the client has
+// read them.
+const lingerBeforeClose = 500 * time.Millisecond
+
+func (cs *connSink) close(graceful bool) {
 	if cs.stopWatch != nil {
 		cs.stopWatch()
 	}
+	if graceful && closeWrite(cs.conn) == nil {
+		time.AfterFunc(lingerBeforeClose, func() { _ = cs.conn.Close() })
+		return
+	}
 	_ = cs.conn.Close()
+}
+
+// closeWrite sends the end of the stream: TLS's close_notify, then TCP's
+// FIN.
+func closeWrite(conn net.Conn) error {
+	type closeWriter interface{ CloseWrite() error }
+	for {
+		cw, ok := conn.(closeWriter)
+		if !ok {
+			return errors.ErrUnsupported
+		}
+		if err := cw.CloseWrite(); err != nil {
+			return err
+		}
+		nc, ok := conn.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		conn = nc.NetConn()
+	}
 }
 
 // handlerSink writes through a ResponseWriter; its handler waits for the
@@ -110,7 +142,7 @@ func (hs *handlerSink) setDeadline(t time.Time) error {
 
 func (hs *handlerSink) abort() { _ = hs.setDeadline(time.Now()) }
 
-func (hs *handlerSink) close() {}
+func (hs *handlerSink) close(bool) {}
 
 // streamHead is the response head of a hijacked stream: 200, the headers
 // set on the ResponseWriter (the stream's, CORS, a middleware's), a Date,

@@ -35,7 +35,7 @@ func (g *gate) write(frames [][]byte) (int64, error) {
 }
 func (g *gate) setDeadline(time.Time) error { return nil }
 func (g *gate) abort()                      {}
-func (g *gate) close()                      {}
+func (g *gate) close(bool)                  {}
 
 func (g *gate) count() (writes, frames int) {
 	g.mu.Lock()
@@ -133,7 +133,7 @@ func TestConnSinkWritesBatches(t *testing.T) {
 	if err != nil || n != int64(want.Len()) {
 		t.Fatalf("wrote %d of %d bytes: %v", n, want.Len(), err)
 	}
-	cs.close()
+	cs.close(true) // the reader sees the end at once: the FIN, not the close that follows
 	if got := <-read; !bytes.Equal(got, want.Bytes()) {
 		t.Fatalf("read %d bytes, not the %d written, in order", len(got), want.Len())
 	}

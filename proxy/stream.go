@@ -115,11 +115,21 @@ func (st *stream) end(frame []byte, why string) {
 	st.stopLinger()
 	st.mu.Lock()
 	st.closed = true
+	// Nobody joins or resumes here any more; the clients still writing
+	// their last frames need no history.
+	st.history = newHistory(0)
 	clients := slices.Clone(st.clients)
 	st.mu.Unlock()
 	for _, c := range clients {
 		c.finish(frame, 0, why)
 	}
+}
+
+// empty reports whether the stream has no client.
+func (st *stream) empty() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.clients) == 0
 }
 
 // hurry makes the writes to every client of the stream fail at once.
@@ -205,8 +215,8 @@ func (st *stream) deliver(ev sources.Event) {
 }
 
 // record records an event, encoded as e, and queues it for every client;
-// it reports whether a client's writer was started.
-func (st *stream) record(ev sources.Event, e sse.Event) (started bool) {
+// it reports whether a client's queue is half full.
+func (st *stream) record(ev sources.Event, e sse.Event) (pressed bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
@@ -228,10 +238,10 @@ func (st *stream) record(ev sources.Event, e sse.Event) (started bool) {
 	st.history.add(id, frame)
 	for _, c := range st.clients {
 		// A client that overflows is dropped inside push.
-		_, s := c.push(frame)
-		started = started || s
+		_, p := c.push(frame)
+		pressed = pressed || p
 	}
-	return started
+	return pressed
 }
 
 // join adds a client. A resuming client first gets, in its queue, exactly
