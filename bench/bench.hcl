@@ -1,5 +1,6 @@
 # The config the figures in bench/README.md were measured with.
 listen = "127.0.0.1:18080"
+h2c    = true # for -h2c runs; HTTP/1.1 is served as ever
 log {
   level = "warn"
 }

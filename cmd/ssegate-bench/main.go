@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -47,6 +48,8 @@ type options struct {
 	messages, rate, size  int
 	settle, timeout       time.Duration
 	idle                  time.Duration
+	h2c                   bool
+	sources               int
 }
 
 func parse(args []string) (options, error) {
@@ -57,6 +60,8 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.subject, "subject", "events", "the subject the route reads")
 	fs.IntVar(&o.pid, "pid", 0, "ssegate's process id, for its RSS and CPU time (0: not measured)")
 	fs.IntVar(&o.clients, "clients", 100, "SSE connections to open")
+	fs.IntVar(&o.sources, "sources", 1, "IPv4 loopback source addresses to spread HTTP/1.1 connections over (127.0.0.1 up): one has about 28,000 ports")
+	fs.BoolVar(&o.h2c, "h2c", false, "open the streams over cleartext HTTP/2 (ssegate's h2c = true), many to a connection")
 	fs.IntVar(&o.connectRate, "connect-rate", 2000, "connections opened per second at most")
 	fs.IntVar(&o.messages, "messages", 1000, "events to publish (0: none, to measure idle streams)")
 	fs.IntVar(&o.rate, "rate", 200, "events published per second")
@@ -78,6 +83,9 @@ func parse(args []string) (options, error) {
 		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			return o, fmt.Errorf("%q is not a loopback address: the load tool only loads this machine", raw)
 		}
+	}
+	if o.sources < 1 || o.sources > 254 {
+		return o, fmt.Errorf("-sources must be from 1 to 254")
 	}
 	if o.clients < 1 || o.connectRate < 1 || o.messages < 0 || o.rate < 1 || o.size < 40 || o.size > maxEventSize {
 		return o, fmt.Errorf("-clients, -connect-rate and -rate must be positive, -messages not negative, -size from 40 to %d", maxEventSize)
@@ -219,7 +227,7 @@ type counters struct {
 
 // client is one SSE connection and what it received.
 type client struct {
-	conn  net.Conn
+	conn  io.Closer // the connection, or the HTTP/2 stream's body
 	err   error
 	ended atomic.Bool // its stream ended
 	*counters
@@ -243,6 +251,12 @@ func connectAll(ctx context.Context, o options, shared *counters) ([]*client, ti
 	}
 	path := u.RequestURI()
 	clients := make([]*client, o.clients)
+	var h2 *http.Client
+	if o.h2c {
+		var protos http.Protocols
+		protos.SetUnencryptedHTTP2(true)
+		h2 = &http.Client{Transport: &http.Transport{Protocols: &protos}}
+	}
 	start := time.Now()
 	interval := time.Second / time.Duration(o.connectRate)
 	var wg sync.WaitGroup
@@ -256,7 +270,15 @@ func connectAll(ctx context.Context, o options, shared *counters) ([]*client, ti
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c.err = c.open(ctx, host, u.Host, path)
+			if h2 != nil {
+				c.err = c.openHTTP2(ctx, h2, o.url)
+			} else {
+				var src net.Addr // the system's choice
+				if o.sources > 1 {
+					src = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%o.sources))}
+				}
+				c.err = c.open(ctx, src, host, u.Host, path)
+			}
 		})
 	}
 	wg.Wait()
@@ -265,8 +287,8 @@ func connectAll(ctx context.Context, o options, shared *counters) ([]*client, ti
 
 // open connects and reads the response head; the events are read in a
 // goroutine of its own.
-func (c *client) open(ctx context.Context, addr, host, path string) error {
-	d := net.Dialer{Timeout: 10 * time.Second}
+func (c *client) open(ctx context.Context, src net.Addr, addr, host, path string) error {
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
@@ -307,6 +329,27 @@ func (c *client) open(ctx context.Context, addr, host, path string) error {
 		body = httputil.NewChunkedReader(br)
 	}
 	go c.read(bufio.NewReaderSize(body, max(4096, 2*maxEventSize)))
+	return nil
+}
+
+// openHTTP2 opens the stream as a request on hc, whose transport puts
+// many streams on one connection.
+func (c *client) openHTTP2(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		resp.Body.Close()
+		return fmt.Errorf("answer %s %s", resp.Proto, resp.Status)
+	}
+	c.conn = resp.Body
+	go c.read(bufio.NewReaderSize(resp.Body, max(4096, 2*maxEventSize)))
 	return nil
 }
 

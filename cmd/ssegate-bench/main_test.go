@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
@@ -21,8 +22,9 @@ import (
 	"github.com/ssegate/ssegate/proxy/config"
 )
 
-// The tool against a real ssegate on loopback: every client gets every
-// event once, in order, and the report says so in its last line.
+// The tool against a real ssegate on loopback, over HTTP/1.1 and over
+// cleartext HTTP/2: every client gets every event once, in order, and the
+// report says so in its last line.
 func TestBenchAgainstSSEGate(t *testing.T) {
 	ns := loopback.NATS(t, "")
 	cfg, err := config.Parse([]byte(`route "/sse" {
@@ -41,7 +43,11 @@ func TestBenchAgainstSSEGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewUnstartedServer(srv)
+	ts.Config.Protocols = new(http.Protocols)
+	ts.Config.Protocols.SetHTTP1(true)
+	ts.Config.Protocols.SetUnencryptedHTTP2(true)
+	ts.Start()
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -49,25 +55,30 @@ func TestBenchAgainstSSEGate(t *testing.T) {
 		ts.Close()
 	}()
 
-	var out bytes.Buffer
-	err = run([]string{
-		"-url", ts.URL + "/sse", "-nats", ns.ClientURL(), "-subject", "bench",
-		"-pid", strconv.Itoa(os.Getpid()), "-clients", "20", "-messages", "100", "-rate", "2000",
-		"-settle", "10ms", "-timeout", "10s",
-	}, &out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	var r Report
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
-		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
-	}
-	if r.Connected != 20 || r.Failed != 0 || r.Delivered != 2000 || r.Missing != 0 || r.Duplicates != 0 || r.OutOfOrder != 0 {
-		t.Fatalf("report %+v\n%s", r, out.String())
-	}
-	if r.LatencyMaxMs <= 0 || r.LatencyP50Ms > r.LatencyP99Ms || r.RSSConnectedKiB <= 0 {
-		t.Fatalf("report %+v", r)
+	for _, h2c := range []bool{false, true} {
+		t.Run(fmt.Sprint("h2c=", h2c), func(t *testing.T) {
+			var out bytes.Buffer
+			err = run([]string{
+				"-url", ts.URL + "/sse", "-nats", ns.ClientURL(), "-subject", "bench",
+				"-pid", strconv.Itoa(os.Getpid()), "-clients", "20", "-messages", "100", "-rate", "2000",
+				"-settle", "10ms", "-timeout", "10s", fmt.Sprint("-h2c=", h2c),
+				"-sources", "3", // HTTP/1.1 from 127.0.0.1 to .3; HTTP/2 ignores it
+			}, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			var r Report
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+				t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+			}
+			if r.Connected != 20 || r.Failed != 0 || r.Delivered != 2000 || r.Missing != 0 || r.Duplicates != 0 || r.OutOfOrder != 0 {
+				t.Fatalf("report %+v\n%s", r, out.String())
+			}
+			if r.LatencyMaxMs <= 0 || r.LatencyP50Ms > r.LatencyP99Ms || r.RSSConnectedKiB <= 0 {
+				t.Fatalf("report %+v", r)
+			}
+		})
 	}
 }
 
