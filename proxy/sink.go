@@ -151,12 +151,38 @@ func (hs *handlerSink) close(bool) {}
 func streamHead(h http.Header, now time.Time) []byte {
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 200 OK\r\n")
-	// WriteSubset cleans newlines out of values, as net/http does.
-	_ = h.WriteSubset(&b, hopByHop)
+	// Write leaves out invalid names and turns newlines in values
+	// into spaces, as net/http does; values with other control characters,
+	// which would make clients refuse the whole response, are left out.
+	// Keys are compared canonical: a map filled by hand need not be.
+	valid := make(http.Header, len(h))
+	for k, vs := range h {
+		k = http.CanonicalHeaderKey(k)
+		if hopByHop[k] {
+			continue
+		}
+		for _, v := range vs {
+			if validFieldValue(v) {
+				valid[k] = append(valid[k], v)
+			}
+		}
+	}
+	_ = valid.Write(&b)
 	b.WriteString("Date: ")
 	b.Write(now.UTC().AppendFormat(nil, http.TimeFormat))
 	b.WriteString("\r\nConnection: close\r\n\r\n")
 	return b.Bytes()
+}
+
+// validFieldValue reports whether v can stand in a header (RFC 9110,
+// section 5.5), counting CR and LF as the spaces they are written as.
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' && c != '\r' && c != '\n' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // hopByHop are headers a handler may have set that the hijacked stream's

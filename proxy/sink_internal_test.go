@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -142,4 +144,38 @@ func TestConnSinkWritesBatches(t *testing.T) {
 			t.Fatal("writing changed the frames")
 		}
 	}
+}
+
+// Whatever headers a handler or middleware set, the hand-written head is
+// a well-formed 200 response that ends with the connection, and no value
+// can smuggle in a header or a body.
+func FuzzStreamHead(f *testing.F) {
+	f.Add("Access-Control-Allow-Origin", "https://app.example.com")
+	f.Add("X-Evil", "a\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK")
+	f.Add("Transfer-Encoding", "chunked")
+	f.Add("Bad Name", "v")
+	f.Add("X-Unicode", "caf\u00e9 \x00\x7f")
+	f.Fuzz(func(t *testing.T, key, value string) {
+		h := http.Header{}
+		h.Set("Content-Type", "text/event-stream; charset=utf-8")
+		h[key] = []string{value}
+		head := streamHead(h, time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC))
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(append(head, "data: x\n\n"...))), nil)
+		if err != nil {
+			t.Fatalf("head %q does not parse: %v", head, err)
+		}
+		if resp.StatusCode != http.StatusOK || !resp.Close || resp.ContentLength != -1 || len(resp.TransferEncoding) != 0 {
+			t.Fatalf("head %q: status %d, close %v, length %d, encoding %q", head, resp.StatusCode, resp.Close, resp.ContentLength, resp.TransferEncoding)
+		}
+		for k := range resp.Header {
+			switch k {
+			case "Content-Type", "Date", "Connection", http.CanonicalHeaderKey(key):
+			default:
+				t.Fatalf("head %q has a header %q nobody set", head, k)
+			}
+		}
+		if body, err := io.ReadAll(resp.Body); err != nil || string(body) != "data: x\n\n" {
+			t.Fatalf("head %q: body %q, %v", head, body, err)
+		}
+	})
 }
