@@ -70,10 +70,7 @@ route "/sse" {
 // as gone, as net/http does for HTTP/1.1: its stream ends and its slot is
 // freed, nothing lingers.
 func TestHalfClosedClient(t *testing.T) {
-	h := start(t, `
-route "/sse" {
-  source "nats" { subject = "events" }
-}`)
+	h := start(t, basicRoute)
 	c, br := rawStream(t, h.ts.Listener.Addr().String(), "/sse")
 	eventually(t, "the client to join", func() bool { return clientsOn(h, "/sse") == 1 })
 	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
@@ -219,10 +216,7 @@ route "/sse" {
 // Idle HTTP/1.1 streams hold no goroutine: their connections wait in the
 // hub, and a writer runs only while frames are queued.
 func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
-	h := start(t, `
-route "/sse" {
-  source "nats" { subject = "events" }
-}`)
+	h := start(t, basicRoute)
 	addr := h.ts.Listener.Addr().String()
 	before := runtime.NumGoroutine()
 	const n = 300

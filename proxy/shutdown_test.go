@@ -165,10 +165,7 @@ route "/sse" {
 // A client that sent bytes after its request, which nobody reads, still
 // gets its stream's last frames and a clean end (FIN), not a reset.
 func TestStreamEndsCleanlyWithUnreadBytes(t *testing.T) {
-	h := start(t, `
-route "/sse" {
-  source "nats" { subject = "events" }
-}`)
+	h := start(t, basicRoute)
 	c, br := rawStream(t, h.ts.Listener.Addr().String(), "/sse")
 	eventually(t, "the client to join", func() bool { return h.srv.Clients() == 1 })
 	if _, err := c.Write([]byte("unexpected")); err != nil {

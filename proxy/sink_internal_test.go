@@ -6,13 +6,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/internal/loopback"
 
 	"github.com/ssegate/ssegate/proxy/config"
 )
@@ -107,20 +108,7 @@ func TestConnSinkWritesBatches(t *testing.T) {
 		frames[i] = bytes.Repeat([]byte{byte('a' + i%26)}, 1+i%700)
 		want.Write(frames[i])
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server, client := loopback.TCPPair(t)
 	cs := newConnSink(server)
 	if !cs.vectored {
 		t.Fatal("a TCP connection's sink does not write vectors")

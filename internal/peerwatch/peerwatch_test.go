@@ -4,27 +4,9 @@ import (
 	"net"
 	"testing"
 	"time"
-)
 
-// pair returns both ends of a loopback TCP connection.
-func pair(t *testing.T) (server, client *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return s.(*net.TCPConn), c.(*net.TCPConn)
-}
+	"github.com/ssegate/ssegate/internal/loopback"
+)
 
 // opaque hides a connection's file descriptor, as a wrapping listener
 // might: the watcher must fall back to reading.
@@ -76,7 +58,7 @@ func TestPeerEnds(t *testing.T) {
 				{"half-close", func(c *net.TCPConn) { c.CloseWrite() }},
 				{"reset", func(c *net.TCPConn) { c.SetLinger(0); c.Close() }},
 			} {
-				s, c := pair(t)
+				s, c := loopback.TCPPair(t)
 				called := make(chan struct{}, 2)
 				stop, err := w.Watch(tc.wrap(s), func() { called <- struct{}{} })
 				if err != nil {
@@ -103,7 +85,7 @@ func TestPeerEnds(t *testing.T) {
 // A peer that had already closed before Watch is reported too.
 func TestPeerClosedBeforeWatch(t *testing.T) {
 	w := newWatcher(t)
-	s, c := pair(t)
+	s, c := loopback.TCPPair(t)
 	c.Close()
 	time.Sleep(50 * time.Millisecond)
 	called := make(chan struct{}, 1)
@@ -117,7 +99,7 @@ func TestPeerClosedBeforeWatch(t *testing.T) {
 // even when the descriptor number is reused by a new connection.
 func TestStopped(t *testing.T) {
 	w := newWatcher(t)
-	s, c := pair(t)
+	s, c := loopback.TCPPair(t)
 	called := make(chan struct{}, 1)
 	stop, err := w.Watch(s, func() { called <- struct{}{} })
 	if err != nil {
@@ -128,7 +110,7 @@ func TestStopped(t *testing.T) {
 	c.Close()
 	expectNoCall(t, called, "stopped")
 
-	s2, c2 := pair(t)
+	s2, c2 := loopback.TCPPair(t)
 	called2 := make(chan struct{}, 1)
 	if _, err := w.Watch(s2, func() { called2 <- struct{}{} }); err != nil {
 		t.Fatal(err)
@@ -146,7 +128,7 @@ func TestClosedWatcher(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := pair(t)
+	s, _ := loopback.TCPPair(t)
 	if _, err := w.Watch(s, func() {}); err != ErrClosed {
 		t.Fatalf("Watch after Close: %v, want ErrClosed", err)
 	}
