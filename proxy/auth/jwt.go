@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
@@ -46,6 +47,9 @@ type JWT struct {
 // again, so forged ids cannot make us hammer the key server.
 const jwksRefreshEvery = 10 * time.Second
 
+// jwksTimeout bounds one fetch of the JWKS.
+const jwksTimeout = 10 * time.Second
+
 // NewJWT prepares a verifier. With a JWKS URL, the key set is fetched now
 // (a failure is logged and retried, not fatal: the key server may come up
 // later), refreshed hourly and when a token names an unknown key, until
@@ -57,23 +61,11 @@ func NewJWT(ctx context.Context, cfg JWTConfig, log zerolog.Logger) (*JWT, error
 	j := &JWT{cfg: cfg}
 	switch {
 	case cfg.JWKSURL != "":
-		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
-			Client:            cfg.HTTP,
-			HTTPTimeout:       10 * time.Second,
-			RefreshUnknownKID: rate.NewLimiter(rate.Every(jwksRefreshEvery), 1),
-			// A request with an unknown key id is refused at once when a
-			// refresh was done lately, rather than held until the next.
-			RateLimitWaitMax: time.Millisecond,
-			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-				return func(_ context.Context, err error) {
-					log.Warn().Err(err).Str("jwks_url", u).Msg("JWKS refresh failed")
-				}
-			},
-		})
+		key, err := jwksKeyfunc(ctx, cfg, log)
 		if err != nil {
 			return nil, fmt.Errorf("JWKS %s: %w", cfg.JWKSURL, err)
 		}
-		j.key = kf.Keyfunc
+		j.key = key
 	case cfg.HMACSecret != nil:
 		j.key = func(*jwt.Token) (any, error) { return cfg.HMACSecret, nil }
 	case cfg.PublicKey != nil:
@@ -160,3 +152,56 @@ func reason(err error) string {
 
 // Challenge names the scheme.
 func (j *JWT) Challenge() string { return `Bearer realm="ssegate"` }
+
+// jwksKeyfunc finds a token's key in the key set at cfg.JWKSURL. A key id
+// it does not know makes it fetch the set again, at most once per
+// jwksRefreshEvery; a token that comes meanwhile is refused at once
+// rather than held.
+//
+// Two views share the fetched set: one only reads it, the other fetches
+// it again when the id is unknown. keyfunc's own limit on such fetches
+// would bound the fetch by the time it allows for waiting on the limit,
+// which must be short (requests are not held) and is then too short for
+// the fetch itself.
+func jwksKeyfunc(ctx context.Context, cfg JWTConfig, log zerolog.Logger) (jwt.Keyfunc, error) {
+	set, err := jwkset.NewStorageFromHTTP(cfg.JWKSURL, jwkset.HTTPClientStorageOptions{
+		Client:                    cfg.HTTP,
+		Ctx:                       ctx,
+		HTTPTimeout:               jwksTimeout,
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshInterval:           time.Hour,
+		RefreshErrorHandler: func(_ context.Context, err error) {
+			log.Warn().Err(err).Str("jwks_url", cfg.JWKSURL).Msg("JWKS refresh failed")
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	urls := map[string]jwkset.Storage{cfg.JWKSURL: set}
+	read, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{HTTPURLs: urls})
+	if err != nil {
+		return nil, err
+	}
+	fetch, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{HTTPURLs: urls, RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1)})
+	if err != nil {
+		return nil, err
+	}
+	known, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: read})
+	if err != nil {
+		return nil, err
+	}
+	refetched, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: fetch})
+	if err != nil {
+		return nil, err
+	}
+	limit := rate.NewLimiter(rate.Every(jwksRefreshEvery), 1)
+	return func(t *jwt.Token) (any, error) {
+		key, err := known.Keyfunc(t)
+		if !errors.Is(err, jwkset.ErrKeyNotFound) || !limit.Allow() {
+			return key, err
+		}
+		fetchCtx, cancel := context.WithTimeout(ctx, jwksTimeout)
+		defer cancel()
+		return refetched.KeyfuncCtx(fetchCtx)(t)
+	}, nil
+}

@@ -176,9 +176,10 @@ func TestJWTPlaces(t *testing.T) {
 
 // jwks serves a key set that the test can rotate.
 type jwks struct {
-	mu   sync.Mutex
-	keys []map[string]string
-	hits int
+	delay time.Duration // before each answer, as a key server across a network takes
+	mu    sync.Mutex
+	keys  []map[string]string
+	hits  int
 }
 
 // fetches is how many times the set was fetched.
@@ -189,6 +190,7 @@ func (s *jwks) fetches() int {
 }
 
 func (s *jwks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	time.Sleep(s.delay)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hits++
@@ -205,8 +207,11 @@ func (s *jwks) set(kid string, k *rsa.PublicKey) {
 	}}
 }
 
+// A rotated key is taken up at its first token, also from a key server
+// that takes a while to answer (the refresh was once bounded by the 1 ms
+// allowed for waiting on its rate limit).
 func TestJWKSRotation(t *testing.T) {
-	set := &jwks{}
+	set := &jwks{delay: 20 * time.Millisecond}
 	k1, k2 := mustRSA(t), mustRSA(t)
 	set.set("k1", &k1.PublicKey)
 	ts := httptest.NewServer(set)
