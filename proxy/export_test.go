@@ -20,3 +20,10 @@ func (s *Server) Clients() int {
 	}
 	return n
 }
+
+// EndedStreams counts the streams a reload ended that still have clients.
+func (s *Server) EndedStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ended)
+}

@@ -318,9 +318,12 @@ func (s *Server) endRoute(g *generation, rt *config.Route) {
 		}
 	}
 	// Their clients write their last frames a while yet: Shutdown's hurry
-	// must reach them. Those of earlier reloads that are done are let go.
-	s.ended = slices.DeleteFunc(s.ended, (*stream).empty)
-	s.ended = append(s.ended, ending...)
+	// must reach them. Each is let go with its last client.
+	for _, st := range ending {
+		if !st.empty() {
+			s.ended[st] = struct{}{}
+		}
+	}
 	s.mu.Unlock()
 	bye := reconnectFrame(rt, reloadRetry, "route changed; reconnect")
 	for _, st := range ending {

@@ -125,6 +125,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		remote := r.RemoteAddr
 		o := &outlet{s: s, rt: rt, m: rs.m, end: func(why string) {
 			st.leave(c, func(gen uint64) { s.release(st, gen) })
+			s.forgetEnded(st)
 			release()
 			s.log.Debug().Str("route", rt.Path).Str("remote", remote).Msg(why)
 			s.handlers.Done()
@@ -271,7 +272,7 @@ func (s *Server) serveHijacked(w http.ResponseWriter, hj http.Hijacker, o *outle
 	// What the client sent after its request stays unread in the dropped
 	// reader: an EventSource sends nothing, and the response's end (the
 	// connection's) answers nothing pipelined.
-	cs := newConnSink(conn)
+	cs := newConnSink(conn, c.leave, &s.lingering)
 	o.sink = cs
 	// One buffer: a connection keeps the vector of its first writev.
 	status := streamHead(w.Header(), time.Now())
@@ -283,7 +284,7 @@ func (s *Server) serveHijacked(w http.ResponseWriter, hj http.Hijacker, o *outle
 	o.m.bytes.Add(float64(n - int64(len(status))))
 	pw, err := s.peerWatcher()
 	if err == nil {
-		cs.stopWatch, err = pw.Watch(conn, c.leave)
+		cs.stopWatch, err = pw.Watch(conn, cs.peerGone)
 	}
 	if err != nil {
 		c.fail(o, "client not watched: "+err.Error())

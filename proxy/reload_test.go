@@ -68,6 +68,8 @@ func TestReload(t *testing.T) {
 			t.Errorf("a changed route's stream ended with %q", raw)
 		}
 	}
+	// Their streams are let go with their last clients.
+	eventually(t, "the ended streams to be let go", func() bool { return h.srv.EndedStreams() == 0 })
 	h.publish("keep", "after")
 	keep.expectData("after")
 	if raw := keep.rawString(); strings.Contains(raw, "reconnect") {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -75,6 +76,7 @@ type Server struct {
 	stopping  bool // Shutdown has begun: no new streams or clients
 	draining  bool // Drain was called: not ready, still serving
 	handlers  sync.WaitGroup
+	lingering sync.WaitGroup // hijacked connections half-closed, not yet closed
 	releasing sync.WaitGroup // streams being freed, counted under mu
 
 	// closing is closed once Shutdown has drained the subscriptions.
@@ -82,7 +84,7 @@ type Server struct {
 	peers   *peerwatch.Watcher // made by the first hijacked stream; guarded by mu
 	// ended holds streams a reload ended, whose clients may still be
 	// writing their last frames; guarded by mu.
-	ended []*stream
+	ended map[*stream]struct{}
 	// hurry is cancelled when Shutdown runs short of time: writes to
 	// clients that do not read fail at once instead of at write_timeout.
 	hurry     context.Context
@@ -144,6 +146,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s := &Server{
 		log:     zerolog.Nop(),
 		streams: map[string]*stream{},
+		ended:   map[*stream]struct{}{},
 		closing: make(chan struct{}),
 		limits:  newLimits(cfg),
 	}
@@ -533,7 +536,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-hurryCtx.Done():
 		s.hurryStop()
 		s.mu.Lock()
-		ended := s.ended
+		ended := slices.Collect(maps.Keys(s.ended))
 		s.mu.Unlock()
 		for _, st := range streams {
 			st.hurry()
@@ -548,6 +551,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.hurryStop()
+	// Streams that ended with their last frame wait for their clients to
+	// close their side (or for the linger to pass): exiting now would
+	// reset them, and that can destroy frames not read yet.
+	lingered := make(chan struct{})
+	go func() {
+		s.lingering.Wait()
+		close(lingered)
+	}()
+	select {
+	case <-lingered:
+	case <-ctx.Done():
+	}
 	s.mu.Lock()
 	if s.peers != nil {
 		_ = s.peers.Close()
@@ -561,6 +576,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, s.backbone.Close(ctx))
 	}
 	return err
+}
+
+// forgetEnded lets go of a stream a reload ended once its last client
+// has left.
+func (s *Server) forgetEnded(st *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ended[st]; ok && st.empty() {
+		delete(s.ended, st)
+	}
 }
 
 // peerWatcher returns the Watcher that learns when hijacked clients go.

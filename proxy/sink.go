@@ -32,14 +32,23 @@ type connSink struct {
 	conn net.Conn
 	// vectored: the connection writes a batch with one writev; others
 	// (TLS) get it joined into one buffer, which is one record.
-	vectored  bool
-	stopWatch func() // stops watching for the peer's end; set before start
+	vectored bool
+	// stopWatch stops watching for the peer's end, which calls peerGone;
+	// set before the client starts.
+	stopWatch func()
+	left      func()          // the client's leave
+	lingering *sync.WaitGroup // half-closed connections not yet closed
+
+	mu      sync.Mutex
+	half    bool // half-closed: the peer's end, or the linger's, closes it
+	lingers bool // counted in lingering
+	closed  bool
 }
 
-func newConnSink(conn net.Conn) *connSink {
+func newConnSink(conn net.Conn, left func(), lingering *sync.WaitGroup) *connSink {
 	_, tcp := conn.(*net.TCPConn)
 	_, unix := conn.(*net.UnixConn)
-	return &connSink{conn: conn, vectored: tcp || unix}
+	return &connSink{conn: conn, vectored: tcp || unix, left: left, lingering: lingering}
 }
 
 // joined holds the buffers a batch is joined into for connections that
@@ -69,22 +78,64 @@ func (cs *connSink) setDeadline(t time.Time) error { return cs.conn.SetWriteDead
 
 func (cs *connSink) abort() { _ = cs.conn.Close() }
 
-// lingerBeforeClose is how long a gracefully ended connection stays
-// half-closed before it is closed, as net/http does: closing a socket
-// that holds unread bytes (anything the client sent after its request)
-// sends a reset, which can destroy the last frames before the client has
-// read them.
-const lingerBeforeClose = 500 * time.Millisecond
+// lingerBeforeClose is how long a gracefully ended connection may stay
+// half-closed, as net/http does: closing a socket that holds unread bytes
+// (anything the client sent after its request) sends a reset, which can
+// destroy the last frames before the client has read them. It is closed
+// as soon as the client closes its side, usually a round trip later.
+var lingerBeforeClose = 500 * time.Millisecond // a variable for tests
 
 func (cs *connSink) close(graceful bool) {
-	if cs.stopWatch != nil {
-		cs.stopWatch()
+	if graceful {
+		cs.mu.Lock()
+		cs.half = true
+		cs.mu.Unlock()
+		if closeWrite(cs.conn) == nil {
+			cs.mu.Lock()
+			if !cs.closed { // the peer's end may have closed it already
+				cs.lingers = true
+				cs.lingering.Add(1)
+			}
+			cs.mu.Unlock()
+			time.AfterFunc(lingerBeforeClose, func() { cs.closeNow(true) })
+			return
+		}
 	}
-	if graceful && closeWrite(cs.conn) == nil {
-		time.AfterFunc(lingerBeforeClose, func() { _ = cs.conn.Close() })
+	cs.closeNow(true)
+}
+
+// peerGone is the peer watch's call when the client closed its side: a
+// live stream's client has left; a half-closed one can be closed now.
+// It runs under the watcher's lock: it must not stop the watch.
+func (cs *connSink) peerGone() {
+	cs.mu.Lock()
+	half := cs.half
+	cs.mu.Unlock()
+	if !half {
+		cs.left()
 		return
 	}
+	cs.closeNow(false)
+}
+
+// closeNow closes the connection, once; stop says whether the watch is
+// still to be stopped.
+func (cs *connSink) closeNow(stop bool) {
+	cs.mu.Lock()
+	if cs.closed {
+		cs.mu.Unlock()
+		return
+	}
+	cs.closed = true
+	lingers := cs.lingers
+	cs.mu.Unlock()
+	if stop && cs.stopWatch != nil {
+		cs.stopWatch()
+	}
 	_ = cs.conn.Close()
+	if lingers {
+		cs.lingering.Done()
+	}
 }
 
 // closeWrite sends the end of the stream: TLS's close_notify, then TCP's

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/peerwatch"
 
 	"github.com/ssegate/ssegate/proxy/config"
 )
@@ -109,7 +110,8 @@ func TestConnSinkWritesBatches(t *testing.T) {
 		want.Write(frames[i])
 	}
 	server, client := loopback.TCPPair(t)
-	cs := newConnSink(server)
+	var lingering sync.WaitGroup
+	cs := newConnSink(server, func() {}, &lingering)
 	if !cs.vectored {
 		t.Fatal("a TCP connection's sink does not write vectors")
 	}
@@ -166,4 +168,49 @@ func FuzzStreamHead(f *testing.F) {
 			t.Fatalf("head %q: body %q, %v", head, body, err)
 		}
 	})
+}
+
+// A stream that ended with its last frame half-closes its connection and
+// closes it once the client closes its side, without waiting out the
+// linger; a client that does not is closed when the linger ends.
+func TestGracefulCloseWaitsForThePeer(t *testing.T) {
+	defer func(d time.Duration) { lingerBeforeClose = d }(lingerBeforeClose)
+	pw, err := peerwatch.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	waitFor := func(wg *sync.WaitGroup, what string) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the connection was not closed", what)
+		}
+	}
+	for _, peerCloses := range []bool{true, false} {
+		lingerBeforeClose = time.Hour
+		if !peerCloses {
+			lingerBeforeClose = 50 * time.Millisecond
+		}
+		server, client := loopback.TCPPair(t)
+		var lingering sync.WaitGroup
+		cs := newConnSink(server, func() { t.Error("a half-closed client was taken for one that left") }, &lingering)
+		if cs.stopWatch, err = pw.Watch(server, cs.peerGone); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.write([][]byte{[]byte("data: last\n\n")}); err != nil {
+			t.Fatal(err)
+		}
+		cs.close(true)
+		if got, err := io.ReadAll(client); err != nil || string(got) != "data: last\n\n" {
+			t.Fatalf("read %q, %v: want the last frame, then the end", got, err)
+		}
+		if peerCloses {
+			client.Close()
+		}
+		waitFor(&lingering, fmt.Sprint("peer closes: ", peerCloses))
+	}
 }

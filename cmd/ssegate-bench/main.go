@@ -23,6 +23,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +87,14 @@ func parse(args []string) (options, error) {
 	}
 	if o.sources < 1 || o.sources > 254 {
 		return o, fmt.Errorf("-sources must be from 1 to 254")
+	}
+	if o.sources > 1 {
+		// 127.0.0.2 and up are this machine's only where all of 127/8 is
+		// loopback (Linux), and only reach an IPv4 address.
+		u, _ := url.Parse(o.url)
+		if ip := net.ParseIP(u.Hostname()); ip == nil || ip.To4() == nil || runtime.GOOS != "linux" {
+			return o, fmt.Errorf("-sources above 1 needs Linux and an IPv4 loopback address in -url")
+		}
 	}
 	if o.clients < 1 || o.connectRate < 1 || o.messages < 0 || o.rate < 1 || o.size < 40 || o.size > maxEventSize {
 		return o, fmt.Errorf("-clients, -connect-rate and -rate must be positive, -messages not negative, -size from 40 to %d", maxEventSize)
