@@ -6,7 +6,6 @@
 package deploy_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -24,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
 )
@@ -170,67 +170,6 @@ http {
 	}
 }
 
-// event is what a test reads off a stream.
-type event struct{ id, name, data string }
-
-// stream reads SSE events from url through nginx.
-func stream(t *testing.T, url, lastID string) <-chan event {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	req.Header.Set("Accept", "text/event-stream")
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	events := make(chan event, 100)
-	go func() {
-		defer resp.Body.Close()
-		defer close(events)
-		var ev event
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			line := sc.Text()
-			field, value, _ := strings.Cut(line, ": ")
-			switch field {
-			case "id":
-				ev.id = value
-			case "event":
-				ev.name = value
-			case "data":
-				ev.data = value
-			case "":
-				if ev.data != "" {
-					events <- ev
-				}
-				ev = event{}
-			}
-		}
-	}()
-	return events
-}
-
-func next(t *testing.T, events <-chan event) event {
-	t.Helper()
-	select {
-	case ev, ok := <-events:
-		if !ok {
-			t.Fatal("stream ended")
-		}
-		return ev
-	case <-time.After(wait):
-		t.Fatal("no event: nginx buffers, or it was lost")
-	}
-	return event{}
-}
-
 func TestThroughNginx(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node NATS cluster and nginx")
@@ -264,14 +203,14 @@ func TestThroughNginx(t *testing.T) {
 	}
 
 	// Each event comes through as it is published: nothing buffers it.
-	events := stream(t, lb+"/events", "")
+	events := ssetest.Open(t, http.DefaultClient, lb+"/events", nil)
 	publish("one")
-	first := next(t, events)
-	if first.data != "one" || first.id == "" {
+	first := events.Next()
+	if first.Data != "one" || first.LastEventID == "" {
 		t.Fatalf("event %+v", first)
 	}
 
-	deploys := stream(t, lb+"/deploys", "")
+	deploys := ssetest.Open(t, http.DefaultClient, lb+"/deploys", nil)
 	req, _ := http.NewRequest(http.MethodPost, lb+"/hooks/deploy", strings.NewReader(`{"service":"web"}`))
 	req.Header.Set("Authorization", "Bearer change-me")
 	resp, err := http.DefaultClient.Do(req)
@@ -282,7 +221,7 @@ func TestThroughNginx(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("webhook through nginx: %s", resp.Status)
 	}
-	if ev := next(t, deploys); ev.name != "deploy" || ev.data != `{"service":"web"}` {
+	if ev := deploys.Next(); ev.Type != "deploy" || ev.Data != `{"service":"web"}` {
 		t.Fatalf("deploy event %+v", ev)
 	}
 
@@ -296,14 +235,14 @@ func TestThroughNginx(t *testing.T) {
 	ts1.Close()
 	publish("two")
 	publish("three")
-	resumed := stream(t, lb+"/events", first.id)
+	resumed := ssetest.Open(t, http.DefaultClient, lb+"/events", http.Header{"Last-Event-Id": {first.LastEventID}})
 	for _, want := range []string{"two", "three"} {
-		if ev := next(t, resumed); ev.data != want {
+		if ev := resumed.Next(); ev.Data != want {
 			t.Fatalf("after resuming: %+v, want %q", ev, want)
 		}
 	}
 	publish("four")
-	if ev := next(t, resumed); ev.data != "four" {
+	if ev := resumed.Next(); ev.Data != "four" {
 		t.Fatalf("live after resuming: %+v", ev)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
 )
 
@@ -121,7 +122,7 @@ route "/sse" {
 		t.Fatalf("readyz while draining = %d %+v", code, r)
 	}
 	h.publish("events", "still here")
-	c.expectData("still here")
+	c.ExpectData("still here")
 }
 
 // With the admin block's auth, the admin handler wants its credentials,
@@ -187,7 +188,7 @@ route "/stocks/{symbol}" {
 		t.Fatalf("GET / = %d %q", page.StatusCode, page.Header.Get("Content-Type"))
 	}
 
-	tail := openWith(t, admin.Client(), admin.URL+"/tail/stocks/AAPL", nil)
+	tail := ssetest.Open(t, admin.Client(), admin.URL+"/tail/stocks/AAPL", nil)
 	resp, err := admin.Client().Get(admin.URL + "/api/routes")
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +202,7 @@ route "/stocks/{symbol}" {
 	}
 
 	h.publish("stocks.AAPL", "187.5")
-	ev := tail.next()
+	ev := tail.Next()
 	var got map[string]string
 	if err := json.Unmarshal([]byte(ev.Data), &got); err != nil {
 		t.Fatalf("tail data %q: %v", ev.Data, err)

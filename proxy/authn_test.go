@@ -56,11 +56,11 @@ func TestPerUserStreams(t *testing.T) {
 	h.publish("user.ada.notes", "for ada")
 	h.publish("user.bob.notes", "for bob")
 	h.publish("user.service.notes", "for services")
-	ada.expectData("for ada")
-	bob.expectData("for bob")
-	svc.expectData("for services")
+	ada.ExpectData("for ada")
+	bob.ExpectData("for bob")
+	svc.ExpectData("for services")
 	for _, c := range []*client{ada, bob, svc} {
-		c.expectQuiet(50 * time.Millisecond)
+		c.ExpectQuiet(50 * time.Millisecond)
 	}
 	if n := h.srv.OpenStreams(); n != 3 {
 		t.Errorf("%d streams, want one per user", n)
@@ -95,7 +95,7 @@ func TestAuthStatuses(t *testing.T) {
 	}
 	ok := h.open("/stocks/AAPL", cookie(token(t, jwt.MapClaims{"sub": "ada", "exp": exp, "symbols": []string{"AAPL"}})))
 	h.publish("stocks.AAPL", "187.5")
-	ok.expectData("187.5")
+	ok.ExpectData("187.5")
 }
 
 // A stream opened with a token ends when the token does, with an event
@@ -104,12 +104,12 @@ func TestTokenExpiryClosesStream(t *testing.T) {
 	h := start(t, userRoutes)
 	c := h.open("/me", cookie(token(t, jwt.MapClaims{"sub": "ada", "exp": time.Now().Add(1500 * time.Millisecond).Unix()})))
 	h.publish("user.ada.notes", "before")
-	c.expectData("before")
-	ev := c.next()
+	c.ExpectData("before")
+	ev := c.Next()
 	if ev.Type != proxy.AuthExpiredEvent {
 		t.Fatalf("got %+v, want %s", ev, proxy.AuthExpiredEvent)
 	}
-	c.waitEnd()
+	c.WaitEnd()
 }
 
 // A forward-auth service allows, denies and fails; what it says about the
@@ -157,7 +157,7 @@ route "/me" {
 	bearer := func(v string) http.Header { return http.Header{"Authorization": {"Bearer " + v}} }
 	ada := h.open("/me", bearer("ada"))
 	h.publish("user.ada", "hello ada")
-	ada.expectData("hello ada")
+	ada.ExpectData("hello ada")
 
 	for who, want := range map[string]int{"nobody": 401, "banned": 403, "crash": 503, "redirect": 503} {
 		if resp := get(t, h.ts.URL+"/me", bearer(who)); resp.StatusCode != want {
@@ -166,15 +166,15 @@ route "/me" {
 	}
 	// An EventSource is never failed for the auth service's trouble.
 	crash := h.open("/me", bearer("crash"))
-	crash.waitEnd()
-	expectRetryHint(t, crash.rawString(), 2*time.Second)
+	crash.WaitEnd()
+	expectRetryHint(t, crash.Raw(), 2*time.Second)
 
 	// Within cache_ttl the service is asked once per credentials.
 	mu.Lock()
 	before := calls
 	mu.Unlock()
-	h.open("/me?ticket=not-for-the-auth-service&page=2", bearer("ada")).close()
-	h.open("/me", bearer("ada")).close()
+	h.open("/me?ticket=not-for-the-auth-service&page=2", bearer("ada")).Close()
+	h.open("/me", bearer("ada")).Close()
 	mu.Lock()
 	defer mu.Unlock()
 	if calls != before+1 {
@@ -223,7 +223,7 @@ route "/me" {
 	tk := issue()
 	c := h.open("/me?ticket="+tk, nil)
 	h.publish("user.ada", "via ticket")
-	c.expectData("via ticket")
+	c.ExpectData("via ticket")
 	if resp := get(t, h.ts.URL+"/me?ticket="+tk, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("ticket used twice: %d", resp.StatusCode)
 	}
@@ -257,8 +257,8 @@ route "/me" {
 	a := h.open("/me", bearer(json.Number("1234567890123456789")))
 	b := h.open("/me", bearer(json.Number("1234567890123456790")))
 	h.publish("user.1234567890123456789.notes", "for a")
-	a.expectData("for a")
-	b.expectQuiet(50 * time.Millisecond)
+	a.ExpectData("for a")
+	b.ExpectQuiet(50 * time.Millisecond)
 }
 
 // A ticket is spent only by a stream that starts: a client turned away by
@@ -286,10 +286,10 @@ route "/me" {
 
 	first := h.open("/me", http.Header{"Authorization": {"Bearer " + token(t, jwt.MapClaims{"sub": "bob"})}})
 	turned := h.open("/me?ticket="+body.Ticket, nil)
-	turned.waitEnd() // 200 + retry: the route is full
-	first.close()
+	turned.WaitEnd() // 200 + retry: the route is full
+	first.Close()
 	eventually(t, "the slot to free", func() bool { return h.srv.Clients() == 0 })
 	back := h.open("/me?ticket="+body.Ticket, nil)
 	h.publish("user.ada", "welcome back")
-	back.expectData("welcome back")
+	back.ExpectData("welcome back")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 )
 
 // Two ssegate instances on a 3-node NATS cluster with JetStream: a webhook
@@ -41,19 +42,19 @@ route "/deploys" {
 	onB := b.open("/deploys", nil)
 	onA := a.open("/deploys", nil)
 	post(a, "from A")
-	onB.expectData("from A")
-	seen := onA.expectData("from A")
-	onA.close()
+	onB.ExpectData("from A")
+	seen := onA.ExpectData("from A")
+	onA.Close()
 
 	for i := range 3 {
 		post(a, fmt.Sprint("missed ", i))
 	}
-	onB.expectData("missed 0", "missed 1", "missed 2")
+	onB.ExpectData("missed 0", "missed 1", "missed 2")
 	moved := b.open("/deploys", http.Header{"Last-Event-Id": {seen[0].LastEventID}})
-	moved.expectData("missed 0", "missed 1", "missed 2")
+	moved.ExpectData("missed 0", "missed 1", "missed 2")
 	post(b, "live")
-	moved.expectData("live")
-	moved.expectQuiet(50 * time.Millisecond)
+	moved.ExpectData("live")
+	moved.ExpectQuiet(50 * time.Millisecond)
 }
 
 // Two replicas whose embedded servers form one NATS cluster, with no NATS
@@ -82,7 +83,7 @@ route "/deploys" {
 	tsA := replica("edge-a", routeA, routeB)
 	tsB := replica("edge-b", routeB, routeA)
 
-	c := openWith(t, tsB.Client(), tsB.URL+"/deploys", nil)
+	c := ssetest.Open(t, tsB.Client(), tsB.URL+"/deploys", nil)
 	// Until the two servers have found each other and exchanged interest,
 	// a delivery to A may reach nobody on B: post until one does.
 	eventually(t, "a delivery to A to reach B", func() bool {
@@ -90,7 +91,7 @@ route "/deploys" {
 			t.Fatalf("delivery: %d %q", code, answer)
 		}
 		select {
-		case ev := <-c.events:
+		case ev := <-c.Events():
 			return ev.Data == "across"
 		case <-time.After(100 * time.Millisecond):
 			return false
@@ -134,7 +135,7 @@ route "/ticks" {
 
 	next, lastID := 0, ""
 	for next < n/3 {
-		ev := c.next()
+		ev := c.Next()
 		if ev.Data != fmt.Sprint(next) {
 			t.Fatalf("event %d: got %q", next, ev.Data)
 		}
@@ -146,7 +147,7 @@ route "/ticks" {
 		t.Fatal(err)
 	}
 	// Whatever A wrote before its goodbye was read; go on from there.
-	for ev := range drain(c) {
+	for ev := range c.Drain() {
 		if ev.Data != fmt.Sprint(next) {
 			t.Fatalf("event %d before the goodbye: got %q", next, ev.Data)
 		}
@@ -154,13 +155,13 @@ route "/ticks" {
 	}
 	moved := b.open("/ticks", http.Header{"Last-Event-Id": {lastID}})
 	for next < n {
-		ev := moved.next()
+		ev := moved.Next()
 		if ev.Data != fmt.Sprint(next) {
 			t.Fatalf("after moving, event %d: got %q (%+v)", next, ev.Data, ev)
 		}
 		next++
 	}
-	moved.expectQuiet(50 * time.Millisecond)
+	moved.ExpectQuiet(50 * time.Millisecond)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

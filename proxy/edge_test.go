@@ -46,10 +46,10 @@ route "/b" {
 
 	// The third EventSource on /a is told to come back later, not failed.
 	third := h.open("/a", from("198.51.100.3"))
-	third.waitEnd()
-	expectRetryHint(t, third.rawString(), 2*time.Second)
-	if !strings.Contains(third.rawString(), "max_clients") {
-		t.Errorf("refusal does not say why: %q", third.rawString())
+	third.WaitEnd()
+	expectRetryHint(t, third.Raw(), 2*time.Second)
+	if !strings.Contains(third.Raw(), "max_clients") {
+		t.Errorf("refusal does not say why: %q", third.Raw())
 	}
 	// A plain request over the limit gets a status it can act on.
 	resp := get(t, h.ts.URL+"/a", from("198.51.100.3"))
@@ -71,13 +71,13 @@ route "/b" {
 	}
 
 	// A slot given back is taken again; the first streams never noticed.
-	a1.close()
+	a1.Close()
 	eventually(t, "a slot to free", func() bool { return h.srv.Clients() == 2 })
 	a3 := h.open("/a", from("198.51.100.6"))
 	h.publish("a", "still here")
-	a2.expectData("still here")
-	a3.expectData("still here")
-	b1.expectQuiet(10 * time.Millisecond)
+	a2.ExpectData("still here")
+	a3.ExpectData("still here")
+	b1.ExpectQuiet(10 * time.Millisecond)
 }
 
 // A stream ends at max_stream_duration with a retry hint, and the client
@@ -91,15 +91,15 @@ route "/sse" {
 }`)
 	c := h.open("/sse", nil)
 	h.publish("events", "one")
-	seen := c.expectData("one")
-	c.waitEnd()
-	raw := c.rawString()
+	seen := c.ExpectData("one")
+	c.WaitEnd()
+	raw := c.Raw()
 	if !strings.Contains(raw, "max_stream_duration") || !strings.Contains(raw[strings.Index(raw, "data: one"):], "retry: ") {
 		t.Errorf("stream ended without a retry hint and a reason: %q", raw)
 	}
 	h.publish("events", "two")
 	r := h.open("/sse", http.Header{"Last-Event-Id": {seen[0].LastEventID}})
-	r.expectData("two")
+	r.ExpectData("two")
 }
 
 func TestCORS(t *testing.T) {
@@ -147,19 +147,19 @@ route "/public" {
 		"https://evil.example.com":   false,
 	} {
 		c := h.open("/private", http.Header{"Origin": {origin}})
-		got := c.resp.Header.Get("Access-Control-Allow-Origin")
+		got := c.Resp.Header.Get("Access-Control-Allow-Origin")
 		if allowed && got != origin || !allowed && got != "" {
 			t.Errorf("origin %s: Access-Control-Allow-Origin %q", origin, got)
 		}
-		if vary := c.resp.Header.Values("Vary"); !slices.Contains(vary, "Origin") {
+		if vary := c.Resp.Header.Values("Vary"); !slices.Contains(vary, "Origin") {
 			t.Errorf("origin %s: Vary %q, want Origin", origin, vary)
 		}
-		c.close()
+		c.Close()
 	}
 
 	// The top-level block is the default: any origin, no credentials.
 	c := h.open("/public", http.Header{"Origin": {"https://anyone.test"}})
-	if got := c.resp.Header.Get("Access-Control-Allow-Origin"); got != "*" || c.resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+	if got := c.Resp.Header.Get("Access-Control-Allow-Origin"); got != "*" || c.Resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Errorf("public route: Access-Control-Allow-Origin %q", got)
 	}
 }

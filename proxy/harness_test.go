@@ -2,24 +2,21 @@ package proxy_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
 )
@@ -126,155 +123,14 @@ func (h *harness) publishMsg(m *nats.Msg) {
 	}
 }
 
-// client is an SSE connection whose events are parsed by go-sse, a
-// third-party parser, and whose raw bytes are kept for wire-level checks.
-type client struct {
-	t      testing.TB
-	resp   *http.Response
-	cancel context.CancelFunc
-	events chan gosse.Event
-	done   chan struct{} // closed at the end of the stream
-	mu     sync.Mutex
-	raw    bytes.Buffer
-}
-
-type lockedWriter struct{ c *client }
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.c.mu.Lock()
-	defer w.c.mu.Unlock()
-	return w.c.raw.Write(p)
-}
+// client is an SSE connection, read by a third-party parser.
+type client = ssetest.Stream
 
 // open connects to path and fails the test unless the answer is a 200
 // event stream. header may be nil.
 func (h *harness) open(path string, header http.Header) *client {
 	h.t.Helper()
-	return openWith(h.t, h.ts.Client(), h.ts.URL+path, header)
-}
-
-func openWith(t testing.TB, hc *http.Client, url string, header http.Header) *client {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream") // as EventSource does
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
-		cancel()
-		t.Fatalf("GET %s: %s, Content-Type %q", url, resp.Status, resp.Header.Get("Content-Type"))
-	}
-	c := &client{t: t, resp: resp, cancel: cancel, events: make(chan gosse.Event, 10000), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		cfg := &gosse.ReadConfig{MaxEventSize: 1 << 20}
-		for ev, err := range gosse.Read(io.TeeReader(resp.Body, lockedWriter{c}), cfg) {
-			if err != nil {
-				return
-			}
-			c.events <- ev
-		}
-	}()
-	t.Cleanup(c.close)
-	return c
-}
-
-func (c *client) close() {
-	c.cancel()
-	_ = c.resp.Body.Close()
-}
-
-func (c *client) next() gosse.Event {
-	c.t.Helper()
-	return c.nextWithin(wait)
-}
-
-// nextWithin is next, for an event that may take up to d to come.
-func (c *client) nextWithin(d time.Duration) gosse.Event {
-	c.t.Helper()
-	select {
-	case ev := <-c.events:
-		return ev
-	case <-c.done:
-		select {
-		case ev := <-c.events:
-			return ev
-		default:
-		}
-		c.t.Fatalf("stream ended; raw so far:\n%q", c.tail())
-	case <-time.After(d):
-		c.t.Fatalf("no event within %v; raw so far:\n%q", d, c.tail())
-	}
-	return gosse.Event{}
-}
-
-// expectData reads events and checks their data, in order.
-func (c *client) expectData(want ...string) []gosse.Event {
-	c.t.Helper()
-	var got []gosse.Event
-	for _, w := range want {
-		ev := c.next()
-		if ev.Data != w {
-			c.t.Fatalf("event data = %q, want %q (event %+v)", ev.Data, w, ev)
-		}
-		got = append(got, ev)
-	}
-	return got
-}
-
-// expectQuiet checks that no event is waiting or arrives within d.
-func (c *client) expectQuiet(d time.Duration) {
-	c.t.Helper()
-	select {
-	case ev := <-c.events:
-		c.t.Fatalf("unexpected event %+v", ev)
-	case <-time.After(d):
-	}
-}
-
-func (c *client) rawString() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.raw.String()
-}
-
-// tail is the end of the raw stream, for failure messages.
-func (c *client) tail() string {
-	s := c.rawString()
-	if len(s) > 400 {
-		s = "..." + s[len(s)-400:]
-	}
-	return s
-}
-
-// waitRaw waits until the raw stream contains s.
-func (c *client) waitRaw(s string) {
-	c.t.Helper()
-	deadline := time.Now().Add(wait)
-	for !strings.Contains(c.rawString(), s) {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("raw stream never contained %q:\n%q", s, c.tail())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (c *client) waitEnd() {
-	c.t.Helper()
-	select {
-	case <-c.done:
-	case <-time.After(wait):
-		c.t.Fatalf("stream did not end; raw so far:\n%q", c.tail())
-	}
+	return ssetest.Open(h.t, h.ts.Client(), h.ts.URL+path, header)
 }
 
 // rawOpen starts a stream on a bare TCP connection that reads nothing
@@ -313,13 +169,6 @@ func expectRetryHint(t testing.TB, raw string, base time.Duration) {
 	if !ok || d < base/2 || d >= base*3/2 || !strings.Contains(raw, "\n: ") {
 		t.Errorf("answer %q, want a retry hint of %v ± 50%% and a comment", raw, base)
 	}
-}
-
-// drain yields the events c still has, once its stream has ended.
-func drain(c *client) <-chan gosse.Event {
-	c.waitEnd()
-	close(c.events)
-	return c.events
 }
 
 // jetstreamFor is a JetStream client on ns, closed at the end of the test.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
 )
@@ -53,27 +54,27 @@ func TestJetStreamHistorySurvivesRestart(t *testing.T) {
 	}
 
 	a, tsA := serve()
-	c := openWith(t, tsA.Client(), tsA.URL+"/sse", nil)
+	c := ssetest.Open(t, tsA.Client(), tsA.URL+"/sse", nil)
 	publish(a, "one")
 	publish(a, "two")
-	got := c.expectData("one", "two")
+	got := c.ExpectData("one", "two")
 	if got[0].LastEventID != "1" || got[1].LastEventID != "2" {
 		t.Errorf("ids %q %q, want the stream sequences 1 and 2", got[0].LastEventID, got[1].LastEventID)
 	}
-	c.close()
+	c.Close()
 	publish(a, "three") // missed by the client, kept by JetStream
 	stop(a, tsA)
 
 	b, tsB := serve()
 	defer stop(b, tsB)
-	r := openWith(t, tsB.Client(), tsB.URL+"/sse", http.Header{"Last-Event-Id": {"2"}})
+	r := ssetest.Open(t, tsB.Client(), tsB.URL+"/sse", http.Header{"Last-Event-Id": {"2"}})
 	publish(b, "four")
-	got = r.expectData("three", "four")
+	got = r.ExpectData("three", "four")
 	if got[0].LastEventID != "3" || got[1].LastEventID != "4" {
 		t.Errorf("ids %q %q after the restart, want 3 and 4", got[0].LastEventID, got[1].LastEventID)
 	}
-	stale := openWith(t, tsB.Client(), tsB.URL+"/sse", http.Header{"Last-Event-Id": {"not-a-sequence"}})
-	if ev := stale.next(); ev.Type != proxy.ResetEvent || ev.LastEventID != "4" {
+	stale := ssetest.Open(t, tsB.Client(), tsB.URL+"/sse", http.Header{"Last-Event-Id": {"not-a-sequence"}})
+	if ev := stale.Next(); ev.Type != proxy.ResetEvent || ev.LastEventID != "4" {
 		t.Errorf("unknown id: got %+v, want a reset to 4", ev)
 	}
 }
@@ -106,11 +107,11 @@ route "/deploys" {
 	}
 	// From the start of the history: both deliveries, the retry not again.
 	c := h.open("/deploys", http.Header{"Last-Event-Id": {"0"}})
-	got := c.expectData("once", "twice")
+	got := c.ExpectData("once", "twice")
 	if got[0].LastEventID != "1" || got[1].LastEventID != "2" {
 		t.Errorf("ids %q %q, want 1 and 2", got[0].LastEventID, got[1].LastEventID)
 	}
-	c.expectQuiet(50 * time.Millisecond)
+	c.ExpectQuiet(50 * time.Millisecond)
 }
 
 // A browser moves to a replica whose NATS link lags, with the id of an
@@ -127,23 +128,23 @@ func TestResumeOnALaggingReplica(t *testing.T) {
 	for i := range 3 {
 		a.publish("events", fmt.Sprint("e", i))
 	}
-	seen := onA.expectData("e0", "e1", "e2")
+	seen := onA.ExpectData("e0", "e1", "e2")
 	moved := b.open("/sse", http.Header{"Last-Event-Id": {seen[2].LastEventID}})
 	link.Resume()
 	a.publish("events", "e3")
-	if ev := moved.next(); ev.Data != "e3" || ev.Type != "" {
+	if ev := moved.Next(); ev.Data != "e3" || ev.Type != "" {
 		t.Fatalf("after moving: %+v", ev)
 	}
-	moved.expectQuiet(50 * time.Millisecond)
+	moved.ExpectQuiet(50 * time.Millisecond)
 
 	// An id beyond the stream is no id of it: reset, then live events.
 	bogus := b.open("/sse", http.Header{"Last-Event-Id": {"999"}})
-	if ev := bogus.next(); ev.Type != proxy.ResetEvent {
+	if ev := bogus.Next(); ev.Type != proxy.ResetEvent {
 		t.Fatalf("resume from a future id: %+v", ev)
 	}
 	a.publish("events", "e4")
-	bogus.expectData("e4")
-	moved.expectData("e4")
+	bogus.ExpectData("e4")
+	moved.ExpectData("e4")
 }
 
 // On a lagging replica, an id whose followers the stream's limits have
@@ -166,7 +167,7 @@ route "/sse" {
 	}
 	moved := b.open("/sse", http.Header{"Last-Event-Id": {"60"}})
 	link.Resume()
-	if ev := moved.next(); ev.Type != proxy.ResetEvent {
+	if ev := moved.Next(); ev.Type != proxy.ResetEvent {
 		t.Fatalf("events 61..90 are gone, yet no reset: got %+v", ev)
 	}
 }

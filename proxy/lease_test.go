@@ -103,8 +103,8 @@ route "/news/{topic}" {
 			b, ncB := replica("b")
 			onA, onB := a.open("/news/x", nil), b.open("/news/x", nil)
 			up.add("1", "2")
-			onA.expectData("1", "2")
-			onB.expectData("1", "2")
+			onA.ExpectData("1", "2")
+			onB.ExpectData("1", "2")
 
 			// A crash loses what was emitted after the last save (at most
 			// a second's worth): wait for the save, so that the cut-off
@@ -129,8 +129,8 @@ route "/news/{topic}" {
 			// a TTL on, before the other may take it: never both at once.
 			stoppedAt := up.pollsBy(name)
 			up.add("3")
-			survivor.expectData("3")
-			survivor.expectQuiet(100 * time.Millisecond)
+			survivor.ExpectData("3")
+			survivor.ExpectQuiet(100 * time.Millisecond)
 			// The stopped poller may finish the poll it was making.
 			if n := up.pollsBy(name); n > stoppedAt+1 {
 				t.Errorf("%s polled %d times after the other took over", name, n-stoppedAt)

@@ -75,8 +75,8 @@ route "/status" {
 	a := h.open("/quotes/AAPL", nil)
 	h.open("/quotes/MSFT", nil)
 	h.publish("quotes.AAPL", "187.5")
-	first := a.expectData("187.5")[0]
-	a.close()
+	first := a.ExpectData("187.5")[0]
+	a.Close()
 	h.open("/quotes/AAPL", http.Header{"Last-Event-Id": {first.LastEventID}})
 	h.open("/quotes/AAPL", http.Header{"Last-Event-Id": {"unknown"}})
 	resp, err := http.Get(h.ts.URL + "/private")

@@ -53,14 +53,14 @@ route "/ticks" {
 		// once JetStream has elected new leaders; a request sent during
 		// the election waits out its 10 s timeout before the retry.
 		start := time.Now()
-		ev := c.nextWithin(3 * wait)
+		ev := c.NextWithin(3 * wait)
 		gap = max(gap, time.Since(start))
 		if ev.Data != fmt.Sprint(next) {
 			t.Fatalf("event %d: got %q (%+v)", next, ev.Data, ev)
 		}
 	}
 	t.Logf("delivery paused at most %v", gap)
-	c.expectQuiet(50 * time.Millisecond)
+	c.ExpectQuiet(50 * time.Millisecond)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

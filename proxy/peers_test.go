@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 )
 
 // rawStream opens path on addr over a plain TCP connection and reads the
@@ -255,9 +256,9 @@ route "/sse" {
 	ts := httptest.NewUnstartedServer(h.srv) // HTTP/1.1 only
 	ts.StartTLS()
 	defer ts.Close()
-	c := openWith(t, ts.Client(), ts.URL+"/sse", nil)
-	if c.resp.ProtoMajor != 1 {
-		t.Fatalf("protocol %s, want HTTP/1.1", c.resp.Proto)
+	c := ssetest.Open(t, ts.Client(), ts.URL+"/sse", nil)
+	if c.Resp.ProtoMajor != 1 {
+		t.Fatalf("protocol %s, want HTTP/1.1", c.Resp.Proto)
 	}
 	eventually(t, "the client to join", func() bool { return clientsOn(h, "/sse") == 1 })
 	var want []string
@@ -265,7 +266,7 @@ route "/sse" {
 		want = append(want, fmt.Sprint(i))
 		h.publish("events", want[i])
 	}
-	c.expectData(want...)
-	c.close()
+	c.ExpectData(want...)
+	c.Close()
 	eventually(t, "the client to leave", func() bool { return clientsOn(h, "/sse") == 0 })
 }

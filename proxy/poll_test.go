@@ -104,13 +104,13 @@ route "/news" {
 	c := h.open("/news", nil)
 	up.start()
 	for _, want := range []string{"a", "b", "c", "d"} {
-		ev := c.next()
+		ev := c.Next()
 		if ev.LastEventID != want || ev.Type != "news" || ev.Data != "item "+want {
 			t.Fatalf("got %+v, want item %s", ev, want)
 		}
 	}
 	eventually(t, "more polls after the last change", func() bool { return up.count() > len(up.script)+3 })
-	c.expectQuiet(50 * time.Millisecond)
+	c.ExpectQuiet(50 * time.Millisecond)
 	if got := up.request(1).Header.Get("If-None-Match"); got != `"v1"` {
 		t.Errorf("second poll sent If-None-Match %q, want the first ETag", got)
 	}
@@ -150,9 +150,9 @@ route "/w/{city}" {
   }
 }`, ts.URL))
 	paris1, paris2, oslo := h.open("/w/paris", nil), h.open("/w/paris", nil), h.open("/w/oslo", nil)
-	paris1.expectData("paris")
-	paris2.expectData("paris")
-	oslo.expectData("oslo")
+	paris1.ExpectData("paris")
+	paris2.ExpectData("paris")
+	oslo.ExpectData("oslo")
 	eventually(t, "a few polls", func() bool { return count("paris") >= 20 })
 	if n := h.srv.OpenStreams(); n != 2 {
 		t.Errorf("%d streams open, want 2", n)
@@ -164,7 +164,7 @@ route "/w/{city}" {
 	}
 
 	for _, c := range []*client{paris1, paris2, oslo} {
-		c.close()
+		c.Close()
 	}
 	eventually(t, "the streams to be freed", func() bool { return h.srv.OpenStreams() == 0 })
 	eventually(t, "the poll to stop", func() bool {
@@ -198,12 +198,12 @@ route "/news/{topic}" {
 	for _, c := range []*client{onA, onB} {
 		var got []string
 		for range 3 {
-			got = append(got, c.next().Data)
+			got = append(got, c.Next().Data)
 		}
 		slices.Sort(got)
 		if strings.Join(got, ",") != "item a,item b,item c" {
 			t.Errorf("events %q, want items a, b and c once each", got)
 		}
-		c.expectQuiet(100 * time.Millisecond)
+		c.ExpectQuiet(100 * time.Millisecond)
 	}
 }

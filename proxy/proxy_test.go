@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/sse"
 )
@@ -36,16 +37,16 @@ route "/sse" {
 		"Cache-Control":     "no-cache",
 		"X-Accel-Buffering": "no",
 	} {
-		if got := c.resp.Header.Get(k); got != want {
+		if got := c.Resp.Header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	c.waitRaw("retry: 1500\n")
-	if raw := c.rawString(); raw != "retry: 1500\n" {
+	c.WaitRaw("retry: 1500\n")
+	if raw := c.Raw(); raw != "retry: 1500\n" {
 		t.Errorf("stream starts %q, want the retry line alone", raw)
 	}
 	h.publish("events", "x")
-	c.expectData("x")
+	c.ExpectData("x")
 }
 
 func TestDataLineEndsAndUTF8(t *testing.T) {
@@ -55,8 +56,8 @@ func TestDataLineEndsAndUTF8(t *testing.T) {
 	h.publish("events", "日本語 ✓ émoji 🎉")
 	h.publish("events", "")
 	h.publish("events", "trailing\n")
-	c.expectData("a\nb\nc\nd", "日本語 ✓ émoji 🎉", "", "trailing\n")
-	if raw := c.rawString(); !strings.Contains(raw, "data: a\ndata: b\ndata: c\ndata: d\n\n") {
+	c.ExpectData("a\nb\nc\nd", "日本語 ✓ émoji 🎉", "", "trailing\n")
+	if raw := c.Raw(); !strings.Contains(raw, "data: a\ndata: b\ndata: c\ndata: d\n\n") {
 		t.Errorf("CR and CRLF were not split into data lines:\n%q", raw)
 	}
 }
@@ -75,8 +76,8 @@ route "/explicit" {
 	c := h.open("/bin", nil)
 	e := h.open("/explicit", nil)
 	h.publish("bin", "\xff\x00\xfe")
-	c.expectData("/wD+")
-	e.expectData("len=4 b64=/wD+")
+	c.ExpectData("/wD+")
+	e.ExpectData("len=4 b64=/wD+")
 }
 
 func TestEventNamesAndIDsFromExpressions(t *testing.T) {
@@ -94,7 +95,7 @@ route "/orders" {
 	m.Header.Set("Order-Id", "o-17")
 	m.Data = []byte(`{"total": 12.5, "customer": {"name": "Ada"}}`)
 	h.publishMsg(m)
-	ev := c.next()
+	ev := c.Next()
 	if ev.Type != "created" || ev.LastEventID != "o-17" || ev.Data != `{"total":12.5,"who":"Ada"}` {
 		t.Errorf("got %+v", ev)
 	}
@@ -114,7 +115,7 @@ route "/sse" {
 	h.publish("events", `{"kind": "k", "id": "a\nb"}`)     // id would inject a field
 	h.publish("events", `{"kind": "k\ndata: x", "id": 1}`) // so would the name
 	h.publish("events", `{"kind": "ok", "id": 2}`)
-	ev := c.next()
+	ev := c.Next()
 	if ev.Type != "ok" || ev.LastEventID != "2" {
 		t.Errorf("got %+v, want only the valid event", ev)
 	}
@@ -134,9 +135,9 @@ route "/stocks/{symbol}" {
 	h.publish("stocks.AAPL", "1")
 	h.publish("stocks.MSFT", "2")
 	h.publish("stocks.AAPL", "3")
-	aapl.expectData("AAPL=1", "AAPL=3")
-	msft.expectData("MSFT=2")
-	msft.expectQuiet(50 * time.Millisecond)
+	aapl.ExpectData("AAPL=1", "AAPL=3")
+	msft.ExpectData("MSFT=2")
+	msft.ExpectQuiet(50 * time.Millisecond)
 }
 
 func TestErrorStatuses(t *testing.T) {
@@ -190,28 +191,28 @@ route "/sse" {
 	for i := 1; i <= 3; i++ {
 		h.publish("events", fmt.Sprint(i))
 	}
-	seen := c.expectData("1", "2", "3")
-	c.close()
+	seen := c.ExpectData("1", "2", "3")
+	c.Close()
 	for i := 4; i <= 6; i++ {
 		h.publish("events", fmt.Sprint(i))
 	}
 
 	// Header, as EventSource sends it.
 	r := h.open("/sse", http.Header{"Last-Event-Id": {seen[1].LastEventID}})
-	r.expectData("3", "4", "5", "6")
+	r.ExpectData("3", "4", "5", "6")
 	h.publish("events", "7")
-	r.expectData("7")
-	r.expectQuiet(50 * time.Millisecond)
+	r.ExpectData("7")
+	r.ExpectQuiet(50 * time.Millisecond)
 
 	// Query parameter, for clients that cannot set headers.
 	q := h.open("/sse?lastEventId="+seen[2].LastEventID, nil)
-	got := q.expectData("4", "5", "6", "7")
+	got := q.ExpectData("4", "5", "6", "7")
 
 	// Resuming from the newest event replays nothing and resets nothing.
 	n := h.open("/sse", http.Header{"Last-Event-Id": {got[len(got)-1].LastEventID}})
-	n.expectQuiet(50 * time.Millisecond)
+	n.ExpectQuiet(50 * time.Millisecond)
 	h.publish("events", "8")
-	n.expectData("8")
+	n.ExpectData("8")
 }
 
 func TestUnknownLastEventIDGetsResetEvent(t *testing.T) {
@@ -222,20 +223,20 @@ route "/sse" {
 }`)
 	c := h.open("/sse", nil)
 	h.publish("events", "1")
-	first := c.expectData("1")[0]
+	first := c.ExpectData("1")[0]
 	h.publish("events", "2")
 	h.publish("events", "3")
-	latest := c.expectData("2", "3")[1]
+	latest := c.ExpectData("2", "3")[1]
 
 	for _, stale := range []string{"never-seen", first.LastEventID} { // unknown, and evicted from history
 		r := h.open("/sse", http.Header{"Last-Event-Id": {stale}})
-		ev := r.next()
+		ev := r.Next()
 		if ev.Type != proxy.ResetEvent || ev.Data != fmt.Sprintf(`{"last_event_id":%q}`, stale) || ev.LastEventID != latest.LastEventID {
 			t.Errorf("resume from %q: got %+v, want a reset event with the latest id %q", stale, ev, latest.LastEventID)
 		}
 		h.publish("events", "live-"+stale)
-		latest = r.expectData("live-" + stale)[0]
-		c.expectData("live-" + stale)
+		latest = r.ExpectData("live-" + stale)[0]
+		c.ExpectData("live-" + stale)
 	}
 }
 
@@ -250,23 +251,23 @@ route "/rooms/{room}" {
   source "nats" { subject = "rooms.${path.room}" }
 }`)
 	r := h.open("/rooms/a", http.Header{"Last-Event-Id": {"from-before-restart"}})
-	reset := r.next()
+	reset := r.Next()
 	if reset.Type != proxy.ResetEvent || reset.LastEventID == "" {
 		t.Fatalf("got %+v, want a reset event with an id", reset)
 	}
-	r.close()
+	r.Close()
 	eventually(t, "the client to leave", func() bool { return h.srv.Clients() == 0 })
 	h.publish("rooms.a", "missed-1")
 	h.publish("rooms.a", "missed-2")
 
 	again := http.Header{"Last-Event-Id": {reset.LastEventID}}
 	resumed := h.open("/rooms/a", again)
-	resumed.expectData("missed-1", "missed-2")
+	resumed.ExpectData("missed-1", "missed-2")
 
 	// Once the history has lost the first event, the start is gone too.
 	h.publish("rooms.a", "3")
-	resumed.expectData("3")
-	ev := h.open("/rooms/a", again).next()
+	resumed.ExpectData("3")
+	ev := h.open("/rooms/a", again).Next()
 	if ev.Type != proxy.ResetEvent || ev.LastEventID == reset.LastEventID {
 		t.Errorf("resume from the start after eviction: got %+v, want a reset to the latest id", ev)
 	}
@@ -282,7 +283,7 @@ func TestEmptyLastEventIDIsAFreshStart(t *testing.T) {
 	}
 	h.publish("events", "x")
 	for _, c := range clients {
-		c.expectData("x")
+		c.ExpectData("x")
 	}
 }
 
@@ -295,7 +296,7 @@ route "/sse" {
 	a := startOn(t, ns, cfg)
 	ca := a.open("/sse", nil)
 	a.publish("events", "from A")
-	old := ca.expectData("from A")[0].LastEventID
+	old := ca.ExpectData("from A")[0].LastEventID
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := a.srv.Shutdown(ctx); err != nil {
@@ -305,12 +306,12 @@ route "/sse" {
 	b := startOn(t, ns, cfg)
 	cb := b.open("/sse", nil)
 	b.publish("events", "from B")
-	fresh := cb.expectData("from B")[0].LastEventID
+	fresh := cb.ExpectData("from B")[0].LastEventID
 	if fresh == old {
 		t.Fatalf("restarted process reused id %q", old)
 	}
 	r := b.open("/sse", http.Header{"Last-Event-Id": {old}})
-	if ev := r.next(); ev.Type != proxy.ResetEvent {
+	if ev := r.Next(); ev.Type != proxy.ResetEvent {
 		t.Fatalf("resume with an id of the previous process: got %+v, want %s", ev, proxy.ResetEvent)
 	}
 }
@@ -326,8 +327,8 @@ route "/rooms/{room}" {
 }`, linger))
 		c := h.open("/rooms/a", nil)
 		h.publish("rooms.a", "1")
-		seen := c.expectData("1")[0]
-		c.close()
+		seen := c.ExpectData("1")[0]
+		c.Close()
 		eventually(t, "the client to leave", func() bool { return h.srv.Clients() == 0 })
 		return h, seen.LastEventID
 	}
@@ -338,10 +339,10 @@ route "/rooms/{room}" {
 		h.publish("rooms.a", "2")
 		h.publish("rooms.a", "3")
 		r := h.open("/rooms/a", http.Header{"Last-Event-Id": {id}})
-		r.expectData("2", "3")
+		r.ExpectData("2", "3")
 		h.publish("rooms.a", "4")
-		r.expectData("4")
-		r.expectQuiet(50 * time.Millisecond)
+		r.ExpectData("4")
+		r.ExpectQuiet(50 * time.Millisecond)
 	})
 
 	t.Run("stream freed after linger", func(t *testing.T) {
@@ -349,11 +350,11 @@ route "/rooms/{room}" {
 		eventually(t, "the stream to be freed", func() bool { return h.srv.OpenStreams() == 0 })
 		h.publish("rooms.a", "lost: nobody subscribed")
 		r := h.open("/rooms/a", http.Header{"Last-Event-Id": {id}})
-		if ev := r.next(); ev.Type != proxy.ResetEvent {
+		if ev := r.Next(); ev.Type != proxy.ResetEvent {
 			t.Fatalf("got %+v, want %s: the freed stream's history is gone", ev, proxy.ResetEvent)
 		}
 		h.publish("rooms.a", "2")
-		r.expectData("2")
+		r.ExpectData("2")
 	})
 }
 
@@ -374,14 +375,14 @@ route "/feed" {
 		{"a", "1", "from-a:1"}, {"b", "2", "from-b:2"}, {"a", "3", "from-a:3"}, {"b", "4", "from-b:4"},
 	} {
 		h.publish(m.subject, m.data)
-		ev := c.next()
+		ev := c.Next()
 		if got := ev.Type + ":" + ev.Data; got != m.want {
 			t.Errorf("got %s, want %s", got, m.want)
 		}
 	}
 	// One history holds both: a resume replays them merged.
 	r := h.open("/feed", http.Header{"Last-Event-Id": {"never-seen"}})
-	if ev := r.next(); ev.Type != proxy.ResetEvent {
+	if ev := r.Next(); ev.Type != proxy.ResetEvent {
 		t.Fatalf("got %+v", ev)
 	}
 }
@@ -403,14 +404,14 @@ route "/busy" {
 	// first keepalive.
 	for i := range 8 {
 		h.publish("busy", fmt.Sprint(i))
-		busy.expectData(fmt.Sprint(i))
+		busy.ExpectData(fmt.Sprint(i))
 		time.Sleep(250 * time.Millisecond)
 	}
-	if raw := busy.rawString(); strings.Contains(raw, "keepalive") {
+	if raw := busy.Raw(); strings.Contains(raw, "keepalive") {
 		t.Errorf("keepalive sent on a busy stream: %q", raw)
 	}
-	idle.waitRaw(": keepalive\n")
-	if raw := idle.rawString(); strings.Contains(raw, ": keepalive\n\n") {
+	idle.WaitRaw(": keepalive\n")
+	if raw := idle.Raw(); strings.Contains(raw, ": keepalive\n\n") {
 		t.Errorf("keepalive followed by a blank line (an empty event for some clients): %q", raw)
 	}
 }
@@ -443,7 +444,7 @@ route "/sse" {
 			t.Fatal(err)
 		}
 		for j := i; j < i+batch; j++ {
-			ev := fast.next()
+			ev := fast.Next()
 			if want := fmt.Sprintf("%d %s", j, payload); ev.Data != want {
 				t.Fatalf("fast client event %d: got %.20q, want %.20q", j, ev.Data, want)
 			}
@@ -474,12 +475,12 @@ func TestHTTP2AndMiddleware(t *testing.T) {
 		h.srv.ServeHTTP(&wrapWriter{ResponseWriter: w}, r)
 	})
 	ts := newTLSServer(t, wrapped)
-	c := openWith(t, ts.Client(), ts.URL+"/sse", nil)
-	if c.resp.ProtoMajor != 2 {
-		t.Fatalf("protocol %s, want HTTP/2", c.resp.Proto)
+	c := ssetest.Open(t, ts.Client(), ts.URL+"/sse", nil)
+	if c.Resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", c.Resp.Proto)
 	}
 	h.publish("events", "over h2")
-	c.expectData("over h2")
+	c.ExpectData("over h2")
 }
 
 type wrapWriter struct{ http.ResponseWriter }
@@ -508,15 +509,15 @@ func TestVerifyRequestAndOnConnect(t *testing.T) {
 	}
 
 	c := h.open("/sse?key=sesame&name=ada", nil)
-	if ev := c.next(); ev.Type != "welcome" || ev.Data != "hello ada" {
+	if ev := c.Next(); ev.Type != "welcome" || ev.Data != "hello ada" {
 		t.Errorf("greeting = %+v", ev)
 	}
 	h.publish("events", "for everyone")
-	c.expectData("for everyone")
+	c.ExpectData("for everyone")
 
 	// A hook that keeps a client learns when it is gone.
 	kc := <-kept
-	c.close()
+	c.Close()
 	select {
 	case <-kc.Done():
 	case <-time.After(wait):
@@ -533,7 +534,7 @@ func TestVerifyRequestAndOnConnect(t *testing.T) {
 func TestNATSDownAtStartThenUp(t *testing.T) {
 	addr := loopback.FreeAddr(t)
 	srv, ts := startWithoutNATS(t, addr, basicRoute)
-	c := openWith(t, ts.Client(), ts.URL+"/sse", nil)
+	c := ssetest.Open(t, ts.Client(), ts.URL+"/sse", nil)
 
 	ns := loopback.NATS(t, addr)
 	eventually(t, "ssegate to connect", srv.Conn().IsConnected)
@@ -544,7 +545,7 @@ func TestNATSDownAtStartThenUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case ev := <-c.events:
+		case ev := <-c.Events():
 			return ev.Data == "finally"
 		case <-time.After(50 * time.Millisecond):
 			return false
@@ -592,7 +593,7 @@ func resumeSeam(t *testing.T, h *harness) {
 			if next == n {
 				break
 			}
-			ev := c.next()
+			ev := c.Next()
 			if ev.Type == proxy.ResetEvent {
 				t.Fatalf("reset after %d events: the resume id %q was lost", next, lastID)
 			}
@@ -602,7 +603,7 @@ func resumeSeam(t *testing.T, h *harness) {
 			next++
 			lastID = ev.LastEventID
 		}
-		c.close()
+		c.Close()
 	}
 	if err := <-published; err != nil {
 		t.Fatal(err)

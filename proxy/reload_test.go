@@ -48,7 +48,7 @@ func TestReload(t *testing.T) {
 	change := h.open("/change", nil)
 	drop := h.open("/drop", nil)
 	h.publish("keep", "before")
-	before := keep.expectData("before")[0]
+	before := keep.ExpectData("before")[0]
 
 	after := strings.NewReplacer(
 		`subject = "change.old"`, `subject = "change.new"`,
@@ -63,29 +63,29 @@ func TestReload(t *testing.T) {
 	}
 
 	for _, c := range []*client{change, drop} {
-		c.waitEnd()
-		if raw := c.rawString(); !strings.Contains(raw, "retry: ") || !strings.HasSuffix(raw, ": route changed; reconnect\n") {
+		c.WaitEnd()
+		if raw := c.Raw(); !strings.Contains(raw, "retry: ") || !strings.HasSuffix(raw, ": route changed; reconnect\n") {
 			t.Errorf("a changed route's stream ended with %q", raw)
 		}
 	}
 	// Their streams are let go with their last clients.
 	eventually(t, "the ended streams to be let go", func() bool { return h.srv.EndedStreams() == 0 })
 	h.publish("keep", "after")
-	keep.expectData("after")
-	if raw := keep.rawString(); strings.Contains(raw, "reconnect") {
+	keep.ExpectData("after")
+	if raw := keep.Raw(); strings.Contains(raw, "reconnect") {
 		t.Errorf("the unchanged route's client was told to reconnect: %q", raw)
 	}
 	// Same stream, same history: a resume from before the reload works.
 	resumed := h.open("/keep", http.Header{"Last-Event-Id": {before.LastEventID}})
-	resumed.expectData("after")
+	resumed.ExpectData("after")
 
 	changed := h.open("/change", nil)
 	h.publish("change.old", "old subject")
 	h.publish("change.new", "new subject")
-	changed.expectData("new subject")
+	changed.ExpectData("new subject")
 	added := h.open("/add", nil)
 	h.publish("add", "added")
-	added.expectData("added")
+	added.ExpectData("added")
 
 	resp, err := http.Get(h.ts.URL + "/drop")
 	if err != nil {
@@ -108,7 +108,7 @@ func TestReload(t *testing.T) {
 			t.Errorf("token %s after reload: %d, want %d", token, resp.StatusCode, want)
 		}
 	}
-	keep.expectQuiet(50 * time.Millisecond)
+	keep.ExpectQuiet(50 * time.Millisecond)
 }
 
 // A config that cannot be applied is refused and the old one goes on: a
@@ -125,7 +125,7 @@ route "/durable" {
 		t.Fatal("reload with a JetStream history on a NATS without JetStream accepted")
 	}
 	h.publish("keep", "still here")
-	keep.expectData("still here")
+	keep.ExpectData("still here")
 	resp, err := http.Get(h.ts.URL + "/durable")
 	if err != nil {
 		t.Fatal(err)
@@ -158,13 +158,13 @@ route "%s/{x}" {
 	}
 	h := start(t, poll("/feed"))
 	feed := h.open("/feed/1", nil)
-	feed.expectData("a")
+	feed.ExpectData("a")
 	if err := h.srv.Reload(parse(t, poll("/feed")+poll("/feed2"))); err != nil {
 		t.Fatal(err)
 	}
 	added := h.open("/feed2/1", nil)
-	added.expectData("a")
-	feed.expectQuiet(300 * time.Millisecond)
+	added.ExpectData("a")
+	feed.ExpectQuiet(300 * time.Millisecond)
 }
 
 // A request held in its route's auth while a reload removes the route is
@@ -198,8 +198,8 @@ route "/other" {
 	}
 	close(gate)
 	c := <-got
-	c.waitEnd()
-	if raw := c.rawString(); !strings.Contains(raw, "retry: ") || !strings.Contains(raw, "route reloaded") {
+	c.WaitEnd()
+	if raw := c.Raw(); !strings.Contains(raw, "retry: ") || !strings.Contains(raw, "route reloaded") {
 		t.Fatalf("a request for a route removed meanwhile got %q", raw)
 	}
 }

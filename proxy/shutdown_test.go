@@ -27,8 +27,8 @@ route "/b/{x}" {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	for _, c := range clients {
-		c.waitEnd()
-		if raw := c.rawString(); !strings.HasSuffix(raw, shutdownLine) {
+		c.WaitEnd()
+		if raw := c.Raw(); !strings.HasSuffix(raw, shutdownLine) {
 			t.Errorf("stream ended without the final comment: %q", raw)
 		}
 	}
@@ -36,8 +36,8 @@ route "/b/{x}" {
 	// A stream asked for during shutdown is told to come back later:
 	// 200 with a retry hint, never a status EventSource gives up on.
 	late := h.open("/a", nil)
-	late.waitEnd()
-	expectRetryHint(t, late.rawString(), 5*time.Second)
+	late.WaitEnd()
+	expectRetryHint(t, late.Raw(), 5*time.Second)
 }
 
 // Everything published before Shutdown reaches a client before its final
@@ -122,7 +122,7 @@ route "/sse" {
 		t.Fatal(err)
 	}
 	for range 40 {
-		ok.next()
+		ok.Next()
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -130,9 +130,9 @@ route "/sse" {
 	if err := h.srv.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	ok.waitEnd()
-	if !strings.HasSuffix(ok.rawString(), shutdownLine) {
-		t.Errorf("reading client's stream ended with %q", ok.tail())
+	ok.WaitEnd()
+	if !strings.HasSuffix(ok.Raw(), shutdownLine) {
+		t.Errorf("reading client's stream ended with %q", ok.Raw())
 	}
 }
 

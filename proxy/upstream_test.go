@@ -65,18 +65,18 @@ func TestStreamResumesUpstreamAfterCut(t *testing.T) {
   source "stream" { url = "`+ts.URL+`" }
 }`)
 	c := h.open("/ticks", http.Header{"Last-Event-Id": {"never-seen"}})
-	c.next() // the reset: the stream's history holds what came before
+	c.Next() // the reset: the stream's history holds what came before
 	eventually(t, "the upstream's events", func() bool { n, _ := up.connections(); return n >= 3 })
 
 	r := h.open("/ticks", http.Header{"Last-Event-Id": {"1"}})
 	want := []struct{ id, typ, data string }{{"2", "tick", "two"}, {"3", "tick", "three"}, {"4", "", "four"}}
 	for _, w := range want {
-		ev := r.next()
+		ev := r.Next()
 		if ev.LastEventID != w.id || ev.Data != w.data || (w.typ != "" && ev.Type != w.typ) {
 			t.Fatalf("got %+v, want %+v", ev, w)
 		}
 	}
-	r.expectQuiet(50 * time.Millisecond)
+	r.ExpectQuiet(50 * time.Millisecond)
 	_, resumes := up.connections()
 	if resumes[0] != "" || resumes[1] != "2" || resumes[2] != "4" {
 		t.Errorf("Last-Event-ID sent upstream on each connection: %q, want \"\", \"2\", \"4\"", resumes)
@@ -165,6 +165,6 @@ func TestStreamNDJSON(t *testing.T) {
 }`)
 	c := h.open("/nd", nil)
 	close(send)
-	c.expectData("n=1", "n=2")
-	c.expectQuiet(50 * time.Millisecond)
+	c.ExpectData("n=1", "n=2")
+	c.ExpectQuiet(50 * time.Millisecond)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 )
 
 const githubSecret = "It's a Secret to Everybody"
@@ -81,7 +82,7 @@ func TestWebhookGitHub(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("genuine delivery: %d %q", code, answer)
 	}
-	ev := c.next()
+	ev := c.Next()
 	if ev.Type != "push" || ev.Data != `{"ref":"main","repo":"web"}` {
 		t.Fatalf("event %+v", ev)
 	}
@@ -116,7 +117,7 @@ func TestWebhookGitHub(t *testing.T) {
 	if resp, err := http.Get(hook); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET on the webhook: %v %v, want 405", resp, err)
 	}
-	c.expectQuiet(100 * time.Millisecond)
+	c.ExpectQuiet(100 * time.Millisecond)
 }
 
 // On a route with parameters, the subject picks the stream a delivery
@@ -139,14 +140,14 @@ route "/repos/{repo}" {
 			t.Fatalf("delivery %d: %d %q", i, code, answer)
 		}
 	}
-	web.expectData("r0", "r2")
-	api.expectData("r1")
+	web.ExpectData("r0", "r2")
+	api.ExpectData("r1")
 
 	body := `{"ref":"x","repository":{"name":"a.b"}}`
 	if code, answer := post(t, hook, "application/json", githubHeaders(githubSecret, "bad", "push", body), body); code != http.StatusBadRequest || !strings.Contains(answer, "path.repo") {
 		t.Errorf("repository name with a dot: %d %q, want 400 naming path.repo", code, answer)
 	}
-	web.expectQuiet(50 * time.Millisecond)
+	web.ExpectQuiet(50 * time.Millisecond)
 }
 
 func TestWebhookTimestampsAndBearer(t *testing.T) {
@@ -208,8 +209,8 @@ route "/pay" {
 			t.Errorf("%s: %d %q, want %d", tc.name, code, answer, tc.code)
 		}
 	}
-	c.expectData("s-ok", "w-ok", "b-ok")
-	c.expectQuiet(50 * time.Millisecond)
+	c.ExpectData("s-ok", "w-ok", "b-ok")
+	c.ExpectQuiet(50 * time.Millisecond)
 
 	req, _ := http.NewRequest(http.MethodPost, h.ts.URL+"/hooks/ci", strings.NewReader("x"))
 	resp, err := http.DefaultClient.Do(req)
@@ -246,11 +247,11 @@ route "/deploys" {
 
 	loopback.NATS(t, addr)
 	eventually(t, "ssegate to connect", srv.Conn().IsConnected)
-	c := openWith(t, ts.Client(), ts.URL+"/deploys", nil)
+	c := ssetest.Open(t, ts.Client(), ts.URL+"/deploys", nil)
 	if code, answer := post(t, hook, "text/plain", nil, "v1"); code != http.StatusAccepted {
 		t.Fatalf("NATS back: %d %q", code, answer)
 	}
-	c.expectData("v1")
+	c.ExpectData("v1")
 }
 
 // A webhook's methods share one de-duplication window, and an event NATS
@@ -280,8 +281,8 @@ route "/deploys" {
 			t.Errorf("%s: %d", method, resp.StatusCode)
 		}
 	}
-	c.expectData("once")
-	c.expectQuiet(50 * time.Millisecond)
+	c.ExpectData("once")
+	c.ExpectQuiet(50 * time.Millisecond)
 
 	big := strings.Repeat("x", 2<<20) // NATS takes 1 MiB by default
 	code, answer := post(t, hook, "text/plain", nil, big)

@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	gosse "github.com/tmaxmax/go-sse"
-
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 )
 
 const wait = 20 * time.Second
@@ -105,9 +102,9 @@ route "/sse" {
 			t.Errorf("admin %s = %d", path, resp.StatusCode)
 		}
 	}
-	events, raw := openStream(t, "http://"+httpAddr+"/sse", "")
+	stream := openStream(t, "http://"+httpAddr+"/sse", "")
 	publishWith(t, bin, natsAddr, "hello from NATS")
-	ev := nextEvent(t, events)
+	ev := stream.Next()
 	if ev.Data != "hello from NATS" || ev.LastEventID == "" {
 		t.Fatalf("event %+v", ev)
 	}
@@ -126,13 +123,12 @@ route "/sse" {
 		code = resp.StatusCode
 	}
 	publishWith(t, bin, natsAddr, "during the delay")
-	if ev := nextEvent(t, events); ev.Data != "during the delay" {
+	if ev := stream.Next(); ev.Data != "during the delay" {
 		t.Fatalf("event %+v", ev)
 	}
-	for range events { // the stream ends
-	}
-	if !strings.HasSuffix(raw.String(), ": ssegate is shutting down; reconnect\n") {
-		t.Errorf("stream ended without the final comment: %q", raw.String())
+	stream.WaitEnd()
+	if !strings.HasSuffix(stream.Raw(), ": ssegate is shutting down; reconnect\n") {
+		t.Errorf("stream ended without the final comment: %q", stream.Raw())
 	}
 	done := make(chan error, 1)
 	go func() { done <- first.Wait() }()
@@ -151,12 +147,12 @@ route "/sse" {
 	// last: the history went with the old process, so it is told to
 	// reload, then gets live events.
 	startProxy(t, bin, cfgPath)
-	events, _ = openStream(t, "http://"+httpAddr+"/sse", ev.LastEventID)
-	if reset := nextEvent(t, events); reset.Type != "ssegate-reset" {
+	stream = openStream(t, "http://"+httpAddr+"/sse", ev.LastEventID)
+	if reset := stream.Next(); reset.Type != "ssegate-reset" {
 		t.Fatalf("resume after restart: got %+v, want a reset event", reset)
 	}
 	publishWith(t, bin, natsAddr, "after restart")
-	if ev := nextEvent(t, events); ev.Data != "after restart" {
+	if ev := stream.Next(); ev.Data != "after restart" {
 		t.Fatalf("event %+v", ev)
 	}
 }
@@ -206,49 +202,16 @@ func startProxy(t *testing.T, bin, cfgPath string) (*exec.Cmd, <-chan string) {
 }
 
 // openStream reads url as an event stream, resuming after lastID unless
-// it is empty; raw collects the bytes, complete once events is closed.
-func openStream(t *testing.T, url, lastID string) (<-chan gosse.Event, *bytes.Buffer) {
+// it is empty.
+func openStream(t *testing.T, url, lastID string) *ssetest.Stream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := http.Header{}
 	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
+		h.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = resp.Body.Close() })
-	raw := new(bytes.Buffer)
-	events := make(chan gosse.Event, 10)
-	go func() {
-		defer close(events)
-		for ev, err := range gosse.Read(io.TeeReader(resp.Body, raw), nil) {
-			if err != nil {
-				return
-			}
-			events <- ev
-		}
-	}()
-	return events, raw
-}
-
-func nextEvent(t *testing.T, events <-chan gosse.Event) gosse.Event {
-	t.Helper()
-	select {
-	case ev, ok := <-events:
-		if !ok {
-			t.Fatal("stream ended")
-		}
-		return ev
-	case <-time.After(wait):
-		t.Fatal("no event")
-	}
-	return gosse.Event{}
+	s := ssetest.Open(t, http.DefaultClient, url, h)
+	s.Wait = wait
+	return s
 }
 
 func publishWith(t *testing.T, bin, natsAddr, data string) {

@@ -40,7 +40,7 @@ route "/sse" {
 	}
 	write(base)
 	proc, logs := startProxy(t, bin, cfgPath)
-	events, raw := openStream(t, "http://"+httpAddr+"/sse", "")
+	stream := openStream(t, "http://"+httpAddr+"/sse", "")
 
 	write(base + `
 route "/more" {
@@ -51,7 +51,7 @@ route "/more" {
 	}
 	waitLog(t, logs, `"config reloaded"`)
 	publishWith(t, bin, natsAddr, "after SIGHUP")
-	if ev := nextEvent(t, events); ev.Data != "after SIGHUP" {
+	if ev := stream.Next(); ev.Data != "after SIGHUP" {
 		t.Fatalf("event %+v", ev)
 	}
 
@@ -79,10 +79,10 @@ route "/broken" {
 		t.Fatalf("reload: exit %d, %q %q", code, out.String(), errOut.String())
 	}
 	publishWith(t, bin, natsAddr, "after reload")
-	if ev := nextEvent(t, events); ev.Data != "after reload" {
+	if ev := stream.Next(); ev.Data != "after reload" {
 		t.Fatalf("event %+v", ev)
 	}
-	if strings.Contains(raw.String(), "reconnect") {
-		t.Fatalf("the unchanged route's client was told to reconnect: %q", raw.String())
+	if strings.Contains(stream.Raw(), "reconnect") {
+		t.Fatalf("the unchanged route's client was told to reconnect: %q", stream.Raw())
 	}
 }
