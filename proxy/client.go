@@ -419,6 +419,20 @@ func (c *Client) fail(o *outlet, why string) {
 	c.end()
 }
 
+// discard ends a client that never joined a stream, for a hook that kept
+// it: Send fails and Done is closed.
+func (c *Client) discard(m *routeMetrics) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.slow == slowQueueFull { // its hook sent more than it may queue
+		m.queueFull.Inc()
+	}
+	c.gone, c.stopped, c.over = true, true, true
+	if c.done != nil {
+		close(c.done)
+	}
+}
+
 // end takes the client out of its stream, once.
 func (c *Client) end() {
 	c.mu.Lock()

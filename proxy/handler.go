@@ -111,6 +111,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		st, err := s.attach(r.Context(), id, c, lastID, resume)
 		if err != nil {
 			release()
+			c.discard(rs.m)
 			count(connUnavailable)
 			if errors.Is(err, errReloaded) {
 				s.comeBackIn(w, r, reloadRetry, http.StatusServiceUnavailable, "route reloaded; retry")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssegate/ssegate/proxy"
 )
 
 const shutdownLine = ": ssegate is shutting down; reconnect\n"
@@ -190,5 +192,23 @@ func TestStreamEndsCleanlyWithUnreadBytes(t *testing.T) {
 	}
 	if got := rest.String(); !strings.Contains(got, "data: last\n") || !strings.HasSuffix(got, shutdownLine) {
 		t.Errorf("the end of the stream was %q", got)
+	}
+}
+
+// A hook that kept a client whose stream could not open (the server is
+// shutting down) learns that it is gone.
+func TestClientTurnedAwayIsDone(t *testing.T) {
+	kept := make(chan *proxy.Client, 1)
+	h := start(t, basicRoute, proxy.OnConnect(func(c *proxy.Client) { kept <- c }))
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.open("/sse", nil).WaitEnd() // told to come back later
+	select {
+	case <-(<-kept).Done():
+	case <-time.After(wait):
+		t.Fatal("Done was not closed for a client turned away")
 	}
 }
