@@ -73,9 +73,9 @@ type Server struct {
 
 	mu        sync.Mutex
 	streams   map[string]*stream
-	stopping  bool // Shutdown has begun: no new streams or clients
-	draining  bool // Drain was called: not ready, still serving
-	handlers  sync.WaitGroup
+	stopping  bool           // Shutdown has begun: no new streams or clients
+	draining  bool           // Drain was called: not ready, still serving
+	handlers  sync.WaitGroup // clients joined to a stream whose end has not run
 	lingering sync.WaitGroup // hijacked connections half-closed, not yet closed
 	releasing sync.WaitGroup // streams being freed, counted under mu
 
@@ -483,14 +483,17 @@ func (s *Server) release(st *stream, gen uint64) {
 // Shutdown stops taking streams; drains the subscriptions, so that what
 // NATS has already sent reaches the clients; ends every open stream with
 // what is queued for it and a final comment (EventSource then reconnects,
-// to another replica or to this one once it is back); waits for the
-// handlers; and closes the NATS connection if New opened it.
+// to another replica or to this one once it is back); waits for every
+// stream to end and for half-closed connections to be closed by their
+// clients (or their linger); and closes the NATS connection if New opened
+// it.
 //
 // Clients that do not read could hold it up for their write_timeout: once
 // half of the time left is gone, writes to them fail at once. Without a
 // deadline on ctx, the config's shutdown_timeout bounds the whole.
-// http.Server.Shutdown alone would wait forever for streams, which are
-// never idle; call both.
+// http.Server.Shutdown alone would wait forever for HTTP/2 streams, which
+// are never idle, and does not see HTTP/1.1 streams, which are taken from
+// it; call both.
 func (s *Server) Shutdown(ctx context.Context) error {
 	// A reload under way finishes first, so that what it starts is
 	// stopped here too; later ones are refused.
