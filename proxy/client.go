@@ -156,14 +156,9 @@ func (c *Client) push(frame []byte) (ok, pressed bool) {
 		}
 		return false, false
 	}
-	c.enqueue(frame)
+	c.queue = append(c.queue, frame)
 	c.kick()
 	return true, c.writing && 2*(queued+1) >= c.limit
-}
-
-// enqueue appends frames to the queue; called with c.mu held.
-func (c *Client) enqueue(frames ...[]byte) {
-	c.queue = append(c.queue, frames...)
 }
 
 // preload queues frames that are not held against the limit: the replay a
@@ -171,7 +166,7 @@ func (c *Client) enqueue(frames ...[]byte) {
 func (c *Client) preload(frames ...[]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.enqueue(frames...)
+	c.queue = append(c.queue, frames...)
 	c.backlog += len(frames)
 	c.kick()
 }
@@ -195,14 +190,14 @@ func (c *Client) release(frames [][]byte, force bool) bool {
 	if c.gone {
 		return true
 	}
-	c.enqueue(frames...)
+	c.queue = append(c.queue, frames...)
 	c.backlog += len(frames)
 	done := force || !c.overflow
 	if done {
 		if !c.overflow {
 			// Part of the catch-up too: the limit is for what comes live
 			// from now on, which the writer could not be behind on yet.
-			c.enqueue(c.held...)
+			c.queue = append(c.queue, c.held...)
 			c.backlog += len(c.held)
 		}
 		c.holding = false
@@ -224,15 +219,6 @@ func (c *Client) overflowed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.overflow
-}
-
-// close marks a client that left its stream gone, so a hook that kept it
-// gets ErrClientGone from Send instead of filling a queue nobody reads.
-func (c *Client) close() {
-	c.mu.Lock()
-	c.gone = true
-	c.queue = nil
-	c.mu.Unlock()
 }
 
 // finish ends the client's stream after what is queued, with frame last
@@ -353,8 +339,8 @@ func (c *Client) hurry() {
 // or its last frame is out.
 func (c *Client) run() {
 	o := c.out
+	c.mu.Lock()
 	for {
-		c.mu.Lock()
 		if c.stopped {
 			c.writing = false
 			c.mu.Unlock()
@@ -384,29 +370,24 @@ func (c *Client) run() {
 
 		n, err := o.write(batch)
 		o.m.bytes.Add(float64(n))
+		if err == nil {
+			o.m.delivered.Add(float64(events))
+		}
 		c.mu.Lock()
 		if cap(batch) <= keptQueue {
 			clear(batch)
 			c.spare = batch[:0]
 		}
-		if err == nil {
-			o.m.delivered.Add(float64(events))
-			if !last {
-				c.mu.Unlock()
-				continue
-			}
-		}
 		switch {
-		case err == nil:
-			c.stopped, c.graceful = true, true
 		case errors.Is(err, os.ErrDeadlineExceeded) && o.s.hurry.Err() == nil:
 			if c.lose("slow client dropped: a write timed out") {
 				c.slow = slowWriteTimeout
 			}
-		default:
+		case err != nil:
 			c.lose("client lost: " + err.Error())
+		case last:
+			c.stopped, c.graceful = true, true
 		}
-		c.mu.Unlock()
 	}
 }
 
@@ -487,24 +468,27 @@ func (c *Client) keepalive() {
 // write writes a batch of frames to the sink under the route's write
 // deadline, and returns the bytes written.
 func (o *outlet) write(batch [][]byte) (int64, error) {
-	if err := o.extendDeadline(); err != nil {
+	now := since()
+	if err := o.extendDeadline(now); err != nil {
 		return 0, err
 	}
 	n, err := o.sink.write(batch)
 	if err == nil {
-		o.lastWrite.Store(int64(since()))
+		// When the write began: one clock reading per write, and the
+		// keepalive period is counted from there.
+		o.lastWrite.Store(int64(now))
 	}
 	return n, err
 }
 
-// extendDeadline gives the next write write_timeout. Moving a deadline
-// costs a timer update in the runtime, so a busy client's moves only once
-// an eighth of it is used up: each write gets at least seven eighths.
-func (o *outlet) extendDeadline() error {
+// extendDeadline gives a write beginning at now write_timeout. Moving a
+// deadline costs a timer update in the runtime, so a busy client's moves
+// only once an eighth of it is used up: each write gets at least seven
+// eighths.
+func (o *outlet) extendDeadline(now time.Duration) error {
 	if o.s.hurry.Err() != nil {
 		return o.sink.setDeadline(time.Now())
 	}
-	now := since()
 	if o.deadline-now >= o.rt.WriteTimeout-o.rt.WriteTimeout/8 {
 		return nil
 	}

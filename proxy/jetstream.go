@@ -212,24 +212,23 @@ func (st *stream) sourceOf(subject string) int {
 // deliverSeq queues the event stored at seq for every client, with the
 // sequence as its id. ok false only moves the stream past seq.
 func (st *stream) deliverSeq(ev sources.Event, ok bool, seq uint64) {
-	var frame []byte
+	var frame []byte // nil: the stream only moves past seq
 	if ok {
-		e, err := newFrame(ev, strconv.FormatUint(seq, 10))
-		if err != nil {
+		var err error
+		if frame, err = newFrame(ev, strconv.FormatUint(seq, 10)); err != nil {
 			st.reject(err)
-			ok = false
-		} else {
-			frame = e
 		}
 	}
 	pressed := false
 	st.mu.Lock()
 	if !st.closed && seq > st.lastSeq {
 		st.lastSeq = seq
-		for _, c := range st.clients {
-			if ok && seq > c.skipThrough {
-				_, p := c.push(frame)
-				pressed = pressed || p
+		if frame != nil {
+			for _, c := range st.clients {
+				if seq > c.skipThrough {
+					_, p := c.push(frame)
+					pressed = pressed || p
+				}
 			}
 		}
 	}

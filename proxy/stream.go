@@ -278,8 +278,9 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 	st.clients = append(st.clients, c)
 }
 
-// leave removes a client; the last one out starts the linger timer, and
-// release frees the stream if nobody has joined by then.
+// leave removes a client whose end has run (it takes no more frames);
+// the last one out starts the linger timer, and release frees the stream
+// if nobody has joined by then.
 func (st *stream) leave(c *Client, release func(gen uint64)) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -289,7 +290,6 @@ func (st *stream) leave(c *Client, release func(gen uint64)) {
 	st.clients[last] = nil
 	st.clients = st.clients[:last]
 	c.slot = -1
-	c.close()
 	st.gen++
 	if len(st.clients) == 0 && !st.pinned && !st.closed {
 		gen := st.gen
