@@ -150,7 +150,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) {
 	}
 	setStreamHeaders(w)
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
+	rc := tw.rc
 	if err := rc.Flush(); err != nil {
 		pr.CloseWithError(err)
 		return

@@ -31,10 +31,6 @@ const jsDuplicateWindow = 10 * time.Minute
 func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
-	return s.ensureStream(ctx, cfg, rt)
-}
-
-func (s *Server) ensureStream(ctx context.Context, cfg *config.Config, rt *config.Route) (string, error) {
 	if name := rt.JetStream.Stream; name != "" {
 		if _, err := s.js.Stream(ctx, name); err != nil {
 			return "", fmt.Errorf("stream %q: %w", name, err)

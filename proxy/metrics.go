@@ -40,6 +40,7 @@ type metrics struct {
 	sourceErrors *prometheus.CounterVec
 	webhooks     *prometheus.CounterVec
 	polls        *prometheus.CounterVec
+	vecs         []*prometheus.CounterVec // every counter above
 }
 
 // routeMetrics are one route's counters, looked up once rather than per
@@ -52,8 +53,11 @@ type routeMetrics struct {
 }
 
 func newMetrics(s *Server) *metrics {
+	var vecs []*prometheus.CounterVec
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "ssegate", Name: name, Help: help}, labels)
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "ssegate", Name: name, Help: help}, labels)
+		vecs = append(vecs, v)
+		return v
 	}
 	m := &metrics{
 		reg:          prometheus.NewRegistry(),
@@ -68,7 +72,11 @@ func newMetrics(s *Server) *metrics {
 		webhooks:     counter("webhook_responses_total", "Webhook answers by status code.", "route", "code"),
 		polls:        counter("poll_requests_total", "Poll requests by outcome: changed, unchanged, not_modified, error.", "route", "source", "outcome"),
 	}
-	m.reg.MustRegister(m.connections, m.received, m.rejected, m.delivered, m.bytes, m.replays, m.slow, m.sourceErrors, m.webhooks, m.polls,
+	m.vecs = vecs
+	for _, v := range m.vecs {
+		m.reg.MustRegister(v)
+	}
+	m.reg.MustRegister(
 		&gauges{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -87,7 +95,7 @@ func (m *metrics) forgetRoutes(old, cfg *config.Config) {
 		if paths[rt.Path] {
 			continue
 		}
-		for _, v := range []*prometheus.CounterVec{m.connections, m.received, m.rejected, m.delivered, m.bytes, m.replays, m.slow, m.sourceErrors, m.webhooks, m.polls} {
+		for _, v := range m.vecs {
 			v.DeletePartialMatch(prometheus.Labels{"route": rt.Path})
 		}
 	}

@@ -95,9 +95,12 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 			}
 		}
 		err := session(ctx, r, handle, log, connected, func() {
-			st.set(StateRunning, nil)
 			bo.Reset()
+			// Called per batch, which for an upstream stream is per
+			// event: the state changes only on recovery, connected set
+			// it otherwise.
 			if failing {
+				st.set(StateRunning, nil)
 				log.Info().Msg("source recovered")
 				failing = false
 			}

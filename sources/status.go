@@ -14,7 +14,7 @@ const (
 	StateStandby  State = "standby"  // another replica holds its lease
 	StateRunning  State = "running"  // connected, or its last poll worked
 	StateFailing  State = "failing"  // retrying with backoff
-	StateStopped  State = "stopped"  // its upstream told it to stop
+	StateStopped  State = "stopped"  // its upstream told it to stop, or it cannot start
 )
 
 // Status is how a fetching source is doing, for health checks and
@@ -46,7 +46,7 @@ func (s *Status) set(st State, err error) {
 	if st != s.state {
 		s.state, s.since = st, time.Now()
 	}
-	// While failing, the last error; otherwise none.
+	// The error of a failing or stopped source; none otherwise.
 	s.err = ""
 	if err != nil {
 		s.err = err.Error()

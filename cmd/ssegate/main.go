@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -191,13 +192,8 @@ func runProxy(path string, stderr io.Writer) int {
 
 	// The config in force, for the shutdown settings: a reload may change
 	// them.
-	var cfgMu sync.Mutex
-	latest := cfg
-	current := func() *config.Config {
-		cfgMu.Lock()
-		defer cfgMu.Unlock()
-		return latest
-	}
+	var latest atomic.Pointer[config.Config]
+	latest.Store(cfg)
 	var srv *proxy.Server
 	var reloading sync.Mutex // a SIGHUP and a POST /reload: one at a time, in order
 	reload := func() error {
@@ -212,9 +208,7 @@ func runProxy(path string, stderr io.Writer) int {
 			log.Error().Err(err).Msg("reload refused; the old config goes on")
 			return err
 		}
-		cfgMu.Lock()
-		latest = next
-		cfgMu.Unlock()
+		latest.Store(next)
 		return nil
 	}
 	srv, err = proxy.New(cfg, proxy.WithLogger(log), proxy.WithReloader(reload))
@@ -258,12 +252,12 @@ wait:
 			break wait
 		case err := <-served:
 			log.Error().Err(err).Msg("serve")
-			shutdown(srv, nil, current().ShutdownTimeout, log)
+			shutdown(srv, nil, latest.Load().ShutdownTimeout, log)
 			return 1
 		}
 	}
 	stop() // a second signal kills at once
-	final := current()
+	final := latest.Load()
 	if d := final.ShutdownDelay; d > 0 {
 		// Serving on, not ready, so that load balancers stop sending
 		// browsers here before their streams are ended.

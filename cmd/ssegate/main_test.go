@@ -114,7 +114,10 @@ route "/sse" {
 		t.Fatal(err)
 	}
 	// Through shutdown_delay the proxy says it is not ready, and serves on.
-	for code := 0; code != http.StatusServiceUnavailable; {
+	for code, deadline := 0, time.Now().Add(wait); code != http.StatusServiceUnavailable; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz still answers %d after SIGTERM", code)
+		}
 		resp, err := http.Get("http://" + adminAddr + "/readyz")
 		if err != nil {
 			t.Fatalf("readyz after SIGTERM: %v (answered %d before)", err, code)

@@ -98,9 +98,6 @@ func New(js jetstream.JetStream, ttl time.Duration, log zerolog.Logger) *Leases 
 	return &Leases{js: js, ttl: ttl, holder: []byte(host + "/" + hex.EncodeToString(b[:])), log: log}
 }
 
-// TTL is how long after its holder's last renewal a lease is taken over.
-func (l *Leases) TTL() time.Duration { return l.ttl }
-
 // Hold runs job whenever this process holds the lease named key (letters,
 // digits, '-', '_', '=' and '.'), until ctx ends. When the lease is lost,
 // job's context ends and Hold waits for it to return before it tries to
