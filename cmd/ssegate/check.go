@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/ssegate/ssegate/sources/sseparse"
 )
 
 // promptly is how soon a probe event must arrive for the path to count as
@@ -94,16 +95,18 @@ func (c *checker) fail(format string, a ...any) {
 	fmt.Fprintf(c.out, "FAIL  "+format+"\n", a...)
 }
 
-// line is a line of the stream, and when it came.
-type line struct {
-	text string
-	at   time.Time
+// item is what a stream yields, an event or a comment, and when it came.
+type item struct {
+	ev        sseparse.Event
+	comment   string // with its colon
+	isComment bool
+	at        time.Time
 }
 
-// stream is an open event stream being read line by line.
+// stream is an open event stream being read.
 type stream struct {
 	resp   *http.Response
-	lines  chan line
+	items  chan item
 	cancel context.CancelFunc
 }
 
@@ -134,13 +137,17 @@ func (c *checker) open(lastID string) (*stream, error) {
 		}
 		return nil, err
 	}
-	s := &stream{resp: resp, lines: make(chan line, 1024), cancel: cancel}
+	s := &stream{resp: resp, items: make(chan item, 1024), cancel: cancel}
 	go func() {
-		defer close(s.lines)
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			s.lines <- line{sc.Text(), time.Now()}
+		defer close(s.items)
+		r := sseparse.NewReader(resp.Body, 1<<20)
+		r.OnComment(func(text string) { s.items <- item{comment: ":" + text, isComment: true, at: time.Now()} })
+		for {
+			ev, err := r.Next()
+			if err != nil {
+				return
+			}
+			s.items <- item{ev: ev, at: time.Now()}
 		}
 	}()
 	return s, nil
@@ -151,66 +158,41 @@ func (s *stream) close() {
 	s.resp.Body.Close()
 }
 
-// event is an event read off a stream.
-type event struct {
-	id, name, data string
-	at             time.Time
-}
-
-// next returns the next event, or false when none came by deadline; it
-// calls comment for each comment line.
-func (s *stream) next(deadline time.Time, comment func(line)) (event, bool) {
-	var ev event
+// next returns what the stream yields next, or false when nothing came
+// by deadline or the stream ended.
+func (s *stream) next(deadline time.Time) (item, bool) {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	for {
-		select {
-		case <-timer.C:
-			return ev, false
-		case l, open := <-s.lines:
-			if !open {
-				return ev, false
-			}
-			field, value, _ := strings.Cut(l.text, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch field {
-			case "":
-				if l.text != "" {
-					comment(l)
-				} else if ev.data != "" || ev.name != "" {
-					ev.at = l.at
-					return ev, true
-				}
-			case "id":
-				ev.id = value
-			case "event":
-				ev.name = value
-			case "data":
-				if ev.data != "" {
-					ev.data += "\n"
-				}
-				ev.data += value
-			}
-		}
+	select {
+	case <-timer.C:
+		return item{}, false
+	case it, open := <-s.items:
+		return it, open
 	}
 }
 
-// comments reads lines until have holds n comments, the stream ends or
+// nextEvent returns the next event, or false when none came by deadline;
+// it calls comment for each comment before it.
+func (s *stream) nextEvent(deadline time.Time, comment func(item)) (item, bool) {
+	for {
+		it, ok := s.next(deadline)
+		if !ok || !it.isComment {
+			return it, ok
+		}
+		comment(it)
+	}
+}
+
+// comments reads until have holds n comments, the stream ends or
 // deadline passes.
-func (s *stream) comments(have []line, n int, deadline time.Time) []line {
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
+func (s *stream) comments(have []item, n int, deadline time.Time) []item {
 	for len(have) < n {
-		select {
-		case <-timer.C:
+		it, ok := s.next(deadline)
+		if !ok {
 			return have
-		case l, open := <-s.lines:
-			if !open {
-				return have
-			}
-			if strings.HasPrefix(l.text, ":") {
-				have = append(have, l)
-			}
+		}
+		if it.isComment {
+			have = append(have, it)
 		}
 	}
 	return have
@@ -237,21 +219,21 @@ func (c *checker) run() bool {
 		return false
 	}
 
-	var comments []line
-	onComment := func(l line) { comments = append(comments, l) }
+	var comments []item
+	onComment := func(it item) { comments = append(comments, it) }
 	deadline := time.Now().Add(c.o.wait)
 	first, ok := c.probe(s, deadline, onComment)
 	if ok && c.nc == nil {
-		c.ok("an event arrived (id %q); give -nats and -subject to time a probe", first.id)
+		c.ok("an event arrived (id %q); give -nats and -subject to time a probe", first.ev.LastEventID)
 	}
 	// Keepalives: wait for two comments, to see the interval.
 	comments = s.comments(comments, 2, deadline)
 	c.checkKeepalive(comments)
 	s.close()
 
-	if ok && first.id != "" && c.nc != nil {
-		c.checkResume(first.id)
-	} else if ok && first.id == "" {
+	if ok && first.ev.LastEventID != "" && c.nc != nil {
+		c.checkResume(first.ev.LastEventID)
+	} else if ok && first.ev.LastEventID == "" {
 		c.warn("the event had no id: browsers cannot resume this route with Last-Event-ID")
 	}
 	if c.failed {
@@ -285,7 +267,7 @@ func (c *checker) checkHead(resp *http.Response, took time.Duration) bool {
 
 // probe publishes a probe event (when it can) and waits for the first
 // event, timing it.
-func (c *checker) probe(s *stream, deadline time.Time, onComment func(line)) (event, bool) {
+func (c *checker) probe(s *stream, deadline time.Time, onComment func(item)) (item, bool) {
 	var nonce string
 	var sent time.Time
 	if c.nc != nil {
@@ -294,42 +276,42 @@ func (c *checker) probe(s *stream, deadline time.Time, onComment func(line)) (ev
 		sent = time.Now()
 		if err := c.publish(nonce); err != nil {
 			c.fail("publish a probe to %s: %v", c.o.subject, err)
-			return event{}, false
+			return item{}, false
 		}
 	}
 	for {
-		ev, ok := s.next(deadline, onComment)
+		it, ok := s.nextEvent(deadline, onComment)
 		if !ok {
 			if c.nc != nil {
 				c.fail("the probe event did not arrive within %v: events are held back (a buffering proxy?) or the route does not read %s", c.o.wait, c.o.subject)
 			} else {
 				c.warn("no event within %v: nothing published, or events are held back", c.o.wait)
 			}
-			return ev, false
+			return it, false
 		}
 		if nonce == "" {
-			return ev, true
+			return it, true
 		}
-		if !strings.Contains(ev.data, nonce) {
+		if !strings.Contains(it.ev.Data, nonce) {
 			continue // someone else's event
 		}
-		took := ev.at.Sub(sent)
+		took := it.at.Sub(sent)
 		if took > promptly {
 			c.fail("the probe took %v to arrive: something between buffers the stream (nginx: proxy_buffering off)", took.Round(time.Millisecond))
 		} else {
-			c.ok("probe event arrived in %v (id %q)", took.Round(10*time.Microsecond), ev.id)
+			c.ok("probe event arrived in %v (id %q)", took.Round(10*time.Microsecond), it.ev.LastEventID)
 		}
-		return ev, true
+		return it, true
 	}
 }
 
 // checkKeepalive reports the comments seen and their interval.
-func (c *checker) checkKeepalive(comments []line) {
+func (c *checker) checkKeepalive(comments []item) {
 	switch len(comments) {
 	case 0:
 		c.warn("no keepalive comment within %v: idle streams may be cut by proxies with shorter read timeouts", c.o.wait)
 	case 1:
-		c.ok("a keepalive comment came (%q); wait longer to see the interval", comments[0].text)
+		c.ok("a keepalive comment came (%q); wait longer to see the interval", comments[0].comment)
 	default:
 		c.ok("keepalive comments every %v", comments[len(comments)-1].at.Sub(comments[len(comments)-2].at).Round(100*time.Millisecond))
 	}
@@ -355,18 +337,18 @@ func (c *checker) checkResume(lastID string) {
 	}
 	deadline := time.Now().Add(c.o.wait)
 	for {
-		ev, ok := s.next(deadline, func(line) {})
+		it, ok := s.nextEvent(deadline, func(item) {})
 		switch {
 		case !ok:
 			c.fail("resume: the second probe did not arrive")
 			return
-		case ev.name == "ssegate-reset":
+		case it.ev.Type == "ssegate-reset":
 			c.fail("resume: Last-Event-ID %q was not in the history (got ssegate-reset); with several replicas, use history { store = \"jetstream\" }", lastID)
 			return
-		case strings.Contains(ev.data, nonce):
+		case strings.Contains(it.ev.Data, nonce):
 			c.ok("resume with Last-Event-ID %q works", lastID)
 			return
-		case ev.id == lastID:
+		case it.ev.LastEventID == lastID:
 			c.fail("resume: the event with id %q came again", lastID)
 			return
 		}

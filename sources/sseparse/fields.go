@@ -12,7 +12,10 @@ import (
 // field processes one non-blank line.
 func (r *Reader) field(line []byte) error {
 	if line[0] == ':' {
-		return nil // comment
+		if r.onComment != nil {
+			r.onComment(string(line[1:]))
+		}
+		return nil
 	}
 	if !utf8.Valid(line) {
 		r.fixed = appendUTF8(r.fixed[:0], line)

@@ -52,6 +52,8 @@ type Reader struct {
 	retrySet  bool
 
 	err error // sticky: after any error the stream is done
+
+	onComment func(text string)
 }
 
 // NewReader returns a Reader over r. maxEvent bounds the bytes buffered for
@@ -85,6 +87,10 @@ func (r *Reader) Next() (Event, error) {
 	}
 	return Event{}, r.err
 }
+
+// OnComment makes the Reader call f with the text of each comment line
+// (after its colon) as it reads it, for callers that watch keepalives.
+func (r *Reader) OnComment(f func(text string)) { r.onComment = f }
 
 // LastEventID is what to send as Last-Event-ID on reconnect. It persists
 // across events: an event without id keeps the previous one, and a block

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -220,5 +221,24 @@ func TestResume(t *testing.T) {
 	}
 	if got := strings.Join(ids, ","); got != "5,9,9" {
 		t.Errorf("ids %s, want 5,9,9", got)
+	}
+}
+
+// Comments are reported as read, between the events they stand among, and
+// change nothing else.
+func TestOnComment(t *testing.T) {
+	var seen []string
+	r := NewReader(strings.NewReader(": first\ndata: a\n\n:keepalive\n:\ndata: b\n\n"), 0)
+	r.OnComment(func(text string) { seen = append(seen, "comment"+text) })
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			break
+		}
+		seen = append(seen, "event "+ev.Data)
+	}
+	want := []string{"comment first", "event a", "commentkeepalive", "comment", "event b"}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("seen %q, want %q", seen, want)
 	}
 }
