@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -45,8 +44,7 @@ type routeState struct {
 	m        *routeMetrics  // its counters
 	ingress  []http.Handler // its webhooks' handlers, by source (nil for others)
 
-	stopFeeds context.CancelFunc // its route-wide fetching sources
-	feeds     sync.WaitGroup
+	feeds feedGroup // its route-wide fetching sources
 	// ended is set, under the Server's mu, once a reload removed the
 	// route: no stream of it may open after endRoute looked for them.
 	ended bool
@@ -189,22 +187,9 @@ func stripQueryOf(cfg *config.Config, a *config.Auth) []string {
 // claims, that stream, so its history starts now.
 func (s *Server) startRoute(g *generation, rt *config.Route) error {
 	rs := g.routes[rt]
-	ctx, cancel := context.WithCancel(context.Background())
-	rs.stopFeeds = cancel
-	for i, src := range rt.Sources {
-		f, ok := src.(sources.Feeder)
-		if !ok || f.PerStream() {
-			continue
-		}
-		env := s.feedEnv(rt)
-		env.StreamCtx, env.Name = g.cfg.EvalContext, feedName(rt, i)
-		env.Log = s.log.With().Str("route", rt.Path).Int("source", i).Logger()
-		untrack := s.trackFeed(rt, i, nil, &env)
-		rs.feeds.Go(func() {
-			defer untrack()
-			f.Feed(ctx, env)
-		})
-	}
+	env := s.feedEnv(rt)
+	env.StreamCtx, env.Log = g.cfg.EvalContext, s.log.With().Str("route", rt.Path).Logger()
+	rs.feeds.start(rt, false, nil, env, s.trackFeed)
 	if len(rt.Params) > 0 || len(rt.Auth) > 0 {
 		return nil
 	}
@@ -223,15 +208,6 @@ func (s *Server) startRoute(g *generation, rt *config.Route) error {
 	s.streams[st.key] = st
 	s.mu.Unlock()
 	return nil
-}
-
-// stopRouteFeeds stops rt's route-wide fetching sources and waits for
-// them.
-func (rs *routeState) stopRouteFeeds() {
-	if rs.stopFeeds != nil {
-		rs.stopFeeds()
-	}
-	rs.feeds.Wait()
 }
 
 // reloadRetry is the retry hint, before jitter, for the streams of a route
@@ -307,7 +283,7 @@ func stopAuthsNotIn(from, to map[string]*authState) {
 // endRoute stops rt's sources and ends its streams with a retry hint.
 func (s *Server) endRoute(g *generation, rt *config.Route) {
 	rs := g.routes[rt]
-	rs.stopRouteFeeds()
+	rs.feeds.halt()
 	s.mu.Lock()
 	rs.ended = true
 	var ending []*stream

@@ -314,12 +314,10 @@ func (s *Server) stopFeeding() {
 		return
 	}
 	for _, rs := range g.routes {
-		if rs.stopFeeds != nil {
-			rs.stopFeeds()
-		}
+		rs.feeds.cancel()
 	}
 	for _, rs := range g.routes {
-		rs.feeds.Wait()
+		rs.feeds.halt()
 	}
 	for _, a := range g.auths {
 		a.stop()
@@ -624,12 +622,10 @@ func drainStreams(ctx context.Context, streams map[string]*stream) {
 	// each may spend a moment saving its progress and releasing its lease.
 	for _, st := range streams {
 		st.stopLinger()
-		if st.stopFeeds != nil {
-			st.stopFeeds()
-		}
+		st.feeds.cancel()
 	}
 	for _, st := range streams {
-		st.stopFeeding()
+		st.feeds.halt()
 		st.mu.Lock()
 		cc := st.consume
 		st.mu.Unlock()

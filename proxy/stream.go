@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,8 +46,7 @@ type stream struct {
 	subs    []*nats.Subscription
 	ready   chan struct{} // closed once NATS has confirmed subs
 
-	stopFeeds context.CancelFunc // ends the sources fetching for this stream
-	feeds     sync.WaitGroup
+	feeds feedGroup // the sources fetching for this stream alone
 
 	// With a JetStream history: the stream, the subjects read, and the
 	// consumer that replaces subs.
@@ -89,22 +87,9 @@ func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string
 // startFeeding starts the sources that fetch for this stream alone. It is
 // called once the stream's first client has joined, so that client gets
 // the first fetch.
-func (st *stream) startFeeding(env sources.FeedEnv, track func(rt *config.Route, i int, params []string, env *sources.FeedEnv) (untrack func())) {
-	ctx, cancel := context.WithCancel(context.Background())
-	st.stopFeeds = cancel
-	env.StreamCtx = st.vars
-	env.Log = st.log
-	for i, src := range st.route.Sources {
-		if f, ok := src.(sources.Feeder); ok && f.PerStream() {
-			env := env
-			env.Log, env.Name = env.Log.With().Int("source", i).Logger(), feedName(st.route, i)
-			untrack := track(st.route, i, st.params, &env)
-			st.feeds.Go(func() {
-				defer untrack()
-				f.Feed(ctx, env)
-			})
-		}
-	}
+func (st *stream) startFeeding(env sources.FeedEnv, track trackFunc) {
+	env.StreamCtx, env.Log = st.vars, st.log
+	st.feeds.start(st.route, true, st.params, env, track)
 }
 
 // end closes the stream: each client gets what is queued for it and then
@@ -167,17 +152,9 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 	return nil
 }
 
-// stopFeeding stops the stream's own fetching sources and waits for them.
-func (st *stream) stopFeeding() {
-	if st.stopFeeds != nil {
-		st.stopFeeds()
-	}
-	st.feeds.Wait()
-}
-
 // unsubscribe stops the sources and the subscriptions.
 func (st *stream) unsubscribe() {
-	st.stopFeeding()
+	st.feeds.halt()
 	st.mu.Lock()
 	cc := st.consume
 	st.mu.Unlock()
