@@ -98,8 +98,6 @@ func (c *checkpointer) Read(ctx context.Context) (Batch, error) {
 // saveLoop saves pending progress when there is some, then rests
 // checkpointEvery, until ctx ends.
 func (c *checkpointer) saveLoop(ctx context.Context) {
-	rest := time.NewTimer(0)
-	defer rest.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -113,11 +111,8 @@ func (c *checkpointer) saveLoop(ctx context.Context) {
 			default:
 			}
 		}
-		rest.Reset(checkpointEvery)
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, checkpointEvery) {
 			return
-		case <-rest.C:
 		}
 	}
 }

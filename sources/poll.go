@@ -156,12 +156,8 @@ func (r *pollReader) Close() error                  { return nil }
 // Read waits for the next poll and makes it.
 func (r *pollReader) Read(ctx context.Context) (Batch, error) {
 	if wait := time.Until(r.due); wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return Batch{}, ctx.Err()
-		case <-t.C:
 		}
 	}
 	// A tenth of jitter keeps routes polling on one interval out of

@@ -119,12 +119,8 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 		if errors.As(err, &ra) {
 			delay = max(delay, ra.After)
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, delay) {
 			return
-		case <-t.C:
 		}
 	}
 }
@@ -160,4 +156,16 @@ func session(ctx context.Context, r Reader, handle func(context.Context, Batch) 
 // repeat per message.
 func sampled(l zerolog.Logger) zerolog.Logger {
 	return l.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
+}
+
+// sleep waits d, and reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
