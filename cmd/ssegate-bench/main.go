@@ -139,9 +139,8 @@ func run(args []string, out io.Writer) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var got atomic.Int64    // events received by all clients
-	var lastAt atomic.Int64 // when the last of them came, in Unix ns
-	clients, connectTime := connectAll(ctx, o, &counters{got: &got, lastAt: &lastAt, messages: o.messages})
+	shared := &counters{messages: o.messages}
+	clients, connectTime := connectAll(ctx, o, shared)
 	r.ConnectSeconds = connectTime.Seconds()
 	time.Sleep(o.settle)
 	// A stream that already ended was turned away (ssegate answers 200,
@@ -174,12 +173,12 @@ func run(args []string, out io.Writer) error {
 		r.PublishRate = float64(o.messages) / time.Since(start).Seconds()
 		want := int64(o.messages) * int64(r.Connected)
 		deadline := time.Now().Add(o.timeout)
-		for got.Load() < want && time.Now().Before(deadline) {
+		for shared.got.Load() < want && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		cpu := proc.cpu() - cpu0
-		elapsed := time.Duration(lastAt.Load()) - time.Duration(start.UnixNano())
-		r.Delivered = got.Load()
+		elapsed := time.Duration(shared.lastAt.Load()) - time.Duration(start.UnixNano())
+		r.Delivered = shared.got.Load()
 		if elapsed > 0 {
 			r.DeliveredPerSec = float64(r.Delivered) / elapsed.Seconds()
 		}
@@ -230,8 +229,9 @@ func run(args []string, out io.Writer) error {
 
 // counters are shared by all clients.
 type counters struct {
-	got, lastAt *atomic.Int64
-	messages    int
+	got      atomic.Int64 // events received by all clients
+	lastAt   atomic.Int64 // when the last of them came, in Unix ns
+	messages int
 }
 
 // client is one SSE connection and what it received.

@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,8 +117,7 @@ func TestClientAccounting(t *testing.T) {
 		{[]int{0, 2, 3}, 3, 0, 0},
 		{[]int{0, 1, 1, 2, 3}, 4, 1, 0},
 	} {
-		var got, lastAt atomic.Int64
-		c := &client{counters: &counters{got: &got, lastAt: &lastAt, messages: 4}, seen: make([]uint64, 1), highest: -1}
+		c := &client{counters: &counters{messages: 4}, seen: make([]uint64, 1), highest: -1}
 		var stream strings.Builder
 		for _, s := range tc.seqs {
 			fmt.Fprintf(&stream, "id: x\ndata: %d %d pad\n\n", s, time.Now().UnixNano())
