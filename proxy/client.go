@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/proxy/sse"
+	"github.com/ssegate/ssegate/sse"
 )
 
 // ErrClientGone is returned by Client.Send once the client has left or

@@ -11,7 +11,7 @@ import (
 
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/proxy/sse"
+	"github.com/ssegate/ssegate/sse"
 )
 
 // Mount ssegate at a path of an existing server, as the Node "sse" library

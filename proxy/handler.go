@@ -12,8 +12,8 @@ import (
 
 	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/proxy/sse"
 	"github.com/ssegate/ssegate/sources"
+	"github.com/ssegate/ssegate/sse"
 )
 
 // endOfLifeRetry is the retry hint, before jitter, for a stream ended by

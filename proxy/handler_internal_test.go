@@ -13,7 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/proxy/sse"
+	"github.com/ssegate/ssegate/sse"
 )
 
 // recorder is a ResponseWriter that can be read while a handler writes.

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/ssegate/ssegate/proxy"
-	"github.com/ssegate/ssegate/proxy/sse"
+	"github.com/ssegate/ssegate/sse"
 )
 
 // scrape returns the admin handler's /metrics text.

@@ -16,7 +16,7 @@ import (
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
-	"github.com/ssegate/ssegate/proxy/sse"
+	"github.com/ssegate/ssegate/sse"
 )
 
 const basicRoute = `

@@ -16,8 +16,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/proxy/sse"
 	"github.com/ssegate/ssegate/sources"
+	"github.com/ssegate/ssegate/sse"
 )
 
 // ResetEvent is the name of the event a resuming client gets when its
