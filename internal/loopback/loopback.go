@@ -5,6 +5,7 @@ package loopback
 import (
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func FreeAddr(t testing.TB) string {
 
 // Cluster runs n nats-servers with JetStream, routed to each other as one
 // cluster on 127.0.0.1, until the test ends; it returns once JetStream has
-// a leader.
+// a leader that can place streams on every node.
 func Cluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
 	routes := make([]*url.URL, n)
@@ -96,6 +97,15 @@ func Cluster(t testing.TB, n int) []*server.Server {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+	// A leader places a replicated stream only on peers it has heard
+	// statistics from; before that, creating one fails with "no suitable
+	// peers for placement".
+	for !slices.ContainsFunc(servers, func(s *server.Server) bool { return len(s.JetStreamClusterPeers()) == n }) {
+		if time.Now().After(deadline) {
+			t.Fatal("JetStream leader does not see every peer")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return servers
 }
