@@ -11,6 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/config"
@@ -105,9 +106,15 @@ func (d *denial) write(w http.ResponseWriter) {
 }
 
 // claimsValue turns verified claims into the value of auth.claims.
+// HCL holds strings in Unicode NFC form, so a claim that NFC changes would
+// be read as another claim's bytes (one user's "e" and combining accent
+// as another's precomposed "é"): such claims are refused, not converted.
 func claimsValue(claims map[string]any) (cty.Value, error) {
 	if len(claims) == 0 {
 		return cty.EmptyObjectVal, nil
+	}
+	if err := checkNFC(claims); err != nil {
+		return cty.NilVal, err
 	}
 	raw, err := json.Marshal(claims)
 	if err != nil {
@@ -118,6 +125,32 @@ func claimsValue(claims map[string]any) (cty.Value, error) {
 		return cty.NilVal, err
 	}
 	return ctyjson.Unmarshal(raw, ty)
+}
+
+// checkNFC refuses a claim, or a key, that is not in NFC form.
+func checkNFC(v any) error {
+	switch v := v.(type) {
+	case string:
+		if !norm.NFC.IsNormalString(v) {
+			return fmt.Errorf("claim value %.64q is not in Unicode NFC form", v)
+		}
+	case map[string]any:
+		for k, e := range v {
+			if !norm.NFC.IsNormalString(k) {
+				return fmt.Errorf("claim name %.64q is not in Unicode NFC form", k)
+			}
+			if err := checkNFC(e); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if err := checkNFC(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // errNotAllowed is a client the route's allow expression turns away.

@@ -53,7 +53,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			v := r.PathValue(p)
 			if !sources.ValidToken(v) {
 				count(connBadRequest)
-				http.Error(w, fmt.Sprintf("path parameter %s = %q cannot stand in a NATS subject: no dots, wildcards, white space or control characters", p, v), http.StatusBadRequest)
+				http.Error(w, fmt.Sprintf("path parameter %s = %.64q cannot stand in a NATS subject: at most %d bytes in NFC form, no dots, wildcards, white space or control characters", p, v, sources.MaxTokenLength), http.StatusBadRequest)
 				return
 			}
 			vals[i] = v
@@ -68,14 +68,21 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			return
 		}
 		id, err := s.identifyClient(g, rt, vals, who)
+		if err != nil && len(rt.Auth) == 0 {
+			// Each path value is a valid token, but together they can
+			// still make a subject NATS must not be sent (too long).
+			count(connBadRequest)
+			http.Error(w, "these path parameters make an invalid NATS subject: "+err.Error(), http.StatusBadRequest)
+			return
+		}
 		if err == nil {
 			err = allowed(rt, id)
 		}
 		if err != nil {
-			// Path values are checked above, so what fails here is what the
-			// client's claims let it do. The details are the operator's: a
-			// claim the route expects and the token lacks, or a "*" in a
-			// claim, says nothing the client should learn of the config.
+			// What fails here is what the client's claims let it do. The
+			// details are the operator's: a claim the route expects and
+			// the token lacks, or a "*" in a claim, says nothing the
+			// client should learn of the config.
 			if errors.Is(err, errNotAllowed) {
 				s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Msg("stream not allowed")
 			} else {

@@ -142,12 +142,15 @@ func TestOnlyReferencedFieldsAreBuilt(t *testing.T) {
 }
 
 func TestValidToken(t *testing.T) {
-	for _, ok := range []string{"AAPL", "a-b_c", "日本", "x/y"} {
+	for _, ok := range []string{"AAPL", "a-b_c", "日本", "x/y", "jos\u00e9", strings.Repeat("a", MaxTokenLength)} {
 		if !ValidToken(ok) {
 			t.Errorf("ValidToken(%q) = false", ok)
 		}
 	}
-	for _, bad := range []string{"", "a.b", "*", ">", "a b", "a\tb", "a\x00", "a\x7f", "\xff", "a\u00a0b"} {
+	for _, bad := range []string{"", "a.b", "*", ">", "a b", "a\tb", "a\x00", "a\x7f", "\xff", "a\u00a0b", "a\u0085b",
+		// Not NFC: HCL would make it "jos\u00e9", another user's token.
+		"jose\u0301",
+		strings.Repeat("a", MaxTokenLength+1)} {
 		if ValidToken(bad) {
 			t.Errorf("ValidToken(%q) = true", bad)
 		}
@@ -155,12 +158,14 @@ func TestValidToken(t *testing.T) {
 }
 
 func TestValidSubject(t *testing.T) {
-	for _, ok := range []string{"a", "a.b", "a.*.c", "a.>", ">"} {
+	long := strings.Repeat(strings.Repeat("a", MaxTokenLength-1)+".", MaxSubjectLength/MaxTokenLength)
+	for _, ok := range []string{"a", "a.b", "a.*.c", "a.>", ">", long[:MaxSubjectLength-1] + "b"} {
 		if err := ValidSubject(ok); err != nil {
 			t.Errorf("ValidSubject(%q) = %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "a..b", ".a", "a.", "a b", "a.>.b", "a*", "a.b>"} {
+	for _, bad := range []string{"", "a..b", ".a", "a.", "a b", "a.>.b", "a*", "a.b>", "a.\x01", "a.\xff",
+		long[:MaxSubjectLength] + "b", "t." + strings.Repeat("A", MaxTokenLength+1)} {
 		if ValidSubject(bad) == nil {
 			t.Errorf("ValidSubject(%q) = nil", bad)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/nats-io/nats.go"
 	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/text/unicode/norm"
 )
 
 // NATS is a `source "nats"` block: the messages of one subject, which may be
@@ -168,19 +169,36 @@ func templateParts(expr hcl.Expression) []hcl.Expression {
 	return []hcl.Expression{expr}
 }
 
+// Bounds of a subject ssegate sends to NATS. nats-server closes a client
+// connection whose protocol line exceeds its max_control_line (4 KiB by
+// default), and a subscription, a publish with its reply subject or a
+// JetStream consumer request carries the subject in such a line, next to
+// a stream and consumer name: a subject within these bounds always fits.
+const (
+	MaxSubjectLength = 1024
+	MaxTokenLength   = 256
+)
+
 // ValidSubject checks a subject to subscribe to: dot-separated non-empty
-// tokens without white space; "*" and a final ">" are wildcards.
+// tokens without white space, control characters or invalid UTF-8, within
+// MaxSubjectLength and MaxTokenLength bytes; "*" and a final ">" are
+// wildcards.
 func ValidSubject(s string) error {
 	if s == "" {
 		return fmt.Errorf("subject is empty")
+	}
+	if len(s) > MaxSubjectLength {
+		return fmt.Errorf("subject is %d bytes long, over the limit of %d", len(s), MaxSubjectLength)
 	}
 	tokens := strings.Split(s, ".")
 	for i, tok := range tokens {
 		switch {
 		case tok == "":
 			return fmt.Errorf("subject %q has an empty token", s)
-		case strings.ContainsAny(tok, " \t\r\n\f\v"):
-			return fmt.Errorf("subject %q contains white space", s)
+		case len(tok) > MaxTokenLength:
+			return fmt.Errorf("subject token %d is %d bytes long, over the limit of %d", i+1, len(tok), MaxTokenLength)
+		case strings.ContainsFunc(tok, badSubjectRune):
+			return fmt.Errorf("subject %q contains white space, a control character or invalid UTF-8", s)
 		case tok == ">" && i != len(tokens)-1:
 			return fmt.Errorf("subject %q: \">\" must be the last token", s)
 		case len(tok) > 1 && strings.ContainsAny(tok, "*>"):
@@ -191,15 +209,17 @@ func ValidSubject(s string) error {
 }
 
 // ValidToken reports whether s can stand as one subject token: a path
-// parameter filled into a subject must not add tokens or wildcards.
+// parameter or claim filled into a subject must not add tokens or
+// wildcards, and must mean the bytes it is: HCL turns strings into their
+// NFC form, so a value that NFC changes (an "e" and a combining accent)
+// would read another value's subject (the precomposed "é").
 func ValidToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == '.' || r == '*' || r == '>' || r == utf8.RuneError || unicode.IsSpace(r) {
-			return false
-		}
-	}
-	return true
+	return s != "" && len(s) <= MaxTokenLength &&
+		!strings.ContainsFunc(s, func(r rune) bool { return badSubjectRune(r) || r == '.' || r == '*' || r == '>' }) &&
+		norm.NFC.IsNormalString(s)
+}
+
+// badSubjectRune is what no subject token may hold.
+func badSubjectRune(r rune) bool {
+	return r <= ' ' || r == 0x7f || r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsControl(r)
 }
