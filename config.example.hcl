@@ -129,6 +129,7 @@ route "/deploys" {
     path          = "/hooks/deploy"
     methods       = ["POST"]             # others get 405
     max_body      = 1048576              # bytes; larger gets 413
+    body_timeout  = "10s"                # the whole body within this, else 408
     content_types = ["application/json"] # others get 415; omit to accept any
     dedup_window  = "10m"                # a retried delivery id adds no event
     # subject = "deploys"                # default: derived from the route

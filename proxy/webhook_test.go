@@ -144,8 +144,8 @@ route "/repos/{repo}" {
 	api.ExpectData("r1")
 
 	body := `{"ref":"x","repository":{"name":"a.b"}}`
-	if code, answer := post(t, hook, "application/json", githubHeaders(githubSecret, "bad", "push", body), body); code != http.StatusBadRequest || !strings.Contains(answer, "path.repo") {
-		t.Errorf("repository name with a dot: %d %q, want 400 naming path.repo", code, answer)
+	if code, answer := post(t, hook, "application/json", githubHeaders(githubSecret, "bad", "push", body), body); code != http.StatusUnprocessableEntity || !strings.Contains(answer, "path.repo") {
+		t.Errorf("repository name with a dot: %d %q, want 422 naming path.repo", code, answer)
 	}
 	web.ExpectQuiet(50 * time.Millisecond)
 }
@@ -189,6 +189,7 @@ route "/pay" {
 		}
 	}
 	now, old := time.Now(), time.Now().Add(-time.Hour)
+	const stripeEvent = `{"id":"evt_1","object":"event"}`
 	cases := []struct {
 		name, path string
 		header     http.Header
@@ -197,6 +198,9 @@ route "/pay" {
 	}{
 		{"stripe", "/hooks/stripe", stripe(now, "s-ok"), "s-ok", 202},
 		{"stripe expired", "/hooks/stripe", stripe(old, "s-old"), "s-old", 401},
+		// Stripe names no delivery: its signed event id does.
+		{"stripe event", "/hooks/stripe", stripe(now, stripeEvent), stripeEvent, 202},
+		{"stripe event replayed", "/hooks/stripe", stripe(now, stripeEvent), stripeEvent, 202},
 		{"standard", "/hooks/std", standard(now, "msg_1", "w-ok"), "w-ok", 202},
 		{"standard retried", "/hooks/std", standard(now, "msg_1", "w-ok"), "w-ok", 202},
 		{"standard expired", "/hooks/std", standard(old, "msg_2", "w-old"), "w-old", 401},
@@ -209,7 +213,7 @@ route "/pay" {
 			t.Errorf("%s: %d %q, want %d", tc.name, code, answer, tc.code)
 		}
 	}
-	c.ExpectData("s-ok", "w-ok", "b-ok")
+	c.ExpectData("s-ok", stripeEvent, "w-ok", "b-ok")
 	c.ExpectQuiet(50 * time.Millisecond)
 
 	req, _ := http.NewRequest(http.MethodPost, h.ts.URL+"/hooks/ci", strings.NewReader("x"))

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -107,11 +108,10 @@ func EncodeEvent(subject string, ev Event) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = []byte(ev.Data)
 	if ev.Name != "" {
-		m.Header.Set(headerEvent, ev.Name)
+		setExact(m.Header, headerEvent, ev.Name)
 	}
 	if ev.HasID {
-		m.Header.Set(headerID, ev.ID)
-		m.Header.Set(nats.MsgIdHdr, ev.ID)
+		m.Header.Set(nats.MsgIdHdr, setExact(m.Header, headerID, ev.ID))
 	}
 	return m
 }
@@ -119,11 +119,52 @@ func EncodeEvent(subject string, ev Event) *nats.Msg {
 // DecodeEvent reads an event that EncodeEvent made; a body that is not
 // UTF-8 (someone else published there) becomes base64, as everywhere.
 func DecodeEvent(m *nats.Msg) Event {
-	ev := Event{Name: m.Header.Get(headerEvent), Data: defaultData(m.Data)}
-	if ids := m.Header.Values(headerID); len(ids) > 0 {
-		ev.ID, ev.HasID = ids[0], true
-	}
+	ev := Event{Data: defaultData(m.Data)}
+	ev.Name, _ = getExact(m.Header, headerEvent)
+	ev.ID, ev.HasID = getExact(m.Header, headerID)
+	ev.HasID = ev.HasID && ev.ID != ""
 	return ev
+}
+
+// exactSuffix marks a header holding its value in base64: NATS headers
+// lose a value's leading white space, and control characters do not
+// survive them either, but an id or a name must reach the browser byte
+// for byte.
+const exactSuffix = "-B64"
+
+// setExact sets key to v, or key+exactSuffix to v in base64 when NATS
+// would change v; it returns the value it set.
+func setExact(h nats.Header, key, v string) string {
+	if !headerSafe(v) {
+		key, v = key+exactSuffix, base64.StdEncoding.EncodeToString([]byte(v))
+	}
+	h.Set(key, v)
+	return v
+}
+
+// getExact reads what setExact set.
+func getExact(h nats.Header, key string) (string, bool) {
+	if vs := h.Values(key + exactSuffix); len(vs) > 0 {
+		b, err := base64.StdEncoding.DecodeString(vs[0])
+		return string(b), err == nil
+	}
+	if vs := h.Values(key); len(vs) > 0 {
+		return vs[0], true
+	}
+	return "", false
+}
+
+// headerSafe reports whether a NATS header carries v unchanged.
+func headerSafe(v string) bool {
+	if v == "" || v[0] == ' ' || v[0] == '\t' || v[len(v)-1] == ' ' || v[len(v)-1] == '\t' {
+		return false
+	}
+	for i := range len(v) {
+		if v[i] < ' ' || v[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // relayed is the Spec half shared by the kinds that publish their own

@@ -91,7 +91,7 @@ func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (Event, error)
 	ev := Event{Name: msg.Event, ID: msg.ID, HasID: msg.ID != ""}
 	if m.Event == nil && m.ID == nil && m.Data == nil {
 		ev.Data = defaultData(msg.Body)
-		return ev, nil
+		return ev, ev.check()
 	}
 	ctx := msg.context(streamCtx, m.need)
 
@@ -110,8 +110,11 @@ func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (Event, error)
 		if ev.ID, ev.HasID, err = evalText(m.ID, ctx, "id"); err != nil {
 			return Event{}, err
 		}
+		// An empty id line would make the browser forget its last id
+		// and resume from nothing: "" means no id of its own.
+		ev.HasID = ev.HasID && ev.ID != ""
 	}
-	return ev, nil
+	return ev, ev.check()
 }
 
 // evalText evaluates expr to text: strings as they are, numbers and bools in

@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/ssegate/ssegate/sse"
 )
 
 // Message is what a source received, before mapping: the context every
@@ -30,6 +32,17 @@ type Event struct {
 	HasID bool // false: the stream assigns an id
 	Name  string
 	Data  string
+}
+
+// check refuses an event that cannot go on the wire as it is: an id with
+// CR, LF or NUL, a name with CR or LF (either would end the field and
+// start another). The error wraps sse.ErrInvalidField.
+func (ev Event) check() error {
+	e, err := sse.NewEvent(ev.Name, ev.Data)
+	if err == nil && ev.HasID {
+		_, err = e.WithID(ev.ID)
+	}
+	return err
 }
 
 // msgField is one attribute of the msg object; a mapping builds only the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -16,12 +17,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/sources/hookverify"
+	"github.com/ssegate/ssegate/sse"
 )
 
 // Defaults of a webhook block.
 const (
 	DefaultWebhookMaxBody = 1 << 20
 	DefaultDedupWindow    = 10 * time.Minute
+	// DefaultBodyTimeout bounds the time a sender has to send the body:
+	// a megabyte at 100 KB/s, and nobody holds a handler by trickling.
+	DefaultBodyTimeout = 10 * time.Second
 	// dedupLimit bounds the delivery ids remembered, whatever the window.
 	dedupLimit = 100_000
 )
@@ -33,6 +38,7 @@ type Webhook struct {
 	Path         string
 	Methods      []string
 	MaxBody      int
+	BodyTimeout  time.Duration
 	ContentTypes []string
 	DedupWindow  time.Duration
 	Mapping      Mapping
@@ -46,7 +52,7 @@ type Webhook struct {
 
 var webhookSchema = &hcl.BodySchema{
 	Attributes: append([]hcl.AttributeSchema{
-		{Name: "path", Required: true}, {Name: "methods"}, {Name: "max_body"},
+		{Name: "path", Required: true}, {Name: "methods"}, {Name: "max_body"}, {Name: "body_timeout"},
 		{Name: "content_types"}, {Name: "subject"}, {Name: "dedup_window"},
 	}, mappingAttrs...),
 	Blocks: []hcl.BlockHeaderSchema{{Type: "verify", LabelNames: []string{"style"}}},
@@ -61,6 +67,7 @@ func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.
 		relayed:     relayed{block.DefRange},
 		Methods:     []string{http.MethodPost},
 		MaxBody:     DefaultWebhookMaxBody,
+		BodyTimeout: DefaultBodyTimeout,
 		DedupWindow: DefaultDedupWindow,
 		ctx:         ctx,
 	}
@@ -74,6 +81,7 @@ func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.
 		diags = append(diags, checkMethods(attr, w.Methods)...)
 	}
 	diags = append(diags, staticInt(a, "max_body", ctx, &w.MaxBody, 1)...)
+	diags = append(diags, staticDuration(a, "body_timeout", ctx, &w.BodyTimeout, time.Millisecond)...)
 	diags = append(diags, staticStrings(a, "content_types", ctx, &w.ContentTypes)...)
 	for _, ct := range w.ContentTypes {
 		if mt, params, err := mime.ParseMediaType(ct); err != nil || len(params) > 0 || mt != strings.ToLower(ct) {
@@ -288,11 +296,19 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 	if len(w.ContentTypes) > 0 && !h.acceptsType(r.Header.Get("Content-Type")) {
 		return http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not accepted here; send one of %s", r.Header.Get("Content-Type"), strings.Join(w.ContentTypes, ", "))
 	}
+	// A sender that trickles its body would hold a handler, a connection
+	// and up to max_body of memory for as long as it likes.
+	rc := http.NewResponseController(rw)
+	_ = rc.SetReadDeadline(time.Now().Add(w.BodyTimeout)) // not supported: the server's own timeouts hold
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, int64(w.MaxBody)))
+	_ = rc.SetReadDeadline(time.Time{})
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", w.MaxBody)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		rw.Header().Set("Connection", "close")
+		return http.StatusRequestTimeout, fmt.Sprintf("body not received within %v", w.BodyTimeout)
 	case err != nil:
 		return http.StatusBadRequest, "reading the body: " + err.Error()
 	}
@@ -310,20 +326,24 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 
 	msg := Message{Headers: r.Header, Body: body}
 	ev, err := w.Mapping.Apply(w.ctx, &msg)
-	if err != nil {
+	switch {
+	case errors.Is(err, sse.ErrInvalidField):
+		// Accepted, it would be dropped by every replica.
+		return http.StatusUnprocessableEntity, "this delivery makes an event that cannot be sent: " + err.Error()
+	case err != nil:
 		return http.StatusBadRequest, "cannot map this delivery: " + err.Error()
 	}
 	subject := w.defaultTo
 	if w.subject.parts != nil {
 		ctx := msg.context(w.ctx, allFields)
 		if subject, err = w.subject.forMessage(ctx); err != nil {
-			return http.StatusBadRequest, "cannot map this delivery: " + err.Error()
+			return http.StatusUnprocessableEntity, "this delivery makes no subject NATS takes: " + err.Error()
 		}
 	}
 
 	// A sender retries what it thinks failed: the same delivery id within
 	// the window is accepted again without a second event.
-	id := hookverify.DeliveryID(r.Header)
+	id := hookverify.DeliveryID(r.Header, body)
 	if id == "" && ev.HasID {
 		id = ev.ID
 	}

@@ -20,13 +20,16 @@ func Stripe(secret []byte, tolerance time.Duration) Verifier {
 	return stripeVerifier{secret: bytes.Clone(secret), tolerance: orDefault(tolerance)}
 }
 
+// stripeHeader carries Stripe's signature.
+const stripeHeader = "Stripe-Signature"
+
 type stripeVerifier struct {
 	secret    []byte
 	tolerance time.Duration
 }
 
 func (v stripeVerifier) Verify(h http.Header, body []byte, now time.Time) error {
-	value := h.Get("Stripe-Signature")
+	value := h.Get(stripeHeader)
 	if value == "" {
 		return reject("missing Stripe-Signature header")
 	}
