@@ -51,13 +51,15 @@ func loadConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
-func TestSSEGateConfigNeedsTheToken(t *testing.T) {
-	if _, err := config.Load("ssegate.hcl"); err == nil || !strings.Contains(err.Error(), "SSEGATE_DEPLOY_TOKEN") {
-		t.Fatalf("without SSEGATE_DEPLOY_TOKEN: %v", err)
+func TestSSEGateConfigNeedsTheTokens(t *testing.T) {
+	for _, name := range []string{"SSEGATE_DEPLOY_TOKEN", "SSEGATE_ADMIN_TOKEN"} {
+		if _, err := config.Load("ssegate.hcl"); err == nil || !strings.Contains(err.Error(), name) {
+			t.Fatalf("without %s: %v", name, err)
+		}
+		t.Setenv(name, "x")
 	}
-	t.Setenv("SSEGATE_DEPLOY_TOKEN", "x")
 	cfg := loadConfig(t)
-	if cfg.Admin == nil || len(cfg.Routes) != 2 || cfg.NATS.URL == "" {
+	if cfg.Admin == nil || len(cfg.Admin.Auth) == 0 || len(cfg.Routes) != 2 || cfg.NATS.URL == "" {
 		t.Fatalf("config: admin %+v, %d routes, NATS %q", cfg.Admin, len(cfg.Routes), cfg.NATS.URL)
 	}
 }
@@ -181,6 +183,7 @@ func TestThroughNginx(t *testing.T) {
 	}
 	t.Setenv("SSEGATE_NATS_URL", strings.Join(urls, ","))
 	t.Setenv("SSEGATE_DEPLOY_TOKEN", "change-me")
+	t.Setenv("SSEGATE_ADMIN_TOKEN", "ops-token")
 	t.Setenv("SSEGATE_TRUSTED_PROXIES", "127.0.0.1/32")
 	srv1, ts1 := replica(t)
 	_, ts2 := replica(t)

@@ -14,9 +14,17 @@ log {
   format = "json"
 }
 
-# /healthz and /readyz for the orchestrator, not published by the LB.
+# /healthz and /readyz for the orchestrator, not published by the LB;
+# they stay open. /metrics, /reload, /tail and /debug/pprof need the
+# operators' token: ssegate refuses an admin listener beyond loopback
+# without auth.
 admin {
   listen = env("SSEGATE_ADMIN_LISTEN", "0.0.0.0:9090")
+  auth   = "ops"
+}
+
+auth "bearer" "ops" {
+  tokens = [env("SSEGATE_ADMIN_TOKEN")]
 }
 
 nats {

@@ -201,7 +201,7 @@ func runProxy(path string, stderr io.Writer) int {
 		defer reloading.Unlock()
 		next, err := config.Load(path)
 		if err != nil {
-			log.Error().Str("diagnostics", err.Error()).Msg("reload refused: the config has errors; the old one goes on")
+			logRefusedConfig(log, err)
 			return err
 		}
 		if err := srv.Reload(next); err != nil {
@@ -330,4 +330,19 @@ func publish(url, subject, data string) error {
 		return fmt.Errorf("flush: %w", err)
 	}
 	return nil
+}
+
+// logRefusedConfig logs why a reload's config was refused: a line per
+// diagnostic, each with its position.
+func logRefusedConfig(log zerolog.Logger, err error) {
+	var diags *config.DiagnosticsError
+	if !errors.As(err, &diags) {
+		log.Error().Err(err).Msg("reload refused: the config cannot be read; the old one goes on")
+		return
+	}
+	problems := diags.Problems()
+	log.Error().Int("problems", len(problems)).Msg("reload refused: the config has errors; the old one goes on")
+	for _, p := range problems {
+		log.Error().Str("at", p.At).Str("detail", p.Detail).Msg(p.Summary)
+	}
 }

@@ -15,8 +15,8 @@ import (
 
 // The running binary reloads on SIGHUP and on `ssegate reload`: a client
 // of an unchanged route stays connected throughout, an added route
-// serves, and a config with errors is refused with its diagnostics while
-// the old one goes on.
+// serves, and a config with errors, or an emptied one, is refused with its
+// diagnostics while the old one goes on.
 func TestReloadBySIGHUPAndCommand(t *testing.T) {
 	bin := buildBinary(t)
 	httpAddr, natsAddr, adminAddr := loopback.FreeAddr(t), loopback.FreeAddr(t), loopback.FreeAddr(t)
@@ -64,6 +64,16 @@ route "/broken" {
 	if code := run([]string{"reload", "-admin", "http://" + adminAddr}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "Invalid duration") {
 		t.Fatalf("reload of a broken config: exit %d, %q", code, errOut.String())
 	}
+	// Logged a line per diagnostic, with its position.
+	waitLog(t, logs, `"at":"`+cfgPath+`:13:15","detail":"keepalive = \"soon\" is not a duration`)
+
+	// An emptied file (an editor's save half done) must not end every
+	// stream: a config without routes is refused unless it says so.
+	write("")
+	if err := proc.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logs, `"message":"No routes"`)
 	resp, err := http.Get("http://" + httpAddr + "/more")
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,10 @@ type Config struct {
 	Log           Log
 	NATS          NATS
 	Routes        []*Route
+	// AllowNoRoutes says a config without routes is meant: otherwise it
+	// is refused, since an emptied or half-written file looks like one
+	// and, reloaded, would end every stream.
+	AllowNoRoutes bool
 
 	// TLS, when set, serves HTTPS (HTTP/2 and HTTP/1.1); H2C serves
 	// cleartext HTTP/2 beside HTTP/1.1, for a TLS-terminating proxy.

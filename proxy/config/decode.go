@@ -29,7 +29,7 @@ import (
 var fileSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "listen"}, {Name: "shutdown_timeout"}, {Name: "shutdown_delay"}, {Name: "h2c"},
-		{Name: "max_connections"}, {Name: "max_connections_per_ip"}, {Name: "trusted_proxies"},
+		{Name: "max_connections"}, {Name: "max_connections_per_ip"}, {Name: "trusted_proxies"}, {Name: "allow_no_routes"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "log"},
@@ -114,6 +114,7 @@ func decode(body hcl.Body, dir string, src []byte) (*Config, hcl.Diagnostics) {
 	d.integer(content.Attributes, "max_connections_per_ip", &cfg.MaxConnectionsPerIP, 0)
 	d.boolean(content.Attributes, "h2c", &cfg.H2C)
 	d.prefixes(content.Attributes, "trusted_proxies", &cfg.TrustedProxies)
+	d.boolean(content.Attributes, "allow_no_routes", &cfg.AllowNoRoutes)
 	var defaultCORS *CORS
 	cfg.Auths = map[string]*Auth{}
 	authRefs := map[*Route]hcl.Range{}
@@ -178,6 +179,9 @@ func decode(body hcl.Body, dir string, src []byte) (*Config, hcl.Diagnostics) {
 		d.fingerprint(rt, cfg, own, corsText)
 	}
 	d.checkRouteConflicts(cfg)
+	if len(routes) == 0 && !cfg.AllowNoRoutes {
+		d.errorf(body.MissingItemRange(), "No routes", "This config serves nothing: it has no route block. An emptied or half-written file looks like this, and reloaded it would end every stream; if no routes is what you mean, set allow_no_routes = true.")
+	}
 	return cfg, d.diags
 }
 
@@ -618,7 +622,24 @@ func (d *decoder) admin(b *hcl.Block, cfg *Config) *Admin {
 	if attr, ok := content.Attributes["auth"]; ok {
 		a.Auth, a.AuthRange = d.routeAuth(attr), attr.Expr.Range()
 	}
+	if attr, ok := content.Attributes["listen"]; ok && a.Listen != "" && len(a.Auth) == 0 && !loopbackAddress(a.Listen) {
+		d.errorf(attr.Expr.Range(), "Admin open to the network", "The admin listener on %q serves /reload, /tail and /debug/pprof to anyone who reaches it. Listen on 127.0.0.1, or add auth = \"NAME\" naming an auth block (the /healthz and /readyz probes stay open).", a.Listen)
+	}
 	return a
+}
+
+// loopbackAddress reports whether a listen address is reachable from
+// this host only: an IP of the loopback range, or localhost.
+func loopbackAddress(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func (d *decoder) cors(b *hcl.Block) *CORS {

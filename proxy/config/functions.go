@@ -109,6 +109,11 @@ var envFunc = function.New(&function.Spec{
 	},
 })
 
+// MaxFileSize bounds what file() reads: certificates, keys and secrets
+// are small, and /dev/zero would never end.
+const MaxFileSize = 1 << 20
+
+// fileFunc reads a regular file of at most MaxFileSize bytes.
 func fileFunc(dir string) function.Function {
 	return function.New(&function.Spec{
 		Description: "Returns the contents of a file, relative to the config file's directory.",
@@ -119,9 +124,12 @@ func fileFunc(dir string) function.Function {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(dir, p)
 			}
-			b, err := os.ReadFile(p)
+			b, err := readRegular(p, MaxFileSize)
 			if err != nil {
 				return cty.NilVal, function.NewArgErrorf(0, "read file: %v", err)
+			}
+			if !utf8.Valid(b) {
+				return cty.NilVal, function.NewArgErrorf(0, "%s is not UTF-8 text", p)
 			}
 			return cty.StringVal(string(b)), nil
 		},
