@@ -166,3 +166,67 @@ route "/ticks" {
 		t.Fatal(err)
 	}
 }
+
+// A resume that meets a JetStream leader election gets exactly the
+// events it missed, never a reset: the election only delays the answers
+// it needs. Resumes leave no consumer behind on the server.
+func TestResumeDuringLeaderElection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	nodes := loopback.Cluster(t, 3)
+	a := startOn(t, nodes[0], `
+route "/ticks" {
+  history {
+    store    = "jetstream"
+    replicas = 3
+  }
+  source "nats" { subject = "ticks" }
+}`)
+	js, err := jetstreamFor(t, nodes[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
+	defer cancel()
+	var name string
+	for s := range js.ListStreams(ctx).Info() {
+		name = s.Config.Name
+	}
+	stream, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := a.open("/ticks", nil)
+	publish := func(data string) {
+		t.Helper()
+		if _, err := js.Publish(ctx, "ticks", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("first")
+	seen := live.ExpectData("first")[0].LastEventID
+	for round := range 3 {
+		missed := []string{fmt.Sprint(round, "a"), fmt.Sprint(round, "b")}
+		publish(missed[0])
+		publish(missed[1])
+		live.ExpectData(missed...)
+		// The resume's requests go out while the stream's leader steps
+		// down and the others elect a new one.
+		if _, err := js.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+name, nil, wait); err != nil {
+			t.Fatal(err)
+		}
+		moved := a.open("/ticks", http.Header{"Last-Event-Id": {seen}})
+		got := moved.ExpectData(missed...)
+		seen = got[len(got)-1].LastEventID
+		moved.Close()
+	}
+	// One ordered consumer reads the stream live; the resumes added none.
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers != 1 {
+		t.Errorf("%d consumers on the stream after 3 resumes, want the live one", info.State.Consumers)
+	}
+}

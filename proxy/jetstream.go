@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -117,7 +118,7 @@ func (st *stream) consumeFrom(ctx context.Context, start uint64) (jetstream.Cons
 			return
 		}
 		st.pending.Store(md.NumPending)
-		ev, err := st.jsEvent(m, true)
+		ev, err := st.jsEvent(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, true)
 		if err != nil {
 			st.reject(err)
 		}
@@ -184,8 +185,7 @@ func (st *stream) reconsume(done <-chan struct{}) {
 
 // jsEvent maps a stored message with the source whose subject it is on;
 // live, it counts the message as received by that source.
-func (st *stream) jsEvent(m jetstream.Msg, live bool) (sources.Event, error) {
-	msg := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
+func (st *stream) jsEvent(msg *nats.Msg, live bool) (sources.Event, error) {
 	if i := st.sourceOf(msg.Subject); i >= 0 {
 		if live {
 			st.m.received[i].Inc()
@@ -296,11 +296,17 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 	if after == seam {
 		return nil, nil
 	}
-	info, err := st.js.Stream(ctx, st.jsName)
+	var state jetstream.StreamState
+	err = retryJS(ctx, func(ctx context.Context) error {
+		info, err := st.js.Stream(ctx, st.jsName)
+		if err == nil {
+			state = info.CachedInfo().State
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	state := info.CachedInfo().State
 	// Its followers dropped by the stream's limits: events were missed.
 	if after+1 < state.FirstSeq {
 		return nil, errReset
@@ -313,62 +319,148 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 		}
 		return nil, nil
 	}
-	// A consumer of its own, which says at once how many messages match
-	// from there: the replay reads those, up to the seam, and no further.
-	cons, err := st.js.CreateConsumer(ctx, st.jsName, jetstream.ConsumerConfig{
-		FilterSubjects:    st.jsSubjects,
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       after + 1,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: jsTimeout,
-		MemoryStorage:     true,
-	})
+	return st.readStored(ctx, after, seam)
+}
+
+// readStored returns the frames of the stored messages on the stream's
+// subjects after sequence after, up to seam. It reads them one by one
+// from the stream's leader (no consumer: a resume leaves nothing on the
+// server and needs no consumer's election), taking each subject's next
+// message in turn, in sequence order.
+func (st *stream) readStored(ctx context.Context, after, seam uint64) ([][]byte, error) {
+	heads := make([]*storedMsg, len(st.jsSubjects)) // each subject's next message
+	done := make([]bool, len(st.jsSubjects))
+	var frames [][]byte
+	for seq := after + 1; ; {
+		var first *storedMsg
+		at := -1
+		for i, subject := range st.jsSubjects {
+			if done[i] {
+				continue
+			}
+			if heads[i] == nil || heads[i].Seq < seq {
+				m, err := st.nextStored(ctx, subject, seq)
+				if err != nil {
+					return nil, err
+				}
+				if m == nil || m.Seq > seam {
+					done[i], heads[i] = true, nil
+					continue
+				}
+				heads[i] = m
+			}
+			if first == nil || heads[i].Seq < first.Seq {
+				first, at = heads[i], i
+			}
+		}
+		if first == nil {
+			return frames, nil
+		}
+		heads[at], seq = nil, first.Seq+1
+		// A message that cannot be an event was rejected (and counted)
+		// when it was live; here it is only skipped.
+		if ev, err := st.jsEvent(first.msg(), false); err == nil {
+			if f, err := newFrame(ev, strconv.FormatUint(first.Seq, 10)); err == nil {
+				frames = append(frames, f)
+			}
+		}
+	}
+}
+
+// storedMsg is a message as JetStream's message get API returns it.
+type storedMsg struct {
+	Subject string `json:"subject"`
+	Seq     uint64 `json:"seq"`
+	Header  []byte `json:"hdrs,omitempty"`
+	Data    []byte `json:"data,omitempty"`
+	header  nats.Header
+}
+
+func (m *storedMsg) msg() *nats.Msg {
+	return &nats.Msg{Subject: m.Subject, Header: m.header, Data: m.Data}
+}
+
+// nextStored returns the first message on subject at or after seq, or nil
+// when there is none. It asks the stream's leader, never a replica that
+// may lag (as direct gets can be answered), and retries what a busy or
+// electing cluster fails while ctx lasts.
+func (st *stream) nextStored(ctx context.Context, subject string, seq uint64) (*storedMsg, error) {
+	req, err := json.Marshal(struct {
+		Seq     uint64 `json:"seq"`
+		NextFor string `json:"next_by_subj"`
+	}{seq, subject})
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		// It would expire by itself after InactiveThreshold.
-		_ = st.js.DeleteConsumer(context.WithoutCancel(ctx), st.jsName, cons.CachedInfo().Name)
-	}()
-	pending := cons.CachedInfo().NumPending
-	var frames [][]byte
-	for pending > 0 {
-		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(jsTimeout/2))
+	var m *storedMsg
+	err = retryJS(ctx, func(ctx context.Context) error {
+		reply, err := st.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+st.jsName, req)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			pending--
-			md, err := m.Metadata()
-			if err != nil {
-				return nil, err
-			}
-			seq := md.Sequence.Stream
-			if seq > seam {
-				return frames, nil
-			}
-			// A message that cannot be an event was rejected (and
-			// counted) when it was live; here it is only skipped.
-			ev, err := st.jsEvent(m, false)
-			if err == nil {
-				if f, err := newFrame(ev, strconv.FormatUint(seq, 10)); err == nil {
-					frames = append(frames, f)
-				}
-			}
-			if seq == seam {
-				return frames, nil
+		var resp struct {
+			Error   *jetstream.APIError `json:"error"`
+			Message *storedMsg          `json:"message"`
+		}
+		if err := json.Unmarshal(reply.Data, &resp); err != nil {
+			return fmt.Errorf("message get answer: %w", err)
+		}
+		switch {
+		case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+			m = nil
+			return nil
+		case resp.Error != nil:
+			return resp.Error
+		case resp.Message == nil:
+			return errors.New("message get answer without a message")
+		}
+		m = resp.Message
+		if len(m.Header) > 0 {
+			if m.header, err = nats.DecodeHeadersMsg(m.Header); err != nil {
+				return fmt.Errorf("stored message %d: %w", m.Seq, err)
 			}
 		}
-		if err := batch.Error(); err != nil {
-			return nil, err
+		return nil
+	})
+	return m, err
+}
+
+// jsAttemptTimeout bounds one JetStream request of a replay: an answer
+// lost in a leader election is asked for again, not waited out.
+const jsAttemptTimeout = 2 * time.Second
+
+// retryJS runs request until it succeeds, fails for good, or ctx ends.
+// What a busy or electing cluster fails (no answer in time, nobody to
+// answer yet, JetStream unavailable for now) is tried again, so that an
+// honest client is not told it lost events because the machine was slow.
+func retryJS(ctx context.Context, request func(context.Context) error) error {
+	for delay := 20 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		attempt, cancel := context.WithTimeout(ctx, jsAttemptTimeout)
+		err := request(attempt)
+		cancel()
+		if err == nil || !transientJS(err) {
+			return err
 		}
-		if n == 0 {
-			return nil, errors.New("replay stalled: JetStream sent nothing")
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (and again until %w)", err, ctx.Err())
+		case <-t.C:
 		}
 	}
-	return frames, nil
+}
+
+// transientJS reports whether a JetStream request may succeed if sent
+// again.
+func transientJS(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api.Code == 503 || api.Code == 408 || api.ErrorCode == jetstream.JSErrCodeJetStreamNotEnabled
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
 }
 
 // subjectMatches reports whether subject is matched by pattern, which may
