@@ -25,6 +25,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -234,8 +235,10 @@ type held struct {
 
 	waiting func() // called when another process holds the lease
 
+	// lost refuses saves. It is not under mu: a save waiting on a stalled
+	// NATS holds mu, and the fence must not wait for it.
+	lost     atomic.Bool
 	mu       sync.Mutex // serializes saves
-	lost     bool       // saves are refused
 	stateRev uint64     // revision of the state key as last read or written
 	state    []byte     // last state saved
 }
@@ -366,10 +369,9 @@ func (h *held) run(ctx context.Context, rev uint64, sent time.Time, job Job) boo
 	}()
 	// fenced stops the job of a lease that may no longer be this
 	// process's, refusing its saves first.
+	// A save in flight is cancelled with the job's context.
 	fenced := func() {
-		h.mu.Lock()
-		h.lost = true
-		h.mu.Unlock()
+		h.lost.Store(true)
 		stop()
 		<-done
 	}
@@ -499,7 +501,7 @@ func (h *held) saveState(ctx context.Context, b []byte) error {
 
 // putState writes b as the state; called with mu held.
 func (h *held) putState(ctx context.Context, b []byte) error {
-	if h.lost {
+	if h.lost.Load() {
 		return errLost
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
