@@ -13,6 +13,14 @@ listen = env("SSEGATE_LISTEN", "127.0.0.1:8080")
 # max_connections_per_ip = 20
 # trusted_proxies        = ["10.0.0.0/8"] # whose X-Forwarded-For is believed
 
+# Streams held, open or lingering after their last client (default: a
+# quarter of the memory at 16 KiB each, 1,000 to 1,000,000). Full, the
+# streams idle longest are given up; with every one open, new streams are
+# told to come back later. One address may make new_streams_per_ip new
+# streams a second (bursts of four seconds' worth; 0: no bound).
+# max_streams        = 100000
+new_streams_per_ip = 50
+
 # HTTPS with HTTP/2 (browsers allow 6 HTTP/1.1 connections per origin):
 # tls {
 #   cert_file = "/etc/ssegate/cert.pem"
@@ -80,6 +88,7 @@ route "/sse" {
   buffer    = 256   # events queued per client before a slow client is dropped
   write_timeout = "10s" # a write blocked this long drops the client
   # max_clients         = 5000  # streams open on this route at once
+  # max_streams         = 10000 # streams of this route held, open or lingering
   # max_stream_duration = "1h"  # then the stream ends with a retry: hint and resumes
 
   source "nats" {

@@ -1,6 +1,7 @@
 # The config the figures in bench/README.md were measured with.
 listen = "127.0.0.1:18080"
 h2c    = true # for -h2c runs; HTTP/1.1 is served as ever
+new_streams_per_ip = 0 # the load comes from one address
 log {
   level = "warn"
 }
@@ -12,5 +13,12 @@ nats {
 route "/sse" {
   source "nats" {
     subject = "events"
+  }
+}
+
+# For -distinct runs: a stream per client, as a per-user route makes.
+route "/u/{n}" {
+  source "nats" {
+    subject = "u.${path.n}"
   }
 }

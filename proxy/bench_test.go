@@ -29,8 +29,7 @@ func BenchmarkFanout(b *testing.B) {
 			st := &stream{
 				route:   rt,
 				m:       m,
-				log:     zerolog.Nop(),
-				warn:    zerolog.Nop(),
+				logs:    &streamLogs{log: zerolog.Nop(), warn: zerolog.Nop()},
 				history: newHistory(100),
 				epoch:   newEpoch(),
 			}

@@ -205,7 +205,7 @@ func (s *Server) startRoute(g *generation, rt *config.Route) error {
 	st.startFeeding(s.feedEnv(rt), s.trackFeed)
 	close(st.ready)
 	s.mu.Lock()
-	s.streams[st.key] = st
+	s.hold(st)
 	s.mu.Unlock()
 	return nil
 }
@@ -287,11 +287,13 @@ func (s *Server) endRoute(g *generation, rt *config.Route) {
 	s.mu.Lock()
 	rs.ended = true
 	var ending []*stream
-	for key, st := range s.streams {
+	for _, st := range s.streams {
 		if st.route == rt {
-			delete(s.streams, key)
 			ending = append(ending, st)
 		}
+	}
+	for _, st := range ending {
+		s.drop(st)
 	}
 	// Their clients write their last frames a while yet: Shutdown's hurry
 	// must reach them. Each is let go with its last client.

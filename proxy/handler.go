@@ -98,7 +98,8 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			return
 		}
 
-		release, refused := s.limits.acquire(rt, limitKey(clientIP(r, s.config().TrustedProxies)))
+		ip := limitKey(clientIP(r, s.config().TrustedProxies))
+		release, refused := s.limits.acquire(rt, ip)
 		if refused != nil {
 			s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", refused.reason).Msg("stream refused")
 			count(connLimit)
@@ -115,10 +116,22 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			s.onConnect(c)
 		}
 		lastID, resume := lastEventID(r)
-		st, err := s.attach(r.Context(), id, c, lastID, resume)
+		st, err := s.attach(r.Context(), id, c, ip, lastID, resume)
 		if err != nil {
 			release()
 			c.discard(rs.m)
+			switch {
+			case errors.Is(err, errStreamsFull):
+				count(connLimit)
+				s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Msg("stream refused: at max_streams")
+				s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "server at max_streams; retry later")
+				return
+			case errors.Is(err, errNewStreamsRate):
+				count(connLimit)
+				s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Msg("stream refused: new_streams_per_ip")
+				s.comeBackLater(w, r, rt, http.StatusTooManyRequests, err.Error())
+				return
+			}
 			count(connUnavailable)
 			if errors.Is(err, errReloaded) {
 				s.comeBackIn(w, r, reloadRetry, http.StatusServiceUnavailable, "route reloaded; retry")

@@ -15,12 +15,17 @@ type historyEntry struct {
 	frame []byte
 }
 
-func newHistory(size int) history { return history{size: size, ids: map[string]int{}} }
+// newHistory makes a history of up to size frames; it takes memory only as
+// events come, as most streams of a per-user route have few or none.
+func newHistory(size int) history { return history{size: size} }
 
 func (h *history) add(id string, frame []byte) {
 	if h.size == 0 {
 		h.evicted = true
 		return
+	}
+	if h.ids == nil {
+		h.ids = map[string]int{}
 	}
 	h.ids[id]++
 	if len(h.entries) < h.size {

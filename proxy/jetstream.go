@@ -124,7 +124,7 @@ func (st *stream) consumeFrom(ctx context.Context, start uint64) (jetstream.Cons
 		}
 		st.deliverSeq(ev, err == nil, md.Sequence.Stream)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		st.warn.Warn().Err(err).Msg("JetStream consumer")
+		st.sampledWarn().Err(err).Msg("JetStream consumer")
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", st.jsName, err)
@@ -169,10 +169,10 @@ func (st *stream) reconsume(done <-chan struct{}) {
 			}
 			// Stop may wait for a recreation of the old one's own.
 			go old.Stop()
-			st.log.Debug().Uint64("from", start).Msg("JetStream consumer recreated after a reconnect")
+			st.debug().Uint64("from", start).Msg("JetStream consumer recreated after a reconnect")
 			return
 		}
-		st.log.Debug().Err(err).Msg("JetStream consumer not recreated yet")
+		st.debug().Err(err).Msg("JetStream consumer not recreated yet")
 		t := time.NewTimer(delay)
 		select {
 		case <-done:
@@ -258,7 +258,7 @@ func (st *stream) replay(c *Client, lastID string, seam uint64) {
 		st.mu.Lock()
 		if err != nil {
 			if !errors.Is(err, errReset) {
-				st.log.Warn().Err(err).Msg("replay from JetStream failed; sending a reset")
+				st.warn().Err(err).Msg("replay from JetStream failed; sending a reset")
 			}
 			// Held live events follow the seam; dropped or skipped ones
 			// are lost to this client, which the reset's id accounts for.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/ssegate/ssegate/proxy/config"
 )
 
@@ -22,15 +24,25 @@ type limits struct {
 	total    int
 	perIP    map[netip.Addr]int
 	perRoute map[*config.Route]int
+
+	// The rate of new streams per address: a token bucket each, kept
+	// while it is not full again.
+	newPerSec int
+	newByIP   map[netip.Addr]*rate.Limiter
 }
 
+// maxRateTracked bounds the addresses whose rate of new streams is
+// tracked (about 100 bytes each). Past it, buckets that are full again are
+// forgotten, and then any: their addresses start afresh.
+const maxRateTracked = 100_000
+
 func newLimits(cfg *config.Config) *limits {
-	return &limits{
-		maxTotal: cfg.MaxConnections,
-		maxPerIP: cfg.MaxConnectionsPerIP,
+	l := &limits{
 		perIP:    map[netip.Addr]int{},
 		perRoute: map[*config.Route]int{},
 	}
+	l.update(cfg)
+	return l
 }
 
 // update takes the limits of a reloaded config; streams open over a
@@ -39,6 +51,46 @@ func (l *limits) update(cfg *config.Config) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.maxTotal, l.maxPerIP = cfg.MaxConnections, cfg.MaxConnectionsPerIP
+	if l.newByIP == nil || cfg.NewStreamsPerIP != l.newPerSec {
+		l.newPerSec, l.newByIP = cfg.NewStreamsPerIP, map[netip.Addr]*rate.Limiter{}
+	}
+}
+
+// newStream reports whether ip may make a new stream now: at most
+// new_streams_per_ip a second, in bursts of up to four seconds' worth.
+// An invalid ip (no address known) is not held to it.
+func (l *limits) newStream(ip netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.newPerSec == 0 || !ip.IsValid() {
+		return true
+	}
+	b := l.newByIP[ip]
+	if b == nil {
+		if len(l.newByIP) >= maxRateTracked {
+			l.forgetRates()
+		}
+		b = rate.NewLimiter(rate.Limit(l.newPerSec), 4*l.newPerSec)
+		l.newByIP[ip] = b
+	}
+	return b.Allow()
+}
+
+// forgetRates makes room among the tracked addresses: first those whose
+// bucket is full again (a new one would be the same), then any.
+func (l *limits) forgetRates() {
+	now := time.Now()
+	for ip, b := range l.newByIP {
+		if b.TokensAt(now) >= float64(b.Burst()) {
+			delete(l.newByIP, ip)
+		}
+	}
+	for ip := range l.newByIP {
+		if len(l.newByIP) < maxRateTracked*9/10 {
+			break
+		}
+		delete(l.newByIP, ip)
+	}
 }
 
 // refusal is why a stream was not taken, and the status for a request

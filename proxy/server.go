@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,31 +54,35 @@ const startTimeout = 5 * time.Second
 
 // Server serves the routes of one config. Create it with New.
 type Server struct {
-	current   atomic.Pointer[generation]
-	reloadMu  sync.Mutex // one Reload at a time
-	log       zerolog.Logger
-	warn      zerolog.Logger // sampled, for what can repeat per message
-	nc        *nats.Conn
-	backbone  *backbone.Backbone // nil when the caller gave the connection
-	verify    func(*http.Request) bool
-	onConnect func(*Client)
-	limits    *limits
-	js        jetstream.JetStream
-	http      *http.Client // for the sources that fetch
-	leaseTTL  time.Duration
-	startCfg  *config.Config // what the listeners and NATS were set up with
-	reloader  func() error
-	leases    *lease.Leases // one replica at a time runs each fetching source
-	feedBoard feedBoard     // the fetching sources running here
-	metrics   *metrics
+	current    atomic.Pointer[generation]
+	reloadMu   sync.Mutex // one Reload at a time
+	log        zerolog.Logger
+	warn       zerolog.Logger // sampled, for what can repeat per message
+	streamLogs *streamLogs    // both, for the streams
+	nc         *nats.Conn
+	backbone   *backbone.Backbone // nil when the caller gave the connection
+	verify     func(*http.Request) bool
+	onConnect  func(*Client)
+	limits     *limits
+	js         jetstream.JetStream
+	http       *http.Client // for the sources that fetch
+	leaseTTL   time.Duration
+	startCfg   *config.Config // what the listeners and NATS were set up with
+	reloader   func() error
+	leases     *lease.Leases // one replica at a time runs each fetching source
+	feedBoard  feedBoard     // the fetching sources running here
+	metrics    *metrics
+	fanIn      *fanIn // reads the streams' core subscriptions
 
 	mu        sync.Mutex
 	streams   map[string]*stream
-	stopping  bool           // Shutdown has begun: no new streams or clients
-	draining  bool           // Drain was called: not ready, still serving
-	handlers  sync.WaitGroup // clients joined to a stream whose end has not run
-	lingering sync.WaitGroup // hijacked connections half-closed, not yet closed
-	releasing sync.WaitGroup // streams being freed, counted under mu
+	perRoute  map[*config.Route]int // streams held per route
+	idle      idleStreams           // streams without a client
+	stopping  bool                  // Shutdown has begun: no new streams or clients
+	draining  bool                  // Drain was called: not ready, still serving
+	handlers  sync.WaitGroup        // clients joined to a stream whose end has not run
+	lingering sync.WaitGroup        // hijacked connections half-closed, not yet closed
+	releasing sync.WaitGroup        // streams being freed, counted under mu
 
 	// closing is closed once Shutdown has drained the subscriptions.
 	closing chan struct{}
@@ -144,17 +149,20 @@ func WithReloader(reload func() error) Option {
 // their history starts now.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s := &Server{
-		log:     zerolog.Nop(),
-		streams: map[string]*stream{},
-		ended:   map[*stream]struct{}{},
-		closing: make(chan struct{}),
-		limits:  newLimits(cfg),
+		log:      zerolog.Nop(),
+		streams:  map[string]*stream{},
+		perRoute: map[*config.Route]int{},
+		ended:    map[*stream]struct{}{},
+		closing:  make(chan struct{}),
+		limits:   newLimits(cfg),
+		fanIn:    newFanIn(),
 	}
 	s.hurry, s.hurryStop = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(s)
 	}
 	s.warn = s.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
+	s.streamLogs = &streamLogs{log: s.log, warn: s.warn}
 	s.metrics = newMetrics(s)
 	if s.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -335,6 +343,7 @@ func (s *Server) abort(cfg *config.Config) {
 		defer cancel()
 		_ = s.backbone.Close(ctx)
 	}
+	s.fanIn.close()
 }
 
 // Conn returns the NATS connection the Server reads from, for a program
@@ -397,31 +406,36 @@ func (s *Server) openStream(rs *routeState, id streamID) (*stream, error) {
 		params:  id.vals,
 		m:       rs.m,
 		vars:    id.vars,
-		log:     s.log.With().Str("route", id.rt.Path).Strs("params", id.vals).Logger(),
-		warn:    s.warn.With().Str("route", id.rt.Path).Logger(),
+		logs:    s.streamLogs,
 		history: newHistory(id.rt.History),
+		fanIn:   s.fanIn,
+		idle:    &s.idle,
 		epoch:   newEpoch(),
 		ready:   make(chan struct{}),
 	}
 	if err := st.subscribe(s.nc, s.js, rs.jsStream); err != nil {
 		return nil, err
 	}
-	st.log.Debug().Msg("stream opened")
+	st.debug().Msg("stream opened")
 	return st, nil
 }
 
-// attach finds or opens the stream and joins c to it. It also counts the
-// handler for Shutdown, under the same lock that sees Shutdown begin.
-// It returns once the stream's subscriptions are known to the NATS server,
-// so whatever is published after the client's 200 reaches the client.
-func (s *Server) attach(ctx context.Context, id streamID, c *Client, lastID string, resume bool) (*stream, error) {
-	st, created, err := s.join(id, c, lastID, resume)
+// attach finds or opens the stream and joins c, from address ip, to it.
+// It also counts the handler for Shutdown, under the same lock that sees
+// Shutdown begin. It returns once the stream's subscriptions are known to
+// the NATS server, so whatever is published after the client's 200
+// reaches the client.
+func (s *Server) attach(ctx context.Context, id streamID, c *Client, ip netip.Addr, lastID string, resume bool) (*stream, error) {
+	st, created, freed, err := s.join(id, c, ip, lastID, resume)
+	if len(freed) > 0 {
+		go s.free(freed)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if created {
 		if err := s.confirmSubscriptions(id.rt.WriteTimeout); err != nil {
-			st.log.Warn().Err(err).Msg("NATS did not confirm the subscription; events may arrive late")
+			st.warn().Err(err).Msg("NATS did not confirm the subscription; events may arrive late")
 		}
 		close(st.ready)
 		return st, nil
@@ -433,21 +447,30 @@ func (s *Server) attach(ctx context.Context, id streamID, c *Client, lastID stri
 	return st, nil
 }
 
-func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *stream, created bool, err error) {
+// join joins c to the stream id names, opening it if need be; freed are
+// the lingering streams given up to make room for it, which the caller
+// frees (with s.releasing counted for each) once s.mu is let go.
+func (s *Server) join(id streamID, c *Client, ip netip.Addr, lastID string, resume bool) (st *stream, created bool, freed []*stream, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
-		return nil, false, errClosing
+		return nil, false, nil, errClosing
 	}
 	st = s.streams[id.key]
 	if st == nil {
 		if id.rs == nil || id.rs.ended {
-			return nil, false, errReloaded
+			return nil, false, nil, errReloaded
+		}
+		if !s.limits.newStream(ip) {
+			return nil, false, nil, errNewStreamsRate
+		}
+		if freed, err = s.makeRoom(id.rt); err != nil {
+			return nil, false, freed, err
 		}
 		if st, err = s.openStream(id.rs, id); err != nil {
-			return nil, false, err
+			return nil, false, freed, err
 		}
-		s.streams[id.key] = st
+		s.hold(st)
 		created = true
 	}
 	st.join(c, lastID, resume)
@@ -455,7 +478,70 @@ func (s *Server) join(id streamID, c *Client, lastID string, resume bool) (st *s
 		st.startFeeding(s.feedEnv(id.rt), s.trackFeed)
 	}
 	s.handlers.Add(1)
-	return st, created, nil
+	return st, created, freed, nil
+}
+
+// errStreamsFull refuses a new stream when every stream max_streams
+// allows is open: none lingers to be given up for it.
+var errStreamsFull = errors.New("every stream max_streams allows is open")
+
+// errNewStreamsRate refuses a new stream to an address that opened more
+// than new_streams_per_ip of them a second.
+var errNewStreamsRate = errors.New("too many new streams from your address (new_streams_per_ip)")
+
+// makeRoom gives up the streams idle the longest until a new stream of
+// rt fits max_streams, in all and on rt, and returns them; called with
+// s.mu held. Their history goes with them: a client resuming from it
+// later gets ResetEvent. An open stream is never given up.
+func (s *Server) makeRoom(rt *config.Route) ([]*stream, error) {
+	var freed []*stream
+	for {
+		onRoute := false
+		switch {
+		case len(s.streams) >= s.config().MaxStreams:
+		case rt.MaxStreams > 0 && s.perRoute[rt] >= rt.MaxStreams:
+			onRoute = true
+		default:
+			return freed, nil
+		}
+		victim := s.idle.oldest(func(st *stream) bool { return !onRoute || st.route == rt })
+		if victim == nil {
+			return freed, errStreamsFull
+		}
+		victim.mu.Lock()
+		victim.closed = true
+		victim.mu.Unlock()
+		victim.stopLinger()
+		s.drop(victim)
+		s.releasing.Add(1)
+		freed = append(freed, victim)
+	}
+}
+
+// hold lists st among the Server's streams; called with s.mu held.
+func (s *Server) hold(st *stream) {
+	s.streams[st.key] = st
+	s.perRoute[st.route]++
+}
+
+// drop takes st out of the Server's streams; called with s.mu held.
+func (s *Server) drop(st *stream) {
+	delete(s.streams, st.key)
+	if s.perRoute[st.route]--; s.perRoute[st.route] <= 0 {
+		delete(s.perRoute, st.route)
+	}
+	st.mu.Lock()
+	st.idle.remove(st)
+	st.mu.Unlock()
+}
+
+// free unsubscribes streams that makeRoom gave up.
+func (s *Server) free(streams []*stream) {
+	for _, st := range streams {
+		st.unsubscribe()
+		s.releasing.Done()
+		st.debug().Msg("lingering stream given up for a new one (max_streams)")
+	}
 }
 
 // release frees st if no client joined since its last one left (gen).
@@ -466,15 +552,17 @@ func (s *Server) release(st *stream, gen uint64) {
 	free := s.streams[st.key] == st && st.gen == gen && len(st.clients) == 0
 	if free {
 		st.closed = true
-		delete(s.streams, st.key)
 		s.releasing.Add(1)
 	}
 	st.mu.Unlock()
+	if free {
+		s.drop(st)
+	}
 	s.mu.Unlock()
 	if free {
 		defer s.releasing.Done()
 		st.unsubscribe()
-		st.log.Debug().Msg("stream freed after linger")
+		st.debug().Msg("stream freed after linger")
 	}
 }
 
@@ -503,8 +591,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return errors.New("shutdown already called")
 	}
 	s.stopping = true
-	streams := s.streams
-	s.streams = map[string]*stream{}
+	streams := maps.Clone(s.streams)
+	for _, st := range streams {
+		s.drop(st)
+	}
 	s.mu.Unlock()
 
 	if _, ok := ctx.Deadline(); !ok {
@@ -515,7 +605,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Sources first, so that what they fetched last still reaches clients.
 	s.stopFeeding()
 	drainCtx, cancel := shareOf(ctx, 3)
-	drainStreams(drainCtx, streams)
+	s.drainStreams(drainCtx, streams)
 	cancel()
 	close(s.closing)
 	// The subscriptions are drained: what is queued is all there is, and
@@ -576,6 +666,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.backbone != nil {
 		err = errors.Join(err, s.backbone.Close(ctx))
 	}
+	s.fanIn.close()
 	return err
 }
 
@@ -615,7 +706,7 @@ func shareOf(ctx context.Context, n int) (context.Context, context.CancelFunc) {
 // drainStreams drains every subscription of streams at once and waits,
 // until ctx ends, for the messages NATS sent before the unsubscribe to be
 // delivered; then the streams take no more.
-func drainStreams(ctx context.Context, streams map[string]*stream) {
+func (s *Server) drainStreams(ctx context.Context, streams map[string]*stream) {
 	var closed []<-chan nats.SubStatus
 	var consumers []jetstream.ConsumeContext
 	// Every stream's sources are told to stop before any is waited for:
@@ -647,6 +738,8 @@ func drainStreams(ctx context.Context, streams map[string]*stream) {
 		case <-ctx.Done():
 		}
 	}
+	// Drained, the subscriptions' last messages are in the fan-in.
+	s.fanIn.settle(ctx)
 	for _, cc := range consumers {
 		select {
 		case <-cc.Closed():

@@ -40,9 +40,9 @@ type stream struct {
 	// has read, as of the last message read.
 	pending atomic.Uint64
 	vars    *hcl.EvalContext // the stream's variables, for its sources
-	log     zerolog.Logger
-	warn    zerolog.Logger // sampled: bad messages can come by the thousand
-	pinned  bool           // never freed: a route without parameters
+	logs    *streamLogs
+	pinned  bool   // never freed: a route without parameters
+	fanIn   *fanIn // where subs are read
 	subs    []*nats.Subscription
 	ready   chan struct{} // closed once NATS has confirmed subs
 
@@ -66,7 +66,33 @@ type stream struct {
 	lastSeq uint64 // JetStream history: the last sequence handed out
 	linger  *time.Timer
 	closed  bool
+
+	// On the Server's list of idle streams while it has no client; the
+	// fields are the list's, guarded by its lock.
+	idle               *idleStreams
+	idlePrev, idleNext *stream
+	idleListed         bool
 }
+
+// streamLogs are the Server's loggers, shared by its streams, which add
+// their route and parameters to each line: made once per stream, a
+// logger with that context cost more than the rest of a lingering stream.
+type streamLogs struct {
+	log  zerolog.Logger
+	warn zerolog.Logger // sampled: bad messages can come by the thousand
+}
+
+// about adds the stream to a log event (nil, at no cost, when its level
+// or sampler drops it).
+func (st *stream) about(e *zerolog.Event) *zerolog.Event {
+	return e.Str("route", st.route.Path).Strs("params", st.params)
+}
+
+func (st *stream) debug() *zerolog.Event { return st.about(st.logs.log.Debug()) }
+func (st *stream) warn() *zerolog.Event  { return st.about(st.logs.log.Warn()) }
+
+// sampledWarn is for what can repeat per message.
+func (st *stream) sampledWarn() *zerolog.Event { return st.about(st.logs.warn.Warn()) }
 
 // subscribe reads the route's sources, from JetStream when its history is
 // there (jsName), else with one subscription per source.
@@ -88,7 +114,8 @@ func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string
 // called once the stream's first client has joined, so that client gets
 // the first fetch.
 func (st *stream) startFeeding(env sources.FeedEnv, track trackFunc) {
-	env.StreamCtx, env.Log = st.vars, st.log
+	env.StreamCtx = st.vars
+	env.Log = st.logs.log.With().Str("route", st.route.Path).Strs("params", st.params).Logger()
 	st.feeds.start(st.route, true, st.params, env, track)
 }
 
@@ -135,7 +162,7 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 			return err
 		}
 		received := st.m.received[i]
-		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		sub, err := st.fanIn.subscribe(nc, st.key, subject, func(m *nats.Msg) {
 			received.Inc()
 			ev, err := src.Event(st.vars, m)
 			if err != nil {
@@ -162,11 +189,12 @@ func (st *stream) unsubscribe() {
 		cc.Stop()
 	}
 	for _, sub := range st.subs {
+		st.fanIn.forget(sub)
 		// A drained subscription is already gone, and so is everything on
 		// a closed connection.
 		err := sub.Unsubscribe()
 		if err != nil && !errors.Is(err, nats.ErrBadSubscription) && !errors.Is(err, nats.ErrConnectionClosed) {
-			st.log.Warn().Err(err).Str("subject", sub.Subject).Msg("unsubscribe")
+			st.warn().Err(err).Str("subject", sub.Subject).Msg("unsubscribe")
 		}
 	}
 	st.subs = nil
@@ -174,7 +202,7 @@ func (st *stream) unsubscribe() {
 
 func (st *stream) reject(err error) {
 	st.m.rejected.Inc()
-	st.warn.Warn().Err(err).Msg("message dropped")
+	st.sampledWarn().Err(err).Msg("message dropped")
 }
 
 // deliver records an event and queues it for every client. It runs on a
@@ -232,6 +260,7 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 		st.linger.Stop()
 		st.linger = nil
 	}
+	st.idle.remove(st)
 	switch {
 	case resume && st.js != nil:
 		// The history is in JetStream: live events wait behind the replay.
@@ -271,6 +300,7 @@ func (st *stream) leave(c *Client, release func(gen uint64)) {
 	if len(st.clients) == 0 && !st.pinned && !st.closed {
 		gen := st.gen
 		st.linger = time.AfterFunc(st.route.Linger, func() { release(gen) })
+		st.idle.push(st)
 	}
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +43,7 @@ route "/r/{x}" {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, _, err := s.join(id, c, "", false)
+		st, _, _, err := s.join(id, c, netip.Addr{}, "", false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,6 +51,7 @@ type options struct {
 	idle                  time.Duration
 	h2c                   bool
 	sources               int
+	distinct              bool
 }
 
 func parse(args []string) (options, error) {
@@ -63,6 +64,7 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.clients, "clients", 100, "SSE connections to open")
 	fs.IntVar(&o.sources, "sources", 1, "IPv4 loopback source addresses to spread HTTP/1.1 connections over (127.0.0.1 up): one has about 28,000 ports")
 	fs.BoolVar(&o.h2c, "h2c", false, "open the streams over cleartext HTTP/2 (ssegate's h2c = true), many to a connection")
+	fs.BoolVar(&o.distinct, "distinct", false, "a stream of its own for each client: client i opens the URL with /i added (a route like /u/{n}), as per-user routes do")
 	fs.IntVar(&o.connectRate, "connect-rate", 2000, "connections opened per second at most")
 	fs.IntVar(&o.messages, "messages", 1000, "events to publish (0: none, to measure idle streams)")
 	fs.IntVar(&o.rate, "rate", 200, "events published per second")
@@ -84,6 +86,9 @@ func parse(args []string) (options, error) {
 		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			return o, fmt.Errorf("%q is not a loopback address: the load tool only loads this machine", raw)
 		}
+	}
+	if o.distinct && o.messages > 0 {
+		return o, fmt.Errorf("-distinct measures idle streams: give -messages 0")
 	}
 	if o.sources < 1 || o.sources > 254 {
 		return o, fmt.Errorf("-sources must be from 1 to 254")
@@ -279,14 +284,18 @@ func connectAll(ctx context.Context, o options, shared *counters) ([]*client, ti
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			target, p := o.url, path
+			if o.distinct {
+				target, p = fmt.Sprintf("%s/%d", o.url, i), fmt.Sprintf("%s/%d", path, i)
+			}
 			if h2 != nil {
-				c.err = c.openHTTP2(ctx, h2, o.url)
+				c.err = c.openHTTP2(ctx, h2, target)
 			} else {
 				var src net.Addr // the system's choice
 				if o.sources > 1 {
 					src = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%o.sources))}
 				}
-				c.err = c.open(ctx, src, host, u.Host, path)
+				c.err = c.open(ctx, src, host, u.Host, p)
 			}
 		})
 	}

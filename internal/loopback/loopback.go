@@ -3,6 +3,7 @@
 package loopback
 
 import (
+	"fmt"
 	"net"
 	"net/url"
 	"slices"
@@ -42,16 +43,26 @@ func run(t testing.TB, addr string, opts *server.Options) *server.Server {
 		}
 		opts.Host = host
 	}
-	ns, err := server.NewServer(opts)
+	ns, err := startServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(startTimeout) {
-		t.Fatal("nats-server not ready")
-	}
 	t.Cleanup(ns.Shutdown)
 	return ns
+}
+
+// startServer starts a nats-server and waits until it is ready.
+func startServer(opts *server.Options) (*server.Server, error) {
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(startTimeout) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("nats-server %s not ready (port %d, cluster port %d taken?)", opts.ServerName, opts.Port, opts.Cluster.Port)
+	}
+	return ns, nil
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
@@ -71,23 +82,21 @@ func FreeAddr(t testing.TB) string {
 // a leader that can place streams on every node.
 func Cluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
-	routes := make([]*url.URL, n)
-	ports := make([]int, n)
-	for i := range n {
-		addr := FreeAddr(t)
-		_, port, _ := net.SplitHostPort(addr)
-		ports[i], _ = strconv.Atoi(port)
-		routes[i] = &url.URL{Scheme: "nats", Host: addr}
+	// The route ports are picked before the servers bind them, and a
+	// loopback connection of another test may take one meanwhile: pick
+	// them again then.
+	var servers []*server.Server
+	var err error
+	for range 3 {
+		if servers, err = startCluster(t, n); err == nil {
+			break
+		}
 	}
-	servers := make([]*server.Server, n)
-	for i := range n {
-		servers[i] = run(t, "", &server.Options{
-			ServerName: "n" + strconv.Itoa(i),
-			Host:       "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-			JetStream: true, StoreDir: t.TempDir(),
-			Cluster: server.ClusterOpts{Name: "ssegate-test", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes,
-		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		t.Cleanup(s.Shutdown)
 	}
 	deadline := time.Now().Add(startTimeout)
 	for _, s := range servers {
@@ -108,4 +117,34 @@ func Cluster(t testing.TB, n int) []*server.Server {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return servers
+}
+
+// startCluster starts n routed servers, or none.
+func startCluster(t testing.TB, n int) ([]*server.Server, error) {
+	routes := make([]*url.URL, n)
+	ports := make([]int, n)
+	for i := range n {
+		addr := FreeAddr(t)
+		_, port, _ := net.SplitHostPort(addr)
+		ports[i], _ = strconv.Atoi(port)
+		routes[i] = &url.URL{Scheme: "nats", Host: addr}
+	}
+	var servers []*server.Server
+	for i := range n {
+		s, err := startServer(&server.Options{
+			ServerName: "n" + strconv.Itoa(i),
+			Host:       "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+			JetStream: true, StoreDir: t.TempDir(),
+			Cluster: server.ClusterOpts{Name: "ssegate-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		})
+		if err != nil {
+			for _, s := range servers {
+				s.Shutdown()
+			}
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	return servers, nil
 }

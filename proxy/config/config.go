@@ -25,6 +25,7 @@ const (
 	DefaultLinger          = 5 * time.Minute
 	DefaultBuffer          = 256
 	DefaultWriteTimeout    = 10 * time.Second
+	DefaultNewStreamsPerIP = 50
 )
 
 // Config is a whole, checked configuration.
@@ -51,6 +52,11 @@ type Config struct {
 	// Limits on open streams; 0 is no limit.
 	MaxConnections      int
 	MaxConnectionsPerIP int
+	// MaxStreams bounds the streams held, open or lingering (see
+	// DefaultMaxStreams); NewStreamsPerIP bounds how many new streams one
+	// client address may make a second (0: no bound).
+	MaxStreams      int
+	NewStreamsPerIP int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 
@@ -182,6 +188,7 @@ type Route struct {
 	Allow hcl.Expression
 
 	MaxClients        int           // streams open on the route at once; 0: no limit
+	MaxStreams        int           // streams held, open or lingering; 0: only the global bound
 	MaxStreamDuration time.Duration // a stream's lifetime, before jitter; 0: unlimited
 	CORS              *CORS         // nil: no cross-origin access
 

@@ -30,6 +30,7 @@ var fileSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "listen"}, {Name: "shutdown_timeout"}, {Name: "shutdown_delay"}, {Name: "h2c"},
 		{Name: "max_connections"}, {Name: "max_connections_per_ip"}, {Name: "trusted_proxies"}, {Name: "allow_no_routes"},
+		{Name: "max_streams"}, {Name: "new_streams_per_ip"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "log"},
@@ -76,7 +77,7 @@ var routeSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "keepalive"}, {Name: "retry"}, {Name: "history"},
 		{Name: "linger"}, {Name: "buffer"}, {Name: "write_timeout"},
-		{Name: "max_clients"}, {Name: "max_stream_duration"},
+		{Name: "max_clients"}, {Name: "max_stream_duration"}, {Name: "max_streams"},
 		{Name: "auth"}, {Name: "allow"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}, {Type: "history"}},
@@ -102,6 +103,8 @@ func decode(body hcl.Body, dir string, src []byte) (*Config, hcl.Diagnostics) {
 	cfg := &Config{
 		Listen:          DefaultListen,
 		ShutdownTimeout: DefaultShutdownTimeout,
+		MaxStreams:      DefaultMaxStreams(),
+		NewStreamsPerIP: DefaultNewStreamsPerIP,
 		Log:             Log{Level: zerolog.InfoLevel, Format: "console"},
 		EvalContext:     d.ctx,
 	}
@@ -115,6 +118,8 @@ func decode(body hcl.Body, dir string, src []byte) (*Config, hcl.Diagnostics) {
 	d.boolean(content.Attributes, "h2c", &cfg.H2C)
 	d.prefixes(content.Attributes, "trusted_proxies", &cfg.TrustedProxies)
 	d.boolean(content.Attributes, "allow_no_routes", &cfg.AllowNoRoutes)
+	d.integer(content.Attributes, "max_streams", &cfg.MaxStreams, 1)
+	d.integer(content.Attributes, "new_streams_per_ip", &cfg.NewStreamsPerIP, 0)
 	var defaultCORS *CORS
 	cfg.Auths = map[string]*Auth{}
 	authRefs := map[*Route]hcl.Range{}
@@ -312,6 +317,7 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		rt.Allow = attr.Expr
 	}
 	d.integer(a, "max_clients", &rt.MaxClients, 0)
+	d.integer(a, "max_streams", &rt.MaxStreams, 0)
 	d.duration(a, "max_stream_duration", &rt.MaxStreamDuration, time.Second, true)
 
 	var sourceBlocks hcl.Blocks
