@@ -1,6 +1,8 @@
 package proxy_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -8,8 +10,11 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
+	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/sources"
 )
 
@@ -100,4 +105,77 @@ route "/me" {
 	h.expectStatus("/me", bearer(strings.Repeat("x", 4100)), http.StatusForbidden)
 	h.expectStatus("/me", bearer("jose\u0301"), http.StatusForbidden)
 	h.stillConnected(composed, "user.jos\u00e9.notes")
+}
+
+// Whatever makes NATS close the connection for good (here a protocol
+// line longer than the server takes, as a long path parameter once
+// sent), a new connection replaces it: streams are subscribed again,
+// JetStream routes go on from the last event delivered, memory routes
+// tell their clients events may have been missed, and webhooks publish.
+func TestClosedConnectionIsReplaced(t *testing.T) {
+	ns := loopback.JetStream(t, t.TempDir())
+	srv, ts := serveConfig(t, fmt.Sprintf(`
+nats { url = %q }
+route "/mem" {
+  source "nats" { subject = "mem" }
+}
+route "/js" {
+  history { store = "jetstream" }
+  source "nats" { subject = "js" }
+}
+route "/deploys" {
+  source "webhook" {
+    path = "/hooks/deploy"
+    verify "none" {}
+  }
+}`, ns.ClientURL()))
+	pub := connect(t, ns)
+	js, err := jetstream.New(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	mem := ssetest.Open(t, ts.Client(), ts.URL+"/mem", nil)
+	stored := ssetest.Open(t, ts.Client(), ts.URL+"/js", nil)
+	deploys := ssetest.Open(t, ts.Client(), ts.URL+"/deploys", nil)
+	if err := pub.Publish("mem", []byte("m1")); err != nil {
+		t.Fatal(err)
+	}
+	mem.ExpectData("m1")
+	if _, err := js.Publish(ctx, "js", []byte("j1")); err != nil {
+		t.Fatal(err)
+	}
+	stored.ExpectData("j1")
+
+	old := srv.Conn()
+	_ = old.Publish("x."+strings.Repeat("A", 5000), nil)
+	_ = old.Flush()
+	eventually(t, "NATS to close the connection", old.IsClosed)
+	if _, err := js.Publish(ctx, "js", []byte("j2 while away")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a new connection", func() bool { return srv.Conn() != old && srv.Conn().IsConnected() })
+
+	stored.ExpectData("j2 while away")
+	for _, c := range []*client{mem, deploys} {
+		if ev := c.Next(); ev.Type != proxy.ResetEvent {
+			t.Fatalf("memory route after the gap: %+v, want %s", ev, proxy.ResetEvent)
+		}
+	}
+	if err := srv.Conn().Flush(); err != nil { // its subscriptions are known to NATS
+		t.Fatal(err)
+	}
+	if err := pub.Publish("mem", []byte("m2")); err != nil {
+		t.Fatal(err)
+	}
+	mem.ExpectData("m2")
+	if _, err := js.Publish(ctx, "js", []byte("j3")); err != nil {
+		t.Fatal(err)
+	}
+	stored.ExpectData("j3")
+	if code, answer := postBody(t, ts.URL+"/hooks/deploy", "d1"); code != http.StatusAccepted {
+		t.Fatalf("webhook after the gap: %d %q", code, answer)
+	}
+	deploys.ExpectData("d1")
 }

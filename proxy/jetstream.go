@@ -32,8 +32,9 @@ const jsDuplicateWindow = 10 * time.Minute
 func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
+	js := s.bb.JS()
 	if name := rt.JetStream.Stream; name != "" {
-		if _, err := s.js.Stream(ctx, name); err != nil {
+		if _, err := js.Stream(ctx, name); err != nil {
 			return "", fmt.Errorf("stream %q: %w", name, err)
 		}
 		return name, nil
@@ -56,7 +57,7 @@ func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, e
 		}
 		return n
 	}
-	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        name,
 		Description: "ssegate history of route " + rt.Path,
 		Subjects:    subjects,
@@ -76,7 +77,7 @@ func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, e
 // subscribeJetStream reads the stream's subjects from its JetStream
 // stream, from the message after the last one stored now: events before
 // that are history, replayed to the clients that ask.
-func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error {
+func (st *stream) subscribeJetStream(name string) error {
 	subjects := make([]string, len(st.route.Sources))
 	for i, src := range st.route.Sources {
 		subject, err := src.Subject(st.vars)
@@ -87,12 +88,12 @@ func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
-	info, err := js.Stream(ctx, name)
+	info, err := st.bb.JS().Stream(ctx, name)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
 	last := info.CachedInfo().State.LastSeq
-	st.js, st.jsName, st.jsSubjects, st.lastSeq = js, name, subjects, last
+	st.jsName, st.jsSubjects, st.lastSeq = name, subjects, last
 	cc, err := st.consumeFrom(ctx, last+1)
 	if err != nil {
 		return err
@@ -103,7 +104,7 @@ func (st *stream) subscribeJetStream(js jetstream.JetStream, name string) error 
 
 // consumeFrom reads the stream's subjects live, from sequence start on.
 func (st *stream) consumeFrom(ctx context.Context, start uint64) (jetstream.ConsumeContext, error) {
-	cons, err := st.js.OrderedConsumer(ctx, st.jsName, jetstream.OrderedConsumerConfig{
+	cons, err := st.bb.JS().OrderedConsumer(ctx, st.jsName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: st.jsSubjects,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,
@@ -298,7 +299,7 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 	}
 	var state jetstream.StreamState
 	err = retryJS(ctx, func(ctx context.Context) error {
-		info, err := st.js.Stream(ctx, st.jsName)
+		info, err := st.bb.JS().Stream(ctx, st.jsName)
 		if err == nil {
 			state = info.CachedInfo().State
 		}
@@ -394,7 +395,7 @@ func (st *stream) nextStored(ctx context.Context, subject string, seq uint64) (*
 	}
 	var m *storedMsg
 	err = retryJS(ctx, func(ctx context.Context) error {
-		reply, err := st.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+st.jsName, req)
+		reply, err := st.bb.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+st.jsName, req)
 		if err != nil {
 			return err
 		}

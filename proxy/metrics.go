@@ -177,9 +177,10 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSources, prometheus.GaugeValue, float64(n), k.route, k.source, k.state)
 	}
 	connected := 0.0
-	if s.nc.IsConnected() {
+	nc := s.bb.Conn()
+	if nc.IsConnected() {
 		connected = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descNATS, prometheus.GaugeValue, connected)
-	ch <- prometheus.MustNewConstMetric(descReconn, prometheus.CounterValue, float64(s.nc.Stats().Reconnects))
+	ch <- prometheus.MustNewConstMetric(descReconn, prometheus.CounterValue, float64(nc.Stats().Reconnects))
 }

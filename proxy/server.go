@@ -57,14 +57,13 @@ type Server struct {
 	current    atomic.Pointer[generation]
 	reloadMu   sync.Mutex // one Reload at a time
 	log        zerolog.Logger
-	warn       zerolog.Logger // sampled, for what can repeat per message
-	streamLogs *streamLogs    // both, for the streams
-	nc         *nats.Conn
-	backbone   *backbone.Backbone // nil when the caller gave the connection
+	warn       zerolog.Logger     // sampled, for what can repeat per message
+	streamLogs *streamLogs        // both, for the streams
+	given      *nats.Conn         // the caller's connection (WithNATS), or nil
+	bb         *backbone.Backbone // the connection in use
 	verify     func(*http.Request) bool
 	onConnect  func(*Client)
 	limits     *limits
-	js         jetstream.JetStream
 	http       *http.Client // for the sources that fetch
 	leaseTTL   time.Duration
 	startCfg   *config.Config // what the listeners and NATS were set up with
@@ -119,7 +118,7 @@ func WithLogger(l zerolog.Logger) Option {
 // WithNATS makes the Server use nc instead of connecting as the config's
 // nats block says. The caller keeps ownership: Shutdown leaves nc open.
 func WithNATS(nc *nats.Conn) Option {
-	return func(s *Server) { s.nc = nc }
+	return func(s *Server) { s.given = nc }
 }
 
 // WithLeaseTTL sets how long a replica that stopped renewing its lease on
@@ -171,19 +170,16 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		tr.ResponseHeaderTimeout = upstreamHeaderTimeout
 		s.http = &http.Client{Transport: tr}
 	}
-	if s.nc == nil {
-		bb, err := backbone.Connect(cfg.NATS, s.log)
-		if err != nil {
-			return nil, err
-		}
-		s.backbone, s.nc = bb, bb.Conn
+	var err error
+	if s.given != nil {
+		s.bb, err = backbone.Given(s.given, s.log)
+	} else {
+		s.bb, err = backbone.Connect(cfg.NATS, s.log)
 	}
-	js, err := jetstream.New(s.nc)
 	if err != nil {
-		s.abort(cfg)
-		return nil, fmt.Errorf("JetStream: %w", err)
+		return nil, err
 	}
-	s.js, s.startCfg = js, cfg
+	s.startCfg = cfg
 	if err := s.setupLeases(); err != nil {
 		s.abort(cfg)
 		return nil, err
@@ -203,31 +199,34 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err := s.confirmSubscriptions(startTimeout); err != nil {
 		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
 	}
-	go s.reconsumeOnReconnect()
+	s.bb.OnGap(s.afterGap)
 	return s, nil
 }
 
-// reconsumeOnReconnect recreates the JetStream consumers of every stream
-// each time NATS reconnects (see stream.reconsume), until Shutdown.
-func (s *Server) reconsumeOnReconnect() {
-	ch := s.nc.StatusChanged(nats.CONNECTED)
-	defer s.nc.RemoveStatusListener(ch)
-	for {
-		select {
-		case <-s.closing:
-			return
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-			s.mu.Lock()
-			for _, st := range s.streams {
-				if st.js != nil {
-					go st.reconsume(s.closing)
-				}
-			}
-			s.mu.Unlock()
+// afterGap mends every stream after NATS was away: each JetStream
+// consumer is made again from the last event handed out (see
+// stream.reconsume); core subscriptions are made again on a connection
+// that replaced a closed one, and their clients told they may have
+// missed events (NATS keeps nothing for a subscriber that was away).
+func (s *Server) afterGap(replaced bool) {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return
+	}
+	streams := slices.Collect(maps.Values(s.streams))
+	s.mu.Unlock()
+	for _, st := range streams {
+		if st.jsName != "" {
+			go st.reconsume(s.closing)
+			continue
 		}
+		if replaced {
+			if err := st.resubscribe(s.bb.Conn()); err != nil {
+				st.warn().Err(err).Msg("subscription not made again on the new NATS connection")
+			}
+		}
+		st.gap()
 	}
 }
 
@@ -235,10 +234,11 @@ func (s *Server) reconsumeOnReconnect() {
 // subscription made so far. While disconnected there is nothing to wait
 // for: the client library sends them all again on reconnect.
 func (s *Server) confirmSubscriptions(timeout time.Duration) error {
-	if !s.nc.IsConnected() {
+	nc := s.bb.Conn()
+	if !nc.IsConnected() {
 		return nil
 	}
-	return s.nc.FlushTimeout(timeout)
+	return nc.FlushTimeout(timeout)
 }
 
 // credentialParams are the query parameters that carry credentials.
@@ -297,10 +297,10 @@ func feedName(rt *config.Route, i int) string {
 // multiply its load and the events). Their bucket is only made when a
 // fetching source first asks, so a config without any costs nothing.
 func (s *Server) setupLeases() error {
-	if s.backbone != nil && !s.backbone.JetStream() {
+	if !s.bb.HasJetStream() {
 		return nil // the embedded server, without JetStream: nothing to share
 	}
-	s.leases = lease.New(s.js, s.leaseTTL, s.log)
+	s.leases = lease.New(s.bb.JS, s.leaseTTL, s.log)
 	return nil
 }
 
@@ -309,9 +309,9 @@ func (s *Server) setupLeases() error {
 // never lost and a retried one never doubled.
 func (s *Server) publisher(rt *config.Route) sources.Publisher {
 	if rt.JetStream != nil {
-		return sources.JetStreamPublisher(s.nc, s.js)
+		return sources.JetStreamPublisher(s.bb)
 	}
-	return sources.CorePublisher(s.nc)
+	return sources.CorePublisher(s.bb)
 }
 
 // stopFeeding stops the sources that fetch for whole routes, and the auth
@@ -338,18 +338,18 @@ func (s *Server) abort(cfg *config.Config) {
 	for _, st := range s.streams {
 		st.unsubscribe()
 	}
-	if s.backbone != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		_ = s.backbone.Close(ctx)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	_ = s.bb.Close(ctx)
 	s.fanIn.close()
 }
 
 // Conn returns the NATS connection the Server reads from, for a program
 // that embeds ssegate and publishes its own events: what it publishes to a
-// route's subject reaches every client of that route.
-func (s *Server) Conn() *nats.Conn { return s.nc }
+// route's subject reaches every client of that route. A connection the
+// Server made is replaced when NATS closes it: ask again rather than
+// keep it.
+func (s *Server) Conn() *nats.Conn { return s.bb.Conn() }
 
 // ServeHTTP serves GET and HEAD on every route; other methods get 405 and
 // unknown paths 404.
@@ -413,7 +413,7 @@ func (s *Server) openStream(rs *routeState, id streamID) (*stream, error) {
 		epoch:   newEpoch(),
 		ready:   make(chan struct{}),
 	}
-	if err := st.subscribe(s.nc, s.js, rs.jsStream); err != nil {
+	if err := st.subscribe(s.bb, rs.jsStream); err != nil {
 		return nil, err
 	}
 	st.debug().Msg("stream opened")
@@ -663,9 +663,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// sources; NATS stays until they are done.
 	s.releasing.Wait()
 	s.http.CloseIdleConnections()
-	if s.backbone != nil {
-		err = errors.Join(err, s.backbone.Close(ctx))
-	}
+	err = errors.Join(err, s.bb.Close(ctx))
 	s.fanIn.close()
 	return err
 }
@@ -718,13 +716,13 @@ func (s *Server) drainStreams(ctx context.Context, streams map[string]*stream) {
 	for _, st := range streams {
 		st.feeds.halt()
 		st.mu.Lock()
-		cc := st.consume
+		cc, subs := st.consume, st.subs
 		st.mu.Unlock()
 		if cc != nil {
 			cc.Drain()
 			consumers = append(consumers, cc)
 		}
-		for _, sub := range st.subs {
+		for _, sub := range subs {
 			ch := sub.StatusChanged(nats.SubscriptionClosed)
 			if err := sub.Drain(); err != nil {
 				continue

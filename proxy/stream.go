@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegate/ssegate/proxy/backbone"
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/sources"
 	"github.com/ssegate/ssegate/sse"
@@ -48,9 +49,9 @@ type stream struct {
 
 	feeds feedGroup // the sources fetching for this stream alone
 
+	bb *backbone.Backbone // the NATS connection in use
 	// With a JetStream history: the stream, the subjects read, and the
 	// consumer that replaces subs.
-	js         jetstream.JetStream
 	jsName     string
 	jsSubjects []string
 	consume    jetstream.ConsumeContext // guarded by mu once the stream is open
@@ -96,12 +97,13 @@ func (st *stream) sampledWarn() *zerolog.Event { return st.about(st.logs.warn.Wa
 
 // subscribe reads the route's sources, from JetStream when its history is
 // there (jsName), else with one subscription per source.
-func (st *stream) subscribe(nc *nats.Conn, js jetstream.JetStream, jsName string) error {
+func (st *stream) subscribe(bb *backbone.Backbone, jsName string) error {
+	st.bb = bb
 	var err error
 	if jsName != "" {
-		err = st.subscribeJetStream(js, jsName)
+		err = st.subscribeJetStream(jsName)
 	} else {
-		err = st.subscribeCore(nc)
+		err = st.subscribeCore(bb.Conn())
 	}
 	if err != nil {
 		st.unsubscribe()
@@ -156,6 +158,12 @@ func (st *stream) hurry() {
 
 // subscribeCore subscribes to each source's subject.
 func (st *stream) subscribeCore(nc *nats.Conn) error {
+	var subs []*nats.Subscription
+	defer func() {
+		st.mu.Lock()
+		st.subs = append(st.subs, subs...)
+		st.mu.Unlock()
+	}()
 	for i, src := range st.route.Sources {
 		subject, err := src.Subject(st.vars)
 		if err != nil {
@@ -174,21 +182,69 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 		if err != nil {
 			return fmt.Errorf("subscribe to %q: %w", subject, err)
 		}
-		st.subs = append(st.subs, sub)
+		subs = append(subs, sub)
 	}
 	return nil
+}
+
+// resubscribe makes the stream's core subscriptions again on nc, which
+// replaced the connection they were made on.
+func (st *stream) resubscribe(nc *nats.Conn) error {
+	st.mu.Lock()
+	old, closed := st.subs, st.closed
+	st.subs = nil
+	st.mu.Unlock()
+	for _, sub := range old {
+		st.fanIn.forget(sub)
+	}
+	if closed {
+		return nil
+	}
+	if err := st.subscribeCore(nc); err != nil {
+		return err
+	}
+	// Freed meanwhile: its unsubscribe may have missed the new ones.
+	if st.isClosed() {
+		st.unsubscribe()
+	}
+	return nil
+}
+
+func (st *stream) isClosed() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.closed
+}
+
+// gap tells the stream's clients that events may have been missed (NATS
+// was away, and keeps nothing for a core subscriber), and forgets the
+// history: a resume from before the gap cannot be made whole.
+func (st *stream) gap() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return
+	}
+	st.m.reset.Add(float64(len(st.clients)))
+	frame := st.resetFrame(st.history.lastID())
+	st.history = newHistory(st.route.History)
+	st.history.evicted = true
+	for _, c := range st.clients {
+		c.push(frame)
+	}
 }
 
 // unsubscribe stops the sources and the subscriptions.
 func (st *stream) unsubscribe() {
 	st.feeds.halt()
 	st.mu.Lock()
-	cc := st.consume
+	cc, subs := st.consume, st.subs
+	st.subs = nil
 	st.mu.Unlock()
 	if cc != nil {
 		cc.Stop()
 	}
-	for _, sub := range st.subs {
+	for _, sub := range subs {
 		st.fanIn.forget(sub)
 		// A drained subscription is already gone, and so is everything on
 		// a closed connection.
@@ -197,7 +253,6 @@ func (st *stream) unsubscribe() {
 			st.warn().Err(err).Str("subject", sub.Subject).Msg("unsubscribe")
 		}
 	}
-	st.subs = nil
 }
 
 func (st *stream) reject(err error) {
@@ -262,7 +317,7 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 	}
 	st.idle.remove(st)
 	switch {
-	case resume && st.js != nil:
+	case resume && st.jsName != "":
 		// The history is in JetStream: live events wait behind the replay.
 		c.hold()
 		if after, err := strconv.ParseUint(lastID, 10, 64); err == nil && after > st.lastSeq {

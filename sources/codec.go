@@ -39,18 +39,26 @@ type Publisher interface {
 	Fits(m *nats.Msg) error
 }
 
+// Conns gives the NATS connection in use and its JetStream context: a
+// connection NATS closed for good is replaced, so a publisher asks for
+// it each time.
+type Conns interface {
+	Conn() *nats.Conn
+	JS() jetstream.JetStream
+}
+
 // CorePublisher publishes with core NATS and waits for the server to have
 // the messages.
-func CorePublisher(nc *nats.Conn) Publisher { return corePublisher{nc} }
+func CorePublisher(c Conns) Publisher { return corePublisher{c} }
 
 // JetStreamPublisher publishes to JetStream and waits for each ack; a
 // message whose Nats-Msg-Id JetStream has seen within its duplicate
 // window is acknowledged without being stored twice.
-func JetStreamPublisher(nc *nats.Conn, js jetstream.JetStream) Publisher {
-	return jsPublisher{corePublisher{nc}, js}
+func JetStreamPublisher(c Conns) Publisher {
+	return jsPublisher{corePublisher{c}}
 }
 
-type corePublisher struct{ nc *nats.Conn }
+type corePublisher struct{ conns Conns }
 
 func (p corePublisher) Fits(m *nats.Msg) error {
 	size := len(m.Data)
@@ -62,39 +70,37 @@ func (p corePublisher) Fits(m *nats.Msg) error {
 			}
 		}
 	}
-	if limit := p.nc.MaxPayload(); limit > 0 && int64(size) > limit {
+	if limit := p.conns.Conn().MaxPayload(); limit > 0 && int64(size) > limit {
 		return fmt.Errorf("event of %d bytes: %w (%d)", size, errTooLarge, limit)
 	}
 	return nil
 }
 
 func (p corePublisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
-	if !p.nc.IsConnected() {
+	nc := p.conns.Conn()
+	if !nc.IsConnected() {
 		return errors.New("NATS is not connected")
 	}
 	for _, m := range msgs {
-		if err := p.nc.PublishMsg(m); err != nil {
+		if err := nc.PublishMsg(m); err != nil {
 			return fmt.Errorf("publish to %q: %w", m.Subject, err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	if err := p.nc.FlushWithContext(ctx); err != nil {
+	if err := nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("wait for NATS to take the events: %w", err)
 	}
 	return nil
 }
 
-type jsPublisher struct {
-	corePublisher
-	js jetstream.JetStream
-}
+type jsPublisher struct{ corePublisher }
 
 func (p jsPublisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	for _, m := range msgs {
-		if _, err := p.js.PublishMsg(ctx, m); err != nil {
+		if _, err := p.conns.JS().PublishMsg(ctx, m); err != nil {
 			return fmt.Errorf("publish to %q in JetStream: %w", m.Subject, err)
 		}
 	}

@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/proxy/config"
@@ -22,20 +26,97 @@ import (
 // startTimeout bounds how long the embedded server may take to be ready.
 const startTimeout = 10 * time.Second
 
-// Backbone is a NATS connection, and the embedded server behind it if
-// ssegate started one.
+// Backbone is the NATS connection in use, and the embedded server behind
+// it if ssegate started one. nats.go gives a connection up for good when
+// the server closes it with an error (a protocol violation, its
+// max_reconnects spent, an auth error): a Backbone that made its
+// connection then makes another, and tells whoever asked (OnGap).
 type Backbone struct {
-	Conn     *nats.Conn
 	embedded *server.Server
-	closed   chan struct{}
 	log      zerolog.Logger
+	url      string
+	opts     []nats.Option // without the handlers bound to one connection
+	owned    bool          // made here: recovered, and closed by Close
+
+	cur      atomic.Pointer[link]
+	stopping atomic.Bool // Close was called: a closed connection stays so
+
+	mu    sync.Mutex
+	onGap []func(replaced bool)
 }
 
-// JetStream reports whether the NATS has JetStream, as far as ssegate can
-// know: false for the embedded server without a store_dir, true for the
-// embedded server with one and for any other NATS (which may still say no
-// when asked).
-func (b *Backbone) JetStream() bool {
+// link is one connection and its JetStream context.
+type link struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	closed chan struct{} // closed with the connection
+}
+
+// Conn is the connection in use. It changes only when NATS closed the
+// previous one for good.
+func (b *Backbone) Conn() *nats.Conn { return b.cur.Load().nc }
+
+// JS is the JetStream context of the connection in use.
+func (b *Backbone) JS() jetstream.JetStream { return b.cur.Load().js }
+
+// OnGap registers fn, called after each time the connection was down and
+// messages may have been missed: with replaced false when it reconnected
+// by itself (subscriptions are made again by nats.go), true when a new
+// connection replaced one NATS closed (subscriptions must be made again
+// on it). fn runs on a goroutine of its own.
+func (b *Backbone) OnGap(fn func(replaced bool)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onGap = append(b.onGap, fn)
+}
+
+func (b *Backbone) gap(replaced bool) {
+	b.mu.Lock()
+	fns := slices.Clone(b.onGap)
+	b.mu.Unlock()
+	for _, fn := range fns {
+		go fn(replaced)
+	}
+}
+
+// Given wraps a connection the caller made and keeps: it is not
+// recovered when NATS closes it, nor closed by Close.
+func Given(nc *nats.Conn, log zerolog.Logger) (*Backbone, error) {
+	b := &Backbone{log: log}
+	l, err := newLink(nc)
+	if err != nil {
+		return nil, err
+	}
+	b.cur.Store(l)
+	go b.watch(l)
+	return b, nil
+}
+
+func newLink(nc *nats.Conn) (*link, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("JetStream: %w", err)
+	}
+	return &link{nc: nc, js: js, closed: make(chan struct{})}, nil
+}
+
+// watch reports l's reconnects as gaps until it closes.
+func (b *Backbone) watch(l *link) {
+	ch := l.nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
+	defer l.nc.RemoveStatusListener(ch)
+	for st := range ch {
+		if st == nats.CLOSED {
+			return
+		}
+		b.gap(false)
+	}
+}
+
+// HasJetStream reports whether the NATS has JetStream, as far as ssegate
+// can know: false for the embedded server without a store_dir, true for
+// the embedded server with one and for any other NATS (which may still
+// say no when asked).
+func (b *Backbone) HasJetStream() bool {
 	return b.embedded == nil || b.embedded.JetStreamEnabled()
 }
 
@@ -44,25 +125,24 @@ func (b *Backbone) JetStream() bool {
 // keeps reconnecting for as long as the process runs, logging each
 // disconnect and reconnect once.
 func Connect(cfg config.NATS, log zerolog.Logger) (*Backbone, error) {
-	b := &Backbone{closed: make(chan struct{}), log: log}
+	b := &Backbone{log: log, url: cfg.URL, owned: true}
 	name := cfg.Name
 	if name == "" {
 		name = "ssegate"
 	}
-	opts := []nats.Option{
+	b.opts = []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if nc.IsClosed() || nc.IsDraining() {
-				return // our own Close
+				return // closed: the closed handler says why
 			}
 			log.Warn().Err(err).Msg("NATS disconnected; reconnecting")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("NATS reconnected")
 		}),
-		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			ev := log.Error().Err(err)
 			if sub != nil {
@@ -72,36 +152,82 @@ func Connect(cfg config.NATS, log zerolog.Logger) (*Backbone, error) {
 		}),
 	}
 	if cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		b.opts = append(b.opts, nats.UserCredentials(cfg.CredsFile))
 	}
-
-	url := cfg.URL
-	if url == "" {
+	if cfg.URL == "" {
 		srv, err := startEmbedded(cfg.Embedded, log)
 		if err != nil {
 			return nil, err
 		}
 		b.embedded = srv
-		opts = append(opts, nats.InProcessServer(srv))
+		b.opts = append(b.opts, nats.InProcessServer(srv))
 	} else {
 		// A NATS cluster that is down when ssegate starts is the same
 		// failure as one that goes down later: keep trying, don't exit.
-		opts = append(opts, nats.RetryOnFailedConnect(true))
+		b.opts = append(b.opts, nats.RetryOnFailedConnect(true))
 	}
-	nc, err := nats.Connect(url, opts...)
+	l, err := b.dial()
 	if err != nil {
 		if b.embedded != nil {
 			b.embedded.Shutdown()
 		}
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
-	b.Conn = nc
+	b.cur.Store(l)
+	nc := l.nc
 	if nc.IsConnected() {
 		log.Info().Str("server", nc.ConnectedUrlRedacted()).Bool("embedded", b.embedded != nil).Msg("NATS connected")
 	} else {
 		log.Warn().Str("url", cfg.URL).Msg("NATS not reachable yet; retrying in the background")
 	}
 	return b, nil
+}
+
+// dial makes a connection whose closing, unless Close did it, starts
+// the making of the next.
+func (b *Backbone) dial() (*link, error) {
+	l := &link{closed: make(chan struct{})}
+	opts := append(slices.Clone(b.opts), nats.ClosedHandler(func(nc *nats.Conn) {
+		close(l.closed)
+		if b.stopping.Load() {
+			return
+		}
+		err := nc.LastError()
+		b.log.Error().Err(err).Msg("NATS closed the connection; making a new one")
+		go b.replace()
+	}))
+	nc, err := nats.Connect(b.url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("JetStream: %w", err)
+	}
+	l.nc, l.js = nc, js
+	go b.watch(l)
+	return l, nil
+}
+
+// replace makes connections, with backoff, until one takes the closed
+// one's place or Close is called.
+func (b *Backbone) replace() {
+	for delay := 100 * time.Millisecond; !b.stopping.Load(); delay = min(2*delay, 5*time.Second) {
+		l, err := b.dial()
+		if err == nil {
+			b.cur.Store(l)
+			if b.stopping.Load() {
+				l.nc.Close()
+				return
+			}
+			b.log.Warn().Str("server", l.nc.ConnectedUrlRedacted()).Msg("NATS connection replaced; subscriptions made again")
+			b.gap(true)
+			return
+		}
+		b.log.Warn().Err(err).Dur("retry_in", delay).Msg("NATS connection not made yet")
+		time.Sleep(delay)
+	}
 }
 
 func startEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, error) {
@@ -171,27 +297,33 @@ func startEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, err
 }
 
 // Close drains the connection, so messages already received are handled,
-// then stops the embedded server. It gives up when ctx ends.
+// then stops the embedded server. It gives up when ctx ends. A connection
+// the caller gave is left open.
 func (b *Backbone) Close(ctx context.Context) error {
+	if !b.owned {
+		return nil
+	}
+	b.stopping.Store(true)
 	defer func() {
 		if b.embedded != nil {
 			b.embedded.Shutdown()
 		}
 	}()
-	if !b.Conn.IsConnected() {
+	l := b.cur.Load()
+	if !l.nc.IsConnected() {
 		// Nothing can be drained from a server we are not connected to.
-		b.Conn.Close()
+		l.nc.Close()
 		return nil
 	}
-	if err := b.Conn.Drain(); err != nil {
-		b.Conn.Close()
+	if err := l.nc.Drain(); err != nil {
+		l.nc.Close()
 		return fmt.Errorf("drain NATS connection: %w", err)
 	}
 	select {
-	case <-b.closed:
+	case <-l.closed:
 		return nil
 	case <-ctx.Done():
-		b.Conn.Close()
+		l.nc.Close()
 		return fmt.Errorf("drain NATS connection: %w", ctx.Err())
 	}
 }

@@ -52,9 +52,9 @@ func TestEmbeddedInProcessOnly(t *testing.T) {
 	if b.embedded == nil || b.embedded.Addr() != nil {
 		t.Fatalf("want an embedded server without a TCP listener, got %v", b.embedded)
 	}
-	roundTrip(t, b.Conn, b.Conn)
+	roundTrip(t, b.Conn(), b.Conn())
 	closeBackbone(t, b)
-	if !b.Conn.IsClosed() || b.embedded.Running() {
+	if !b.Conn().IsClosed() || b.embedded.Running() {
 		t.Error("Close left the connection or the server running")
 	}
 }
@@ -71,7 +71,7 @@ func TestEmbeddedListensForOtherProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ext.Close()
-	roundTrip(t, b.Conn, ext)
+	roundTrip(t, b.Conn(), ext)
 }
 
 func TestEmbeddedJetStreamWithStoreDir(t *testing.T) {
@@ -80,7 +80,7 @@ func TestEmbeddedJetStreamWithStoreDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeBackbone(t, b)
-	js, err := b.Conn.JetStream()
+	js, err := b.Conn().JetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,10 +99,10 @@ func TestExternalServer(t *testing.T) {
 	if b.embedded != nil {
 		t.Fatal("started an embedded server although a URL was given")
 	}
-	if !b.Conn.IsConnected() || b.Conn.Opts.Name != "edge-test" {
-		t.Fatalf("connected %v as %q", b.Conn.IsConnected(), b.Conn.Opts.Name)
+	if !b.Conn().IsConnected() || b.Conn().Opts.Name != "edge-test" {
+		t.Fatalf("connected %v as %q", b.Conn().IsConnected(), b.Conn().Opts.Name)
 	}
-	roundTrip(t, b.Conn, b.Conn)
+	roundTrip(t, b.Conn(), b.Conn())
 }
 
 func TestEmbeddedListenInUseFails(t *testing.T) {

@@ -76,20 +76,22 @@ type Job = func(ctx context.Context, saved []byte, save func(context.Context, []
 
 // Leases takes and renews leases for this process.
 type Leases struct {
-	js     jetstream.JetStream
+	js     func() jetstream.JetStream // of the NATS connection in use
 	ttl    time.Duration
 	holder []byte // this process, in the lease's value
 	log    zerolog.Logger
 
 	mu       sync.Mutex
 	kv       jetstream.KeyValue
-	disabled bool // the NATS has no JetStream: every job runs here
+	kvFrom   jetstream.JetStream // what kv was opened with
+	disabled bool                // the NATS has no JetStream: every job runs here
 	ready    chan struct{}
 }
 
-// New returns leases kept in js's bucket, with the given TTL (DefaultTTL
-// when 0). The bucket is created on first use.
-func New(js jetstream.JetStream, ttl time.Duration, log zerolog.Logger) *Leases {
+// New returns leases kept in the bucket of the JetStream js gives, with
+// the given TTL (DefaultTTL when 0). The bucket is created on first use,
+// and opened again when js gives another JetStream (a new connection).
+func New(js func() jetstream.JetStream, ttl time.Duration, log zerolog.Logger) *Leases {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
@@ -144,7 +146,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // JetStream.
 func (l *Leases) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	l.mu.Lock()
-	if l.kv != nil || l.disabled {
+	if l.disabled || (l.kv != nil && l.kvFrom == l.js()) {
 		defer l.mu.Unlock()
 		return l.kv, nil
 	}
@@ -173,12 +175,13 @@ func (l *Leases) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	notEnabled := 0
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
 		octx, cancel := context.WithTimeout(ctx, opTimeout)
-		kv, err := l.openBucket(octx)
+		js := l.js()
+		kv, err := l.openBucket(octx, js)
 		cancel()
 		switch {
 		case err == nil:
 			l.mu.Lock()
-			l.kv = kv
+			l.kv, l.kvFrom = kv, js
 			l.mu.Unlock()
 			return kv, nil
 		case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders):
@@ -202,8 +205,8 @@ func (l *Leases) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 
 // openBucket opens the bucket as it is (an operator may have tuned it), or
 // creates it on bucketReplicas nodes, or on one where there is only one.
-func (l *Leases) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := l.js.KeyValue(ctx, Bucket)
+func (l *Leases) openBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return kv, err
 	}
@@ -214,14 +217,14 @@ func (l *Leases) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 		TTL:         bucketMaxAge,
 		Replicas:    bucketReplicas,
 	}
-	kv, err = l.js.CreateKeyValue(ctx, cfg)
+	kv, err = js.CreateKeyValue(ctx, cfg)
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && slices.Contains(tooFewNodes, apiErr.ErrorCode) {
 		cfg.Replicas = 1
-		kv, err = l.js.CreateKeyValue(ctx, cfg)
+		kv, err = js.CreateKeyValue(ctx, cfg)
 	}
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		return l.js.KeyValue(ctx, Bucket) // another replica made it first
+		return js.KeyValue(ctx, Bucket) // another replica made it first
 	}
 	return kv, err
 }

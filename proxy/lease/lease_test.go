@@ -64,7 +64,7 @@ func replicaAt(t *testing.T, url string, ttl time.Duration) *replica {
 		t.Fatal(err)
 	}
 	r := &replica{nc: nc}
-	r.leases = lease.New(js, ttl, zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), &r.logs)))
+	r.leases = lease.New(func() jetstream.JetStream { return js }, ttl, zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), &r.logs)))
 	return r
 }
 
