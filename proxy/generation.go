@@ -40,9 +40,9 @@ type authState struct {
 
 // routeState is what a route has beyond its config.
 type routeState struct {
-	jsStream string         // the JetStream stream of its history, or ""
-	m        *routeMetrics  // its counters
-	ingress  []http.Handler // its webhooks' handlers, by source (nil for others)
+	reader  *jsReader      // reads its JetStream history, or nil
+	m       *routeMetrics  // its counters
+	ingress []http.Handler // its webhooks' handlers, by source (nil for others)
 
 	feeds feedGroup // its route-wide fetching sources
 	// ended is set, under the Server's mu, once a reload removed the
@@ -135,11 +135,11 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 		}
 	}
 	for _, rt := range durable {
-		name, err := s.setupJetStream(cfg, rt)
+		name, subjects, err := s.setupJetStream(cfg, rt)
 		if err != nil {
 			return fail(fmt.Errorf("route %q: JetStream history: %w", rt.Path, err))
 		}
-		g.routes[rt].jsStream = name
+		g.routes[rt].reader = newJSReader(s.bb, name, subjects, s.warn.With().Str("route", rt.Path).Logger(), s.closing)
 	}
 	return g, nil
 }

@@ -28,26 +28,27 @@ const jsTimeout = 10 * time.Second
 const jsDuplicateWindow = 10 * time.Minute
 
 // setupJetStream creates or updates the JetStream stream of rt's history,
-// or checks that a stream it names exists, and returns its name.
-func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, error) {
+// or checks that a stream it names exists, and returns its name and the
+// route's subjects ("*" where a stream's varies).
+func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, []string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
 	js := s.bb.JS()
-	if name := rt.JetStream.Stream; name != "" {
-		if _, err := js.Stream(ctx, name); err != nil {
-			return "", fmt.Errorf("stream %q: %w", name, err)
-		}
-		return name, nil
-	}
 	var subjects []string
 	for _, src := range rt.Sources {
 		p, err := src.Pattern(cfg.EvalContext)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if !slices.Contains(subjects, p) {
 			subjects = append(subjects, p)
 		}
+	}
+	if name := rt.JetStream.Stream; name != "" {
+		if _, err := js.Stream(ctx, name); err != nil {
+			return "", nil, fmt.Errorf("stream %q: %w", name, err)
+		}
+		return name, subjects, nil
 	}
 	sum := sha256.Sum256([]byte(rt.Path))
 	name := "SSEGATE_" + strings.ToUpper(hex.EncodeToString(sum[:8]))
@@ -69,119 +70,29 @@ func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, e
 		Duplicates:  jsDuplicateWindow,
 	})
 	if err != nil {
-		return "", fmt.Errorf("create or update stream %s for %q: %w", name, subjects, err)
+		return "", nil, fmt.Errorf("create or update stream %s for %q: %w", name, subjects, err)
 	}
-	return name, nil
+	return name, subjects, nil
 }
 
-// subscribeJetStream reads the stream's subjects from its JetStream
-// stream, from the message after the last one stored now: events before
-// that are history, replayed to the clients that ask.
-func (st *stream) subscribeJetStream(name string) error {
-	subjects := make([]string, len(st.route.Sources))
-	for i, src := range st.route.Sources {
+// subscribeJetStream has the route's reader hand the stream the messages
+// on its subjects from the one after the last the reader read: events
+// before that are history, replayed to the clients that ask.
+func (st *stream) subscribeJetStream(reader *jsReader) error {
+	subjects := make([]string, 0, len(st.route.Sources))
+	for _, src := range st.route.Sources {
 		subject, err := src.Subject(st.vars)
 		if err != nil {
 			return err
 		}
-		subjects[i] = subject
+		if !slices.Contains(subjects, subject) {
+			subjects = append(subjects, subject)
+		}
 	}
+	st.jsName, st.jsSubjects, st.reader = reader.name, subjects, reader
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
-	info, err := st.bb.JS().Stream(ctx, name)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", name, err)
-	}
-	last := info.CachedInfo().State.LastSeq
-	st.jsName, st.jsSubjects, st.lastSeq = name, subjects, last
-	cc, err := st.consumeFrom(ctx, last+1)
-	if err != nil {
-		return err
-	}
-	st.consume = cc
-	return nil
-}
-
-// consumeFrom reads the stream's subjects live, from sequence start on.
-func (st *stream) consumeFrom(ctx context.Context, start uint64) (jetstream.ConsumeContext, error) {
-	cons, err := st.bb.JS().OrderedConsumer(ctx, st.jsName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: st.jsSubjects,
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    start,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consumer on %s: %w", st.jsName, err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			st.reject(err)
-			return
-		}
-		st.pending.Store(md.NumPending)
-		ev, err := st.jsEvent(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, true)
-		if err != nil {
-			st.reject(err)
-		}
-		st.deliverSeq(ev, err == nil, md.Sequence.Stream)
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		st.sampledWarn().Err(err).Msg("JetStream consumer")
-	}))
-	if err != nil {
-		return nil, fmt.Errorf("consume %s: %w", st.jsName, err)
-	}
-	return cc, nil
-}
-
-// reconsumeTimeout bounds one attempt of reconsume: short, since a
-// request caught by a leader election gets no answer at all.
-const reconsumeTimeout = 2 * time.Second
-
-// reconsume replaces the stream's consumer by one that starts after the
-// last event handed out, retrying until it works, the stream is closed or
-// done is. It runs once NATS has reconnected: the consumer may have lived
-// on a node that is gone, and the library's own recreation waits out a
-// 10 s timeout for each request a leader election swallows. Two
-// consumers for a moment do no harm: deliverSeq takes each sequence once,
-// in order.
-func (st *stream) reconsume(done <-chan struct{}) {
-	if !st.reconsuming.CompareAndSwap(false, true) {
-		return
-	}
-	defer st.reconsuming.Store(false)
-	for delay := 250 * time.Millisecond; ; delay = min(2*delay, reconsumeTimeout) {
-		st.mu.Lock()
-		closed, start := st.closed, st.lastSeq+1
-		st.mu.Unlock()
-		if closed {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), reconsumeTimeout)
-		cc, err := st.consumeFrom(ctx, start)
-		cancel()
-		if err == nil {
-			st.mu.Lock()
-			old := st.consume
-			st.consume = cc
-			closed = st.closed
-			st.mu.Unlock()
-			if closed {
-				cc.Stop()
-			}
-			// Stop may wait for a recreation of the old one's own.
-			go old.Stop()
-			st.debug().Uint64("from", start).Msg("JetStream consumer recreated after a reconnect")
-			return
-		}
-		st.debug().Err(err).Msg("JetStream consumer not recreated yet")
-		t := time.NewTimer(delay)
-		select {
-		case <-done:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+	return reader.add(ctx, st)
 }
 
 // jsEvent maps a stored message with the source whose subject it is on;

@@ -216,9 +216,13 @@ func (s *Server) afterGap(replaced bool) {
 	}
 	streams := slices.Collect(maps.Values(s.streams))
 	s.mu.Unlock()
+	for _, rs := range s.gen().routes {
+		if rs.reader != nil {
+			go rs.reader.reconsume()
+		}
+	}
 	for _, st := range streams {
-		if st.jsName != "" {
-			go st.reconsume(s.closing)
+		if st.reader != nil {
 			continue
 		}
 		if replaced {
@@ -413,7 +417,7 @@ func (s *Server) openStream(rs *routeState, id streamID) (*stream, error) {
 		epoch:   newEpoch(),
 		ready:   make(chan struct{}),
 	}
-	if err := st.subscribe(s.bb, rs.jsStream); err != nil {
+	if err := st.subscribe(s.bb, rs.reader); err != nil {
 		return nil, err
 	}
 	st.debug().Msg("stream opened")
@@ -707,6 +711,7 @@ func shareOf(ctx context.Context, n int) (context.Context, context.CancelFunc) {
 func (s *Server) drainStreams(ctx context.Context, streams map[string]*stream) {
 	var closed []<-chan nats.SubStatus
 	var consumers []jetstream.ConsumeContext
+	readers := map[*jsReader]bool{}
 	// Every stream's sources are told to stop before any is waited for:
 	// each may spend a moment saving its progress and releasing its lease.
 	for _, st := range streams {
@@ -716,11 +721,13 @@ func (s *Server) drainStreams(ctx context.Context, streams map[string]*stream) {
 	for _, st := range streams {
 		st.feeds.halt()
 		st.mu.Lock()
-		cc, subs := st.consume, st.subs
+		subs := st.subs
 		st.mu.Unlock()
-		if cc != nil {
-			cc.Drain()
-			consumers = append(consumers, cc)
+		if r := st.reader; r != nil && !readers[r] {
+			readers[r] = true
+			if cc := r.drain(); cc != nil {
+				consumers = append(consumers, cc)
+			}
 		}
 		for _, sub := range subs {
 			ch := sub.StatusChanged(nats.SubscriptionClosed)

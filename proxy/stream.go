@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/proxy/backbone"
@@ -51,12 +50,10 @@ type stream struct {
 
 	bb *backbone.Backbone // the NATS connection in use
 	// With a JetStream history: the stream, the subjects read, and the
-	// consumer that replaces subs.
+	// route's reader that replaces subs.
 	jsName     string
 	jsSubjects []string
-	consume    jetstream.ConsumeContext // guarded by mu once the stream is open
-	// reconsuming is set while reconsume replaces consume.
-	reconsuming atomic.Bool
+	reader     *jsReader
 
 	mu      sync.Mutex
 	clients []*Client
@@ -97,11 +94,11 @@ func (st *stream) sampledWarn() *zerolog.Event { return st.about(st.logs.warn.Wa
 
 // subscribe reads the route's sources, from JetStream when its history is
 // there (jsName), else with one subscription per source.
-func (st *stream) subscribe(bb *backbone.Backbone, jsName string) error {
+func (st *stream) subscribe(bb *backbone.Backbone, reader *jsReader) error {
 	st.bb = bb
 	var err error
-	if jsName != "" {
-		err = st.subscribeJetStream(jsName)
+	if reader != nil {
+		err = st.subscribeJetStream(reader)
 	} else {
 		err = st.subscribeCore(bb.Conn())
 	}
@@ -238,11 +235,11 @@ func (st *stream) gap() {
 func (st *stream) unsubscribe() {
 	st.feeds.halt()
 	st.mu.Lock()
-	cc, subs := st.consume, st.subs
+	subs := st.subs
 	st.subs = nil
 	st.mu.Unlock()
-	if cc != nil {
-		cc.Stop()
+	if st.reader != nil {
+		st.reader.remove(st)
 	}
 	for _, sub := range subs {
 		st.fanIn.forget(sub)

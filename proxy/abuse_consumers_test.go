@@ -1,0 +1,109 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+)
+
+// Abuse: JetStream consumers. nats-server allows 1,000 consumers per
+// stream by default; streams opened and closed without end, resumes
+// included, must not use them up, on any replica.
+func TestConsumersDoNotGrowWithStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster and opens 3,000 streams")
+	}
+	nodes := loopback.Cluster(t, 3)
+	const cfg = `
+new_streams_per_ip = 0
+route "/t/{name}" {
+  history {
+    store    = "jetstream"
+    replicas = 3
+  }
+  source "nats" { subject = "t.${path.name}" }
+}`
+	a, b := startOn(t, nodes[0], cfg), startOn(t, nodes[1], cfg)
+	js, err := jetstreamFor(t, nodes[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
+	defer cancel()
+	publish := func(subject, data string) {
+		t.Helper()
+		if _, err := js.Publish(ctx, subject, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var name string
+	for s := range js.ListStreams(ctx).Info() {
+		name = s.Config.Name
+	}
+	stream, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers := func() int {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
+
+	// A client of /t/kept sees an event, leaves, and misses three.
+	kept := a.open("/t/kept", nil)
+	publish("t.kept", "seen")
+	seen := kept.ExpectData("seen")[0].LastEventID
+	kept.Close()
+	for i := range 3 {
+		publish("t.kept", fmt.Sprint("missed ", i))
+	}
+
+	const n = 3000
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 10)
+	for i := range n {
+		h := a
+		if i%2 == 1 {
+			h = b
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if status := openAndClose(t, h.ts.Listener.Addr().String(), fmt.Sprintf("/t/s%d", i)); !strings.Contains(status, " 200 ") {
+				t.Errorf("stream %d: %q", i, status)
+			}
+		})
+		if i%500 == 0 {
+			// One ordered consumer per replica reads the route, however
+			// many streams it has.
+			if c := consumers(); c > 2 {
+				t.Fatalf("%d consumers on the stream after %d streams, want at most 2 (one per replica)", c, i)
+			}
+		}
+	}
+	wg.Wait()
+	if c := consumers(); c > 2 {
+		t.Fatalf("%d consumers on the stream after %d streams, want at most 2", c, n)
+	}
+
+	// Resumes on either replica get exactly what was missed.
+	onA := a.open("/t/kept", http.Header{"Last-Event-Id": {seen}})
+	onA.ExpectData("missed 0", "missed 1", "missed 2")
+	publish("t.kept", "live")
+	onA.ExpectData("live")
+	onB := b.open("/t/kept", http.Header{"Last-Event-Id": {seen}})
+	onB.ExpectData("missed 0", "missed 1", "missed 2", "live")
+	onB.ExpectQuiet(50 * time.Millisecond)
+	if c := consumers(); c > 2 {
+		t.Errorf("%d consumers after the resumes, want at most 2", c)
+	}
+}

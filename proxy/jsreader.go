@@ -1,0 +1,241 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/proxy/backbone"
+)
+
+// jsReader reads a route's JetStream history live for all the route's
+// streams on this replica, with one ordered consumer over the route's
+// subjects, and hands each message to the streams whose subjects it is
+// on. The consumers on the server do not grow with the streams (nats-server
+// allows 1,000 per stream by default), and a stream that closes leaves
+// nothing behind there. The consumer runs while the route has a stream
+// here.
+type jsReader struct {
+	bb       *backbone.Backbone
+	name     string   // the JetStream stream
+	subjects []string // the route's subjects, "*" where a stream's varies
+	warn     zerolog.Logger
+	done     <-chan struct{} // the Server's closing
+
+	mu      sync.Mutex
+	plain   map[string][]*stream // streams by their one subject without wildcards
+	wild    []*stream            // streams with a wildcard among their subjects
+	count   int
+	consume jetstream.ConsumeContext
+	lastSeq uint64 // the last sequence read
+	// gen names the consumer whose messages count: one replaced or
+	// stopped may still deliver a few.
+	gen uint64
+
+	reconsuming atomic.Bool
+}
+
+// jsHeartbeat is how often JetStream must show a reading consumer it is
+// alive: a consumer on a node that died is found out after two missed
+// heartbeats, and made again on another.
+const jsHeartbeat = time.Second
+
+func newJSReader(bb *backbone.Backbone, name string, subjects []string, warn zerolog.Logger, done <-chan struct{}) *jsReader {
+	return &jsReader{bb: bb, name: name, subjects: subjects, warn: warn, done: done, plain: map[string][]*stream{}}
+}
+
+// add starts handing st the messages on its subjects after the last one
+// read, which is where st's history starts: what came before is stored,
+// replayed to clients that ask. The first stream starts the consumer, from
+// the message after the last one stored now.
+func (r *jsReader) add(ctx context.Context, st *stream) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.consume == nil {
+		info, err := r.bb.JS().Stream(ctx, r.name)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", r.name, err)
+		}
+		last := info.CachedInfo().State.LastSeq
+		r.gen++
+		cc, err := r.consumeFrom(ctx, last+1, r.gen)
+		if err != nil {
+			return err
+		}
+		r.consume, r.lastSeq = cc, last
+	}
+	st.lastSeq = r.lastSeq
+	if len(st.jsSubjects) == 1 && !strings.ContainsAny(st.jsSubjects[0], "*>") {
+		r.plain[st.jsSubjects[0]] = append(r.plain[st.jsSubjects[0]], st)
+	} else {
+		r.wild = append(r.wild, st)
+	}
+	r.count++
+	return nil
+}
+
+// remove stops handing st messages; the last stream stops the consumer.
+func (r *jsReader) remove(st *stream) {
+	r.mu.Lock()
+	found := false
+	if len(st.jsSubjects) == 1 && !strings.ContainsAny(st.jsSubjects[0], "*>") {
+		subject := st.jsSubjects[0]
+		if i := slices.Index(r.plain[subject], st); i >= 0 {
+			r.plain[subject] = slices.Delete(r.plain[subject], i, i+1)
+			if len(r.plain[subject]) == 0 {
+				delete(r.plain, subject)
+			}
+			found = true
+		}
+	} else if i := slices.Index(r.wild, st); i >= 0 {
+		r.wild = slices.Delete(r.wild, i, i+1)
+		found = true
+	}
+	var stop jetstream.ConsumeContext
+	if found {
+		if r.count--; r.count == 0 {
+			stop, r.consume = r.consume, nil
+			r.gen++
+		}
+	}
+	r.mu.Unlock()
+	if stop != nil {
+		stop.Stop()
+	}
+}
+
+// consumeFrom reads the route's subjects live from sequence start on,
+// as consumer gen.
+func (r *jsReader) consumeFrom(ctx context.Context, start, gen uint64) (jetstream.ConsumeContext, error) {
+	cons, err := r.bb.JS().OrderedConsumer(ctx, r.name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: r.subjects,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer on %s: %w", r.name, err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { r.hand(m, gen) },
+		jetstream.PullHeartbeat(jsHeartbeat), jetstream.PullExpiry(5*jsHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			r.warn.Warn().Err(err).Str("stream", r.name).Msg("JetStream consumer")
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				// Its node is likely gone: the library's own remaking
+				// can wait out a timeout per request an election
+				// swallows; ours tries in short attempts.
+				go r.reconsume()
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", r.name, err)
+	}
+	return cc, nil
+}
+
+// hand gives message m, read by consumer gen, to the streams it is for,
+// each sequence once and in order.
+func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
+	md, err := m.Metadata()
+	if err != nil {
+		r.warn.Warn().Err(err).Str("stream", r.name).Msg("JetStream message without metadata")
+		return
+	}
+	seq, subject := md.Sequence.Stream, m.Subject()
+	r.mu.Lock()
+	if gen != r.gen || seq <= r.lastSeq {
+		r.mu.Unlock()
+		return
+	}
+	r.lastSeq = seq
+	targets := slices.Clone(r.plain[subject])
+	for _, st := range r.wild {
+		if st.sourceOf(subject) >= 0 {
+			targets = append(targets, st)
+		}
+	}
+	r.mu.Unlock()
+	msg := &nats.Msg{Subject: subject, Header: m.Headers(), Data: m.Data()}
+	for _, st := range targets {
+		st.pending.Store(md.NumPending)
+		ev, err := st.jsEvent(msg, true)
+		if err != nil {
+			st.reject(err)
+		}
+		st.deliverSeq(ev, err == nil, seq)
+	}
+}
+
+// reconsumeTimeout bounds one attempt of reconsume: short, since a
+// request caught by a leader election gets no answer at all.
+const reconsumeTimeout = 2 * time.Second
+
+// reconsume replaces the consumer by one that starts after the last
+// message read, retrying until it works, the route has no stream here or
+// the Server closes. It runs after NATS was away, or a consumer's
+// heartbeats stopped: the consumer may have lived on a node that is gone.
+func (r *jsReader) reconsume() {
+	if !r.reconsuming.CompareAndSwap(false, true) {
+		return
+	}
+	defer r.reconsuming.Store(false)
+	for delay := 250 * time.Millisecond; ; delay = min(2*delay, reconsumeTimeout) {
+		r.mu.Lock()
+		if r.consume == nil {
+			r.mu.Unlock()
+			return
+		}
+		// From here the old consumer's messages are ignored; the new one
+		// starts after the last message read.
+		r.gen++
+		gen, start := r.gen, r.lastSeq+1
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), reconsumeTimeout)
+		cc, err := r.consumeFrom(ctx, start, gen)
+		cancel()
+		if err == nil {
+			r.mu.Lock()
+			old := r.consume
+			current := r.gen == gen && old != nil
+			if current {
+				r.consume = cc
+			}
+			r.mu.Unlock()
+			if !current {
+				cc.Stop() // stopped or replaced meanwhile
+				return
+			}
+			// Stop may wait for a remaking of the old one's own.
+			go old.Stop()
+			r.warn.Debug().Str("stream", r.name).Uint64("from", start).Msg("JetStream consumer made again")
+			return
+		}
+		r.warn.Debug().Err(err).Str("stream", r.name).Msg("JetStream consumer not made again yet")
+		t := time.NewTimer(delay)
+		select {
+		case <-r.done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// drain stops the consumer once what it has read is handed on, and
+// returns it (nil when it was not running), to wait for its Closed.
+func (r *jsReader) drain() jetstream.ConsumeContext {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.consume != nil {
+		r.consume.Drain()
+	}
+	return r.consume
+}
