@@ -606,6 +606,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, s.config().ShutdownTimeout)
 		defer cancel()
 	}
+	// The streams' steps end early enough to leave closing NATS (and
+	// stopping the embedded server, which takes a moment) inside the
+	// deadline too: a tenth of the time, at most a second.
+	natsCtx := ctx
+	ctx, cancelStreams := reserveEnd(ctx, 10, time.Second)
+	defer cancelStreams()
 	// Sources first, so that what they fetched last still reaches clients.
 	s.stopFeeding()
 	drainCtx, cancel := shareOf(ctx, 3)
@@ -664,10 +670,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	// A stream freed just before Shutdown may still be stopping its
-	// sources; NATS stays until they are done.
-	s.releasing.Wait()
+	// sources; NATS stays until they are done, or the time is up.
+	released := make(chan struct{})
+	go func() {
+		s.releasing.Wait()
+		close(released)
+	}()
+	select {
+	case <-released:
+	case <-ctx.Done():
+	}
 	s.http.CloseIdleConnections()
-	err = errors.Join(err, s.bb.Close(ctx))
+	err = errors.Join(err, s.bb.Close(natsCtx))
 	s.fanIn.close()
 	return err
 }
@@ -694,6 +708,13 @@ func (s *Server) peerWatcher() (*peerwatch.Watcher, error) {
 		s.peers = pw
 	}
 	return s.peers, nil
+}
+
+// reserveEnd returns a context that ends before ctx does, by 1/n of the
+// time ctx has left, and by no more than most.
+func reserveEnd(ctx context.Context, n int, most time.Duration) (context.Context, context.CancelFunc) {
+	deadline, _ := ctx.Deadline()
+	return context.WithDeadline(ctx, deadline.Add(-min(time.Until(deadline)/time.Duration(n), most)))
 }
 
 // shareOf returns a context that ends after 1/n of the time ctx has left.
