@@ -202,7 +202,7 @@ func (s *Server) startRoute(g *generation, rt *config.Route) error {
 		return fmt.Errorf("route %q: %w", rt.Path, err)
 	}
 	st.pinned = true
-	st.startFeeding(s.feedEnv(rt), s.trackFeed)
+	st.startFeeding(id.vars, s.feedEnv(rt), s.trackFeed)
 	close(st.ready)
 	s.mu.Lock()
 	s.hold(st)

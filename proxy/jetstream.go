@@ -79,17 +79,7 @@ func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, [
 // on its subjects from the one after the last the reader read: events
 // before that are history, replayed to the clients that ask.
 func (st *stream) subscribeJetStream(reader *jsReader) error {
-	subjects := make([]string, 0, len(st.route.Sources))
-	for _, src := range st.route.Sources {
-		subject, err := src.Subject(st.vars)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(subjects, subject) {
-			subjects = append(subjects, subject)
-		}
-	}
-	st.jsName, st.jsSubjects, st.reader = reader.name, subjects, reader
+	st.jsName, st.jsSubjects, st.reader = reader.name, st.subjects, reader
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
 	return reader.add(ctx, st)
@@ -102,7 +92,7 @@ func (st *stream) jsEvent(msg *nats.Msg, live bool) (sources.Event, error) {
 		if live {
 			st.m.received[i].Inc()
 		}
-		return st.route.Sources[i].Event(st.vars, msg)
+		return st.route.Sources[i].Event(st.mapVars(), msg)
 	}
 	return sources.Event{}, fmt.Errorf("message on %q matches no source", msg.Subject)
 }

@@ -74,8 +74,8 @@ func (r *jsReader) add(ctx context.Context, st *stream) error {
 		r.consume, r.lastSeq = cc, last
 	}
 	st.lastSeq = r.lastSeq
-	if len(st.jsSubjects) == 1 && !strings.ContainsAny(st.jsSubjects[0], "*>") {
-		r.plain[st.jsSubjects[0]] = append(r.plain[st.jsSubjects[0]], st)
+	if subject, ok := plainSubject(st); ok {
+		r.plain[subject] = append(r.plain[subject], st)
 	} else {
 		r.wild = append(r.wild, st)
 	}
@@ -87,8 +87,7 @@ func (r *jsReader) add(ctx context.Context, st *stream) error {
 func (r *jsReader) remove(st *stream) {
 	r.mu.Lock()
 	found := false
-	if len(st.jsSubjects) == 1 && !strings.ContainsAny(st.jsSubjects[0], "*>") {
-		subject := st.jsSubjects[0]
+	if subject, ok := plainSubject(st); ok {
 		if i := slices.Index(r.plain[subject], st); i >= 0 {
 			r.plain[subject] = slices.Delete(r.plain[subject], i, i+1)
 			if len(r.plain[subject]) == 0 {
@@ -111,6 +110,18 @@ func (r *jsReader) remove(st *stream) {
 	if stop != nil {
 		stop.Stop()
 	}
+}
+
+// plainSubject is the one subject, without wildcards, that every source
+// of st reads, if there is one: such a stream is found by a map lookup.
+func plainSubject(st *stream) (string, bool) {
+	first := st.jsSubjects[0]
+	for _, s := range st.jsSubjects {
+		if s != first || strings.ContainsAny(s, "*>") {
+			return "", false
+		}
+	}
+	return first, true
 }
 
 // consumeFrom reads the route's subjects live from sequence start on,

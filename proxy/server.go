@@ -8,6 +8,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,7 +16,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -370,52 +370,65 @@ type streamID struct {
 	rs   *routeState // nil when a reload removed rt meanwhile
 	vals []string
 	vars *hcl.EvalContext // path, and auth when the route has it
-	key  string
+	// subjects are what each source of the route reads for this stream.
+	subjects []string
+	key      string
 }
 
 // identify resolves the stream a client of rt with path values vals and
 // claims (cty.NilVal without auth) reads.
 func (s *Server) identify(g *generation, rt *config.Route, vals []string, claims cty.Value) (streamID, error) {
-	path := make(map[string]cty.Value, len(vals))
-	for i, v := range vals {
-		path[rt.Params[i]] = cty.StringVal(v)
-	}
-	vars := g.cfg.EvalContext.NewChild()
-	vars.Variables = map[string]cty.Value{"path": cty.ObjectVal(path)}
+	vars := pathVars(g.cfg.EvalContext, rt, vals)
 	if len(rt.Auth) > 0 {
 		vars.Variables["auth"] = cty.ObjectVal(map[string]cty.Value{"claims": claims})
 	}
 	// The fingerprint keeps a reloaded route's streams apart from those of
-	// the route it replaces, until those are closed.
-	var key strings.Builder
-	key.WriteString(rt.Fingerprint + "\x00" + rt.Path)
+	// the route it replaces, until those are closed. The key is kept as
+	// its hash: a stream's path values and subjects could be a kilobyte.
+	key := sha256.New()
+	key.Write([]byte(rt.Fingerprint + "\x00" + rt.Path))
 	for _, v := range vals {
-		key.WriteString("\x00" + v)
+		key.Write([]byte("\x00" + v))
 	}
-	for _, src := range rt.Sources {
+	subjects := make([]string, len(rt.Sources))
+	for i, src := range rt.Sources {
 		subject, err := src.Subject(vars)
 		if err != nil {
 			return streamID{}, err
 		}
-		key.WriteString("\x00" + subject)
+		key.Write([]byte("\x00" + subject))
+		subjects[i] = subject
 	}
-	return streamID{rt: rt, rs: g.routes[rt], vals: vals, vars: vars, key: key.String()}, nil
+	return streamID{rt: rt, rs: g.routes[rt], vals: vals, vars: vars, subjects: subjects, key: string(key.Sum(nil))}, nil
+}
+
+// pathVars is a context with the functions of funcs and the route's path
+// parameters set to vals.
+func pathVars(funcs *hcl.EvalContext, rt *config.Route, vals []string) *hcl.EvalContext {
+	path := make(map[string]cty.Value, len(vals))
+	for i, v := range vals {
+		path[rt.Params[i]] = cty.StringVal(v)
+	}
+	vars := funcs.NewChild()
+	vars.Variables = map[string]cty.Value{"path": cty.ObjectVal(path)}
+	return vars
 }
 
 // openStream creates the stream id names and subscribes its sources.
 func (s *Server) openStream(rs *routeState, id streamID) (*stream, error) {
 	st := &stream{
-		key:     id.key,
-		route:   id.rt,
-		params:  id.vals,
-		m:       rs.m,
-		vars:    id.vars,
-		logs:    s.streamLogs,
-		history: newHistory(id.rt.History),
-		fanIn:   s.fanIn,
-		idle:    &s.idle,
-		epoch:   newEpoch(),
-		ready:   make(chan struct{}),
+		key:      id.key,
+		route:    id.rt,
+		params:   id.vals,
+		m:        rs.m,
+		funcs:    id.vars.Parent(),
+		subjects: id.subjects,
+		logs:     s.streamLogs,
+		history:  newHistory(id.rt.History),
+		fanIn:    s.fanIn,
+		idle:     &s.idle,
+		epoch:    newEpoch(),
+		ready:    make(chan struct{}),
 	}
 	if err := st.subscribe(s.bb, rs.reader); err != nil {
 		return nil, err
@@ -479,7 +492,7 @@ func (s *Server) join(id streamID, c *Client, ip netip.Addr, lastID string, resu
 	}
 	st.join(c, lastID, resume)
 	if created {
-		st.startFeeding(s.feedEnv(id.rt), s.trackFeed)
+		st.startFeeding(id.vars, s.feedEnv(id.rt), s.trackFeed)
 	}
 	s.handlers.Add(1)
 	return st, created, freed, nil

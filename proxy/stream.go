@@ -39,12 +39,17 @@ type stream struct {
 	// pending is what JetStream holds for this stream beyond what it
 	// has read, as of the last message read.
 	pending atomic.Uint64
-	vars    *hcl.EvalContext // the stream's variables, for its sources
-	logs    *streamLogs
-	pinned  bool   // never freed: a route without parameters
-	fanIn   *fanIn // where subs are read
-	subs    []*nats.Subscription
-	ready   chan struct{} // closed once NATS has confirmed subs
+	// subjects are what each source reads for this stream; funcs has the
+	// config's functions, for the per-message expressions, whose context
+	// mapVars makes with the first message.
+	subjects []string
+	funcs    *hcl.EvalContext
+	mapCtx   atomic.Pointer[hcl.EvalContext]
+	logs     *streamLogs
+	pinned   bool   // never freed: a route without parameters
+	fanIn    *fanIn // where subs are read
+	subs     []*nats.Subscription
+	ready    chan struct{} // closed once NATS has confirmed subs
 
 	feeds feedGroup // the sources fetching for this stream alone
 
@@ -109,11 +114,11 @@ func (st *stream) subscribe(bb *backbone.Backbone, reader *jsReader) error {
 	return nil
 }
 
-// startFeeding starts the sources that fetch for this stream alone. It is
-// called once the stream's first client has joined, so that client gets
-// the first fetch.
-func (st *stream) startFeeding(env sources.FeedEnv, track trackFunc) {
-	env.StreamCtx = st.vars
+// startFeeding starts the sources that fetch for this stream alone, with
+// the stream's variables vars. It is called once the stream's first client
+// has joined, so that client gets the first fetch.
+func (st *stream) startFeeding(vars *hcl.EvalContext, env sources.FeedEnv, track trackFunc) {
+	env.StreamCtx = vars
 	env.Log = st.logs.log.With().Str("route", st.route.Path).Strs("params", st.params).Logger()
 	st.feeds.start(st.route, true, st.params, env, track)
 }
@@ -162,14 +167,11 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 		st.mu.Unlock()
 	}()
 	for i, src := range st.route.Sources {
-		subject, err := src.Subject(st.vars)
-		if err != nil {
-			return err
-		}
+		subject := st.subjects[i]
 		received := st.m.received[i]
 		sub, err := st.fanIn.subscribe(nc, st.key, subject, func(m *nats.Msg) {
 			received.Inc()
-			ev, err := src.Event(st.vars, m)
+			ev, err := src.Event(st.mapVars(), m)
 			if err != nil {
 				st.reject(err)
 				return
@@ -182,6 +184,18 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 		subs = append(subs, sub)
 	}
 	return nil
+}
+
+// mapVars is the context of the per-message expressions (event, id,
+// data): the functions and path, never auth, which they cannot read.
+// It is made with the first message: most streams of a per-user route
+// are idle, and it is the largest part of one.
+func (st *stream) mapVars() *hcl.EvalContext {
+	if ctx := st.mapCtx.Load(); ctx != nil {
+		return ctx
+	}
+	st.mapCtx.CompareAndSwap(nil, pathVars(st.funcs, st.route, st.params))
+	return st.mapCtx.Load()
 }
 
 // resubscribe makes the stream's core subscriptions again on nc, which

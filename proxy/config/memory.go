@@ -8,9 +8,9 @@ import (
 )
 
 // streamBudget is the memory the default bound on streams plans for each:
-// a stream without history costs about 5 KiB of the process's memory
-// (bench/README.md says how that was measured), and the rest is room for
-// its history.
+// a stream without a client or history costs 2-3 KiB of the process's
+// memory (bench/README.md says how that was measured), and the rest is
+// room for its history.
 const streamBudget = 16 << 10
 
 // DefaultMaxStreams is the default of max_streams: as many streams, open
