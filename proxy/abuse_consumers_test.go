@@ -42,14 +42,7 @@ route "/t/{name}" {
 			t.Fatal(err)
 		}
 	}
-	var name string
-	for s := range js.ListStreams(ctx).Info() {
-		name = s.Config.Name
-	}
-	stream, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := onlyStream(ctx, t, js)
 	consumers := func() int {
 		info, err := stream.Info(ctx)
 		if err != nil {

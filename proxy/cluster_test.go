@@ -107,15 +107,7 @@ func TestInstanceRestartDuringBurst(t *testing.T) {
 		t.Skip("starts a 3-node NATS cluster")
 	}
 	nodes := loopback.Cluster(t, 3)
-	const cfg = `
-route "/ticks" {
-  history {
-    store    = "jetstream"
-    replicas = 3
-  }
-  source "nats" { subject = "ticks" }
-}`
-	a, b := startOn(t, nodes[0], cfg), startOn(t, nodes[2], cfg)
+	a, b := startOn(t, nodes[0], ticksOnCluster), startOn(t, nodes[2], ticksOnCluster)
 	js, err := jetstreamFor(t, nodes[1])
 	if err != nil {
 		t.Fatal(err)
@@ -175,28 +167,15 @@ func TestResumeDuringLeaderElection(t *testing.T) {
 		t.Skip("starts a 3-node NATS cluster")
 	}
 	nodes := loopback.Cluster(t, 3)
-	a := startOn(t, nodes[0], `
-route "/ticks" {
-  history {
-    store    = "jetstream"
-    replicas = 3
-  }
-  source "nats" { subject = "ticks" }
-}`)
+	a := startOn(t, nodes[0], ticksOnCluster)
 	js, err := jetstreamFor(t, nodes[1])
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
 	defer cancel()
-	var name string
-	for s := range js.ListStreams(ctx).Info() {
-		name = s.Config.Name
-	}
-	stream, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := onlyStream(ctx, t, js)
+	name := stream.CachedInfo().Config.Name
 	live := a.open("/ticks", nil)
 	publish := func(data string) {
 		t.Helper()

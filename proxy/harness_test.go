@@ -176,6 +176,35 @@ func jetstreamFor(t testing.TB, ns *server.Server) (jetstream.JetStream, error) 
 	return jetstream.New(connect(t, ns))
 }
 
+// ticksOnCluster is a route whose history is in JetStream, on three nodes.
+const ticksOnCluster = `
+route "/ticks" {
+  history {
+    store    = "jetstream"
+    replicas = 3
+  }
+  source "nats" { subject = "ticks" }
+}`
+
+// onlyStream is the one JetStream stream js sees: the history a route
+// made.
+func onlyStream(ctx context.Context, t testing.TB, js jetstream.JetStream) jetstream.Stream {
+	t.Helper()
+	names := js.StreamNames(ctx)
+	var name string
+	for n := range names.Name() {
+		name = n
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream
+}
+
 // eventually polls cond until it holds, failing after wait.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()

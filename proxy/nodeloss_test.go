@@ -17,14 +17,7 @@ func TestNATSNodeLossDuringBurst(t *testing.T) {
 		t.Skip("starts a 3-node NATS cluster")
 	}
 	nodes := loopback.Cluster(t, 3)
-	a := startOn(t, nodes[0], `
-route "/ticks" {
-  history {
-    store    = "jetstream"
-    replicas = 3
-  }
-  source "nats" { subject = "ticks" }
-}`)
+	a := startOn(t, nodes[0], ticksOnCluster)
 	js, err := jetstreamFor(t, nodes[1])
 	if err != nil {
 		t.Fatal(err)

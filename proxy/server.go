@@ -668,15 +668,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Streams that ended with their last frame wait for their clients to
 	// close their side (or for the linger to pass): exiting now would
 	// reset them, and that can destroy frames not read yet.
-	lingered := make(chan struct{})
-	go func() {
-		s.lingering.Wait()
-		close(lingered)
-	}()
-	select {
-	case <-lingered:
-	case <-ctx.Done():
-	}
+	waitGroup(ctx, &s.lingering)
 	s.mu.Lock()
 	if s.peers != nil {
 		_ = s.peers.Close()
@@ -684,15 +676,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	// A stream freed just before Shutdown may still be stopping its
 	// sources; NATS stays until they are done, or the time is up.
-	released := make(chan struct{})
-	go func() {
-		s.releasing.Wait()
-		close(released)
-	}()
-	select {
-	case <-released:
-	case <-ctx.Done():
-	}
+	waitGroup(ctx, &s.releasing)
 	s.http.CloseIdleConnections()
 	err = errors.Join(err, s.bb.Close(natsCtx))
 	s.fanIn.close()
@@ -721,6 +705,19 @@ func (s *Server) peerWatcher() (*peerwatch.Watcher, error) {
 		s.peers = pw
 	}
 	return s.peers, nil
+}
+
+// waitGroup waits for wg, or until ctx ends.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // reserveEnd returns a context that ends before ctx does, by 1/n of the
