@@ -249,3 +249,47 @@ func TestThroughNginx(t *testing.T) {
 		t.Fatalf("live after resuming: %+v", ev)
 	}
 }
+
+// The image runs deploy/image.hcl, which holds no secret, refuses to
+// start without its NATS, listens where a container can be reached and
+// keeps the admin listener its HEALTHCHECK asks; and the compose file runs
+// the nats-server version the tests run.
+func TestImageConfig(t *testing.T) {
+	dockerfile, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"COPY deploy/image.hcl /etc/ssegate/ssegate.hcl", `CMD ["/usr/local/bin/ssegate", "health"]`} {
+		if !strings.Contains(string(dockerfile), want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if strings.Contains(string(dockerfile), "COPY config.example.hcl") {
+		t.Error("the image ships the example config, with its demo secrets")
+	}
+	if _, err := config.Load("image.hcl"); err == nil || !strings.Contains(err.Error(), "SSEGATE_NATS_URL") {
+		t.Fatalf("without SSEGATE_NATS_URL: %v", err)
+	}
+	t.Setenv("SSEGATE_NATS_URL", "nats://nats:4222")
+	cfg, err := config.Load("image.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "0.0.0.0:8080" || cfg.Admin == nil || cfg.Admin.Listen != "127.0.0.1:9090" || len(cfg.Auths) != 0 {
+		t.Errorf("image config: listen %q, admin %+v, %d auth blocks", cfg.Listen, cfg.Admin, len(cfg.Auths))
+	}
+
+	gomod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(gomod), "github.com/nats-io/nats-server/v2 v")
+	tested, _, _ := strings.Cut(rest, "\n")
+	compose, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(compose), "image: nats:"+tested+"-alpine") {
+		t.Errorf("docker-compose.yml does not run nats:%s-alpine, the version go.mod tests", tested)
+	}
+}

@@ -42,6 +42,8 @@ Usage:
                                      version, buffering, keepalives, resume
   ssegate reload [-admin URL]        make the running proxy read its config again
                                      (or send it SIGHUP)
+  ssegate health [-admin URL] [-ready]
+                                     exit 0 if the running proxy is alive (ready)
   ssegate version                    print the version
 
 The config path defaults to $SSEGATE_CONFIG, then ssegate.hcl.
@@ -61,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCheck(args, stdout, stderr)
 	case "reload":
 		return runReload(args, stdout, stderr)
+	case "health":
+		return runHealth(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("ssegate "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)

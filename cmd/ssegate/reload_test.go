@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,7 +14,8 @@ import (
 	"github.com/ssegate/ssegate/internal/loopback"
 )
 
-// The running binary reloads on SIGHUP and on `ssegate reload`: a client
+// The running binary answers `ssegate health`, and reloads on SIGHUP and
+// on `ssegate reload`: a client
 // of an unchanged route stays connected throughout, an added route
 // serves, and a config with errors, or an emptied one, is refused with its
 // diagnostics while the old one goes on.
@@ -41,6 +43,17 @@ route "/sse" {
 	write(base)
 	proc, logs := startProxy(t, bin, cfgPath)
 	stream := openStream(t, "http://"+httpAddr+"/sse", "")
+
+	// The image's HEALTHCHECK: alive, and ready; nothing at another port.
+	for _, args := range [][]string{{"health", "-admin", "http://" + adminAddr}, {"health", "-ready", "-admin", "http://" + adminAddr}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"ready":true`) && !strings.Contains(out.String(), `"status":"ok"`) {
+			t.Fatalf("%v: exit %d, %q %q", args, code, out.String(), errOut.String())
+		}
+	}
+	if code := run([]string{"health", "-admin", "http://" + loopback.FreeAddr(t)}, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("health of nothing: exit %d, want 1", code)
+	}
 
 	write(base + `
 route "/more" {
