@@ -293,3 +293,28 @@ route "/me" {
 	h.publish("user.ada", "welcome back")
 	back.ExpectData("welcome back")
 }
+
+// A JWT block reads the Authorization header beside its cookie and query
+// parameter (as the README's ticket example relies on), unless it says
+// header = "".
+func TestJWTHeaderReadBesideCookie(t *testing.T) {
+	h := start(t, userRoutes+`
+auth "jwt" "cookie_only" {
+  hmac_secret = "`+jwtSecret+`"
+  header      = ""
+  cookie      = "session"
+}
+route "/cookie-only" {
+  auth = "cookie_only"
+  source "nats" { subject = "only.${auth.claims.sub}" }
+}`)
+	tok := token(t, jwt.MapClaims{"sub": "ada", "exp": time.Now().Add(time.Hour).Unix()})
+	bearer := http.Header{"Authorization": {"Bearer " + tok}}
+	ada := h.open("/me", bearer)
+	h.publish("user.ada.notes", "by header")
+	ada.ExpectData("by header")
+	if resp := get(t, h.ts.URL+"/cookie-only", bearer); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("header with header = \"\": %s, want 401", resp.Status)
+	}
+	h.open("/cookie-only", cookie(tok))
+}

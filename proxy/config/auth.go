@@ -134,11 +134,14 @@ func (d *decoder) jwt(b *hcl.Block, attrs hcl.Attributes) *auth.JWTConfig {
 	d.str(attrs, "issuer", &j.Issuer)
 	d.str(attrs, "audience", &j.Audience)
 	d.duration(attrs, "leeway", &j.Leeway, 0, true)
+	// The header is where an API client sends a token: read unless the
+	// block says header = "".
+	j.Header = "Authorization"
 	d.str(attrs, "header", &j.Header)
 	d.str(attrs, "cookie", &j.Cookie)
 	d.str(attrs, "query_param", &j.QueryParam)
-	if j.Header == "" && j.Cookie == "" && j.QueryParam == "" {
-		j.Header = "Authorization"
+	if attr, ok := attrs["header"]; ok && j.Header == "" && j.Cookie == "" && j.QueryParam == "" {
+		d.errorf(attr.Expr.Range(), "No place for the token", "With header = \"\" and no cookie or query_param, no request can carry a token; name at least one place.")
 	}
 
 	sources := 0
