@@ -122,6 +122,19 @@ func (c *Client) Send(e sse.Event) error {
 	return nil
 }
 
+// Close ends this client's stream after what is queued for it, as the
+// Node library's client.close() does; the stream's other clients go on.
+// With retry above zero a retry: hint asks EventSource to wait that long
+// before it reconnects (it always does: only a status other than 200
+// stops it). Closing a client that is gone or ending does nothing.
+func (c *Client) Close(retry time.Duration) {
+	var frame []byte
+	if retry > 0 {
+		frame = sse.AppendRetry(frame, retry)
+	}
+	c.finish(sse.AppendComment(frame, "closed"), 0, "closed by the application")
+}
+
 // keptQueue is the largest queue capacity a client keeps for a next
 // burst once written: a steady stream then allocates no queue, and an
 // idle client holds a few words.

@@ -31,7 +31,14 @@ route "/events" {
 			return r.URL.Query().Get("token") == "let-me-in"
 		}),
 		proxy.OnConnect(func(c *proxy.Client) {
-			hello, _ := sse.NewEvent("greeting", "hello, "+c.Request().URL.Query().Get("name"))
+			name := c.Request().URL.Query().Get("name")
+			if name == "" {
+				ask, _ := sse.NewEvent("greeting", "who are you?")
+				_ = c.Send(ask)
+				c.Close(time.Minute) // this client only, once the greeting is out
+				return
+			}
+			hello, _ := sse.NewEvent("greeting", "hello, "+name)
 			_ = c.Send(hello)
 		}),
 	)
@@ -80,8 +87,23 @@ route "/events" {
 			break
 		}
 	}
+
+	anonymous, err := http.Get(ts.URL + "/events?token=let-me-in")
+	if err != nil {
+		panic(err)
+	}
+	defer anonymous.Body.Close()
+	for ev, err := range gosse.Read(anonymous.Body, nil) {
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("%s: %s\n", ev.Type, ev.Data)
+	}
+	fmt.Println("closed")
 	// Output:
 	// refused: 403 Forbidden
 	// greeting: hello, ada
 	// message: ssegate is live
+	// greeting: who are you?
+	// closed
 }

@@ -609,3 +609,32 @@ func resumeSeam(t *testing.T, h *harness) {
 		t.Fatal(err)
 	}
 }
+
+// Client.Close ends one client's stream after what is queued for it, with
+// the retry hint asked for; the stream's other clients go on.
+func TestClientClose(t *testing.T) {
+	var closing *proxy.Client
+	h := start(t, basicRoute, proxy.OnConnect(func(c *proxy.Client) {
+		if c.Request().URL.Query().Has("close") {
+			closing = c
+		}
+	}))
+	stays := h.open("/sse", nil)
+	goes := h.open("/sse?close", nil)
+	h.publish("events", "to both")
+	stays.ExpectData("to both")
+	goes.ExpectData("to both")
+	closing.Close(7 * time.Second)
+	goes.WaitEnd()
+	if !strings.HasSuffix(goes.Raw(), "retry: 7000\n: closed\n") {
+		t.Errorf("closed stream ends with %q, want a retry hint and a comment", goes.Raw())
+	}
+	select {
+	case <-closing.Done():
+	case <-time.After(wait):
+		t.Fatal("Done not closed after Close")
+	}
+	h.publish("events", "to one")
+	stays.ExpectData("to one")
+	closing.Close(0) // again: nothing happens
+}
