@@ -20,6 +20,9 @@ listen = env("SSEGATE_LISTEN", "127.0.0.1:8080")
 # streams a second (bursts of four seconds' worth; 0: no bound).
 # max_streams        = 100000
 new_streams_per_ip = 50
+# A config without any route is refused (an emptied or half-written file
+# looks like one, and reloaded would end every stream) unless it says so:
+# allow_no_routes = true
 
 # HTTPS with HTTP/2 (browsers allow 6 HTTP/1.1 connections per origin):
 # tls {
@@ -35,13 +38,18 @@ new_streams_per_ip = 50
 #   max_age           = "10m"
 # }
 
-# Health checks for load balancers and orchestrators, and metrics, on a
-# listener of their own: GET /healthz (alive), GET /readyz (503 while NATS
-# is away or the process is shutting down, with a JSON body saying why),
-# GET /metrics (Prometheus).
-# admin {
-#   listen = "127.0.0.1:9090"
-#   auth   = "ops" # optional: auth blocks, any of which lets a request in
+# Health checks for load balancers and orchestrators, metrics and a live
+# page, on a listener of their own: GET /healthz (alive), GET /readyz (503
+# while NATS is away or the process is shutting down, with a JSON body
+# saying why), GET /metrics (Prometheus), GET / (routes, streams, a tail of
+# each route's events). Beyond 127.0.0.1 it needs auth: /reload, /tail and
+# /debug/pprof are not for the network.
+admin {
+  listen = "127.0.0.1:9090"
+  # auth = "ops" # auth blocks, any of which lets a request in (not the probes)
+}
+# auth "bearer" "ops" {
+#   tokens = [env("SSEGATE_ADMIN_TOKEN")]
 # }
 
 # How long SIGINT/SIGTERM may take: streams get a final comment and close
@@ -90,6 +98,7 @@ route "/sse" {
   # max_clients         = 5000  # streams open on this route at once
   # max_streams         = 10000 # streams of this route held, open or lingering
   # max_stream_duration = "1h"  # then the stream ends with a retry: hint and resumes
+  # cors { allow_origins = ["https://app.example.com"] } # this route's own; default: the top-level cors
 
   source "nats" {
     subject = "events"
@@ -108,10 +117,12 @@ route "/stocks/{symbol}" {
   # JetStream-enabled NATS): ids become stream sequences, valid across
   # restarts and replicas.
   # history {
-  #   store    = "jetstream"
-  #   max_msgs = 100000
-  #   max_age  = "24h"
-  #   # stream = "STOCKS" # read an existing stream instead of creating one
+  #   store     = "jetstream"
+  #   max_msgs  = 100000
+  #   max_age   = "24h"
+  #   max_bytes = 1073741824
+  #   replicas  = 3         # NATS nodes that keep it, on a cluster
+  #   # stream  = "STOCKS"  # read an existing stream instead of creating one
   # }
 
   source "nats" {
@@ -191,8 +202,9 @@ route "/feeds/{feed}" {
   source "stream" {
     url    = "${env("UPSTREAM_URL", "http://127.0.0.1:9001/events")}/${path.feed}"
     format = "sse" # or "ndjson": one JSON value per line
-    # headers   = { Authorization = "Bearer ${env("UPSTREAM_TOKEN")}" }
-    # max_event = 1048576
+    # headers      = { Authorization = "Bearer ${env("UPSTREAM_TOKEN")}" }
+    # max_event    = 1048576
+    # idle_timeout = "5m" # an upstream silent this long is reconnected
   }
 }
 
@@ -224,6 +236,7 @@ auth "jwt" "users" {
 #   copy_headers    = ["X-User-Id"]                # auth.claims.x_user_id
 #   cache_ttl       = "30s"
 #   timeout         = "5s"
+#   ticket { ttl = "30s" }                       # as for jwt
 # }
 
 # auth "bearer" "services" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -190,6 +191,46 @@ allow_no_routes = true
 	}
 	if cfg.Listen != "127.0.0.1:7000" || cfg.ShutdownTimeout != 7*time.Second || cfg.Log.Level != zerolog.WarnLevel || cfg.NATS.Name != "A" {
 		t.Errorf("got listen %q, timeout %v, level %v, name %q", cfg.Listen, cfg.ShutdownTimeout, cfg.Log.Level, cfg.NATS.Name)
+	}
+}
+
+// config.example.hcl says it shows every option: every attribute and
+// block a schema of the config or of a source accepts appears in it, set
+// or commented out.
+func TestExampleConfigShowsEveryOption(t *testing.T) {
+	example, err := os.ReadFile("../../config.example.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code []byte
+	for _, pattern := range []string{"*.go", "../../sources/*.go"} {
+		files, _ := filepath.Glob(pattern)
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code = append(code, b...)
+		}
+	}
+	// A schema's entries, not a struct literal's Name field.
+	attrs := regexp.MustCompile(`(?:^|[^A-Za-z0-9_.])\{Name: "([a-z_]+)"(, Required: true)?\}`).FindAllSubmatch(code, -1)
+	blocks := regexp.MustCompile(`\{Type: "([a-z_]+)"`).FindAllSubmatch(code, -1)
+	if len(attrs) < 50 || len(blocks) < 5 {
+		t.Fatalf("found %d attributes and %d blocks in the schemas: the patterns no longer match the code", len(attrs), len(blocks))
+	}
+	for _, m := range attrs {
+		if !regexp.MustCompile(`(^|[^a-z_])` + string(m[1]) + `\s*=`).Match(example) {
+			t.Errorf("config.example.hcl does not show the attribute %s", m[1])
+		}
+	}
+	for _, m := range blocks {
+		if !regexp.MustCompile(`(^|[\s#])` + string(m[1]) + `\s*[{"]`).Match(example) {
+			t.Errorf("config.example.hcl does not show the block %s", m[1])
+		}
 	}
 }
 
