@@ -38,6 +38,7 @@ type connSink struct {
 	stopWatch func()
 	left      func()          // the client's leave
 	lingering *sync.WaitGroup // half-closed connections not yet closed
+	linger    time.Duration   // lingerBeforeClose, but in tests
 
 	mu      sync.Mutex
 	half    bool // half-closed: the peer's end, or the linger's, closes it
@@ -48,7 +49,7 @@ type connSink struct {
 func newConnSink(conn net.Conn, left func(), lingering *sync.WaitGroup) *connSink {
 	_, tcp := conn.(*net.TCPConn)
 	_, unix := conn.(*net.UnixConn)
-	return &connSink{conn: conn, vectored: tcp || unix, left: left, lingering: lingering}
+	return &connSink{conn: conn, vectored: tcp || unix, left: left, lingering: lingering, linger: lingerBeforeClose}
 }
 
 // joined holds the buffers a batch is joined into for connections that
@@ -83,7 +84,7 @@ func (cs *connSink) abort() { _ = cs.conn.Close() }
 // (anything the client sent after its request) sends a reset, which can
 // destroy the last frames before the client has read them. It is closed
 // as soon as the client closes its side, usually a round trip later.
-var lingerBeforeClose = 500 * time.Millisecond // a variable for tests
+const lingerBeforeClose = 500 * time.Millisecond
 
 func (cs *connSink) close(graceful bool) {
 	if graceful {
@@ -97,7 +98,7 @@ func (cs *connSink) close(graceful bool) {
 				cs.lingering.Add(1)
 			}
 			cs.mu.Unlock()
-			time.AfterFunc(lingerBeforeClose, func() { cs.closeNow(true) })
+			time.AfterFunc(cs.linger, func() { cs.closeNow(true) })
 			return
 		}
 	}

@@ -174,7 +174,6 @@ func FuzzStreamHead(f *testing.F) {
 // closes it once the client closes its side, without waiting out the
 // linger; a client that does not is closed when the linger ends.
 func TestGracefulCloseWaitsForThePeer(t *testing.T) {
-	defer func(d time.Duration) { lingerBeforeClose = d }(lingerBeforeClose)
 	pw, err := peerwatch.New()
 	if err != nil {
 		t.Fatal(err)
@@ -191,13 +190,13 @@ func TestGracefulCloseWaitsForThePeer(t *testing.T) {
 		}
 	}
 	for _, peerCloses := range []bool{true, false} {
-		lingerBeforeClose = time.Hour
-		if !peerCloses {
-			lingerBeforeClose = 50 * time.Millisecond
-		}
 		server, client := loopback.TCPPair(t)
 		var lingering sync.WaitGroup
 		cs := newConnSink(server, func() { t.Error("a half-closed client was taken for one that left") }, &lingering)
+		cs.linger = time.Hour
+		if !peerCloses {
+			cs.linger = 50 * time.Millisecond
+		}
 		if cs.stopWatch, err = pw.Watch(server, cs.peerGone); err != nil {
 			t.Fatal(err)
 		}
