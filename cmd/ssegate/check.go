@@ -33,24 +33,16 @@ type checkOptions struct {
 // fails.
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	var o checkOptions
-	fs := flag.NewFlagSet("ssegate check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("check", stdout)
 	fs.StringVar(&o.natsURL, "nats", "", "NATS server to publish probe events to (without it, events are waited for)")
 	fs.StringVar(&o.subject, "subject", "", "the subject the route reads, for the probes")
 	fs.DurationVar(&o.wait, "wait", 40*time.Second, "how long to wait for events and keepalives")
 	headerFlag(fs, &o.headers, "a request header, `Name: value` (repeatable), e.g. Authorization")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: ssegate check [-nats URL -subject SUBJECT] [-header 'Name: value'] [-wait 40s] URL\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args, stderr); done {
+		return code
 	}
 	if fs.NArg() != 1 || (o.natsURL == "") != (o.subject == "") {
-		fs.Usage()
+		fmt.Fprintln(stderr, "ssegate check: give one URL, and -nats with -subject or neither\nsee: ssegate check -h")
 		return 2
 	}
 	o.url = fs.Arg(0)

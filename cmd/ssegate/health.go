@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,19 +13,14 @@ import (
 // clients (/readyz), and exits 0 if so. The image's HEALTHCHECK runs it:
 // a distroless image has no curl.
 func runHealth(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ssegate health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("health", stdout)
 	admin := fs.String("admin", "http://127.0.0.1:9090", "the running ssegate's admin listener")
 	ready := fs.Bool("ready", false, "ask /readyz (ready for clients: NATS connected, not shutting down) rather than /healthz (alive)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long the answer may take")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args, stderr); done {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: ssegate health [-admin URL] [-ready] [-timeout 5s]")
+	if !noArgs(fs, stderr) {
 		return 2
 	}
 	path := "/healthz"

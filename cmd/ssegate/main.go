@@ -6,9 +6,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
-	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/proxy"
@@ -30,95 +29,60 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = ""
 
-const usage = `ssegate turns backend feeds into Server-Sent Events.
-
-Usage:
-  ssegate [run] [-config PATH]       run the proxy (the default)
-  ssegate validate [-config PATH]    check a config; print every problem
-  ssegate publish [-server URL] SUBJECT DATA
-                                     publish one message to NATS
-  ssegate check [-nats URL -subject SUBJECT] URL
-                                     self-test a deployed route: status, HTTP
-                                     version, buffering, keepalives, resume
-  ssegate reload [-admin URL]        make the running proxy read its config again
-                                     (or send it SIGHUP)
-  ssegate health [-admin URL] [-ready]
-                                     exit 0 if the running proxy is alive (ready)
-  ssegate version                    print the version
-
-The config path defaults to $SSEGATE_CONFIG, then ssegate.hcl.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+func runRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run", stdout)
+	path := configFlag(fs)
+	if code, done := parseFlags(fs, args, stderr); done {
+		return code
 	}
-	switch cmd {
-	case "check":
-		return runCheck(args, stdout, stderr)
-	case "reload":
-		return runReload(args, stdout, stderr)
-	case "health":
-		return runHealth(args, stdout, stderr)
-	}
-	fs := flag.NewFlagSet("ssegate "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	cfgPath := fs.String("config", defaultConfigPath(), "config file")
-	server := fs.String("server", nats.DefaultURL, "NATS server, for publish")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	if !noArgs(fs, stderr) {
 		return 2
 	}
-	if cmd != "publish" && fs.NArg() > 0 {
-		// Flags stop at the first argument, so "ssegate -config f validate"
-		// would otherwise run the proxy.
-		fmt.Fprintf(stderr, "ssegate %s: unexpected argument %q; the command comes first, then its flags\n\n%s", cmd, fs.Arg(0), usage)
-		return 2
-	}
-
-	switch cmd {
-	case "run":
-		return runProxy(*cfgPath, stderr)
-	case "validate":
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "%s: valid, %d route(s)\n", *cfgPath, len(cfg.Routes))
-		return 0
-	case "publish":
-		if fs.NArg() != 2 {
-			fmt.Fprintln(stderr, "usage: ssegate publish [-server URL] SUBJECT DATA")
-			return 2
-		}
-		if err := publish(*server, fs.Arg(0), fs.Arg(1)); err != nil {
-			fmt.Fprintln(stderr, "ssegate publish:", err)
-			return 1
-		}
-		return 0
-	case "version":
-		fmt.Fprintln(stdout, "ssegate", buildVersion())
-		return 0
-	default:
-		fmt.Fprintf(stderr, "ssegate: unknown command %q\n\n%s", cmd, usage)
-		return 2
-	}
+	return runProxy(*path, stderr)
 }
 
-func defaultConfigPath() string {
-	if p := os.Getenv("SSEGATE_CONFIG"); p != "" {
-		return p
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("validate", stdout)
+	path := configFlag(fs)
+	if code, done := parseFlags(fs, args, stderr); done {
+		return code
 	}
-	return "ssegate.hcl"
+	if !noArgs(fs, stderr) {
+		return 2
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: valid, %d route(s)\n", *path, len(cfg.Routes))
+	return 0
+}
+
+// loadConfig loads the config at path, saying where it looked when there
+// is none.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, noConfig(path)
+	}
+	return cfg, err
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("version", stdout)
+	if code, done := parseFlags(fs, args, stderr); done {
+		return code
+	}
+	if !noArgs(fs, stderr) {
+		return 2
+	}
+	fmt.Fprintln(stdout, "ssegate", buildVersion())
+	return 0
 }
 
 func buildVersion() string {
@@ -184,7 +148,7 @@ func runProxy(path string, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -319,21 +283,6 @@ func shutdown(srv *proxy.Server, hs *http.Server, timeout time.Duration, log zer
 		ok = false
 	}
 	return ok
-}
-
-func publish(url, subject, data string) error {
-	nc, err := nats.Connect(url, nats.Name("ssegate publish"), nats.Timeout(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", url, err)
-	}
-	defer nc.Close()
-	if err := nc.Publish(subject, []byte(data)); err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
-	if err := nc.FlushTimeout(5 * time.Second); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	return nil
 }
 
 // logRefusedConfig logs why a reload's config was refused: a line per

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/ssetest"
 )
@@ -47,6 +49,82 @@ func TestConfigFromEnvironment(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"validate"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+}
+
+// help, help COMMAND and COMMAND -h print to stdout and exit 0; a
+// mistake prints to stderr and exits 2; a missing config says where
+// ssegate looked and how to point it at one.
+func TestHelpAndMistakes(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"help"}, &out, &errOut); code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(out.String(), "ssegate "+c.name) {
+			t.Errorf("help does not list %s:\n%s", c.name, out.String())
+		}
+	}
+	for _, c := range commands() {
+		if c.run == nil {
+			continue
+		}
+		for _, args := range [][]string{{"help", c.name}, {c.name, "-h"}} {
+			out.Reset()
+			errOut.Reset()
+			if code := run(args, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "usage: ssegate "+c.name) || errOut.Len() > 0 {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errOut.String())
+			}
+		}
+	}
+	out.Reset()
+	if code := run([]string{"help", "publish"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "-file") || !strings.Contains(out.String(), `default "nats://127.0.0.1:4222"`) {
+		t.Errorf("publish's flags with their defaults: %q", out.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"validate", "-nope"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "flag provided but not defined: -nope") {
+		t.Errorf("unknown flag: exit %d, %q", code, errOut.String())
+	}
+	errOut.Reset()
+	missing := filepath.Join(t.TempDir(), "ssegate.hcl")
+	if code := run([]string{"validate", "-config", missing}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no config file at "+missing) || !strings.Contains(errOut.String(), "SSEGATE_CONFIG") {
+		t.Errorf("missing config: exit %d, %q", code, errOut.String())
+	}
+}
+
+// publish sends headers and a payload from a file or stdin exactly, and
+// says what it published.
+func TestPublishHeadersAndFile(t *testing.T) {
+	ns := loopback.NATS(t, "")
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("quotes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	payload := filepath.Join(t.TempDir(), "payload")
+	if err := os.WriteFile(payload, []byte("line 1\r\nline 2\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"publish", "-server", ns.ClientURL(), "-header", "Ssegate-Event: quote", "-header", "Ssegate-Id: q-1", "-file", payload, "quotes"}, &out, &errOut); code != 0 {
+		t.Fatalf("publish: exit %d, %q", code, errOut.String())
+	}
+	if want := "published 15 bytes to quotes with Ssegate-Event: quote, Ssegate-Id: q-1\n"; out.String() != want {
+		t.Errorf("publish said %q, want %q", out.String(), want)
+	}
+	m, err := sub.NextMsg(wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != "line 1\r\nline 2\x00" || m.Header.Get("Ssegate-Event") != "quote" || m.Header.Get("Ssegate-Id") != "q-1" {
+		t.Errorf("received %q with %v", m.Data, m.Header)
 	}
 }
 

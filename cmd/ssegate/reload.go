@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,19 +13,14 @@ import (
 // admin listener, to read its config again. The answer says whether the
 // new config was applied or why it was refused (the old one then goes on).
 func runReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ssegate reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("reload", stdout)
 	admin := fs.String("admin", "http://127.0.0.1:9090", "the running ssegate's admin listener")
 	var headers []string
 	headerFlag(fs, &headers, "a request header, `Name: value` (repeatable), for the admin block's auth")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args, stderr); done {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: ssegate reload [-admin URL] [-header 'Name: value']")
+	if !noArgs(fs, stderr) {
 		return 2
 	}
 	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(*admin, "/")+"/reload", nil)
