@@ -175,9 +175,18 @@ func Connect(cfg config.NATS, log zerolog.Logger) (*Backbone, error) {
 	}
 	b.cur.Store(l)
 	nc := l.nc
-	if nc.IsConnected() {
-		log.Info().Str("server", nc.ConnectedUrlRedacted()).Bool("embedded", b.embedded != nil).Msg("NATS connected")
-	} else {
+	switch {
+	case b.embedded != nil:
+		// Connected in-process: the URL nats.go reports is its default,
+		// not an address anybody can reach.
+		where := "in-process only"
+		if cfg.Embedded.Listen != "" {
+			where = b.embedded.ClientURL()
+		}
+		log.Info().Str("server", where).Bool("embedded", true).Msg("NATS connected")
+	case nc.IsConnected():
+		log.Info().Str("server", nc.ConnectedUrlRedacted()).Bool("embedded", false).Msg("NATS connected")
+	default:
 		log.Warn().Str("url", cfg.URL).Msg("NATS not reachable yet; retrying in the background")
 	}
 	return b, nil

@@ -45,9 +45,14 @@ func roundTrip(t *testing.T, sub, pub *nats.Conn) {
 }
 
 func TestEmbeddedInProcessOnly(t *testing.T) {
-	b, err := Connect(config.NATS{}, zerolog.Nop())
+	var logs strings.Builder
+	b, err := Connect(config.NATS{}, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The log says where NATS is, not nats.go's default URL.
+	if !strings.Contains(logs.String(), `"server":"in-process only"`) {
+		t.Errorf("start-up log: %s", logs.String())
 	}
 	if b.embedded == nil || b.embedded.Addr() != nil {
 		t.Fatalf("want an embedded server without a TCP listener, got %v", b.embedded)
