@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,8 +45,26 @@ func roundTrip(t *testing.T, sub, pub *nats.Conn) {
 	}
 }
 
+// lockedBuffer takes log lines from the server's goroutines too.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestEmbeddedInProcessOnly(t *testing.T) {
-	var logs strings.Builder
+	var logs lockedBuffer
 	b, err := Connect(config.NATS{}, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
