@@ -45,6 +45,8 @@ func TestHostileConfigs(t *testing.T) {
 		{"half written", "listen = \"127.0.0.1:8080\"\n", []string{"error: No routes"}, ""},
 		{"admin open to the network", `admin { listen = "0.0.0.0:9090" }` + route, []string{"c.hcl:1:18: error: Admin open to the network", "/debug/pprof"}, ""},
 		{"admin on every address", `admin { listen = ":9090" }` + route, []string{"error: Admin open to the network"}, ""},
+		{"missing certificate", "tls {\n  cert_file = \"nope.pem\"\n  key_file  = \"nope.key\"\n}" + route, []string{"c.hcl:2:15: error: Unusable certificate", "nope.pem"}, ""},
+		{"certificate that is not one", "tls {\n  cert_file = \"secret.txt\"\n  key_file  = \"secret.txt\"\n}" + route, []string{"c.hcl:2:15: error: Unusable certificate"}, "s3cr3t"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -612,6 +613,13 @@ func (d *decoder) tls(b *hcl.Block) *TLS {
 	for _, f := range []*string{&t.CertFile, &t.KeyFile} {
 		if *f != "" && !filepath.IsAbs(*f) {
 			*f = filepath.Join(d.dir, *f)
+		}
+	}
+	// What run would fail on after NATS started is found here, with a
+	// position, by validate too.
+	if attr, ok := content.Attributes["cert_file"]; ok && t.CertFile != "" && t.KeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			d.errorf(attr.Expr.Range(), "Unusable certificate", "cert_file and key_file do not make a TLS certificate: %v. Both must be PEM files that exist, and the key the certificate's.", err)
 		}
 	}
 	return t
