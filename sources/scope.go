@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
@@ -50,15 +51,34 @@ func (s Scope) Check(expr hcl.Expression, ctx *hcl.EvalContext) hcl.Diagnostics 
 			if !ok || hasFunction(ctx, call.Name) {
 				return nil
 			}
+			detail := fmt.Sprintf("There is no function named %q.", call.Name)
+			if like := closestFunction(ctx, call.Name); like != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", like)
+			}
 			return hcl.Diagnostics{{
 				Severity: hcl.DiagError,
 				Summary:  "Call to unknown function",
-				Detail:   fmt.Sprintf("There is no function named %q.", call.Name),
+				Detail:   detail,
 				Subject:  call.NameRange.Ptr(),
 			}}
 		})...)
 	}
 	return diags
+}
+
+// closestFunction is the function of ctx (or its parents) whose name is
+// nearest to name, as HCL suggests one at the top level: within two
+// edits, or "".
+func closestFunction(ctx *hcl.EvalContext, name string) string {
+	best, bestDist := "", 3
+	for ; ctx != nil; ctx = ctx.Parent() {
+		for fn := range ctx.Functions {
+			if d := levenshtein.Distance(name, fn, nil); d < bestDist || (d == bestDist && best != "" && fn < best) {
+				best, bestDist = fn, d
+			}
+		}
+	}
+	return best
 }
 
 // placeholders returns a context in which every variable of the scope holds

@@ -35,7 +35,9 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 		{"bad_subject.hcl", []string{`bad_subject.hcl:2:29: error: Invalid subject`, `empty token`}},
 		{"bad_path.hcl", []string{`bad_path.hcl:1:7: error: Invalid route path`}},
 		{"conflicting_routes.hcl", []string{`conflicting_routes.hcl:4:1: error: Conflicting paths`, `route "/a/{x}" at testdata/conflicting_routes.hcl:1:1`}},
-		{"unknown_function.hcl", []string{`unknown_function.hcl:4:15: error: Call to unknown function`, `"json_encode"`}},
+		{"unknown_function.hcl", []string{`unknown_function.hcl:4:15: error: Call to unknown function`, `"json_encode". Did you mean "jsonencode"?`}},
+		// The typo, not the missing source it leaves, is what is reported.
+		{"misspelt_source.hcl", []string{`misspelt_source.hcl:2:3: error: Unsupported block type`, `Did you mean "source"?`}},
 		{"bad_listen.hcl", []string{
 			`bad_listen.hcl:1:10: error: Invalid listen address`, `port "http" is not a number`,
 			`bad_listen.hcl:4:23: error: Invalid listen address`, `port "70000" is not a number from 0 to 65535`,
@@ -111,6 +113,15 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A misspelt source block is reported alone, not after the "Route without
+// a source" it would also make.
+func TestMisspeltSourceReportedAlone(t *testing.T) {
+	_, err := Load("testdata/misspelt_source.hcl")
+	if err == nil || strings.Contains(err.Error(), "Route without a source") {
+		t.Errorf("misspelt source: %v", err)
 	}
 }
 

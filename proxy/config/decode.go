@@ -295,6 +295,9 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 
 	content, diags := b.Body.Content(routeSchema)
 	d.diags = append(d.diags, diags...)
+	// A misspelt source block ("sourc") is the mistake to report, not
+	// the missing source it leaves.
+	unknownBlock := slices.ContainsFunc(diags, func(d *hcl.Diagnostic) bool { return d.Summary == "Unsupported block type" })
 	a := content.Attributes
 	// Keepalives more often than every second only cost bandwidth, and
 	// retry is sent in whole milliseconds.
@@ -354,7 +357,7 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 			rt.SourceKinds = append(rt.SourceKinds, sb.Labels[0])
 		}
 	}
-	if len(sourceBlocks) == 0 {
+	if len(sourceBlocks) == 0 && !unknownBlock {
 		d.errorf(b.DefRange, "Route without a source", "Route %q has no source block, so its streams would never carry an event; add one, like source \"nats\" { subject = \"events\" }.", rt.Path)
 	}
 	return rt

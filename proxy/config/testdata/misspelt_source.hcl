@@ -1,0 +1,5 @@
+route "/a" {
+  sourc "nats" {
+    subject = "a"
+  }
+}
