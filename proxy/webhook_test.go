@@ -113,6 +113,10 @@ func TestWebhookGitHub(t *testing.T) {
 		if code != r.code || !strings.Contains(answer, r.reason) {
 			t.Errorf("%s: got %d %q, want %d with %q", r.name, code, answer, r.code, r.reason)
 		}
+		// A sender learns the reason, not the config's file and lines.
+		if strings.Contains(answer, "test.hcl") {
+			t.Errorf("%s: the answer shows the config's layout: %q", r.name, answer)
+		}
 	}
 	if resp, err := http.Get(hook); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET on the webhook: %v %v, want 405", resp, err)

@@ -331,13 +331,15 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 		// Accepted, it would be dropped by every replica.
 		return http.StatusUnprocessableEntity, "this delivery makes an event that cannot be sent: " + err.Error()
 	case err != nil:
-		return http.StatusBadRequest, "cannot map this delivery: " + err.Error()
+		h.log.Debug().Err(err).Msg("webhook delivery not mapped")
+		return http.StatusBadRequest, "cannot map this delivery: " + forSender(err)
 	}
 	subject := w.defaultTo
 	if w.subject.parts != nil {
 		ctx := msg.context(w.ctx, allFields)
 		if subject, err = w.subject.forMessage(ctx); err != nil {
-			return http.StatusUnprocessableEntity, "this delivery makes no subject NATS takes: " + err.Error()
+			h.log.Debug().Err(err).Msg("webhook delivery makes no subject")
+			return http.StatusUnprocessableEntity, "this delivery makes no subject NATS takes: " + forSender(err)
 		}
 	}
 
@@ -378,6 +380,25 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 		h.seen.confirm(id, time.Now())
 	}
 	return http.StatusAccepted, "accepted"
+}
+
+// forSender is err as a delivery's sender may read it: an expression's
+// diagnostics without their file, line and column, which are the
+// config's layout, not the sender's business (the log has them).
+func forSender(err error) string {
+	var diags hcl.Diagnostics
+	if !errors.As(err, &diags) {
+		return err.Error()
+	}
+	parts := make([]string, 0, len(diags))
+	for _, d := range diags {
+		parts = append(parts, strings.TrimSuffix(d.Summary+": "+d.Detail, ": "))
+	}
+	msg := strings.Join(parts, "; ")
+	if before, _, ok := strings.Cut(err.Error(), diags.Error()); ok {
+		msg = before + msg // the context wrapped around them
+	}
+	return msg
 }
 
 func (h *webhookHandler) acceptsType(header string) bool {
