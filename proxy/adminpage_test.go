@@ -19,17 +19,11 @@ func TestAdminPageInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
 	}
-	dir := filepath.Join("testdata", "browser")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Skip("needs playwright-core: npm ci --prefix proxy/testdata/browser (.ci/run does)")
-	}
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Skip("needs Debian's chromium (.ci/run installs it)")
+		t.Skip("needs Debian's chromium: apt-get install chromium (.ci/run does)")
 	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("needs node")
-	}
+	dir := filepath.Join("testdata", "browser")
+	node := nodeWith(t, dir, "playwright-core")
 	h := start(t, `
 route "/stocks/{symbol}" {
   source "nats" {

@@ -17,13 +17,7 @@ import (
 // slot is free.
 func TestEventSourceComesBackAfterLimit(t *testing.T) {
 	dir := filepath.Join("testdata", "eventsource")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "eventsource")); err != nil {
-		t.Skip("needs the EventSource client: npm ci --prefix proxy/testdata/eventsource (.ci/run does)")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("needs node")
-	}
+	node := nodeWith(t, dir, "eventsource")
 	h := start(t, `
 route "/ticks" {
   max_clients = 2

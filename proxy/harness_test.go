@@ -7,7 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,6 +207,34 @@ func onlyStream(ctx context.Context, t testing.TB, js jetstream.JetStream) jetst
 		t.Fatal(err)
 	}
 	return stream
+}
+
+// npmInstall serialises the installs of the tests' Node packages.
+var npmInstall sync.Mutex
+
+// nodeWith returns node's path once the Node package pkg is installed in
+// dir, installing dir's locked packages with npm first when they are
+// missing (the test command then needs nothing done by hand). Without
+// node, or when npm cannot install (no registry), the test is skipped and
+// says what to run.
+func nodeWith(t testing.TB, dir, pkg string) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("needs Node.js (node) on the PATH")
+	}
+	npmInstall.Lock()
+	defer npmInstall.Unlock()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg)); err == nil {
+		return node
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "npm", "ci", "--prefix", dir, "--no-audit", "--no-fund").CombinedOutput()
+	if _, statErr := os.Stat(filepath.Join(dir, "node_modules", pkg)); err != nil || statErr != nil {
+		t.Skipf("needs %s: npm ci --prefix %s failed: %v\n%s", pkg, filepath.Join("proxy", dir), err, out)
+	}
+	return node
 }
 
 // eventually polls cond until it holds, failing after wait.
