@@ -105,6 +105,14 @@ route "/sse" {
   }
 }
 
+# A file served as it is, on the same listener: a page whose script opens
+# the streams from their own origin needs no cors. Open
+# http://localhost:8080/ and publish to stocks.AAPL.
+page "/" {
+  file = "demo.html"
+  # content_type = "text/html; charset=utf-8" # default: by the file's extension
+}
+
 # One stream per symbol: /stocks/AAPL reads the subject stocks.AAPL.
 # event, id and data are evaluated for every message, with msg in scope:
 #   msg.subject, msg.subject_tokens, msg.headers (map), msg.body,

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy/config"
 )
 
 // The admin page in a real browser (Debian's Chromium, driven by
@@ -63,5 +67,69 @@ route "/stocks/{symbol}" {
 	fields := strings.Split(got, "\t")
 	if len(fields) != 3 || fields[0] == "" || fields[1] != "quote" || fields[2] != `{"price": 187.5}` {
 		t.Fatalf("the page shows %q, want id, quote and the data", got)
+	}
+}
+
+// The README's browser snippet works as written: config.example.hcl serves
+// demo.html (whose script the README shows) at /, and in Chromium the page
+// opens /stocks/AAPL from its own origin and shows each quote, the
+// example's fallback for a body that is not JSON included.
+func TestREADMEDemoInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		t.Skip("needs Debian's chromium: apt-get install chromium (.ci/run does)")
+	}
+	dir := filepath.Join("testdata", "browser")
+	node := nodeWith(t, dir, "playwright-core")
+	page, err := os.ReadFile("../demo.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := page[bytes.Index(page, []byte("<script>")):]
+	if !bytes.Contains(readme, bytes.TrimSpace(script)) {
+		t.Fatal("README.md does not show demo.html's script as it is")
+	}
+	// As the quick start runs it, but with a NATS server of its own.
+	example, err := config.Load("../config.example.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startConfig(t, loopback.NATS(t, ""), example)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "demo.mjs", h.ts.URL+"/", "2")
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case line == "READY":
+			h.publish("stocks.AAPL", `{"price": 187.5, "id": 1}`)
+			h.publish("stocks.AAPL", "not json")
+		case strings.HasPrefix(line, "ROW "), strings.HasPrefix(line, "ERROR "):
+			rows = append(rows, line)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("demo.mjs: %v\n%s", err, stderr.String())
+	}
+	if len(rows) != 2 || rows[0] != `ROW 1 {"price":187.5,"symbol":"AAPL"}` || !strings.HasSuffix(rows[1], ` "not json"`) {
+		t.Errorf("the page shows %q", rows)
 	}
 }

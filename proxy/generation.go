@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -134,6 +135,9 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 			g.mux.Handle("OPTIONS "+a.Ticket.Path, s.preflight(cfg.CORS, http.MethodPost))
 		}
 	}
+	for _, p := range cfg.Pages {
+		g.mux.Handle(p.Pattern(), servePage(p))
+	}
 	for _, rt := range durable {
 		name, subjects, err := s.setupJetStream(cfg, rt)
 		if err != nil {
@@ -142,6 +146,23 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 		g.routes[rt].reader = newJSReader(s.bb, name, subjects, s.warn.With().Str("route", rt.Path).Logger(), s.closing)
 	}
 	return g, nil
+}
+
+// servePage answers GET and HEAD with a page block's file, read when the
+// config was.
+func servePage(p *config.Page) http.Handler {
+	size := strconv.Itoa(len(p.Body))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", p.ContentType)
+		h.Set("Content-Length", size)
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Content-Type-Options", "nosniff")
+		if r.Method == http.MethodHead {
+			return
+		}
+		_, _ = w.Write(p.Body)
+	})
 }
 
 // buildAuth makes the authenticator of auth block a.

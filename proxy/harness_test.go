@@ -65,6 +65,13 @@ func startOn(t testing.TB, ns *server.Server, hcl string, opts ...proxy.Option) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startConfig(t, ns, cfg, opts...)
+}
+
+// startConfig serves cfg with its own NATS server (the config's nats block
+// aside).
+func startConfig(t testing.TB, ns *server.Server, cfg *config.Config, opts ...proxy.Option) *harness {
+	t.Helper()
 	srv, err := proxy.New(cfg, append([]proxy.Option{proxy.WithNATS(connect(t, ns))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,8 @@ type Config struct {
 	// is refused, since an emptied or half-written file looks like one
 	// and, reloaded, would end every stream.
 	AllowNoRoutes bool
+	// Pages are files served as they are on the public listener.
+	Pages []*Page
 
 	// TLS, when set, serves HTTPS (HTTP/2 and HTTP/1.1); H2C serves
 	// cleartext HTTP/2 beside HTTP/1.1, for a TLS-terminating proxy.
@@ -161,6 +163,24 @@ type EmbeddedCluster struct {
 	Name   string
 	Listen string   // host:port other nodes connect to
 	Routes []string // nats://host:port of the other nodes
+}
+
+// Page is a `page "PATH" { file = "..." }` block: a file served as it is,
+// such as a page whose script opens the routes' streams from their own
+// origin, with no CORS to set up.
+type Page struct {
+	Path        string // "/" serves the root alone, not every path under it
+	ContentType string
+	Body        []byte
+	Range       hcl.Range
+}
+
+// Pattern is the ServeMux pattern that serves the page.
+func (p *Page) Pattern() string {
+	if p.Path == "/" {
+		return "GET /{$}"
+	}
+	return "GET " + p.Path
 }
 
 // Route maps one URL path pattern to its sources.

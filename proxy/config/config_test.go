@@ -318,3 +318,27 @@ route "/own-cors" {
 		}
 	}
 }
+
+func TestPages(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<p>hi</p>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	route := "\nroute \"/sse\" {\n  source \"nats\" { subject = \"events\" }\n}\n"
+	cfg, err := Parse([]byte(`page "/" { file = "index.html" }`+route), filepath.Join(dir, "c.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Pages[0]; p.Pattern() != "GET /{$}" || string(p.Body) != "<p>hi</p>" || p.ContentType != "text/html; charset=utf-8" {
+		t.Errorf("page %+v", p)
+	}
+	for src, want := range map[string]string{
+		`page "/a/{b}" { file = "index.html" }`: "c.hcl:1:6: error: Invalid page path",
+		`page "/sse" { file = "index.html" }`:   "error: Conflicting paths",
+		`page "/x" { file = "missing.html" }`:   "c.hcl:1:20: error: Unreadable page",
+	} {
+		if _, err := Parse([]byte(src+route), filepath.Join(dir, "c.hcl")); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", src, err, want)
+		}
+	}
+}

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -41,7 +43,12 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "admin"},
 		{Type: "auth", LabelNames: []string{"kind", "name"}},
 		{Type: "route", LabelNames: []string{"path"}},
+		{Type: "page", LabelNames: []string{"path"}},
 	},
+}
+
+var pageSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "file", Required: true}, {Name: "content_type"}},
 }
 
 var tlsSchema = &hcl.BodySchema{
@@ -136,6 +143,12 @@ func decode(body hcl.Body, dir string, src []byte) (*Config, hcl.Diagnostics) {
 			routes[b.Labels[0]] = b
 			if rt := d.route(b, authRefs); rt != nil {
 				cfg.Routes = append(cfg.Routes, rt)
+			}
+			continue
+		}
+		if b.Type == "page" {
+			if p := d.page(b); p != nil {
+				cfg.Pages = append(cfg.Pages, p)
 			}
 			continue
 		}
@@ -410,6 +423,9 @@ func (d *decoder) checkRouteConflicts(cfg *Config) {
 			}
 		}
 	}
+	for _, p := range cfg.Pages {
+		all = append(all, served{[]string{p.Pattern()}, fmt.Sprintf("page %q", p.Path), p.Range})
+	}
 	for i, s := range all {
 		for _, prev := range all[:i] {
 			if conflict(prev.patterns, s.patterns) {
@@ -417,6 +433,40 @@ func (d *decoder) checkRouteConflicts(cfg *Config) {
 			}
 		}
 	}
+}
+
+// page reads a page block and its file (a regular file of at most
+// MaxFileSize bytes, relative to the config's directory).
+func (d *decoder) page(b *hcl.Block) *Page {
+	content, diags := b.Body.Content(pageSchema)
+	d.diags = append(d.diags, diags...)
+	p := &Page{Path: b.Labels[0], Range: b.DefRange}
+	if p.Path != "/" && (!strings.HasPrefix(p.Path, "/") || path.Clean(p.Path) != p.Path || strings.ContainsAny(p.Path, "{} \t")) {
+		d.errorf(b.LabelRanges[0], "Invalid page path", "page %q: a page is served at a clean absolute path without parameters or a trailing slash, like \"/\" or \"/demo.html\".", p.Path)
+		return nil
+	}
+	var file string
+	d.str(content.Attributes, "file", &file)
+	d.str(content.Attributes, "content_type", &p.ContentType)
+	attr, ok := content.Attributes["file"]
+	if !ok || file == "" {
+		return nil
+	}
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(d.dir, file)
+	}
+	body, err := readRegular(file, MaxFileSize)
+	if err != nil {
+		d.errorf(attr.Expr.Range(), "Unreadable page", "%v", err)
+		return nil
+	}
+	p.Body = body
+	if p.ContentType == "" {
+		if p.ContentType = mime.TypeByExtension(filepath.Ext(file)); p.ContentType == "" {
+			p.ContentType = "application/octet-stream"
+		}
+	}
+	return p
 }
 
 func upperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
