@@ -18,7 +18,8 @@ import (
 
 // The admin page in a real browser (Debian's Chromium, driven by
 // playwright-core): pick a route, fill its parameter, tail it, and an
-// event published to NATS shows up on the page with its id, name and data.
+// event published to NATS shows up on the page with its id, name and data;
+// a route with auth, which a tail cannot open, says why on the page.
 func TestAdminPageInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
@@ -34,6 +35,13 @@ route "/stocks/{symbol}" {
     subject = "stocks.${path.symbol}"
     event   = "quote"
   }
+}
+auth "bearer" "ops" {
+  tokens = ["t0ken"]
+}
+route "/private" {
+  auth = "ops"
+  source "nats" { subject = "private" }
 }`)
 	admin := httptest.NewServer(h.srv.Admin())
 	t.Cleanup(admin.Close)
@@ -67,6 +75,18 @@ route "/stocks/{symbol}" {
 	fields := strings.Split(got, "\t")
 	if len(fields) != 3 || fields[0] == "" || fields[1] != "quote" || fields[2] != `{"price": 187.5}` {
 		t.Fatalf("the page shows %q, want id, quote and the data", got)
+	}
+
+	probe := exec.CommandContext(ctx, node, "tail.mjs", admin.URL+"/", "/private", "")
+	probe.Dir = dir
+	stderr.Reset()
+	probe.Stderr = &stderr
+	refused, err := probe.Output()
+	if err != nil {
+		t.Fatalf("browser script on a route with auth: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(string(refused), "REFUSED refused: 401") || !strings.Contains(string(refused), "sends no credentials") {
+		t.Errorf("the page says %q about a route with auth, want why it was refused", refused)
 	}
 }
 
