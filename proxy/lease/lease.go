@@ -68,6 +68,10 @@ const notEnabledConfirm = 5
 // errLost refuses a save from a holder that no longer holds its lease.
 var errLost = errors.New("lease lost")
 
+// errStale is a lease whose bucket was opened on a connection that has
+// been replaced: nothing done through it can work any more.
+var errStale = errors.New("lease bucket on a replaced NATS connection")
+
 // Job is what a lease guards. It runs until ctx ends, which happens when
 // the lease is lost or released. saved is the state the previous holder
 // left (nil when none); save replaces it, and fails once the lease is
@@ -117,8 +121,14 @@ func (l *Leases) Hold(ctx context.Context, key string, job Job, waiting func()) 
 			job(ctx, nil, func(context.Context, []byte) error { return nil })
 			return
 		}
-		h := &held{l: l, kv: kv, key: key, log: log, waiting: waiting}
+		l.mu.Lock()
+		from := l.kvFrom
+		l.mu.Unlock()
+		h := &held{l: l, kv: kv, kvFrom: from, key: key, log: log, waiting: waiting}
 		rev, sent, err := h.acquire(ctx)
+		if errors.Is(err, errStale) {
+			continue // the bucket is opened again on the new connection
+		}
 		if err != nil {
 			return
 		}
@@ -231,10 +241,11 @@ func (l *Leases) openBucket(ctx context.Context, js jetstream.JetStream) (jetstr
 
 // held is one lease, from taking it to losing or releasing it.
 type held struct {
-	l   *Leases
-	kv  jetstream.KeyValue
-	key string
-	log zerolog.Logger
+	l      *Leases
+	kv     jetstream.KeyValue
+	kvFrom jetstream.JetStream // what kv was opened with
+	key    string
+	log    zerolog.Logger
 
 	waiting func() // called when another process holds the lease
 
@@ -272,10 +283,17 @@ func (h *held) acquire(ctx context.Context) (uint64, time.Time, error) {
 		if ctx.Err() != nil {
 			return 0, time.Time{}, ctx.Err()
 		}
+		if h.stale() {
+			return 0, time.Time{}, errStale
+		}
 		h.log.Debug().Err(err).Msg("lease not taken yet")
 		sleep(ctx, delay)
 	}
 }
+
+// stale reports whether the lease's bucket is on a connection that has
+// been replaced.
+func (h *held) stale() bool { return h.kvFrom != h.l.js() }
 
 func (h *held) create(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
@@ -337,6 +355,9 @@ func (h *held) await(ctx context.Context) (uint64, time.Time, error) {
 			}
 			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				return 0, time.Time{}, nil
+			}
+			if h.stale() {
+				return 0, time.Time{}, errStale
 			}
 			// NATS trouble: the holder is likely cut off too; look again.
 			h.log.Debug().Err(err).Msg("lease takeover failed")

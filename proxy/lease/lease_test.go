@@ -327,3 +327,58 @@ func TestStalledHolderTakesItsLeaseBack(t *testing.T) {
 		t.Error("a waited out its own lease's TTL instead of taking it back")
 	}
 }
+
+// A replica waiting for a lease whose NATS connection is replaced (NATS
+// closed the old one for good) waits on through the new one, and takes
+// the lease when its holder lets it go.
+func TestWaiterMovesToANewConnection(t *testing.T) {
+	ns := loopback.JetStream(t, t.TempDir())
+	a := newReplica(t, ns)
+	jsFor := func() (*nats.Conn, jetstream.JetStream) {
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc, js
+	}
+	oldNC, oldJS := jsFor()
+	newNC, newJS := jsFor()
+	var current atomic.Pointer[jetstream.JetStream]
+	current.Store(&oldJS)
+	b := &replica{nc: newNC}
+	b.leases = lease.New(func() jetstream.JetStream { return *current.Load() }, ttl, zerolog.New(zerolog.NewTestWriter(t)))
+
+	var j job
+	stopA := hold(a, "poll.moved", &j, "a")
+	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	waiting := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.leases.Hold(ctx, "poll.moved", j.as("b"), func() {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-waiting: // b watches the lease through its first connection
+	case <-time.After(10 * time.Second):
+		t.Fatal("b never found the lease held")
+	}
+	current.Store(&newJS)
+	oldNC.Close()
+	stopA()
+	waitFor(t, "b to take the lease on its new connection", 10*time.Second, func() bool { return len(j.runs()) == 2 })
+	if got := j.runs(); got[1] != "b" {
+		t.Fatalf("runs %v", got)
+	}
+}
