@@ -42,6 +42,9 @@ type jsReader struct {
 	gen uint64
 
 	reconsuming atomic.Bool
+	// handing is held while a message is handed on: a replaced consumer's
+	// last message reaches every stream before the new one's first.
+	handing sync.Mutex
 }
 
 // jsHeartbeat is how often JetStream must show a reading consumer it is
@@ -108,7 +111,9 @@ func (r *jsReader) remove(st *stream) {
 	}
 	r.mu.Unlock()
 	if stop != nil {
-		stop.Stop()
+		// Stop may wait out a remaking the library has under way; the
+		// gen bump above already ignores its messages.
+		go stop.Stop()
 	}
 }
 
@@ -138,6 +143,12 @@ func (r *jsReader) consumeFrom(ctx context.Context, start, gen uint64) (jetstrea
 	cc, err := cons.Consume(func(m jetstream.Msg) { r.hand(m, gen) },
 		jetstream.PullHeartbeat(jsHeartbeat), jetstream.PullExpiry(5*jsHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			r.mu.Lock()
+			current := gen == r.gen
+			r.mu.Unlock()
+			if !current {
+				return // a consumer already replaced or stopped
+			}
 			r.warn.Warn().Err(err).Str("stream", r.name).Msg("JetStream consumer")
 			if errors.Is(err, jetstream.ErrNoHeartbeat) {
 				// Its node is likely gone: the library's own remaking
@@ -161,6 +172,8 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 		return
 	}
 	seq, subject := md.Sequence.Stream, m.Subject()
+	r.handing.Lock()
+	defer r.handing.Unlock()
 	r.mu.Lock()
 	if gen != r.gen || seq <= r.lastSeq {
 		r.mu.Unlock()
@@ -241,12 +254,15 @@ func (r *jsReader) reconsume() {
 }
 
 // drain stops the consumer once what it has read is handed on, and
-// returns it (nil when it was not running), to wait for its Closed.
+// returns it (nil when it was not running), to wait for its Closed. The
+// drain runs on a goroutine: it may wait out a remaking the library has
+// under way, and Shutdown waits only as long as its deadline allows.
 func (r *jsReader) drain() jetstream.ConsumeContext {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.consume != nil {
-		r.consume.Drain()
+	cc := r.consume
+	r.mu.Unlock()
+	if cc != nil {
+		go cc.Drain()
 	}
-	return r.consume
+	return cc
 }

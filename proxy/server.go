@@ -73,6 +73,7 @@ type Server struct {
 	metrics    *metrics
 	fanIn      *fanIn // reads the streams' core subscriptions
 
+	gapMu     sync.Mutex // one afterGap at a time
 	mu        sync.Mutex
 	streams   map[string]*stream
 	perRoute  map[*config.Route]int // streams held per route
@@ -209,6 +210,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 // that replaced a closed one, and their clients told they may have
 // missed events (NATS keeps nothing for a subscriber that was away).
 func (s *Server) afterGap(replaced bool) {
+	// One at a time: two replacements in a row would otherwise make a
+	// stream's subscriptions twice.
+	s.gapMu.Lock()
+	defer s.gapMu.Unlock()
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
@@ -525,6 +530,14 @@ func (s *Server) makeRoom(rt *config.Route) ([]*stream, error) {
 		if victim == nil {
 			return freed, errStreamsFull
 		}
+		if s.streams[victim.key] != victim {
+			// Not held any more (a reload ended it): only its listing
+			// was left.
+			victim.mu.Lock()
+			victim.idle.remove(victim)
+			victim.mu.Unlock()
+			continue
+		}
 		victim.mu.Lock()
 		victim.closed = true
 		victim.mu.Unlock()
@@ -548,6 +561,7 @@ func (s *Server) drop(st *stream) {
 		delete(s.perRoute, st.route)
 	}
 	st.mu.Lock()
+	st.dropped = true
 	st.idle.remove(st)
 	st.mu.Unlock()
 }

@@ -69,6 +69,7 @@ type stream struct {
 	lastSeq uint64 // JetStream history: the last sequence handed out
 	linger  *time.Timer
 	closed  bool
+	dropped bool // out of the Server's streams: never listed idle again
 
 	// On the Server's list of idle streams while it has no client; the
 	// fields are the list's, guarded by its lock.
@@ -207,6 +208,9 @@ func (st *stream) resubscribe(nc *nats.Conn) error {
 	st.mu.Unlock()
 	for _, sub := range old {
 		st.fanIn.forget(sub)
+		// On the closed connection this does nothing; on a live one (a
+		// stream that opened after the replacement) it must not leak.
+		_ = sub.Unsubscribe()
 	}
 	if closed {
 		return nil
@@ -363,7 +367,7 @@ func (st *stream) leave(c *Client, release func(gen uint64)) {
 	st.clients = st.clients[:last]
 	c.slot = -1
 	st.gen++
-	if len(st.clients) == 0 && !st.pinned && !st.closed {
+	if len(st.clients) == 0 && !st.pinned && !st.closed && !st.dropped {
 		gen := st.gen
 		st.linger = time.AfterFunc(st.route.Linger, func() { release(gen) })
 		st.idle.push(st)

@@ -189,3 +189,45 @@ func validSubject(s string, pattern bool) bool {
 	}
 	return true
 }
+
+// Making a stream's subscriptions again after a gap replaces them, on a
+// live connection too (a stream opened after the replacement, or a second
+// replacement): never one more subscription per gap.
+func TestResubscribeReplacesSubscriptions(t *testing.T) {
+	ns := loopback.NATS(t, "")
+	cfg, err := config.Parse([]byte(`
+route "/r/{x}" {
+  source "nats" { subject = "r.${path.x}" }
+}`), "test.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	s, err := New(cfg, WithNATS(nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	id, err := s.identify(s.gen(), cfg.Routes[0], []string{"a"}, cty.NilVal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(nil, 16)
+	if _, _, _, err := s.join(id, c, netip.Addr{}, "", false); err != nil {
+		t.Fatal(err)
+	}
+	defer s.handlers.Done()
+	before := nc.NumSubscriptions()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() { s.afterGap(true) })
+	}
+	wg.Wait()
+	if after := nc.NumSubscriptions(); after != before {
+		t.Errorf("%d subscriptions after three gaps, %d before", after, before)
+	}
+}
