@@ -218,7 +218,7 @@ route "/feeds/{feed}" {
 
 # Auth: who may open a stream. Routes name auth blocks (auth = "users").
 # Browsers cannot set headers on EventSource: use a cookie, a ticket, or
-# (least safe) a token in the query. See README "Auth".
+# (least safe) a token in the query. See docs/auth.md.
 auth "jwt" "users" {
   hmac_secret = env("SSEGATE_JWT_SECRET", "change-me-to-32-random-bytes-min")
   # public_key_file = "jwt.pub"                  # or an RSA/ECDSA/Ed25519 key

@@ -342,3 +342,41 @@ func TestPages(t *testing.T) {
 		}
 	}
 }
+
+// Every HCL example in the README and docs/ is a config ssegate takes:
+// as it is when it has routes, with a route added when it shows only
+// other blocks, and with the environment variables it reads set.
+func TestDocsHCLExamples(t *testing.T) {
+	pages, _ := filepath.Glob("../../docs/*.md")
+	pages = append(pages, "../../README.md")
+	block := regexp.MustCompile("(?s)```hcl\n(.*?)```")
+	envs := regexp.MustCompile(`env\("([A-Z0-9_]+)"`)
+	n := 0
+	for _, page := range pages {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range block.FindAllSubmatch(text, -1) {
+			n++
+			src := string(m[1])
+			for _, e := range envs.FindAllStringSubmatch(src, -1) {
+				t.Setenv(e[1], "an-example-value-of-32-bytes-or-more")
+			}
+			if !strings.Contains(src, "route \"") {
+				src += "\nroute \"/docs-example\" {\n  source \"nats\" { subject = \"docs.example\" }\n}\n"
+			}
+			if _, err := Parse([]byte(src), filepath.Join(filepath.Dir(page), "example.hcl")); err != nil {
+				t.Errorf("%s, example %q:\n%v", page, firstLine(src), err)
+			}
+		}
+	}
+	if n < 3 {
+		t.Fatalf("found %d HCL examples: the pattern no longer matches the docs", n)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
