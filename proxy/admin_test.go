@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +42,9 @@ func readyz(t *testing.T, admin *httptest.Server, header http.Header) (int, prox
 // there, and lists the fetching sources with their state; /healthz says
 // the process is alive all along.
 func TestAdminReadiness(t *testing.T) {
+	var polls atomic.Int32
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		polls.Add(1)
 		http.Error(w, "down for maintenance", http.StatusInternalServerError)
 	}))
 	defer up.Close()
@@ -90,12 +93,10 @@ route "/status" {
 		t.Fatalf("readyz = %d %+v", code, r)
 	}
 	// It stays failing, since it first failed, across its retries.
-	first := r.Sources[0]
-	for range 4 {
-		time.Sleep(400 * time.Millisecond)
-		if _, r = readyz(t, admin, nil); r.Sources[0].State != "failing" || r.Sources[0].Since != first.Since {
-			t.Fatalf("a poll failing every time: %+v, first seen failing %+v", r.Sources[0], first)
-		}
+	first, tried := r.Sources[0], polls.Load()
+	eventually(t, "a retry", func() bool { return polls.Load() > tried })
+	if _, r = readyz(t, admin, nil); r.Sources[0].State != "failing" || r.Sources[0].Since != first.Since {
+		t.Fatalf("a poll failing every time: %+v, first seen failing %+v", r.Sources[0], first)
 	}
 
 	ns.Shutdown()

@@ -123,11 +123,16 @@ func TestStreamStopsOn204(t *testing.T) {
 	up := &sseUpstream{noMore: true, bodies: []string{"data: only\n\n"}}
 	ts := httptest.NewServer(up)
 	defer ts.Close()
-	start(t, `route "/once" {
+	h := start(t, `route "/once" {
   source "stream" { url = "`+ts.URL+`" }
 }`)
-	eventually(t, "the 204", func() bool { n, _ := up.connections(); return n >= 2 })
-	time.Sleep(1500 * time.Millisecond) // longer than the first backoff steps
+	admin := httptest.NewServer(h.srv.Admin())
+	defer admin.Close()
+	// Stopped is final: the source's runner has returned.
+	eventually(t, "the source to stop", func() bool {
+		_, r := readyz(t, admin, nil)
+		return len(r.Sources) == 1 && r.Sources[0].State == "stopped"
+	})
 	if n, _ := up.connections(); n != 2 {
 		t.Errorf("%d connections after the upstream's 204, want 2", n)
 	}
