@@ -16,19 +16,26 @@ import (
 	"github.com/ssegate/ssegate/proxy/config"
 )
 
-// The admin page in a real browser (Debian's Chromium, driven by
-// playwright-core): pick a route, fill its parameter, tail it, and an
-// event published to NATS shows up on the page with its id, name and data;
-// a route with auth, which a tail cannot open, says why on the page.
-func TestAdminPageInChromium(t *testing.T) {
+// chromium returns node and the folder of the scripts that drive Debian's
+// Chromium with playwright-core, or skips the test saying what it needs.
+func chromium(t *testing.T) (node, dir string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts Chromium")
 	}
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Skip("needs Debian's chromium: apt-get install chromium (.ci/run does)")
 	}
-	dir := filepath.Join("testdata", "browser")
-	node := nodeWith(t, dir, "playwright-core")
+	dir = filepath.Join("testdata", "browser")
+	return nodeWith(t, dir, "playwright-core"), dir
+}
+
+// The admin page in a real browser (Debian's Chromium, driven by
+// playwright-core): pick a route, fill its parameter, tail it, and an
+// event published to NATS shows up on the page with its id, name and data;
+// a route with auth, which a tail cannot open, says why on the page.
+func TestAdminPageInChromium(t *testing.T) {
+	node, dir := chromium(t)
 	h := start(t, `
 route "/stocks/{symbol}" {
   source "nats" {
@@ -95,14 +102,7 @@ route "/private" {
 // opens /stocks/AAPL from its own origin and shows each quote, the
 // example's fallback for a body that is not JSON included.
 func TestREADMEDemoInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Chromium")
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Skip("needs Debian's chromium: apt-get install chromium (.ci/run does)")
-	}
-	dir := filepath.Join("testdata", "browser")
-	node := nodeWith(t, dir, "playwright-core")
+	node, dir := chromium(t)
 	page, err := os.ReadFile("../demo.html")
 	if err != nil {
 		t.Fatal(err)

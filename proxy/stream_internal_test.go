@@ -16,9 +16,10 @@ import (
 	"github.com/ssegate/ssegate/proxy/config"
 )
 
-// A linger timer that fires while Shutdown runs must not unsubscribe what
-// Shutdown is draining; -race checks the rest.
-func TestReleaseRacingShutdown(t *testing.T) {
+// natsAndConfig is a NATS connection to a server of the test's own, and
+// the config of one route /r/{x} on subjects r.X.
+func natsAndConfig(t *testing.T) (*nats.Conn, *config.Config) {
+	t.Helper()
 	ns := loopback.NATS(t, "")
 	cfg, err := config.Parse([]byte(`
 route "/r/{x}" {
@@ -32,7 +33,14 @@ route "/r/{x}" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
+	return nc, cfg
+}
+
+// A linger timer that fires while Shutdown runs must not unsubscribe what
+// Shutdown is draining; -race checks the rest.
+func TestReleaseRacingShutdown(t *testing.T) {
+	nc, cfg := natsAndConfig(t)
 	for i := range 300 {
 		s, err := New(cfg, WithNATS(nc))
 		if err != nil {
@@ -194,19 +202,7 @@ func validSubject(s string, pattern bool) bool {
 // live connection too (a stream opened after the replacement, or a second
 // replacement): never one more subscription per gap.
 func TestResubscribeReplacesSubscriptions(t *testing.T) {
-	ns := loopback.NATS(t, "")
-	cfg, err := config.Parse([]byte(`
-route "/r/{x}" {
-  source "nats" { subject = "r.${path.x}" }
-}`), "test.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, cfg := natsAndConfig(t)
 	s, err := New(cfg, WithNATS(nc))
 	if err != nil {
 		t.Fatal(err)

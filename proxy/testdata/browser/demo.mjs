@@ -4,14 +4,10 @@
 //   node demo.mjs PAGE_URL COUNT
 // prints "READY" once the page's EventSource is open (the test then
 // publishes), then "ROW <text>" for each of the first COUNT quotes shown.
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [pageURL, count] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(15000);

@@ -4,14 +4,10 @@
 // prints "READY" once the page's EventSource is open (the test then
 // publishes), then "GOT <id>\t<event>\t<data>" for the first row; or,
 // when the tail is refused, "REFUSED <what the page says>".
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [adminURL, route, value] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(15000);
