@@ -30,14 +30,25 @@ type shard struct {
 	ch chan *nats.Msg
 
 	mu       sync.RWMutex
-	handlers map[*nats.Subscription]nats.MsgHandler
+	handlers map[*nats.Subscription]handler
 	barriers []chan struct{} // closed as their markers come out, in order
 }
 
-func newFanIn() *fanIn {
+// handler is what a subscription's messages are for, and what to do when
+// NATS dropped some of them.
+type handler struct {
+	msg  nats.MsgHandler
+	lost func()
+}
+
+// maxShards bounds the shards, each a goroutine and fanInQueue pointers.
+const maxShards = 8
+
+// newFanIn makes a fanIn whose shards hold queue messages each.
+func newFanIn(queue int) *fanIn {
 	f := &fanIn{seed: maphash.MakeSeed(), done: make(chan struct{})}
-	for range runtime.GOMAXPROCS(0) {
-		sh := &shard{ch: make(chan *nats.Msg, fanInQueue), handlers: map[*nats.Subscription]nats.MsgHandler{}}
+	for range min(runtime.GOMAXPROCS(0), maxShards) {
+		sh := &shard{ch: make(chan *nats.Msg, queue), handlers: map[*nats.Subscription]handler{}}
 		f.shards = append(f.shards, sh)
 		go sh.run(f.done)
 	}
@@ -45,8 +56,9 @@ func newFanIn() *fanIn {
 }
 
 // subscribe subscribes to subject on nc and has h called with each of its
-// messages, on the shard of key.
-func (f *fanIn) subscribe(nc *nats.Conn, key, subject string, h nats.MsgHandler) (*nats.Subscription, error) {
+// messages, on the shard of key; lost is called when NATS drops some of
+// them (see lost).
+func (f *fanIn) subscribe(nc *nats.Conn, key, subject string, h nats.MsgHandler, lost func()) (*nats.Subscription, error) {
 	sh := f.shards[maphash.String(f.seed, key)%uint64(len(f.shards))]
 	// Held across the subscribe: a message that comes at once waits for
 	// its handler instead of finding none.
@@ -56,8 +68,23 @@ func (f *fanIn) subscribe(nc *nats.Conn, key, subject string, h nats.MsgHandler)
 	if err != nil {
 		return nil, err
 	}
-	sh.handlers[sub] = h
+	sh.handlers[sub] = handler{h, lost}
 	return sub, nil
+}
+
+// lost is told that NATS dropped messages of sub: its shard was full (a
+// slow consumer, in NATS's words). The subscription's owner is told, to
+// say so to its clients rather than lose events in silence.
+func (f *fanIn) lost(sub *nats.Subscription) {
+	for _, sh := range f.shards {
+		sh.mu.RLock()
+		h, ok := sh.handlers[sub]
+		sh.mu.RUnlock()
+		if ok && h.lost != nil {
+			h.lost()
+			return
+		}
+	}
 }
 
 // forget stops handing sub's messages on; those still queued are dropped.
@@ -115,8 +142,8 @@ func (sh *shard) run(done <-chan struct{}) {
 			}
 			h := sh.handlers[m.Sub]
 			sh.mu.RUnlock()
-			if h != nil {
-				h(m)
+			if h.msg != nil {
+				h.msg(m)
 			}
 		}
 	}

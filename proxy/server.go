@@ -155,7 +155,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		ended:    map[*stream]struct{}{},
 		closing:  make(chan struct{}),
 		limits:   newLimits(cfg),
-		fanIn:    newFanIn(),
+		fanIn:    newFanIn(fanInQueue),
 	}
 	s.hurry, s.hurryStop = context.WithCancel(context.Background())
 	for _, o := range opts {
@@ -201,6 +201,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
 	}
 	s.bb.OnGap(s.afterGap)
+	s.bb.OnSlowConsumer(s.fanIn.lost)
 	return s, nil
 }
 

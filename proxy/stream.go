@@ -178,7 +178,7 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 				return
 			}
 			st.deliver(ev)
-		})
+		}, st.gap)
 		if err != nil {
 			return fmt.Errorf("subscribe to %q: %w", subject, err)
 		}

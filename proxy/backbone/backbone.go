@@ -41,8 +41,9 @@ type Backbone struct {
 	cur      atomic.Pointer[link]
 	stopping atomic.Bool // Close was called: a closed connection stays so
 
-	mu    sync.Mutex
-	onGap []func(replaced bool)
+	mu     sync.Mutex
+	onGap  []func(replaced bool)
+	onSlow []func(*nats.Subscription)
 }
 
 // link is one connection and its JetStream context.
@@ -68,6 +69,25 @@ func (b *Backbone) OnGap(fn func(replaced bool)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.onGap = append(b.onGap, fn)
+}
+
+// OnSlowConsumer registers fn, called (on a goroutine of its own) when
+// NATS dropped messages of a subscription because it did not keep up. A
+// connection given with Given does not report it: its error handler is
+// the caller's.
+func (b *Backbone) OnSlowConsumer(fn func(*nats.Subscription)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onSlow = append(b.onSlow, fn)
+}
+
+func (b *Backbone) slow(sub *nats.Subscription) {
+	b.mu.Lock()
+	fns := slices.Clone(b.onSlow)
+	b.mu.Unlock()
+	for _, fn := range fns {
+		go fn(sub)
+	}
 }
 
 func (b *Backbone) gap(replaced bool) {
@@ -149,6 +169,9 @@ func Connect(cfg config.NATS, log zerolog.Logger) (*Backbone, error) {
 				ev = ev.Str("subject", sub.Subject)
 			}
 			ev.Msg("NATS asynchronous error")
+			if sub != nil && errors.Is(err, nats.ErrSlowConsumer) {
+				b.slow(sub)
+			}
 		}),
 	}
 	if cfg.CredsFile != "" {

@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+)
+
+// When a shard is full NATS drops the subscription's messages; the
+// subscription's owner is told (a stream then tells its clients they may
+// have missed events), and what was queued is still handed on in order.
+func TestFanInTellsOfLostMessages(t *testing.T) {
+	ns := loopback.NATS(t, "")
+	f := newFanIn(4)
+	defer f.close()
+	lost := make(chan struct{}, 1)
+	nc, err := nats.Connect(ns.ClientURL(), nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if sub != nil && errors.Is(err, nats.ErrSlowConsumer) {
+			f.lost(sub)
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	release := make(chan struct{})
+	got := make(chan string, 100)
+	_, err = f.subscribe(nc, "k", "s", func(m *nats.Msg) {
+		<-release
+		got <- string(m.Data)
+	}, func() {
+		select {
+		case lost <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for _, d := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} {
+		if err := pub.Publish("s", []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the owner was not told of the dropped messages")
+	}
+	close(release)
+	if first := <-got; first != "a" {
+		t.Errorf("first message handed on: %q, want a", first)
+	}
+}
