@@ -167,10 +167,13 @@ route "/w/{city}" {
 		c.Close()
 	}
 	eventually(t, "the streams to be freed", func() bool { return h.srv.OpenStreams() == 0 })
-	eventually(t, "the poll to stop", func() bool {
-		before := count("paris")
-		time.Sleep(100 * time.Millisecond) // five intervals
-		return count("paris") == before
+	// A poll leaves the readiness report when its loop has returned: it
+	// polls no more.
+	admin := httptest.NewServer(h.srv.Admin())
+	defer admin.Close()
+	eventually(t, "the polls to stop", func() bool {
+		_, r := readyz(t, admin, nil)
+		return len(r.Sources) == 0
 	})
 }
 
