@@ -221,7 +221,98 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 		}
 		return nil, nil
 	}
+	if seam-after > bigCatchUp {
+		frames, err := st.readStoredInBatches(ctx, after, seam)
+		if !errors.Is(err, errNoBatches) {
+			return frames, err
+		}
+	}
 	return st.readStored(ctx, after, seam)
+}
+
+// bigCatchUp is the number of stored messages past which a replay reads
+// in batches through a consumer of its own: one request per message would
+// take seconds, and a catch-up that large is rare enough for the
+// consumers it makes (one each, for a moment) to stay few.
+const bigCatchUp = 500
+
+// errNoBatches is a replay that cannot read through a consumer (filters
+// the server refuses together): it reads message by message instead.
+var errNoBatches = errors.New("no consumer for the replay")
+
+// readStoredInBatches returns the frames of the stored messages on the
+// stream's subjects after sequence after, up to seam, read in batches by
+// a consumer kept on one server, in memory, and deleted when done.
+func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) ([][]byte, error) {
+	var filters []string
+	for _, s := range st.jsSubjects {
+		if !slices.Contains(filters, s) {
+			filters = append(filters, s)
+		}
+	}
+	var cons jetstream.Consumer
+	err := retryJS(ctx, func(ctx context.Context) error {
+		var err error
+		cons, err = st.bb.JS().CreateConsumer(ctx, st.jsName, jetstream.ConsumerConfig{
+			FilterSubjects:    filters,
+			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:       after + 1,
+			AckPolicy:         jetstream.AckNonePolicy,
+			InactiveThreshold: jsTimeout,
+			MemoryStorage:     true,
+			Replicas:          1, // leader at once: nothing to elect
+		})
+		return err
+	})
+	var api *jetstream.APIError
+	if errors.As(err, &api) && api.Code == 400 {
+		return nil, errNoBatches
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		// It would expire by itself after InactiveThreshold.
+		_ = st.bb.JS().DeleteConsumer(context.WithoutCancel(ctx), st.jsName, cons.CachedInfo().Name)
+	}()
+	var frames [][]byte
+	for pending := cons.CachedInfo().NumPending; pending > 0; {
+		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			pending--
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, err
+			}
+			seq := md.Sequence.Stream
+			if seq > seam {
+				return frames, nil
+			}
+			// A message that cannot be an event was rejected (and counted)
+			// when it was live; here it is only skipped.
+			ev, err := st.jsEvent(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, false)
+			if err == nil {
+				if f, err := newFrame(ev, strconv.FormatUint(seq, 10)); err == nil {
+					frames = append(frames, f)
+				}
+			}
+			if seq == seam {
+				return frames, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, errors.New("replay stalled: JetStream sent nothing")
+		}
+	}
+	return frames, nil
 }
 
 // readStored returns the frames of the stored messages on the stream's
