@@ -93,7 +93,9 @@ func (s *Server) openCounts(cfg *config.Config) map[string]*openCount {
 		st.mu.Lock()
 		c.clients += len(st.clients)
 		st.mu.Unlock()
-		c.pending = max(c.pending, st.pending.Load())
+		if st.reader != nil {
+			c.pending = st.reader.pending.Load()
+		}
 	}
 	return counts
 }

@@ -98,12 +98,16 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			return
 		}
 
-		ip := limitKey(clientIP(r, s.config().TrustedProxies))
-		release, refused := s.limits.acquire(rt, ip)
-		if refused != nil {
+		// A limit full: the client comes back later.
+		turnAway := func(refused *refusal) {
 			s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Str("reason", refused.reason).Msg("stream refused")
 			count(connLimit)
 			s.comeBackLater(w, r, rt, refused.status, refused.reason)
+		}
+		ip := limitKey(clientIP(r, s.config().TrustedProxies))
+		release, refused := s.limits.acquire(rt, ip)
+		if refused != nil {
+			turnAway(refused)
 			return
 		}
 
@@ -120,16 +124,8 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		if err != nil {
 			release()
 			c.discard(rs.m)
-			switch {
-			case errors.Is(err, errStreamsFull):
-				count(connLimit)
-				s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Msg("stream refused: at max_streams")
-				s.comeBackLater(w, r, rt, http.StatusServiceUnavailable, "server at max_streams; retry later")
-				return
-			case errors.Is(err, errNewStreamsRate):
-				count(connLimit)
-				s.log.Debug().Str("route", rt.Path).Str("remote", r.RemoteAddr).Msg("stream refused: new_streams_per_ip")
-				s.comeBackLater(w, r, rt, http.StatusTooManyRequests, err.Error())
+			if errors.As(err, &refused) {
+				turnAway(refused)
 				return
 			}
 			count(connUnavailable)

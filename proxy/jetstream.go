@@ -79,7 +79,7 @@ func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, [
 // on its subjects from the one after the last the reader read: events
 // before that are history, replayed to the clients that ask.
 func (st *stream) subscribeJetStream(reader *jsReader) error {
-	st.jsName, st.jsSubjects, st.reader = reader.name, st.subjects, reader
+	st.reader = reader
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
 	return reader.add(ctx, st)
@@ -99,7 +99,7 @@ func (st *stream) jsEvent(msg *nats.Msg, live bool) (sources.Event, error) {
 
 // sourceOf is the index of the source reading subject, or -1.
 func (st *stream) sourceOf(subject string) int {
-	for i, pattern := range st.jsSubjects {
+	for i, pattern := range st.subjects {
 		if subjectMatches(pattern, subject) {
 			return i
 		}
@@ -200,7 +200,7 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 	}
 	var state jetstream.StreamState
 	err = retryJS(ctx, func(ctx context.Context) error {
-		info, err := st.bb.JS().Stream(ctx, st.jsName)
+		info, err := st.bb.JS().Stream(ctx, st.reader.name)
 		if err == nil {
 			state = info.CachedInfo().State
 		}
@@ -245,7 +245,7 @@ var errNoBatches = errors.New("no consumer for the replay")
 // a consumer kept on one server, in memory, and deleted when done.
 func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) ([][]byte, error) {
 	var filters []string
-	for _, s := range st.jsSubjects {
+	for _, s := range st.subjects {
 		if !slices.Contains(filters, s) {
 			filters = append(filters, s)
 		}
@@ -253,7 +253,7 @@ func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (
 	var cons jetstream.Consumer
 	err := retryJS(ctx, func(ctx context.Context) error {
 		var err error
-		cons, err = st.bb.JS().CreateConsumer(ctx, st.jsName, jetstream.ConsumerConfig{
+		cons, err = st.bb.JS().CreateConsumer(ctx, st.reader.name, jetstream.ConsumerConfig{
 			FilterSubjects:    filters,
 			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 			OptStartSeq:       after + 1,
@@ -273,7 +273,7 @@ func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (
 	}
 	defer func() {
 		// It would expire by itself after InactiveThreshold.
-		_ = st.bb.JS().DeleteConsumer(context.WithoutCancel(ctx), st.jsName, cons.CachedInfo().Name)
+		_ = st.bb.JS().DeleteConsumer(context.WithoutCancel(ctx), st.reader.name, cons.CachedInfo().Name)
 	}()
 	var frames [][]byte
 	for pending := cons.CachedInfo().NumPending; pending > 0; {
@@ -293,14 +293,7 @@ func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (
 			if seq > seam {
 				return frames, nil
 			}
-			// A message that cannot be an event was rejected (and counted)
-			// when it was live; here it is only skipped.
-			ev, err := st.jsEvent(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, false)
-			if err == nil {
-				if f, err := newFrame(ev, strconv.FormatUint(seq, 10)); err == nil {
-					frames = append(frames, f)
-				}
-			}
+			frames = st.appendStored(frames, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, seq)
 			if seq == seam {
 				return frames, nil
 			}
@@ -321,13 +314,13 @@ func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (
 // server and needs no consumer's election), taking each subject's next
 // message in turn, in sequence order.
 func (st *stream) readStored(ctx context.Context, after, seam uint64) ([][]byte, error) {
-	heads := make([]*storedMsg, len(st.jsSubjects)) // each subject's next message
-	done := make([]bool, len(st.jsSubjects))
+	heads := make([]*storedMsg, len(st.subjects)) // each subject's next message
+	done := make([]bool, len(st.subjects))
 	var frames [][]byte
 	for seq := after + 1; ; {
 		var first *storedMsg
 		at := -1
-		for i, subject := range st.jsSubjects {
+		for i, subject := range st.subjects {
 			if done[i] {
 				continue
 			}
@@ -350,14 +343,23 @@ func (st *stream) readStored(ctx context.Context, after, seam uint64) ([][]byte,
 			return frames, nil
 		}
 		heads[at], seq = nil, first.Seq+1
-		// A message that cannot be an event was rejected (and counted)
-		// when it was live; here it is only skipped.
-		if ev, err := st.jsEvent(first.msg(), false); err == nil {
-			if f, err := newFrame(ev, strconv.FormatUint(first.Seq, 10)); err == nil {
-				frames = append(frames, f)
-			}
-		}
+		frames = st.appendStored(frames, first.msg(), first.Seq)
 	}
+}
+
+// appendStored appends the frame of stored message m, at sequence seq, to
+// frames. A message that cannot be an event was rejected (and counted)
+// when it was live; here it is only skipped.
+func (st *stream) appendStored(frames [][]byte, m *nats.Msg, seq uint64) [][]byte {
+	ev, err := st.jsEvent(m, false)
+	if err != nil {
+		return frames
+	}
+	f, err := newFrame(ev, strconv.FormatUint(seq, 10))
+	if err != nil {
+		return frames
+	}
+	return append(frames, f)
 }
 
 // storedMsg is a message as JetStream's message get API returns it.
@@ -387,7 +389,7 @@ func (st *stream) nextStored(ctx context.Context, subject string, seq uint64) (*
 	}
 	var m *storedMsg
 	err = retryJS(ctx, func(ctx context.Context) error {
-		reply, err := st.bb.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+st.jsName, req)
+		reply, err := st.bb.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+st.reader.name, req)
 		if err != nil {
 			return err
 		}

@@ -41,6 +41,10 @@ type jsReader struct {
 	// stopped may still deliver a few.
 	gen uint64
 
+	// pending is what JetStream holds beyond what the reader has read,
+	// as of the last message read.
+	pending atomic.Uint64
+
 	reconsuming atomic.Bool
 	// handing is held while a message is handed on: a replaced consumer's
 	// last message reaches every stream before the new one's first.
@@ -120,8 +124,8 @@ func (r *jsReader) remove(st *stream) {
 // plainSubject is the one subject, without wildcards, that every source
 // of st reads, if there is one: such a stream is found by a map lookup.
 func plainSubject(st *stream) (string, bool) {
-	first := st.jsSubjects[0]
-	for _, s := range st.jsSubjects {
+	first := st.subjects[0]
+	for _, s := range st.subjects {
 		if s != first || strings.ContainsAny(s, "*>") {
 			return "", false
 		}
@@ -187,9 +191,9 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 		}
 	}
 	r.mu.Unlock()
+	r.pending.Store(md.NumPending)
 	msg := &nats.Msg{Subject: subject, Header: m.Headers(), Data: m.Data()}
 	for _, st := range targets {
-		st.pending.Store(md.NumPending)
 		ev, err := st.jsEvent(msg, true)
 		if err != nil {
 			st.reject(err)

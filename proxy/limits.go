@@ -100,6 +100,8 @@ type refusal struct {
 	reason string
 }
 
+func (r *refusal) Error() string { return r.reason }
+
 // acquire takes a slot of each limit for a stream of rt from ip, or none
 // and says which limit is full. ip is as limitKey gives it; an invalid one
 // (no address known) is not held to the per-address limit.

@@ -144,7 +144,7 @@ type gauges struct{ s *Server }
 var (
 	descStreams = prometheus.NewDesc("ssegate_streams_open", "Streams open (a route with its parameters filled in), lingering ones included.", []string{"route"}, nil)
 	descClients = prometheus.NewDesc("ssegate_clients_connected", "Clients connected.", []string{"route"}, nil)
-	descPending = prometheus.NewDesc("ssegate_jetstream_pending", "Messages JetStream holds that a route's streams have not read yet (the largest over its streams).", []string{"route"}, nil)
+	descPending = prometheus.NewDesc("ssegate_jetstream_pending", "Messages JetStream holds that a route's reader on this replica has not read yet.", []string{"route"}, nil)
 	descSources = prometheus.NewDesc("ssegate_sources", "Fetching sources running here, by state (running, failing, standby, starting, stopped).", []string{"route", "source", "state"}, nil)
 	descNATS    = prometheus.NewDesc("ssegate_nats_connected", "1 while connected to NATS.", nil, nil)
 	descReconn  = prometheus.NewDesc("ssegate_nats_reconnects_total", "Reconnections to NATS.", nil, nil)

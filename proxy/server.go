@@ -200,8 +200,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err := s.confirmSubscriptions(startTimeout); err != nil {
 		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
 	}
-	s.bb.OnGap(s.afterGap)
-	s.bb.OnSlowConsumer(s.fanIn.lost)
+	s.bb.Notify(backbone.Events{Gap: s.afterGap, SlowConsumer: s.fanIn.lost})
 	return s, nil
 }
 
@@ -506,11 +505,11 @@ func (s *Server) join(id streamID, c *Client, ip netip.Addr, lastID string, resu
 
 // errStreamsFull refuses a new stream when every stream max_streams
 // allows is open: none lingers to be given up for it.
-var errStreamsFull = errors.New("every stream max_streams allows is open")
+var errStreamsFull = &refusal{http.StatusServiceUnavailable, "server at max_streams; retry later"}
 
 // errNewStreamsRate refuses a new stream to an address that opened more
 // than new_streams_per_ip of them a second.
-var errNewStreamsRate = errors.New("too many new streams from your address (new_streams_per_ip)")
+var errNewStreamsRate = &refusal{http.StatusTooManyRequests, "too many new streams from your address (new_streams_per_ip)"}
 
 // makeRoom gives up the streams idle the longest until a new stream of
 // rt fits max_streams, in all and on rt, and returns them; called with

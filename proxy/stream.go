@@ -36,9 +36,6 @@ type stream struct {
 	route  *config.Route
 	params []string // the values of the route's path parameters
 	m      *routeMetrics
-	// pending is what JetStream holds for this stream beyond what it
-	// has read, as of the last message read.
-	pending atomic.Uint64
 	// subjects are what each source reads for this stream; funcs has the
 	// config's functions, for the per-message expressions, whose context
 	// mapVars makes with the first message.
@@ -54,11 +51,9 @@ type stream struct {
 	feeds feedGroup // the sources fetching for this stream alone
 
 	bb *backbone.Backbone // the NATS connection in use
-	// With a JetStream history: the stream, the subjects read, and the
-	// route's reader that replaces subs.
-	jsName     string
-	jsSubjects []string
-	reader     *jsReader
+	// With a JetStream history, the route's reader, which replaces subs
+	// and names the JetStream stream.
+	reader *jsReader
 
 	mu      sync.Mutex
 	clients []*Client
@@ -98,8 +93,9 @@ func (st *stream) warn() *zerolog.Event  { return st.about(st.logs.log.Warn()) }
 // sampledWarn is for what can repeat per message.
 func (st *stream) sampledWarn() *zerolog.Event { return st.about(st.logs.warn.Warn()) }
 
-// subscribe reads the route's sources, from JetStream when its history is
-// there (jsName), else with one subscription per source.
+// subscribe reads the route's sources, through the route's JetStream
+// reader when its history is there, else with one subscription per
+// source.
 func (st *stream) subscribe(bb *backbone.Backbone, reader *jsReader) error {
 	st.bb = bb
 	var err error
@@ -206,12 +202,9 @@ func (st *stream) resubscribe(nc *nats.Conn) error {
 	old, closed := st.subs, st.closed
 	st.subs = nil
 	st.mu.Unlock()
-	for _, sub := range old {
-		st.fanIn.forget(sub)
-		// On the closed connection this does nothing; on a live one (a
-		// stream that opened after the replacement) it must not leak.
-		_ = sub.Unsubscribe()
-	}
+	// On the closed connection this does nothing; on a live one (a
+	// stream that opened after the replacement) it must not leak.
+	st.dropSubs(old)
 	if closed {
 		return nil
 	}
@@ -259,6 +252,11 @@ func (st *stream) unsubscribe() {
 	if st.reader != nil {
 		st.reader.remove(st)
 	}
+	st.dropSubs(subs)
+}
+
+// dropSubs stops handing on the messages of subs and unsubscribes them.
+func (st *stream) dropSubs(subs []*nats.Subscription) {
 	for _, sub := range subs {
 		st.fanIn.forget(sub)
 		// A drained subscription is already gone, and so is everything on
@@ -332,7 +330,7 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 	}
 	st.idle.remove(st)
 	switch {
-	case resume && st.jsName != "":
+	case resume && st.reader != nil:
 		// The history is in JetStream: live events wait behind the replay.
 		c.hold()
 		if after, err := strconv.ParseUint(lastID, 10, 64); err == nil && after > st.lastSeq {

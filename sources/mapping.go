@@ -91,7 +91,7 @@ func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (Event, error)
 	ev := Event{Name: msg.Event, ID: msg.ID, HasID: msg.ID != ""}
 	if m.Event == nil && m.ID == nil && m.Data == nil {
 		ev.Data = defaultData(msg.Body)
-		return ev, ev.check()
+		return ev, nil
 	}
 	ctx := msg.context(streamCtx, m.need)
 
@@ -114,7 +114,7 @@ func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (Event, error)
 		// and resume from nothing: "" means no id of its own.
 		ev.HasID = ev.HasID && ev.ID != ""
 	}
-	return ev, ev.check()
+	return ev, nil
 }
 
 // evalText evaluates expr to text: strings as they are, numbers and bools in

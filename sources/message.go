@@ -34,10 +34,13 @@ type Event struct {
 	Data  string
 }
 
-// check refuses an event that cannot go on the wire as it is: an id with
+// Check refuses an event that cannot go on the wire as it is: an id with
 // CR, LF or NUL, a name with CR or LF (either would end the field and
-// start another). The error wraps sse.ErrInvalidField.
-func (ev Event) check() error {
+// start another). The error wraps sse.ErrInvalidField. Sources that
+// publish to NATS check before they publish (a webhook before it answers
+// 202); what comes from NATS is checked again where it is delivered, as
+// anyone may publish there.
+func (ev Event) Check() error {
 	e, err := sse.NewEvent(ev.Name, ev.Data)
 	if err == nil && ev.HasID {
 		_, err = e.WithID(ev.ID)

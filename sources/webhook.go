@@ -326,6 +326,9 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 
 	msg := Message{Headers: r.Header, Body: body}
 	ev, err := w.Mapping.Apply(w.ctx, &msg)
+	if err == nil {
+		err = ev.Check()
+	}
 	switch {
 	case errors.Is(err, sse.ErrInvalidField):
 		// Accepted, it would be dropped by every replica.

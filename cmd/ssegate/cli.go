@@ -130,13 +130,16 @@ func noConfig(path string) error {
 	return fmt.Errorf("no config file at %s (%s); point at one with -config PATH or SSEGATE_CONFIG=PATH, for example -config config.example.hcl from a checkout", path, from)
 }
 
-// noArgs refuses arguments after a command's flags: flags stop at the
-// first argument, so "ssegate -config f validate" would otherwise run the
-// proxy.
-func noArgs(fs *flag.FlagSet, stderr io.Writer) bool {
+// parseOnlyFlags is parseFlags for a command that takes no arguments:
+// flags stop at the first argument, so "ssegate -config f validate" would
+// otherwise run the proxy.
+func parseOnlyFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done bool) {
+	if code, done := parseFlags(fs, args, stderr); done {
+		return code, true
+	}
 	if fs.NArg() == 0 {
-		return true
+		return 0, false
 	}
 	fmt.Fprintf(stderr, "%s: unexpected argument %q; the command comes first, then its flags\nsee: %s -h\n", fs.Name(), fs.Arg(0), fs.Name())
-	return false
+	return 2, true
 }

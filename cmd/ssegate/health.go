@@ -17,11 +17,8 @@ func runHealth(args []string, stdout, stderr io.Writer) int {
 	admin := fs.String("admin", "http://127.0.0.1:9090", "the running ssegate's admin listener")
 	ready := fs.Bool("ready", false, "ask /readyz (ready for clients: NATS connected, not shutting down) rather than /healthz (alive)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long the answer may take")
-	if code, done := parseFlags(fs, args, stderr); done {
+	if code, done := parseOnlyFlags(fs, args, stderr); done {
 		return code
-	}
-	if !noArgs(fs, stderr) {
-		return 2
 	}
 	path := "/healthz"
 	if *ready {

@@ -36,11 +36,8 @@ func main() {
 func runRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", stdout)
 	path := configFlag(fs)
-	if code, done := parseFlags(fs, args, stderr); done {
+	if code, done := parseOnlyFlags(fs, args, stderr); done {
 		return code
-	}
-	if !noArgs(fs, stderr) {
-		return 2
 	}
 	return runProxy(*path, stderr)
 }
@@ -48,11 +45,8 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("validate", stdout)
 	path := configFlag(fs)
-	if code, done := parseFlags(fs, args, stderr); done {
+	if code, done := parseOnlyFlags(fs, args, stderr); done {
 		return code
-	}
-	if !noArgs(fs, stderr) {
-		return 2
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -75,11 +69,8 @@ func loadConfig(path string) (*config.Config, error) {
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("version", stdout)
-	if code, done := parseFlags(fs, args, stderr); done {
+	if code, done := parseOnlyFlags(fs, args, stderr); done {
 		return code
-	}
-	if !noArgs(fs, stderr) {
-		return 2
 	}
 	fmt.Fprintln(stdout, "ssegate", buildVersion())
 	return 0

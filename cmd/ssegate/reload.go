@@ -17,11 +17,8 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	admin := fs.String("admin", "http://127.0.0.1:9090", "the running ssegate's admin listener")
 	var headers []string
 	headerFlag(fs, &headers, "a request header, `Name: value` (repeatable), for the admin block's auth")
-	if code, done := parseFlags(fs, args, stderr); done {
+	if code, done := parseOnlyFlags(fs, args, stderr); done {
 		return code
-	}
-	if !noArgs(fs, stderr) {
-		return 2
 	}
 	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(*admin, "/")+"/reload", nil)
 	if err != nil {

@@ -30,7 +30,7 @@ const startTimeout = 10 * time.Second
 // it if ssegate started one. nats.go gives a connection up for good when
 // the server closes it with an error (a protocol violation, its
 // max_reconnects spent, an auth error): a Backbone that made its
-// connection then makes another, and tells whoever asked (OnGap).
+// connection then makes another, and tells whoever asked (Notify).
 type Backbone struct {
 	embedded *server.Server
 	log      zerolog.Logger
@@ -42,8 +42,21 @@ type Backbone struct {
 	stopping atomic.Bool // Close was called: a closed connection stays so
 
 	mu     sync.Mutex
-	onGap  []func(replaced bool)
-	onSlow []func(*nats.Subscription)
+	events Events
+}
+
+// Events are what a Backbone tells its user, each on a goroutine of its
+// own.
+type Events struct {
+	// Gap is called after each time the connection was down and messages
+	// may have been missed: with replaced false when it reconnected by
+	// itself (nats.go makes the subscriptions again), true when a new
+	// connection replaced one NATS closed (they must be made again on it).
+	Gap func(replaced bool)
+	// SlowConsumer is called when NATS dropped messages of sub because it
+	// did not keep up. A connection given with Given does not report it:
+	// its error handler is the caller's.
+	SlowConsumer func(sub *nats.Subscription)
 }
 
 // link is one connection and its JetStream context.
@@ -60,41 +73,21 @@ func (b *Backbone) Conn() *nats.Conn { return b.cur.Load().nc }
 // JS is the JetStream context of the connection in use.
 func (b *Backbone) JS() jetstream.JetStream { return b.cur.Load().js }
 
-// OnGap registers fn, called after each time the connection was down and
-// messages may have been missed: with replaced false when it reconnected
-// by itself (subscriptions are made again by nats.go), true when a new
-// connection replaced one NATS closed (subscriptions must be made again
-// on it). fn runs on a goroutine of its own.
-func (b *Backbone) OnGap(fn func(replaced bool)) {
+// Notify sets what the Backbone tells of from now on.
+func (b *Backbone) Notify(e Events) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.onGap = append(b.onGap, fn)
+	b.events = e
 }
 
-// OnSlowConsumer registers fn, called (on a goroutine of its own) when
-// NATS dropped messages of a subscription because it did not keep up. A
-// connection given with Given does not report it: its error handler is
-// the caller's.
-func (b *Backbone) OnSlowConsumer(fn func(*nats.Subscription)) {
+func (b *Backbone) notified() Events {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.onSlow = append(b.onSlow, fn)
-}
-
-func (b *Backbone) slow(sub *nats.Subscription) {
-	b.mu.Lock()
-	fns := slices.Clone(b.onSlow)
-	b.mu.Unlock()
-	for _, fn := range fns {
-		go fn(sub)
-	}
+	return b.events
 }
 
 func (b *Backbone) gap(replaced bool) {
-	b.mu.Lock()
-	fns := slices.Clone(b.onGap)
-	b.mu.Unlock()
-	for _, fn := range fns {
+	if fn := b.notified().Gap; fn != nil {
 		go fn(replaced)
 	}
 }
@@ -169,8 +162,8 @@ func Connect(cfg config.NATS, log zerolog.Logger) (*Backbone, error) {
 				ev = ev.Str("subject", sub.Subject)
 			}
 			ev.Msg("NATS asynchronous error")
-			if sub != nil && errors.Is(err, nats.ErrSlowConsumer) {
-				b.slow(sub)
+			if fn := b.notified().SlowConsumer; fn != nil && sub != nil && errors.Is(err, nats.ErrSlowConsumer) {
+				go fn(sub)
 			}
 		}),
 	}
