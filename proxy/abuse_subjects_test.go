@@ -90,16 +90,9 @@ route "/t/{name}" {
 // long for a subject, or one whose bytes HCL would change into another
 // user's, is refused, and the user it would impersonate is unaffected.
 func TestClaimsMakeOnlyValidSubjects(t *testing.T) {
-	h := start(t, `
-auth "jwt" "users" {
-  hmac_secret = "`+jwtSecret+`"
-}
-route "/me" {
-  auth = "users"
-  source "nats" { subject = "user.${auth.claims.sub}.notes" }
-}`)
+	h := start(t, perUserNotes)
 	bearer := func(sub string) http.Header {
-		return http.Header{"Authorization": {"Bearer " + token(t, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()})}}
+		return bearerWith(t, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()})
 	}
 	composed := h.open("/me", bearer("jos\u00e9"))
 	h.expectStatus("/me", bearer(strings.Repeat("x", 4100)), http.StatusForbidden)
@@ -139,22 +132,29 @@ route "/deploys" {
 	mem := ssetest.Open(t, ts.Client(), ts.URL+"/mem", nil)
 	stored := ssetest.Open(t, ts.Client(), ts.URL+"/js", nil)
 	deploys := ssetest.Open(t, ts.Client(), ts.URL+"/deploys", nil)
-	if err := pub.Publish("mem", []byte("m1")); err != nil {
-		t.Fatal(err)
+	// toMem publishes with core NATS, toStored to JetStream.
+	toMem := func(data string) {
+		t.Helper()
+		if err := pub.Publish("mem", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
 	}
+	toStored := func(data string) {
+		t.Helper()
+		if _, err := js.Publish(ctx, "js", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	toMem("m1")
 	mem.ExpectData("m1")
-	if _, err := js.Publish(ctx, "js", []byte("j1")); err != nil {
-		t.Fatal(err)
-	}
+	toStored("j1")
 	stored.ExpectData("j1")
 
 	old := srv.Conn()
 	_ = old.Publish("x."+strings.Repeat("A", 5000), nil)
 	_ = old.Flush()
 	eventually(t, "NATS to close the connection", old.IsClosed)
-	if _, err := js.Publish(ctx, "js", []byte("j2 while away")); err != nil {
-		t.Fatal(err)
-	}
+	toStored("j2 while away")
 	eventually(t, "a new connection", func() bool { return srv.Conn() != old && srv.Conn().IsConnected() })
 
 	stored.ExpectData("j2 while away")
@@ -166,13 +166,9 @@ route "/deploys" {
 	if err := srv.Conn().Flush(); err != nil { // its subscriptions are known to NATS
 		t.Fatal(err)
 	}
-	if err := pub.Publish("mem", []byte("m2")); err != nil {
-		t.Fatal(err)
-	}
+	toMem("m2")
 	mem.ExpectData("m2")
-	if _, err := js.Publish(ctx, "js", []byte("j3")); err != nil {
-		t.Fatal(err)
-	}
+	toStored("j3")
 	stored.ExpectData("j3")
 	if code, answer := postBody(t, ts.URL+"/hooks/deploy", "d1"); code != http.StatusAccepted {
 		t.Fatalf("webhook after the gap: %d %q", code, answer)

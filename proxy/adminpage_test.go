@@ -30,6 +30,32 @@ func chromium(t *testing.T) (node, dir string) {
 	return nodeWith(t, dir, "playwright-core"), dir
 }
 
+// browse runs a browser script of dir with node and args, calling line
+// with each line it prints, and fails the test if it fails.
+func browse(t *testing.T, node, dir string, line func(string), args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line(sc.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s: %v\n%s", args[0], err, stderr.String())
+	}
+}
+
 // The admin page in a real browser (Debian's Chromium, driven by
 // playwright-core): pick a route, fill its parameter, tail it, and an
 // event published to NATS shows up on the page with its id, name and data;
@@ -53,46 +79,23 @@ route "/private" {
 	admin := httptest.NewServer(h.srv.Admin())
 	t.Cleanup(admin.Close)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "tail.mjs", admin.URL+"/", "/stocks/{symbol}", "AAPL")
-	cmd.Dir = dir
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
 	var got string
-	for sc.Scan() {
-		switch line := sc.Text(); {
+	browse(t, node, dir, func(line string) {
+		switch {
 		case line == "READY":
 			h.publish("stocks.AAPL", `{"price": 187.5}`)
 		case strings.HasPrefix(line, "GOT "):
 			got = strings.TrimPrefix(line, "GOT ")
 		}
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("browser script: %v\n%s", err, stderr.String())
-	}
+	}, "tail.mjs", admin.URL+"/", "/stocks/{symbol}", "AAPL")
 	fields := strings.Split(got, "\t")
 	if len(fields) != 3 || fields[0] == "" || fields[1] != "quote" || fields[2] != `{"price": 187.5}` {
 		t.Fatalf("the page shows %q, want id, quote and the data", got)
 	}
 
-	probe := exec.CommandContext(ctx, node, "tail.mjs", admin.URL+"/", "/private", "")
-	probe.Dir = dir
-	stderr.Reset()
-	probe.Stderr = &stderr
-	refused, err := probe.Output()
-	if err != nil {
-		t.Fatalf("browser script on a route with auth: %v\n%s", err, stderr.String())
-	}
-	if !strings.Contains(string(refused), "REFUSED refused: 401") || !strings.Contains(string(refused), "sends no credentials") {
+	var refused string
+	browse(t, node, dir, func(line string) { refused += line + "\n" }, "tail.mjs", admin.URL+"/", "/private", "")
+	if !strings.Contains(refused, "REFUSED refused: 401") || !strings.Contains(refused, "sends no credentials") {
 		t.Errorf("the page says %q about a route with auth, want why it was refused", refused)
 	}
 }
@@ -122,33 +125,16 @@ func TestREADMEDemoInChromium(t *testing.T) {
 	}
 	h := startConfig(t, loopback.NATS(t, ""), example)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "demo.mjs", h.ts.URL+"/", "2")
-	cmd.Dir = dir
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	var rows []string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		switch line := sc.Text(); {
+	browse(t, node, dir, func(line string) {
+		switch {
 		case line == "READY":
 			h.publish("stocks.AAPL", `{"price": 187.5, "id": 1}`)
 			h.publish("stocks.AAPL", "not json")
 		case strings.HasPrefix(line, "ROW "), strings.HasPrefix(line, "ERROR "):
 			rows = append(rows, line)
 		}
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("demo.mjs: %v\n%s", err, stderr.String())
-	}
+	}, "demo.mjs", h.ts.URL+"/", "2")
 	if len(rows) != 2 || rows[0] != `ROW 1 {"price":187.5,"symbol":"AAPL"}` || !strings.HasSuffix(rows[1], ` "not json"`) {
 		t.Errorf("the page shows %q", rows)
 	}

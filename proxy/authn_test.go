@@ -46,6 +46,21 @@ func token(t *testing.T, claims jwt.MapClaims) string {
 
 func cookie(tok string) http.Header { return http.Header{"Cookie": {"session=" + tok}} }
 
+// bearerWith is an Authorization header with a token carrying claims.
+func bearerWith(t *testing.T, claims jwt.MapClaims) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token(t, claims)}}
+}
+
+// perUserNotes is a route whose subject reads the token's sub claim.
+const perUserNotes = `
+auth "jwt" "users" {
+  hmac_secret = "` + jwtSecret + `"
+}
+route "/me" {
+  auth = "users"
+  source "nats" { subject = "user.${auth.claims.sub}.notes" }
+}`
+
 // Each user gets a stream of their own from one route.
 func TestPerUserStreams(t *testing.T) {
 	h := start(t, userRoutes)
@@ -234,17 +249,8 @@ route "/me" {
 // subject to a wildcard, or add tokens, is refused; large numeric claims
 // stay exact.
 func TestClaimsCannotWidenSubjects(t *testing.T) {
-	h := start(t, `
-auth "jwt" "users" {
-  hmac_secret = "`+jwtSecret+`"
-}
-route "/me" {
-  auth = "users"
-  source "nats" { subject = "user.${auth.claims.sub}.notes" }
-}`)
-	bearer := func(sub any) http.Header {
-		return http.Header{"Authorization": {"Bearer " + token(t, jwt.MapClaims{"sub": sub})}}
-	}
+	h := start(t, perUserNotes)
+	bearer := func(sub any) http.Header { return bearerWith(t, jwt.MapClaims{"sub": sub}) }
 	for _, sub := range []any{"*", ">", "a.b", "a b"} {
 		if resp := get(t, h.ts.URL+"/me", bearer(sub)); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("sub %q: %d, want 403", sub, resp.StatusCode)

@@ -163,15 +163,7 @@ func TestInstanceRestartDuringBurst(t *testing.T) {
 // events it missed, never a reset: the election only delays the answers
 // it needs. Resumes leave no consumer behind on the server.
 func TestResumeDuringLeaderElection(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node NATS cluster")
-	}
-	nodes := loopback.Cluster(t, 3)
-	a := startOn(t, nodes[0], ticksOnCluster)
-	js, err := jetstreamFor(t, nodes[1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, a, js := onCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
 	defer cancel()
 	stream := onlyStream(ctx, t, js)

@@ -197,6 +197,22 @@ route "/ticks" {
   source "nats" { subject = "ticks" }
 }`
 
+// onCluster starts a 3-node NATS cluster, an instance serving
+// ticksOnCluster on its first node, and a JetStream client on its second.
+func onCluster(t *testing.T) ([]*server.Server, *harness, jetstream.JetStream) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	nodes := loopback.Cluster(t, 3)
+	a := startOn(t, nodes[0], ticksOnCluster)
+	js, err := jetstreamFor(t, nodes[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes, a, js
+}
+
 // onlyStream is the one JetStream stream js sees: the history a route
 // made.
 func onlyStream(ctx context.Context, t testing.TB, js jetstream.JetStream) jetstream.Stream {

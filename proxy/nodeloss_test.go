@@ -5,23 +5,13 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/ssegate/ssegate/internal/loopback"
 )
 
 // The NATS node an instance is connected to dies in the middle of a
 // burst: the instance reconnects to another node, its client's stream
 // stays open, and the client ends with every event exactly once.
 func TestNATSNodeLossDuringBurst(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node NATS cluster")
-	}
-	nodes := loopback.Cluster(t, 3)
-	a := startOn(t, nodes[0], ticksOnCluster)
-	js, err := jetstreamFor(t, nodes[1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	nodes, a, js := onCluster(t)
 	const n = 300
 	c := a.open("/ticks", nil)
 	done := make(chan error, 1)

@@ -4,13 +4,13 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegate/ssegate/internal/logbuf"
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy/config"
 )
@@ -45,26 +45,8 @@ func roundTrip(t *testing.T, sub, pub *nats.Conn) {
 	}
 }
 
-// lockedBuffer takes log lines from the server's goroutines too.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestEmbeddedInProcessOnly(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	b, err := Connect(config.NATS{}, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)

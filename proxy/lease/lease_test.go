@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ssegate/ssegate/internal/logbuf"
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy/lease"
 )
@@ -24,25 +25,7 @@ const ttl = 400 * time.Millisecond
 type replica struct {
 	nc     *nats.Conn
 	leases *lease.Leases
-	logs   logBuffer // what its leases logged
-}
-
-// logBuffer collects log lines written from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs   logbuf.Buffer // what its leases logged
 }
 
 func newReplica(t *testing.T, ns *server.Server) *replica {
