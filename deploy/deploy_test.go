@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/needs"
 	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
@@ -87,7 +88,7 @@ func startNginx(t *testing.T, replicas ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
-		t.Skip("nginx is not installed (.ci/run installs it)")
+		needs.Skip(t, "nginx", "apt-get install nginx-light (.ci/run does)")
 	}
 	site, err := os.ReadFile("nginx.conf")
 	if err != nil {

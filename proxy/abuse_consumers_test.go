@@ -16,6 +16,7 @@ import (
 // stream by default; streams opened and closed without end, resumes
 // included, must not use them up, on any replica.
 func TestConsumersDoNotGrowWithStreams(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a 3-node NATS cluster and opens 3,000 streams")
 	}

@@ -121,6 +121,7 @@ route "/t/{name}" {
 // One address may make new_streams_per_ip new streams a second, in bursts
 // of four seconds' worth; joining a stream that exists is not limited.
 func TestNewStreamsPerIP(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 new_streams_per_ip = 1
 route "/t/{name}" {

@@ -44,6 +44,7 @@ func (h *harness) stillConnected(c *client, subject string) {
 }
 
 func TestLongPathParameterNeverReachesNATS(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/t/{name}" {
   source "nats" { subject = "t.${path.name}" }
@@ -70,6 +71,7 @@ route "/m/{a}/{b}/{c}/{d}/{e}" {
 }
 
 func TestLongPathParameterOnJetStreamRoute(t *testing.T) {
+	t.Parallel()
 	h := startOn(t, loopback.JetStream(t, t.TempDir()), `
 route "/t/{name}" {
   history { store = "jetstream" }
@@ -90,6 +92,7 @@ route "/t/{name}" {
 // long for a subject, or one whose bytes HCL would change into another
 // user's, is refused, and the user it would impersonate is unaffected.
 func TestClaimsMakeOnlyValidSubjects(t *testing.T) {
+	t.Parallel()
 	h := start(t, perUserNotes)
 	bearer := func(sub string) http.Header {
 		return bearerWith(t, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()})
@@ -106,6 +109,7 @@ func TestClaimsMakeOnlyValidSubjects(t *testing.T) {
 // JetStream routes go on from the last event delivered, memory routes
 // tell their clients events may have been missed, and webhooks publish.
 func TestClosedConnectionIsReplaced(t *testing.T) {
+	t.Parallel()
 	ns := loopback.JetStream(t, t.TempDir())
 	srv, ts := serveConfig(t, fmt.Sprintf(`
 nats { url = %q }

@@ -20,6 +20,7 @@ import (
 // or id that would end its field and inject another), or a subject NATS
 // would refuse, gets 422: answered 202, it would be dropped everywhere.
 func TestWebhookRefusesEventsThatCannotBeSent(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/feed" {
   source "webhook" {
@@ -72,6 +73,7 @@ route "/repos/{repo}" {
 // one. An empty id line would make the browser forget where it was, and
 // its next reconnect would start from nothing without a reset.
 func TestEmptyMappedIDIsNoID(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/feed" {
   source "webhook" {
@@ -92,6 +94,7 @@ route "/feed" {
 // A sender that trickles its body gets 408 once body_timeout has passed,
 // and the replica goes on taking deliveries meanwhile.
 func TestWebhookBodyTimeout(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/feed" {
   source "webhook" {

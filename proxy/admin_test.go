@@ -42,6 +42,7 @@ func readyz(t *testing.T, admin *httptest.Server, header http.Header) (int, prox
 // there, and lists the fetching sources with their state; /healthz says
 // the process is alive all along.
 func TestAdminReadiness(t *testing.T) {
+	t.Parallel()
 	var polls atomic.Int32
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		polls.Add(1)
@@ -111,6 +112,7 @@ route "/status" {
 
 // Drain makes /readyz say not ready while the streams go on.
 func TestAdminDrain(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   source "nats" { subject = "events" }
@@ -129,6 +131,7 @@ route "/sse" {
 // With the admin block's auth, the admin handler wants its credentials,
 // except for the probes.
 func TestAdminAuth(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 auth "bearer" "ops" { tokens = ["s3cret"] }
 admin {
@@ -170,6 +173,7 @@ route "/sse" {
 // The admin page's API lists the routes with their live counts, and its
 // tail re-sends a route's events as JSON, event names included.
 func TestAdminTail(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/stocks/{symbol}" {
   source "nats" {
@@ -226,6 +230,7 @@ route "/stocks/{symbol}" {
 // A tail whose admin client stops reading is cut off like a public client
 // would be (write_timeout), and does not hold up Shutdown.
 func TestTailOfAStalledClient(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   write_timeout = "300ms"

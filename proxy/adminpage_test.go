@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/needs"
 	"github.com/ssegate/ssegate/proxy/config"
 )
 
@@ -24,7 +25,7 @@ func chromium(t *testing.T) (node, dir string) {
 		t.Skip("starts Chromium")
 	}
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Skip("needs Debian's chromium: apt-get install chromium (.ci/run does)")
+		needs.Skip(t, "Debian's chromium", "apt-get install chromium (.ci/run does)")
 	}
 	dir = filepath.Join("testdata", "browser")
 	return nodeWith(t, dir, "playwright-core"), dir
@@ -61,6 +62,7 @@ func browse(t *testing.T, node, dir string, line func(string), args ...string) {
 // event published to NATS shows up on the page with its id, name and data;
 // a route with auth, which a tail cannot open, says why on the page.
 func TestAdminPageInChromium(t *testing.T) {
+	t.Parallel()
 	node, dir := chromium(t)
 	h := start(t, `
 route "/stocks/{symbol}" {
@@ -105,6 +107,7 @@ route "/private" {
 // opens /stocks/AAPL from its own origin and shows each quote, the
 // example's fallback for a body that is not JSON included.
 func TestREADMEDemoInChromium(t *testing.T) {
+	t.Parallel()
 	node, dir := chromium(t)
 	page, err := os.ReadFile("../demo.html")
 	if err != nil {

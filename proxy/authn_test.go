@@ -63,6 +63,7 @@ route "/me" {
 
 // Each user gets a stream of their own from one route.
 func TestPerUserStreams(t *testing.T) {
+	t.Parallel()
 	h := start(t, userRoutes)
 	exp := time.Now().Add(time.Hour).Unix()
 	ada := h.open("/me", cookie(token(t, jwt.MapClaims{"sub": "ada", "exp": exp})))
@@ -83,6 +84,7 @@ func TestPerUserStreams(t *testing.T) {
 }
 
 func TestAuthStatuses(t *testing.T) {
+	t.Parallel()
 	h := start(t, userRoutes)
 	exp := time.Now().Add(time.Hour).Unix()
 	tests := []struct {
@@ -116,6 +118,7 @@ func TestAuthStatuses(t *testing.T) {
 // A stream opened with a token ends when the token does, with an event
 // that tells the page to get a fresh one.
 func TestTokenExpiryClosesStream(t *testing.T) {
+	t.Parallel()
 	h := start(t, userRoutes)
 	c := h.open("/me", cookie(token(t, jwt.MapClaims{"sub": "ada", "exp": time.Now().Add(1500 * time.Millisecond).Unix()})))
 	h.publish("user.ada.notes", "before")
@@ -130,6 +133,7 @@ func TestTokenExpiryClosesStream(t *testing.T) {
 // A forward-auth service allows, denies and fails; what it says about the
 // user becomes claims.
 func TestForwardAuth(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	calls := 0
 	authsvc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -200,6 +204,7 @@ route "/me" {
 // A browser swaps its cookie for a ticket and opens the stream with it,
 // once.
 func TestTickets(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 auth "jwt" "users" {
   hmac_secret = "`+jwtSecret+`"
@@ -249,6 +254,7 @@ route "/me" {
 // subject to a wildcard, or add tokens, is refused; large numeric claims
 // stay exact.
 func TestClaimsCannotWidenSubjects(t *testing.T) {
+	t.Parallel()
 	h := start(t, perUserNotes)
 	bearer := func(sub any) http.Header { return bearerWith(t, jwt.MapClaims{"sub": sub}) }
 	for _, sub := range []any{"*", ">", "a.b", "a b"} {
@@ -266,6 +272,7 @@ func TestClaimsCannotWidenSubjects(t *testing.T) {
 // A ticket is spent only by a stream that starts: a client turned away by
 // a limit comes back with the same ticket.
 func TestTicketKeptWhenTurnedAway(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 auth "jwt" "users" {
   hmac_secret = "`+jwtSecret+`"
@@ -300,6 +307,7 @@ route "/me" {
 // parameter (as the README's ticket example relies on), unless it says
 // header = "".
 func TestJWTHeaderReadBesideCookie(t *testing.T) {
+	t.Parallel()
 	h := start(t, userRoutes+`
 auth "jwt" "cookie_only" {
   hmac_secret = "`+jwtSecret+`"

@@ -16,6 +16,7 @@ import (
 // posted to one reaches a client of the other, and a client that drops
 // from one resumes on the other with exactly the events it missed.
 func TestTwoInstancesOnACluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a 3-node NATS cluster")
 	}
@@ -60,6 +61,7 @@ route "/deploys" {
 // Two replicas whose embedded servers form one NATS cluster, with no NATS
 // of their own: a webhook received by one reaches a browser on the other.
 func TestEmbeddedCluster(t *testing.T) {
+	t.Parallel()
 	routeA, routeB := loopback.FreeAddr(t), loopback.FreeAddr(t)
 	replica := func(name, listen, peer string) *httptest.Server {
 		_, ts := serveConfig(t, fmt.Sprintf(`
@@ -103,6 +105,7 @@ route "/deploys" {
 // to the other instance with its Last-Event-ID and ends with every event
 // exactly once, in order.
 func TestInstanceRestartDuringBurst(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a 3-node NATS cluster")
 	}
@@ -163,6 +166,7 @@ func TestInstanceRestartDuringBurst(t *testing.T) {
 // events it missed, never a reset: the election only delays the answers
 // it needs. Resumes leave no consumer behind on the server.
 func TestResumeDuringLeaderElection(t *testing.T) {
+	t.Parallel()
 	_, a, js := onCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
 	defer cancel()

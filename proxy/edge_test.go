@@ -28,6 +28,7 @@ func get(t *testing.T, url string, header http.Header) *http.Response {
 }
 
 func TestLimits(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 max_connections        = 3
 max_connections_per_ip = 1
@@ -83,6 +84,7 @@ route "/b" {
 // A stream ends at max_stream_duration with a retry hint, and the client
 // resumes where it was.
 func TestMaxStreamDuration(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   max_stream_duration = "1s"
@@ -103,6 +105,7 @@ route "/sse" {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 cors {
   allow_origins = ["*"]

@@ -16,6 +16,7 @@ import (
 // third is turned away with a retry hint and comes back by itself once a
 // slot is free.
 func TestEventSourceComesBackAfterLimit(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("testdata", "eventsource")
 	node := nodeWith(t, dir, "eventsource")
 	h := start(t, `

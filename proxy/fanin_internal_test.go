@@ -14,6 +14,7 @@ import (
 // subscription's owner is told (a stream then tells its clients they may
 // have missed events), and what was queued is still handed on in order.
 func TestFanInTellsOfLostMessages(t *testing.T) {
+	t.Parallel()
 	ns := loopback.NATS(t, "")
 	f := newFanIn(4)
 	defer f.close()

@@ -45,6 +45,7 @@ func (r *recorder) take() string {
 // then: events in between push the next one back. Run on synctest's fake
 // clock, so hours of stream take no time and the timing is exact.
 func TestKeepaliveTiming(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		rt := &config.Route{Path: "/sse", Keepalive: time.Minute, WriteTimeout: time.Second, Buffer: 16}
 		s := &Server{log: zerolog.Nop(), closing: make(chan struct{})}

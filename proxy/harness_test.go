@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/needs"
 	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
@@ -244,7 +245,7 @@ func nodeWith(t testing.TB, dir, pkg string) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("needs Node.js (node) on the PATH")
+		needs.Skip(t, "Node.js", "apt-get install nodejs npm")
 	}
 	npmInstall.Lock()
 	defer npmInstall.Unlock()
@@ -255,7 +256,8 @@ func nodeWith(t testing.TB, dir, pkg string) string {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "npm", "ci", "--prefix", dir, "--no-audit", "--no-fund").CombinedOutput()
 	if _, statErr := os.Stat(filepath.Join(dir, "node_modules", pkg)); err != nil || statErr != nil {
-		t.Skipf("needs %s: npm ci --prefix %s failed: %v\n%s", pkg, filepath.Join("proxy", dir), err, out)
+		t.Logf("npm ci --prefix %s: %v\n%s", dir, err, out)
+		needs.Skip(t, "the Node package "+pkg, "npm ci --prefix "+filepath.Join("proxy", dir))
 	}
 	return node
 }

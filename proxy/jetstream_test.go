@@ -23,6 +23,7 @@ route "/sse" {
 // With the history in JetStream, event ids are stream sequences, and a
 // client resumes with an id from before a restart.
 func TestJetStreamHistorySurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hcl := fmt.Sprintf("nats {\n  embedded { store_dir = %q }\n}\n%s", dir, jsRoute)
 	serve := func() (*proxy.Server, *httptest.Server) {
@@ -82,6 +83,7 @@ func TestJetStreamHistorySurvivesRestart(t *testing.T) {
 // The seam between a JetStream replay and live events has no gap and no
 // duplicate, under continuous publishing.
 func TestJetStreamResumeSeam(t *testing.T) {
+	t.Parallel()
 	h := startOn(t, loopback.JetStream(t, t.TempDir()), jsRoute)
 	resumeSeam(t, h)
 }
@@ -90,6 +92,7 @@ func TestJetStreamResumeSeam(t *testing.T) {
 // JetStream has stored it, and a retried delivery is stored once (by its
 // Nats-Msg-Id, with the in-process window off).
 func TestWebhookOnJetStreamRoute(t *testing.T) {
+	t.Parallel()
 	h := startOn(t, loopback.JetStream(t, t.TempDir()), `
 route "/deploys" {
   history { store = "jetstream" }
@@ -118,6 +121,7 @@ route "/deploys" {
 // event that replica has not delivered yet: it is a real id, so no reset;
 // the lagging events up to it are skipped and the next ones delivered.
 func TestResumeOnALaggingReplica(t *testing.T) {
+	t.Parallel()
 	ns := loopback.JetStream(t, t.TempDir())
 	link := loopback.NewLink(t, ns.Addr().String())
 	a := startOn(t, ns, jsRoute)
@@ -150,6 +154,7 @@ func TestResumeOnALaggingReplica(t *testing.T) {
 // On a lagging replica, an id whose followers the stream's limits have
 // dropped gets a reset, as on any replica: events were missed.
 func TestResumeOnALaggingReplicaPastTheLimits(t *testing.T) {
+	t.Parallel()
 	ns := loopback.JetStream(t, t.TempDir())
 	link := loopback.NewLink(t, ns.Addr().String())
 	nc := connectTo(t, "nats://"+link.Addr())

@@ -64,6 +64,7 @@ func (u *feedUpstream) pollsBy(replica string) int {
 // the browser on it gets every item once, with no id mapping to
 // de-duplicate on.
 func TestPollLeaseFailover(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		stop func(h *harness, nc *nats.Conn)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestClientIP(t *testing.T) {
+	t.Parallel()
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
 	tests := []struct {
 		remote, xff, want string
@@ -36,6 +37,7 @@ func TestClientIP(t *testing.T) {
 }
 
 func TestLimitKeyGroupsIPv6By64(t *testing.T) {
+	t.Parallel()
 	a, b := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9")
 	if limitKey(a) != limitKey(b) {
 		t.Error("two addresses of one /64 counted apart")
@@ -48,6 +50,7 @@ func TestLimitKeyGroupsIPv6By64(t *testing.T) {
 // A route's slot count goes when its last stream does, so routes a reload
 // replaced leave nothing behind; the limits hold meanwhile.
 func TestLimitsForgetIdleRoutes(t *testing.T) {
+	t.Parallel()
 	rt := &config.Route{Path: "/r", MaxClients: 2}
 	l := newLimits(&config.Config{})
 	var releases []func()

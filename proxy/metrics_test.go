@@ -41,6 +41,7 @@ func hasSample(text, sample string) bool {
 // The metrics count what happened on the routes, labelled by route
 // pattern, never by concrete path or client.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `{"items":[{"id":"a"}]}`)
 	}))
@@ -140,6 +141,7 @@ route "/status" {
 // A client dropped before its stream started (its hook sent more than
 // its queue holds) is counted like one dropped later.
 func TestSlowClientCountedBeforeStart(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   buffer = 2

@@ -11,6 +11,7 @@ import (
 // burst: the instance reconnects to another node, its client's stream
 // stays open, and the client ends with every event exactly once.
 func TestNATSNodeLossDuringBurst(t *testing.T) {
+	t.Parallel()
 	nodes, a, js := onCluster(t)
 	const n = 300
 	c := a.open("/ticks", nil)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ func clientsOn(h *harness, path string) int {
 // loses the network) is found by the next writes: they stall, and the
 // write timeout drops the client.
 func TestPeerVanishingWithoutFIN(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   write_timeout = "300ms"
@@ -71,6 +73,7 @@ route "/sse" {
 // as gone, as net/http does for HTTP/1.1: its stream ends and its slot is
 // freed, nothing lingers.
 func TestHalfClosedClient(t *testing.T) {
+	t.Parallel()
 	h := start(t, basicRoute)
 	c, br := rawStream(t, h.ts.Listener.Addr().String(), "/sse")
 	eventually(t, "the client to join", func() bool { return clientsOn(h, "/sse") == 1 })
@@ -118,7 +121,7 @@ route "/s/{n}" {
 	settle := func() (goroutines int, heap uint64) {
 		eventually(t, "every stream to be freed", func() bool { return clientsOn(h, "/s/{n}") == 0 && h.srv.RouteInfos()[0].Streams == 0 })
 		h.ts.CloseClientConnections()
-		time.Sleep(100 * time.Millisecond)
+		eventually(t, "every connection to be closed on the server's side", func() bool { return serverConns(t, addr) == 0 })
 		runtime.GC()
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
@@ -148,11 +151,38 @@ route "/s/{n}" {
 	}
 }
 
+// serverConns counts the accepted connections of the listener at addr
+// (IPv4) that the server has not closed yet, as the kernel sees them.
+func serverConns(t *testing.T, addr string) int {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p int
+	fmt.Sscan(port, &p)
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Skipf("needs Linux's /proc/net/tcp: %v", err)
+	}
+	local := fmt.Sprintf(":%04X ", p)
+	n := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		// ESTABLISHED (01) or CLOSE_WAIT (08): the server still holds it.
+		if len(f) > 3 && strings.HasSuffix(f[1]+" ", local) && (f[3] == "01" || f[3] == "08") {
+			n++
+		}
+	}
+	return n
+}
+
 // An HTTP/1.1 stream is answered with a head ssegate writes itself once
 // it has taken the connection: the stream's headers and those set before
 // (CORS), a Date, "Connection: close" and neither chunking nor a length,
 // so the body is the bare frames and ends with the connection.
 func TestHijackedStreamHead(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 cors { allow_origins = ["https://app.example.com"] }
 route "/sse" {
@@ -248,6 +278,7 @@ func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
 // HTTP/1.1 over TLS is hijacked too: bursts are joined into one record,
 // and the peer's end is seen on the connection under TLS.
 func TestHijackedStreamOverTLS(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   buffer = 1000

@@ -79,6 +79,7 @@ func status(code int) func(http.ResponseWriter, *http.Request) {
 // The poll sees 304s, new items, failures and a recovery; the browser
 // gets each item exactly once, in upstream order.
 func TestPollEmitsEachItemOnce(t *testing.T) {
+	t.Parallel()
 	up := &upstream{script: []func(http.ResponseWriter, *http.Request){
 		jsonItems(`"v1"`, "a", "b"),
 		jsonItems(`"v1"`, "a", "b"), // answered 304: the poll sent the ETag
@@ -119,6 +120,7 @@ route "/news" {
 // A poll whose URL reads path runs once per open stream, however many
 // browsers watch it, and stops when the stream is freed.
 func TestPollPerStream(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	polls := map[string]int{}
 	count := func(city string) int {
@@ -180,6 +182,7 @@ route "/w/{city}" {
 // Two replicas on one NATS both poll for a stream watched on each; events
 // with ids reach a browser once, since a stream drops an id it holds.
 func TestTwoReplicasPollEventsWithIDsOnce(t *testing.T) {
+	t.Parallel()
 	ts := httptest.NewServer(http.HandlerFunc(jsonItems(`"v1"`, "a", "b", "c")))
 	defer ts.Close()
 	cfg := fmt.Sprintf(`

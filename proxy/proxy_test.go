@@ -26,6 +26,7 @@ route "/sse" {
 `
 
 func TestResponseHeadersAndRetryLine(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   retry = "1500ms"
@@ -50,6 +51,7 @@ route "/sse" {
 }
 
 func TestDataLineEndsAndUTF8(t *testing.T) {
+	t.Parallel()
 	h := start(t, basicRoute)
 	c := h.open("/sse", nil)
 	h.publish("events", "a\r\nb\rc\nd")
@@ -63,6 +65,7 @@ func TestDataLineEndsAndUTF8(t *testing.T) {
 }
 
 func TestBinaryPayloadIsBase64(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/bin" {
   source "nats" { subject = "bin" }
@@ -81,6 +84,7 @@ route "/explicit" {
 }
 
 func TestEventNamesAndIDsFromExpressions(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/orders" {
   source "nats" {
@@ -102,6 +106,7 @@ route "/orders" {
 }
 
 func TestBadMessagesAreDroppedNotFatal(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   source "nats" {
@@ -122,6 +127,7 @@ route "/sse" {
 }
 
 func TestPathParameterSelectsSubject(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/stocks/{symbol}" {
   source "nats" {
@@ -141,6 +147,7 @@ route "/stocks/{symbol}" {
 }
 
 func TestErrorStatuses(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/stocks/{symbol}" {
   source "nats" { subject = "stocks.${path.symbol}" }
@@ -182,6 +189,7 @@ route "/stocks/{symbol}" {
 }
 
 func TestResumeReplaysExactlyTheMissedEvents(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   history = 10
@@ -216,6 +224,7 @@ route "/sse" {
 }
 
 func TestUnknownLastEventIDGetsResetEvent(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   history = 2
@@ -244,6 +253,7 @@ route "/sse" {
 // client's next reconnect resumes from the stream's start instead of
 // silently starting over.
 func TestResetBeforeFirstEventThenResume(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/rooms/{room}" {
   history = 2
@@ -276,6 +286,7 @@ route "/rooms/{room}" {
 // EventSource sends no Last-Event-ID before its first event; an empty one
 // from another client means the same: no resume, no reset.
 func TestEmptyLastEventIDIsAFreshStart(t *testing.T) {
+	t.Parallel()
 	h := start(t, basicRoute)
 	clients := []*client{
 		h.open("/sse", http.Header{"Last-Event-Id": {""}}),
@@ -288,6 +299,7 @@ func TestEmptyLastEventIDIsAFreshStart(t *testing.T) {
 }
 
 func TestIDFromPreviousProcessIsNotConfusedWithNew(t *testing.T) {
+	t.Parallel()
 	ns := loopback.NATS(t, "")
 	cfg := `
 route "/sse" {
@@ -317,6 +329,7 @@ route "/sse" {
 }
 
 func TestLinger(t *testing.T) {
+	t.Parallel()
 	// leave has one client of /rooms/a see one event and leave, on a
 	// route with the given linger; it returns that event's id.
 	leave := func(t *testing.T, linger string) (*harness, string) {
@@ -359,6 +372,7 @@ route "/rooms/{room}" {
 }
 
 func TestTwoSourcesMergeInArrivalOrder(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/feed" {
   source "nats" {
@@ -391,6 +405,7 @@ route "/feed" {
 // with no blank line after it. TestKeepaliveTiming holds the timing, busy
 // streams included, on synctest's clock.
 func TestKeepaliveOnTheWire(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/idle" {
   keepalive = "1s"
@@ -408,6 +423,7 @@ route "/idle" {
 // A client that stops reading fills its socket, then its queue, and is
 // dropped; a fast client on the same stream gets every event meanwhile.
 func TestSlowClientDroppedFastClientUnaffected(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   buffer        = 64
@@ -457,6 +473,7 @@ route "/sse" {
 }
 
 func TestHTTP2AndMiddleware(t *testing.T) {
+	t.Parallel()
 	h := start(t, basicRoute)
 	// Middleware that wraps the ResponseWriter, as logging and metrics
 	// middleware do; Unwrap lets the proxy find the flusher.
@@ -477,6 +494,7 @@ type wrapWriter struct{ http.ResponseWriter }
 func (w *wrapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func TestVerifyRequestAndOnConnect(t *testing.T) {
+	t.Parallel()
 	kept := make(chan *proxy.Client, 1)
 	h := start(t, basicRoute,
 		proxy.VerifyRequest(func(r *http.Request) bool { return r.URL.Query().Get("key") == "sesame" }),
@@ -521,6 +539,7 @@ func TestVerifyRequestAndOnConnect(t *testing.T) {
 // NATS down when ssegate starts is the same failure as NATS going down
 // later: ssegate serves, and events flow once NATS is there.
 func TestNATSDownAtStartThenUp(t *testing.T) {
+	t.Parallel()
 	addr := loopback.FreeAddr(t)
 	srv, ts := startWithoutNATS(t, addr, basicRoute)
 	c := ssetest.Open(t, ts.Client(), ts.URL+"/sse", nil)
@@ -546,6 +565,7 @@ func TestNATSDownAtStartThenUp(t *testing.T) {
 // without pause see every event exactly once, in order: the seam between
 // replay and live has no gap and no duplicate.
 func TestResumeSeamUnderConcurrentPublishing(t *testing.T) {
+	t.Parallel()
 	resumeSeam(t, start(t, `
 route "/sse" {
   history = 5000
@@ -559,14 +579,25 @@ func resumeSeam(t *testing.T, h *harness) {
 	const n = 2000
 	c := h.open("/sse", nil) // joined before the first event
 	published := make(chan error, 1)
+	// The publisher keeps up to two connections' reads ahead of the
+	// reader, so reconnects land mid-burst, and within a client's queue
+	// (buffer, 256), so the reader is never dropped as too slow.
+	progress := make(chan int, n)
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
+		read := 0
 		for i := range n {
+			for i-read >= 200 {
+				select {
+				case read = <-progress:
+				case <-done:
+					return
+				}
+			}
 			if err := h.pub.Publish("events", []byte(fmt.Sprint(i))); err != nil {
 				published <- err
 				return
-			}
-			if i%50 == 0 {
-				time.Sleep(time.Millisecond) // let reconnects land mid-burst
 			}
 		}
 		published <- h.pub.Flush()
@@ -578,7 +609,7 @@ func resumeSeam(t *testing.T, h *harness) {
 			c = h.open("/sse", http.Header{"Last-Event-Id": {lastID}})
 		}
 		// Read a few events, then drop the connection.
-		for range 150 {
+		for range 100 {
 			if next == n {
 				break
 			}
@@ -593,6 +624,7 @@ func resumeSeam(t *testing.T, h *harness) {
 			lastID = ev.LastEventID
 		}
 		c.Close()
+		progress <- next
 	}
 	if err := <-published; err != nil {
 		t.Fatal(err)
@@ -602,6 +634,7 @@ func resumeSeam(t *testing.T, h *harness) {
 // Client.Close ends one client's stream after what is queued for it, with
 // the retry hint asked for; the stream's other clients go on.
 func TestClientClose(t *testing.T) {
+	t.Parallel()
 	var closing *proxy.Client
 	h := start(t, basicRoute, proxy.OnConnect(func(c *proxy.Client) {
 		if c.Request().URL.Query().Has("close") {

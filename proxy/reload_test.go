@@ -43,6 +43,7 @@ func parse(t *testing.T, hcl string) *config.Config {
 // disconnect, same history), ends those of changed and removed routes
 // with a retry hint, and starts added ones.
 func TestReload(t *testing.T) {
+	t.Parallel()
 	h := start(t, reloadBefore)
 	keep := h.open("/keep", nil)
 	change := h.open("/change", nil)
@@ -114,6 +115,7 @@ func TestReload(t *testing.T) {
 // A config that cannot be applied is refused and the old one goes on: a
 // JetStream history on a NATS without JetStream cannot be made.
 func TestReloadRefused(t *testing.T) {
+	t.Parallel()
 	h := start(t, reloadBefore)
 	keep := h.open("/keep", nil)
 	bad := reloadBefore + `
@@ -140,6 +142,7 @@ route "/durable" {
 // would emit its items again) and starts one that was added. The polls
 // run per stream, so each starts with its first client.
 func TestReloadKeepsAndStartsPolls(t *testing.T) {
+	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `{"items":[{"id":"a"}]}`)
 	}))
@@ -171,6 +174,7 @@ route "%s/{x}" {
 // sent back with a short retry hint when auth lets it through, rather
 // than given a stream of the removed route.
 func TestReloadRemovesARouteMidRequest(t *testing.T) {
+	t.Parallel()
 	gate := make(chan struct{})
 	var asked atomic.Int32
 	fwd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -207,6 +211,7 @@ route "/other" {
 // The admin block applies until a restart: a reload that changes its auth
 // leaves the old one in force, and the admin listener keeps working.
 func TestReloadLeavesTheAdminBlock(t *testing.T) {
+	t.Parallel()
 	const cfg = `
 auth "bearer" "ops" { tokens = ["t1"] }
 auth "bearer" "ops2" { tokens = ["t2"] }

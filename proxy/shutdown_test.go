@@ -15,6 +15,7 @@ import (
 const shutdownLine = ": ssegate is shutting down; reconnect\n"
 
 func TestShutdownClosesStreamsPromptly(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/a" {
   source "nats" { subject = "a" }
@@ -46,6 +47,7 @@ route "/b/{x}" {
 // comment: what NATS had in flight and what sat in the client's queue
 // behind a full socket.
 func TestShutdownDeliversWhatWasPublishedBefore(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   buffer = 1000
@@ -106,6 +108,7 @@ route "/sse" {
 // A client that reads nothing cannot hold Shutdown for its write_timeout;
 // the others still get their final comment.
 func TestShutdownDoesNotWaitForStuckClient(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/sse" {
   write_timeout = "1h"
@@ -142,6 +145,7 @@ route "/sse" {
 // that does not read; Shutdown's hurry cuts that write short too, instead
 // of waiting out its write_timeout.
 func TestShutdownHurriesStreamsEndedByReload(t *testing.T) {
+	t.Parallel()
 	route := `
 route "/sse" {
   write_timeout = "1h"
@@ -167,6 +171,7 @@ route "/sse" {
 // A client that sent bytes after its request, which nobody reads, still
 // gets its stream's last frames and a clean end (FIN), not a reset.
 func TestStreamEndsCleanlyWithUnreadBytes(t *testing.T) {
+	t.Parallel()
 	h := start(t, basicRoute)
 	c, br := rawStream(t, h.ts.Listener.Addr().String(), "/sse")
 	eventually(t, "the client to join", func() bool { return h.srv.Clients() == 1 })
@@ -198,6 +203,7 @@ func TestStreamEndsCleanlyWithUnreadBytes(t *testing.T) {
 // A hook that kept a client whose stream could not open (the server is
 // shutting down) learns that it is gone.
 func TestClientTurnedAwayIsDone(t *testing.T) {
+	t.Parallel()
 	kept := make(chan *proxy.Client, 1)
 	h := start(t, basicRoute, proxy.OnConnect(func(c *proxy.Client) { kept <- c }))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)

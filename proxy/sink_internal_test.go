@@ -60,6 +60,7 @@ func testOutlet(t testing.TB, sk sink) *outlet {
 // Frames queued while a write is under way go out together in the next
 // write: a burst costs two writes, not one per event.
 func TestBurstIsCoalesced(t *testing.T) {
+	t.Parallel()
 	g := &gate{open: make(chan struct{})}
 	c := newClient(nil, 1000)
 	c.start(testOutlet(t, g), 0, time.Time{})
@@ -103,6 +104,7 @@ func TestBurstIsCoalesced(t *testing.T) {
 // with more frames than one writev takes and more bytes than the socket
 // buffers hold. (TLS, which joins a batch instead, is in peers_test.)
 func TestConnSinkWritesBatches(t *testing.T) {
+	t.Parallel()
 	frames := make([][]byte, 3000)
 	var want bytes.Buffer
 	for i := range frames {
@@ -174,6 +176,7 @@ func FuzzStreamHead(f *testing.F) {
 // closes it once the client closes its side, without waiting out the
 // linger; a client that does not is closed when the linger ends.
 func TestGracefulCloseWaitsForThePeer(t *testing.T) {
+	t.Parallel()
 	pw, err := peerwatch.New()
 	if err != nil {
 		t.Fatal(err)

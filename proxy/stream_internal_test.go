@@ -40,6 +40,7 @@ route "/r/{x}" {
 // A linger timer that fires while Shutdown runs must not unsubscribe what
 // Shutdown is draining; -race checks the rest.
 func TestReleaseRacingShutdown(t *testing.T) {
+	t.Parallel()
 	nc, cfg := natsAndConfig(t)
 	for i := range 300 {
 		s, err := New(cfg, WithNATS(nc))
@@ -106,6 +107,7 @@ func TestSubjectMatches(t *testing.T) {
 // Auth blocks are looked up in the generation a request started in; one a
 // reload removed lets nobody in, and nothing panics.
 func TestAuthOfARemovedBlock(t *testing.T) {
+	t.Parallel()
 	ns := loopback.NATS(t, "")
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -202,6 +204,7 @@ func validSubject(s string, pattern bool) bool {
 // live connection too (a stream opened after the replacement, or a second
 // replacement): never one more subscription per gap.
 func TestResubscribeReplacesSubscriptions(t *testing.T) {
+	t.Parallel()
 	nc, cfg := natsAndConfig(t)
 	s, err := New(cfg, WithNATS(nc))
 	if err != nil {

@@ -54,6 +54,7 @@ func (u *sseUpstream) connections() (int, []string) {
 // resumed with the id of the last whole event: nothing is lost, nothing
 // repeated.
 func TestStreamResumesUpstreamAfterCut(t *testing.T) {
+	t.Parallel()
 	up := &sseUpstream{hold: make(chan struct{}), bodies: []string{
 		"retry: 10\n\nid: 1\nevent: tick\ndata: one\n\nid: 2\nevent: tick\ndata: two\n\nid: 3\nevent: tick\ndata: thr",
 		"id: 3\nevent: tick\ndata: three\n\n: a comment\nid: 4\ndata: four\n\n",
@@ -86,6 +87,7 @@ func TestStreamResumesUpstreamAfterCut(t *testing.T) {
 // An upstream event without an id field carries the last one, across
 // reconnects too, as in a browser: the resume point is not lost.
 func TestStreamResumeIDSurvivesReconnect(t *testing.T) {
+	t.Parallel()
 	up := &sseUpstream{hold: make(chan struct{}), bodies: []string{
 		"retry: 10\nid: 5\ndata: a\n\n",
 		"data: b\n\n",
@@ -105,6 +107,7 @@ func TestStreamResumeIDSurvivesReconnect(t *testing.T) {
 // An upstream that goes silent, not even sending comments, is taken for
 // dead after idle_timeout and reconnected.
 func TestStreamIdleUpstreamIsReconnected(t *testing.T) {
+	t.Parallel()
 	up := &sseUpstream{hold: make(chan struct{})}
 	ts := httptest.NewServer(up)
 	defer ts.Close()
@@ -120,6 +123,7 @@ func TestStreamIdleUpstreamIsReconnected(t *testing.T) {
 
 // 204 is an SSE server's "do not reconnect".
 func TestStreamStopsOn204(t *testing.T) {
+	t.Parallel()
 	up := &sseUpstream{noMore: true, bodies: []string{"data: only\n\n"}}
 	ts := httptest.NewServer(up)
 	defer ts.Close()
@@ -139,6 +143,7 @@ func TestStreamStopsOn204(t *testing.T) {
 }
 
 func TestStreamNDJSON(t *testing.T) {
+	t.Parallel()
 	send, hold := make(chan struct{}), make(chan struct{})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Accept") != "application/x-ndjson" {

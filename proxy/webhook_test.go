@@ -73,6 +73,7 @@ route "/deploys" {
 }`
 
 func TestWebhookGitHub(t *testing.T) {
+	t.Parallel()
 	h := start(t, githubRoute)
 	c := h.open("/deploys", nil)
 	hook := h.ts.URL + "/hooks/github"
@@ -127,6 +128,7 @@ func TestWebhookGitHub(t *testing.T) {
 // On a route with parameters, the subject picks the stream a delivery
 // feeds.
 func TestWebhookSubjectPicksTheStream(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/repos/{repo}" {
   source "webhook" {
@@ -155,6 +157,7 @@ route "/repos/{repo}" {
 }
 
 func TestWebhookTimestampsAndBearer(t *testing.T) {
+	t.Parallel()
 	key := []byte("standard-webhooks-key")
 	h := start(t, fmt.Sprintf(`
 route "/pay" {
@@ -234,6 +237,7 @@ route "/pay" {
 // With NATS down a delivery is refused with 503, so the sender retries;
 // once NATS is back it is accepted and reaches the browser.
 func TestWebhookNATSDown(t *testing.T) {
+	t.Parallel()
 	addr := loopback.FreeAddr(t)
 	srv, ts := startWithoutNATS(t, addr, `
 route "/deploys" {
@@ -265,6 +269,7 @@ route "/deploys" {
 // A webhook's methods share one de-duplication window, and an event NATS
 // cannot carry is refused as too large, not as a reason to retry.
 func TestWebhookMethodsShareDedupAndOversizeIs413(t *testing.T) {
+	t.Parallel()
 	h := start(t, `
 route "/deploys" {
   source "webhook" {

@@ -16,6 +16,7 @@ import (
 // A poll's progress carries its validators, digest and keys, oldest
 // first even once the key ring has wrapped, to a fresh reader.
 func TestPollProgressRoundTrip(t *testing.T) {
+	t.Parallel()
 	r := &pollReader{seen: newKeySet(3), etag: `"v7"`, lastModified: "Tue, 01 Dec 2026 10:00:00 GMT"}
 	r.digest[0] = 42
 	for _, k := range []string{"a", "b", "c", "d"} {
@@ -114,6 +115,7 @@ func runBurst(t *testing.T, burst int, s *saves, runFor time.Duration) *progress
 // Progress is saved at once, then at most every checkpointEvery while
 // batches flow, and the latest once more when the feed stops.
 func TestCheckpointsThrottledAndAtStop(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s := &saves{}
 		r := runBurst(t, 100, s, 2550*time.Millisecond)
@@ -130,6 +132,7 @@ func TestCheckpointsThrottledAndAtStop(t *testing.T) {
 // A burst followed by quiet has its last progress saved during the quiet,
 // not only at the next batch or the stop.
 func TestCheckpointAfterBurstWhileQuiet(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s := &saves{}
 		done := make(chan struct{})
@@ -146,6 +149,7 @@ func TestCheckpointAfterBurstWhileQuiet(t *testing.T) {
 
 // A failed save is tried again: the progress is not lost.
 func TestCheckpointRetriesAFailedSave(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s := &saves{fail: 2}
 		done := make(chan struct{})
@@ -162,6 +166,7 @@ func TestCheckpointRetriesAFailedSave(t *testing.T) {
 
 // A poll's progress keeps the newest keys that fit its bound.
 func TestPollProgressKeepsTheNewestKeysThatFit(t *testing.T) {
+	t.Parallel()
 	r := &pollReader{seen: newKeySet(10), changed: true}
 	big := maxProgressKeyBytes/2 - 1
 	for _, c := range "abcd" {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestDedup(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_700_000_000, 0)
 	d := newDedup(time.Minute, 3)
 	if got := d.reserve("a", t0); got != dupNew {

@@ -46,6 +46,7 @@ func streamVars(symbol string) *hcl.EvalContext {
 }
 
 func TestMappingApply(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		block string
@@ -120,6 +121,7 @@ func TestMappingApply(t *testing.T) {
 }
 
 func TestMappingErrorSaysWhichExpression(t *testing.T) {
+	t.Parallel()
 	src, diags := decodeBlock(t, "subject = \"s\"\nevent = msg.json.type")
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -131,6 +133,7 @@ func TestMappingErrorSaysWhichExpression(t *testing.T) {
 }
 
 func TestOnlyReferencedFieldsAreBuilt(t *testing.T) {
+	t.Parallel()
 	src, _ := decodeBlock(t, "subject = \"s\"\nevent = msg.subject")
 	if src.Mapping.need != fieldSubject {
 		t.Errorf("need = %b, want only subject", src.Mapping.need)
@@ -142,6 +145,7 @@ func TestOnlyReferencedFieldsAreBuilt(t *testing.T) {
 }
 
 func TestValidToken(t *testing.T) {
+	t.Parallel()
 	for _, ok := range []string{"AAPL", "a-b_c", "日本", "x/y", "jos\u00e9", strings.Repeat("a", MaxTokenLength)} {
 		if !ValidToken(ok) {
 			t.Errorf("ValidToken(%q) = false", ok)
@@ -158,6 +162,7 @@ func TestValidToken(t *testing.T) {
 }
 
 func TestValidSubject(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat(strings.Repeat("a", MaxTokenLength-1)+".", MaxSubjectLength/MaxTokenLength)
 	for _, ok := range []string{"a", "a.b", "a.*.c", "a.>", ">", long[:MaxSubjectLength-1] + "b"} {
 		if err := ValidSubject(ok); err != nil {

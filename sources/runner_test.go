@@ -52,6 +52,7 @@ func (r *scriptReader) Close() error {
 }
 
 func TestRunBacksOffThenRecovers(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("upstream down")
 		r := &scriptReader{fails: []error{boom, boom, boom, boom, boom}}
@@ -91,6 +92,7 @@ func TestRunBacksOffThenRecovers(t *testing.T) {
 }
 
 func TestRunHonoursRetryAfterAndStop(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		r := &scriptReader{fails: []error{
 			&RetryAfter{Err: errors.New("429"), After: 30 * time.Second},
@@ -109,6 +111,7 @@ func TestRunHonoursRetryAfterAndStop(t *testing.T) {
 
 // A batch that cannot be handed on is not committed, and is read again.
 func TestRunCommitsOnlyWhatWasHandedOn(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		r := &scriptReader{}
 		committed := 0

@@ -8,6 +8,7 @@ import (
 )
 
 func TestRegisterRefusesEmptyAndDuplicateKinds(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"", "nats"} {
 		func() {
 			defer func() {
@@ -24,6 +25,7 @@ func TestRegisterRefusesEmptyAndDuplicateKinds(t *testing.T) {
 }
 
 func TestDecodeUnknownKindNamesTheKinds(t *testing.T) {
+	t.Parallel()
 	_, diags := Decode(parseSource(t, `source "kafka" {}`), &hcl.EvalContext{}, Route{Path: "/x"})
 	if !diags.HasErrors() || !strings.Contains(diags.Error(), `There is no source kind "kafka"; the kinds are: "nats", "poll", "stream", "webhook"`) {
 		t.Errorf("diagnostics: %v", diags)
@@ -33,6 +35,7 @@ func TestDecodeUnknownKindNamesTheKinds(t *testing.T) {
 // A fetching source whose mapping reads path must run per stream, where
 // path has values; run once per route, every message would fail.
 func TestFeedReadingPathInMappingRunsPerStream(t *testing.T) {
+	t.Parallel()
 	spec, diags := Decode(parseSource(t, `source "poll" {
   url  = "http://127.0.0.1:1/weather"
   data = "${path.city}: ${msg.body}"

@@ -28,6 +28,7 @@ func mustID(t testing.TB, e Event, id string) Event {
 }
 
 func TestEncodeWireBytes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		event Event
@@ -63,6 +64,7 @@ func TestEncodeWireBytes(t *testing.T) {
 }
 
 func TestConstructorsRefuseInjection(t *testing.T) {
+	t.Parallel()
 	bad := []struct {
 		name string
 		err  func() error
@@ -84,6 +86,7 @@ func TestConstructorsRefuseInjection(t *testing.T) {
 }
 
 func TestCommentAndRetryLines(t *testing.T) {
+	t.Parallel()
 	if got := string(AppendComment(nil, "keepalive")); got != ": keepalive\n" {
 		t.Errorf("comment = %q", got)
 	}
@@ -101,6 +104,7 @@ func TestCommentAndRetryLines(t *testing.T) {
 // A stream of retry, comments and events reads back, through a third-party
 // parser, as exactly the events, with comments and retry invisible.
 func TestStreamReadsBackThroughThirdPartyParser(t *testing.T) {
+	t.Parallel()
 	var b []byte
 	b = AppendRetry(b, time.Second)
 	b = AppendComment(b, "hi")

@@ -16,6 +16,7 @@ import (
 
 // Two clients each get every message, as one frame, after the head.
 func TestRawWriterFansOut(t *testing.T) {
+	t.Parallel()
 	natsAddr := loopback.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)

@@ -26,6 +26,7 @@ import (
 // cleartext HTTP/2: every client gets every event once, in order, and the
 // report says so in its last line.
 func TestBenchAgainstSSEGate(t *testing.T) {
+	t.Parallel()
 	ns := loopback.NATS(t, "")
 	cfg, err := config.Parse([]byte(`route "/sse" {
   buffer = 1000
@@ -86,6 +87,7 @@ func TestBenchAgainstSSEGate(t *testing.T) {
 }
 
 func TestRefusesOtherHosts(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"-url", "http://example.com/sse"},
 		{"-nats", "nats://10.0.0.1:4222"},
@@ -99,6 +101,7 @@ func TestRefusesOtherHosts(t *testing.T) {
 }
 
 func TestParseCPU(t *testing.T) {
+	t.Parallel()
 	// A command name with spaces and parentheses, then 250 + 50 ticks.
 	stat := "1234 (my (odd) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 100 1000 50"
 	if got := parseCPU([]byte(stat)); got != 3*time.Second {
@@ -109,6 +112,7 @@ func TestParseCPU(t *testing.T) {
 // A client's accounting: a swap is one out-of-order event, not a
 // duplicate or a loss; a gap is a loss only; a repeat is a duplicate.
 func TestClientAccounting(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		seqs                       []int
 		distinct, dups, outOfOrder int64

@@ -51,6 +51,7 @@ route "/quotes/{symbol}" {
 }`
 
 func TestCheckAHealthyRoute(t *testing.T) {
+	t.Parallel()
 	url, natsURL := serveRoute(t, checkRoute, func(h http.Handler) http.Handler { return h })
 	var out, errOut bytes.Buffer
 	code := run([]string{"check", "-nats", natsURL, "-subject", "quotes.AAPL", "-wait", "5s", url + "/quotes/AAPL"}, &out, &errOut)
@@ -80,6 +81,7 @@ func (b *bufferingProxy) Flush() {
 }
 
 func TestCheckFindsABufferingProxy(t *testing.T) {
+	t.Parallel()
 	url, natsURL := serveRoute(t, checkRoute, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(&bufferingProxy{ResponseWriter: w}, r)
@@ -94,6 +96,7 @@ func TestCheckFindsABufferingProxy(t *testing.T) {
 }
 
 func TestCheckAnUnknownRoute(t *testing.T) {
+	t.Parallel()
 	url, _ := serveRoute(t, checkRoute, func(h http.Handler) http.Handler { return h })
 	var out, errOut bytes.Buffer
 	if code := run([]string{"check", "-wait", "1s", url + "/nope"}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "FAIL  answer 404") {

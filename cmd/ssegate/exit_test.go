@@ -24,6 +24,7 @@ import (
 // client to close its side instead of leaving the kernel to reset the
 // connection, which would destroy what the client had not read yet.
 func TestExitAfterSIGTERMEndsStreamsCleanly(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	httpAddr, natsAddr := loopback.FreeAddr(t), loopback.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "ssegate.hcl")

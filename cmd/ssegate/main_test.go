@@ -22,6 +22,7 @@ import (
 const wait = 20 * time.Second
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run([]string{"validate", "-config", "../../config.example.hcl"}, &out, &errOut); code != 0 {
 		t.Fatalf("validate example: exit %d: %s", code, errOut.String())
@@ -56,6 +57,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 // mistake prints to stderr and exits 2; a missing config says where
 // ssegate looked and how to point it at one.
 func TestHelpAndMistakes(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run([]string{"help"}, &out, &errOut); code != 0 {
 		t.Fatalf("help: exit %d", code)
@@ -95,6 +97,7 @@ func TestHelpAndMistakes(t *testing.T) {
 // publish sends headers and a payload from a file or stdin exactly, and
 // says what it published.
 func TestPublishHeadersAndFile(t *testing.T) {
+	t.Parallel()
 	ns := loopback.NATS(t, "")
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -129,6 +132,7 @@ func TestPublishHeadersAndFile(t *testing.T) {
 }
 
 func TestVersionAndUsage(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "ssegate ") {
 		t.Errorf("version: exit %d, %q", code, out.String())
@@ -148,6 +152,7 @@ func TestVersionAndUsage(t *testing.T) {
 // published with `ssegate publish`, SIGTERM closing the stream and exiting
 // cleanly, and a browser's resume against the restarted proxy.
 func TestRunPublishSignalAndRestart(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	httpAddr, natsAddr, adminAddr := loopback.FreeAddr(t), loopback.FreeAddr(t), loopback.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "ssegate.hcl")

@@ -20,6 +20,7 @@ import (
 // serves, and a config with errors, or an emptied one, is refused with its
 // diagnostics while the old one goes on.
 func TestReloadBySIGHUPAndCommand(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	httpAddr, natsAddr, adminAddr := loopback.FreeAddr(t), loopback.FreeAddr(t), loopback.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "ssegate.hcl")

@@ -66,6 +66,7 @@ func selfSigned(t *testing.T, dir string) *x509.CertPool {
 
 // Streams are served over HTTP/2, with TLS and in cleartext (h2c).
 func TestHTTP2OverTLSAndH2C(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	pool := selfSigned(t, dir)
 	var h2c http.Protocols

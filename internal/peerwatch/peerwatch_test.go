@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ssegate/ssegate/internal/loopback"
 )
 
@@ -41,6 +43,7 @@ func expectNoCall(t *testing.T, ch <-chan struct{}, why string) {
 }
 
 func TestPeerEnds(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		wrap func(net.Conn) net.Conn
@@ -82,12 +85,38 @@ func TestPeerEnds(t *testing.T) {
 	}
 }
 
+// awaitHangup returns once c's peer has closed its side, as c's kernel
+// sees it.
+func awaitHangup(t *testing.T, c *net.TCPConn) {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if cerr := raw.Control(func(fd uintptr) {
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			// The runtime's signals interrupt poll: go on until the deadline.
+			n, err = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}, int(time.Until(deadline).Milliseconds()))
+			if err != unix.EINTR || time.Now().After(deadline) {
+				return
+			}
+		}
+	}); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil || n != 1 {
+		t.Fatalf("peer's close not seen within 10 s: %d, %v", n, err)
+	}
+}
+
 // A peer that had already closed before Watch is reported too.
 func TestPeerClosedBeforeWatch(t *testing.T) {
+	t.Parallel()
 	w := newWatcher(t)
 	s, c := loopback.TCPPair(t)
 	c.Close()
-	time.Sleep(50 * time.Millisecond)
+	awaitHangup(t, s)
 	called := make(chan struct{}, 1)
 	if _, err := w.Watch(s, func() { called <- struct{}{} }); err != nil {
 		t.Fatal(err)
@@ -98,6 +127,7 @@ func TestPeerClosedBeforeWatch(t *testing.T) {
 // After stop, and after the server closes its side, nothing is reported,
 // even when the descriptor number is reused by a new connection.
 func TestStopped(t *testing.T) {
+	t.Parallel()
 	w := newWatcher(t)
 	s, c := loopback.TCPPair(t)
 	called := make(chan struct{}, 1)
@@ -121,6 +151,7 @@ func TestStopped(t *testing.T) {
 }
 
 func TestClosedWatcher(t *testing.T) {
+	t.Parallel()
 	w, err := New()
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ type Stream struct {
 	cancel context.CancelFunc
 	events chan gosse.Event
 	done   chan struct{} // closed at the end of the stream
+	err    error         // why it ended, set before done is closed
 	mu     sync.Mutex
 	raw    bytes.Buffer
 }
@@ -63,6 +64,7 @@ func Open(t testing.TB, hc *http.Client, url string, header http.Header) *Stream
 		cfg := &gosse.ReadConfig{MaxEventSize: 1 << 20}
 		for ev, err := range gosse.Read(io.TeeReader(resp.Body, lockedWriter{s}), cfg) {
 			if err != nil {
+				s.err = err
 				return
 			}
 			s.events <- ev
@@ -109,7 +111,7 @@ func (s *Stream) NextWithin(d time.Duration) gosse.Event {
 			return ev
 		default:
 		}
-		s.t.Fatalf("stream ended; raw so far:\n%q", s.tail())
+		s.t.Fatalf("stream ended (%v); raw so far:\n%q", s.err, s.tail())
 	case <-time.After(d):
 		s.t.Fatalf("no event within %v; raw so far:\n%q", d, s.tail())
 	}

@@ -79,6 +79,7 @@ func reasonOf(t *testing.T, j *auth.JWT, r *http.Request) string {
 }
 
 func TestJWTAlgorithmFamilies(t *testing.T) {
+	t.Parallel()
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
@@ -137,6 +138,7 @@ func TestJWTAlgorithmFamilies(t *testing.T) {
 // A token signed with HMAC over the RSA public key, hoping the verifier
 // takes the public key as the secret, is refused.
 func TestJWTAlgorithmConfusion(t *testing.T) {
+	t.Parallel()
 	rsaKey := mustRSA(t)
 	pub, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
@@ -149,6 +151,7 @@ func TestJWTAlgorithmConfusion(t *testing.T) {
 
 // The token is looked for only where the block says.
 func TestJWTPlaces(t *testing.T) {
+	t.Parallel()
 	token := sign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{"sub": "ada", "exp": time.Now().Add(time.Hour).Unix()}, "")
 	inQuery := httptest.NewRequest(http.MethodGet, "/me?token="+token, nil)
 	inCookie := httptest.NewRequest(http.MethodGet, "/me", nil)
@@ -211,6 +214,7 @@ func (s *jwks) set(kid string, k *rsa.PublicKey) {
 // that takes a while to answer (the refresh was once bounded by the 1 ms
 // allowed for waiting on its rate limit).
 func TestJWKSRotation(t *testing.T) {
+	t.Parallel()
 	set := &jwks{delay: 20 * time.Millisecond}
 	k1, k2 := mustRSA(t), mustRSA(t)
 	set.set("k1", &k1.PublicKey)
@@ -253,6 +257,7 @@ func TestJWKSRotation(t *testing.T) {
 }
 
 func TestBearer(t *testing.T) {
+	t.Parallel()
 	b := auth.NewBearer([]string{"service-token"})
 	for token, ok := range map[string]bool{"service-token": true, "service-tokem": false, "": false} {
 		_, err := b.Authenticate(request(token))

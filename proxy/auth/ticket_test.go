@@ -14,6 +14,7 @@ import (
 // A ticket is good until its ttl has passed, and then refused; on
 // synctest's clock, so the test waits for no second to pass.
 func TestTicketExpires(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		tickets := auth.NewTickets(auth.NewBearer([]string{"service-token"}), time.Minute)
 		issue := func() string {

@@ -46,6 +46,7 @@ func roundTrip(t *testing.T, sub, pub *nats.Conn) {
 }
 
 func TestEmbeddedInProcessOnly(t *testing.T) {
+	t.Parallel()
 	var logs logbuf.Buffer
 	b, err := Connect(config.NATS{}, zerolog.New(&logs))
 	if err != nil {
@@ -66,6 +67,7 @@ func TestEmbeddedInProcessOnly(t *testing.T) {
 }
 
 func TestEmbeddedListensForOtherProcesses(t *testing.T) {
+	t.Parallel()
 	addr := loopback.FreeAddr(t)
 	b, err := Connect(config.NATS{Embedded: config.Embedded{Listen: addr}}, zerolog.Nop())
 	if err != nil {
@@ -81,6 +83,7 @@ func TestEmbeddedListensForOtherProcesses(t *testing.T) {
 }
 
 func TestEmbeddedJetStreamWithStoreDir(t *testing.T) {
+	t.Parallel()
 	b, err := Connect(config.NATS{Embedded: config.Embedded{StoreDir: t.TempDir()}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +99,7 @@ func TestEmbeddedJetStreamWithStoreDir(t *testing.T) {
 }
 
 func TestExternalServer(t *testing.T) {
+	t.Parallel()
 	ns := loopback.NATS(t, "")
 	b, err := Connect(config.NATS{URL: ns.ClientURL(), Name: "edge-test"}, zerolog.Nop())
 	if err != nil {
@@ -112,6 +116,7 @@ func TestExternalServer(t *testing.T) {
 }
 
 func TestEmbeddedListenInUseFails(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 // exhaust the process that reads it, which on a reload is the running
 // proxy, and no diagnostic may print what file() read.
 func TestHostileConfigs(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret.txt")
 	if err := os.WriteFile(secret, []byte("root:s3cr3t-hash:19000:0:99999:7:::"), 0o600); err != nil {

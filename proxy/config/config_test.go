@@ -17,6 +17,7 @@ import (
 // Each fixture holds one mistake; the error must name the file, line and
 // column of the mistake and say what is wrong.
 func TestDiagnosticsPointAtTheMistake(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		file string
 		want []string
@@ -119,6 +120,7 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 // A misspelt source block is reported alone, not after the "Route without
 // a source" it would also make.
 func TestMisspeltSourceReportedAlone(t *testing.T) {
+	t.Parallel()
 	_, err := Load("testdata/misspelt_source.hcl")
 	if err == nil || strings.Contains(err.Error(), "Route without a source") {
 		t.Errorf("misspelt source: %v", err)
@@ -126,6 +128,7 @@ func TestMisspeltSourceReportedAlone(t *testing.T) {
 }
 
 func TestLoadFullConfig(t *testing.T) {
+	t.Parallel()
 	cfg, err := Load("testdata/full.hcl")
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +171,7 @@ func TestLoadFullConfig(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := Parse([]byte(`route "/sse" {
   source "nats" { subject = "events" }
 }`), "inline.hcl")
@@ -209,6 +213,7 @@ allow_no_routes = true
 // block a schema of the config or of a source accepts appears in it, set
 // or commented out.
 func TestExampleConfigShowsEveryOption(t *testing.T) {
+	t.Parallel()
 	example, err := os.ReadFile("../../config.example.hcl")
 	if err != nil {
 		t.Fatal(err)
@@ -247,12 +252,14 @@ func TestExampleConfigShowsEveryOption(t *testing.T) {
 
 // The shipped example must always load: README's quick start runs it.
 func TestExampleConfigLoads(t *testing.T) {
+	t.Parallel()
 	if _, err := Load("../../config.example.hcl"); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestEmbeddedWithURLIsRefused(t *testing.T) {
+	t.Parallel()
 	_, err := Parse([]byte(`nats {
   url = "nats://127.0.0.1:4222"
   embedded { listen = "127.0.0.1:4223" }
@@ -265,6 +272,7 @@ func TestEmbeddedWithURLIsRefused(t *testing.T) {
 // A route's fingerprint changes with its block, the auth blocks it names
 // and the cors block it inherits, and with nothing else.
 func TestRouteFingerprints(t *testing.T) {
+	t.Parallel()
 	parse := func(src string) map[string]string {
 		t.Helper()
 		cfg, err := Parse([]byte(src), "f.hcl")
@@ -320,6 +328,7 @@ route "/own-cors" {
 }
 
 func TestPages(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<p>hi</p>"), 0o600); err != nil {
 		t.Fatal(err)

@@ -54,6 +54,7 @@ func replicaAt(t *testing.T, url string, ttl time.Duration) *replica {
 // job counts how many holders run at once, and which ran.
 type job struct {
 	running, most atomic.Int32
+	waits         atomic.Int32 // times a replica found the lease held by another
 	mu            sync.Mutex
 	ran           []string
 	saved         []string // what each run found saved
@@ -98,7 +99,7 @@ func hold(r *replica, key string, j *job, name string) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.leases.Hold(ctx, key, j.as(name), nil)
+		r.leases.Hold(ctx, key, j.as(name), func() { j.waits.Add(1) })
 	}()
 	return func() {
 		cancel()
@@ -118,16 +119,48 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	return time.Since(start)
 }
 
+// watchRevisions counts the writes to lease key that r sees, from now on.
+func watchRevisions(t *testing.T, r *replica, key string) func() int {
+	t.Helper()
+	js, err := jetstream.New(r.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	kv, err := js.KeyValue(ctx, lease.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(ctx, key, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	go func() {
+		for e := range w.Updates() {
+			if e != nil {
+				n.Add(1)
+			}
+		}
+	}()
+	return func() int { return int(n.Load()) }
+}
+
 func TestOneHolderAndCleanHandOver(t *testing.T) {
+	t.Parallel()
 	ns := loopback.JetStream(t, t.TempDir())
 	a, b := newReplica(t, ns), newReplica(t, ns)
 	var j job
 	stopA := hold(a, "poll.x", &j, "a")
 	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
+	renewals := watchRevisions(t, a, "poll.x")
 	stopB := hold(b, "poll.x", &j, "b")
 	defer stopB()
-	// b waits: several renewals go by without it running.
-	time.Sleep(2 * ttl)
+	// b waits: a whole TTL of renewals goes by without it running.
+	waitFor(t, "b finds the lease held", 5*time.Second, func() bool { return j.waits.Load() > 0 })
+	from := renewals()
+	waitFor(t, "a renews for a TTL", 10*time.Second, func() bool { return renewals() >= from+5 })
 	if got := j.runs(); len(got) != 1 {
 		t.Fatalf("runs %v while a holds the lease", got)
 	}
@@ -155,6 +188,7 @@ func TestOneHolderAndCleanHandOver(t *testing.T) {
 // replica takes over once the lease has been silent for a TTL, so the two
 // never run at once.
 func TestSilentHolderIsTakenOver(t *testing.T) {
+	t.Parallel()
 	ns := loopback.JetStream(t, t.TempDir())
 	a, b := newReplica(t, ns), newReplica(t, ns)
 	var j job
@@ -163,7 +197,7 @@ func TestSilentHolderIsTakenOver(t *testing.T) {
 	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
 	stopB := hold(b, "poll.y", &j, "b")
 	defer stopB()
-	time.Sleep(ttl / 2)
+	waitFor(t, "b finds the lease held", 5*time.Second, func() bool { return j.waits.Load() > 0 })
 	a.nc.Close()
 	// That they never overlap is checked below; how soon each step comes
 	// is not the test's to time on a busy machine.
@@ -182,6 +216,7 @@ func TestSilentHolderIsTakenOver(t *testing.T) {
 // its job half a TTL after its last renewal, and its saves are refused
 // from then on; the other replica takes over after a TTL of silence.
 func TestStalledHolderStopsBeforeTakeover(t *testing.T) {
+	t.Parallel()
 	ns := loopback.JetStream(t, t.TempDir())
 	link := loopback.NewLink(t, ns.Addr().String())
 	a := replicaAt(t, "nats://"+link.Addr(), ttl)
@@ -190,7 +225,7 @@ func TestStalledHolderStopsBeforeTakeover(t *testing.T) {
 	defer hold(a, "poll.s", &j, "a")()
 	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
 	defer hold(b, "poll.s", &j, "b")()
-	time.Sleep(ttl / 2)
+	waitFor(t, "b finds the lease held", 5*time.Second, func() bool { return j.waits.Load() > 0 })
 	link.Pause()
 	defer link.Resume()
 	// What matters is that they never overlap (checked below), not how
@@ -211,6 +246,7 @@ func TestStalledHolderStopsBeforeTakeover(t *testing.T) {
 // the job running: it is cancelled, and the job stops before the other
 // replica, which has seen a TTL of silence, starts its own.
 func TestStalledSaveDoesNotDelayTheFence(t *testing.T) {
+	t.Parallel()
 	ns := loopback.JetStream(t, t.TempDir())
 	link := loopback.NewLink(t, ns.Addr().String())
 	a := replicaAt(t, "nats://"+link.Addr(), ttl)
@@ -247,6 +283,7 @@ func TestStalledSaveDoesNotDelayTheFence(t *testing.T) {
 // On a cluster the bucket is kept by three nodes: losing one must not stop
 // every poll.
 func TestBucketIsReplicatedOnACluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a 3-node NATS cluster")
 	}
@@ -275,6 +312,7 @@ func TestBucketIsReplicatedOnACluster(t *testing.T) {
 // Without JetStream there is nothing to coordinate on: every replica runs
 // its jobs.
 func TestWithoutJetStreamJobsRunHere(t *testing.T) {
+	t.Parallel()
 	ns := loopback.NATS(t, "")
 	a, b := newReplica(t, ns), newReplica(t, ns)
 	var j job
@@ -285,6 +323,7 @@ func TestWithoutJetStreamJobsRunHere(t *testing.T) {
 
 // Leases with different keys are independent.
 func TestKeysAreIndependent(t *testing.T) {
+	t.Parallel()
 	ns := loopback.JetStream(t, t.TempDir())
 	a, b := newReplica(t, ns), newReplica(t, ns)
 	var j job
@@ -297,6 +336,7 @@ func TestKeysAreIndependent(t *testing.T) {
 // as soon as NATS answers again, if nobody took it meanwhile, rather than
 // after a TTL of its own silence.
 func TestStalledHolderTakesItsLeaseBack(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("waits out a stall of seconds")
 	}
@@ -323,6 +363,7 @@ func TestStalledHolderTakesItsLeaseBack(t *testing.T) {
 // closed the old one for good) waits on through the new one, and takes
 // the lease when its holder lets it go.
 func TestWaiterMovesToANewConnection(t *testing.T) {
+	t.Parallel()
 	ns := loopback.JetStream(t, t.TempDir())
 	a := newReplica(t, ns)
 	jsFor := func() (*nats.Conn, jetstream.JetStream) {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestBearer(t *testing.T) {
+	t.Parallel()
 	const current, previous = "tok_current_0123456789", "tok_previous"
 	v := hookverify.Bearer([]string{current, previous})
 	tests := []struct {
@@ -48,6 +49,7 @@ func TestBearer(t *testing.T) {
 }
 
 func TestBearerNoTokens(t *testing.T) {
+	t.Parallel()
 	for _, tokens := range [][]string{nil, {""}} {
 		v := hookverify.Bearer(tokens)
 		for _, auth := range []string{"Bearer ", "Bearer x"} {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestDeliveryID(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		h    http.Header

@@ -21,6 +21,7 @@ const (
 )
 
 func TestHMACGitHub(t *testing.T) {
+	t.Parallel()
 	v := hookverify.HMAC([]byte(ghSecret), "X-Hub-Signature-256", "sha256=")
 	now := time.Unix(1700000000, 0)
 	tests := []struct {
@@ -58,6 +59,7 @@ func TestHMACGitHub(t *testing.T) {
 }
 
 func TestHMACWrongSecret(t *testing.T) {
+	t.Parallel()
 	v := hookverify.HMAC([]byte("It's a Secret to Nobody"), "X-Hub-Signature-256", "sha256=")
 	err := v.Verify(header("X-Hub-Signature-256", "sha256="+ghSig), []byte(ghBody), time.Now())
 	wantReason(t, err, "signature does not match", "It's a Secret to Nobody", ghSig)
@@ -65,6 +67,7 @@ func TestHMACWrongSecret(t *testing.T) {
 
 // The secret is copied, so a caller reusing its buffer cannot change it.
 func TestHMACCopiesSecret(t *testing.T) {
+	t.Parallel()
 	secret := []byte(ghSecret)
 	v := hookverify.HMAC(secret, "X-Hub-Signature-256", "sha256=")
 	copy(secret, "xxxx")
@@ -78,6 +81,7 @@ func TestHMACCopiesSecret(t *testing.T) {
 //
 //	printf '%s' 'ping' | openssl dgst -sha256 -hmac 'hunter2'
 func TestHMACNoPrefix(t *testing.T) {
+	t.Parallel()
 	const sig = "f023898fbdfd1319e879bfc44ec57ec28049df57023338df7c5b2bec785baed4"
 	v := hookverify.HMAC([]byte("hunter2"), "X-Signature", "")
 	if err := v.Verify(header("X-Signature", sig), []byte("ping"), time.Now()); err != nil {

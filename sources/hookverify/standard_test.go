@@ -27,6 +27,7 @@ const (
 )
 
 func TestStandardWebhooks(t *testing.T) {
+	t.Parallel()
 	v, err := hookverify.StandardWebhooks(swSecret, 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +83,7 @@ func TestStandardWebhooks(t *testing.T) {
 }
 
 func TestStandardWebhooksSecretForms(t *testing.T) {
+	t.Parallel()
 	h := header("webhook-id", swID, "webhook-timestamp", "1614265330", "webhook-signature", "v1,"+swSig)
 	now := time.Unix(swTS, 0)
 
@@ -103,6 +105,7 @@ func TestStandardWebhooksSecretForms(t *testing.T) {
 }
 
 func TestStandardWebhooksMalformedSecret(t *testing.T) {
+	t.Parallel()
 	for _, secret := range []string{"", "whsec_", "whsec_not base64!", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS", "secret-" + swKey} {
 		v, err := hookverify.StandardWebhooks(secret, 0)
 		if err == nil {

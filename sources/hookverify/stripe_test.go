@@ -21,6 +21,7 @@ const (
 )
 
 func TestStripe(t *testing.T) {
+	t.Parallel()
 	v := hookverify.Stripe([]byte(stripeSecret), 5*time.Minute)
 	signed := time.Unix(stripeTS, 0)
 	valid := "t=1700000000,v1=" + stripeSig
@@ -74,12 +75,14 @@ func TestStripe(t *testing.T) {
 }
 
 func TestStripeWrongSecret(t *testing.T) {
+	t.Parallel()
 	v := hookverify.Stripe([]byte("whsec_other_secret"), 0)
 	err := v.Verify(header("Stripe-Signature", "t=1700000000,v1="+stripeSig), []byte(stripeBody), time.Unix(stripeTS, 0))
 	wantReason(t, err, "signature does not match", "whsec_other_secret", stripeOtherSig, stripeSig)
 }
 
 func TestStripeDefaultTolerance(t *testing.T) {
+	t.Parallel()
 	for _, tol := range []time.Duration{0, -time.Second} {
 		v := hookverify.Stripe([]byte(stripeSecret), tol)
 		h := header("Stripe-Signature", "t=1700000000,v1="+stripeSig)

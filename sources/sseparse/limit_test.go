@@ -9,6 +9,7 @@ import (
 )
 
 func TestErrTooLong(t *testing.T) {
+	t.Parallel()
 	const limit = 16
 	for _, tc := range []struct {
 		name, in string
@@ -42,6 +43,7 @@ func TestErrTooLong(t *testing.T) {
 }
 
 func TestErrTooLongIsSticky(t *testing.T) {
+	t.Parallel()
 	r := NewReader(strings.NewReader(strings.Repeat("x", 100)+"\ndata: x\n\n"), 10)
 	for range 2 {
 		if _, err := r.Next(); !errors.Is(err, ErrTooLong) {
@@ -51,6 +53,7 @@ func TestErrTooLongIsSticky(t *testing.T) {
 }
 
 func TestDefaultLimit(t *testing.T) {
+	t.Parallel()
 	line := "data:" + strings.Repeat("x", defaultMaxEvent-5) + "\n"
 	if got := parseAll(strings.NewReader(line+"\n"), 0); len(got.Events) != 1 || got.Err != io.EOF {
 		t.Errorf("event at the default limit: %d events, err %v", len(got.Events), got.Err)

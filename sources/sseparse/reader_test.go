@@ -113,6 +113,7 @@ func readers(in []byte) map[string]func() io.Reader {
 }
 
 func TestSpecCases(t *testing.T) {
+	t.Parallel()
 	errIs := cmp.Comparer(func(a, b error) bool { return errors.Is(a, b) || errors.Is(b, a) })
 	for _, c := range loadSpecCases(t) {
 		t.Run(c.Name, func(t *testing.T) {
@@ -129,6 +130,7 @@ func TestSpecCases(t *testing.T) {
 // TestLongStream crosses the read buffer many times with every kind of line
 // end, where the short spec cases never fill it.
 func TestLongStream(t *testing.T) {
+	t.Parallel()
 	ends := []string{"\n", "\r", "\r\n"}
 	var in bytes.Buffer
 	var want []Event
@@ -175,6 +177,7 @@ func (s *stopReader) Read(p []byte) (int, error) {
 // TestNoReadAhead checks an event is returned as soon as its blank line is
 // in: a live upstream may send nothing more for a long time.
 func TestNoReadAhead(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{"data: x\n\n", "data: x\r\r", "data: x\r\n\r\n", "\ufeffdata: x\n\n"} {
 		ev, err := NewReader(&stopReader{t: t, data: []byte(in)}, 0).Next()
 		if err != nil || ev.Data != "x" {
@@ -184,6 +187,7 @@ func TestNoReadAhead(t *testing.T) {
 }
 
 func TestReadErrorIsWrappedAndSticky(t *testing.T) {
+	t.Parallel()
 	boom := errors.New("boom")
 	r := NewReader(io.MultiReader(bytes.NewReader([]byte("data: a\n\ndata: b\n")), iotest.ErrReader(boom)), 0)
 	if ev, err := r.Next(); err != nil || ev.Data != "a" {
@@ -198,6 +202,7 @@ func TestReadErrorIsWrappedAndSticky(t *testing.T) {
 }
 
 func TestEOFIsSticky(t *testing.T) {
+	t.Parallel()
 	r := NewReader(bytes.NewReader(nil), 0)
 	for range 2 {
 		if _, err := r.Next(); err != io.EOF {
@@ -209,6 +214,7 @@ func TestEOFIsSticky(t *testing.T) {
 // A reconnecting client keeps its last event ID: events without an id
 // field carry it.
 func TestResume(t *testing.T) {
+	t.Parallel()
 	r := NewReader(strings.NewReader("data: a\n\nid: 9\ndata: b\n\ndata: c\n\n"), 0)
 	r.Resume("5")
 	var ids []string
@@ -227,6 +233,7 @@ func TestResume(t *testing.T) {
 // Comments are reported as read, between the events they stand among, and
 // change nothing else.
 func TestOnComment(t *testing.T) {
+	t.Parallel()
 	var seen []string
 	r := NewReader(strings.NewReader(": first\ndata: a\n\n:keepalive\n:\ndata: b\n\n"), 0)
 	r.OnComment(func(text string) { seen = append(seen, "comment"+text) })
