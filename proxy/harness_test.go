@@ -18,7 +18,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
+	"github.com/ssegate/ssegate/internal/logbuf"
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/needs"
 	"github.com/ssegate/ssegate/internal/ssetest"
@@ -73,7 +75,16 @@ func startOn(t testing.TB, ns *server.Server, hcl string, opts ...proxy.Option) 
 // aside).
 func startConfig(t testing.TB, ns *server.Server, cfg *config.Config, opts ...proxy.Option) *harness {
 	t.Helper()
-	srv, err := proxy.New(cfg, append([]proxy.Option{proxy.WithNATS(connect(t, ns))}, opts...)...)
+	// What the Server warns about is shown when the test fails (a test
+	// that reads the log passes a logger of its own).
+	var logs logbuf.Buffer
+	t.Cleanup(func() {
+		if t.Failed() && logs.String() != "" {
+			t.Logf("the proxy's warnings:\n%s", logs.String())
+		}
+	})
+	opts = append([]proxy.Option{proxy.WithNATS(connect(t, ns)), proxy.WithLogger(zerolog.New(&logs).Level(zerolog.WarnLevel))}, opts...)
+	srv, err := proxy.New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

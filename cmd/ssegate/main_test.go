@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -261,10 +262,12 @@ func buildBinary(t *testing.T) string {
 func startProxy(t *testing.T, bin, cfgPath string) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	cmd := exec.Command(bin, "-config", cfgPath)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Not StderrPipe: Wait closes that pipe as the process exits, maybe
+	// before its last lines were read. Wait returns only once everything
+	// written to a writer of ours has been copied.
+	stderr, w := io.Pipe()
+	cmd.Stderr = w
+	t.Cleanup(func() { w.Close() })
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +275,7 @@ func startProxy(t *testing.T, bin, cfgPath string) (*exec.Cmd, <-chan string) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	logs := make(chan string, 100)
+	logs := make(chan string, 1000)
 	go func() {
 		defer close(logs)
 		sc := bufio.NewScanner(stderr)
