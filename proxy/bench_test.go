@@ -12,7 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/sources"
+	"github.com/ssegate/ssegate/sse"
 )
 
 // BenchmarkFanout delivers one 100-byte event to every client of a stream
@@ -40,11 +40,14 @@ func BenchmarkFanout(b *testing.B) {
 				st.join(c, "", false)
 				c.start(&outlet{sink: discard{&written}, s: s, rt: rt, m: m, end: func(string) {}}, 0, time.Time{})
 			}
-			ev := sources.Event{Name: "quote", Data: strings.Repeat("x", 100)}
+			ev, err := sse.NewEvent("quote", strings.Repeat("x", 100))
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				written.Add(n)
-				st.deliver(ev)
+				st.deliver(ev, 0)
 				written.Wait()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")

@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/sources"
+	"github.com/ssegate/ssegate/sse"
 )
 
 // jsTimeout bounds one JetStream request: a stream's setup or a replay.
@@ -87,14 +87,14 @@ func (st *stream) subscribeJetStream(reader *jsReader) error {
 
 // jsEvent maps a stored message with the source whose subject it is on;
 // live, it counts the message as received by that source.
-func (st *stream) jsEvent(msg *nats.Msg, live bool) (sources.Event, error) {
+func (st *stream) jsEvent(msg *nats.Msg, live bool) (sse.Event, error) {
 	if i := st.sourceOf(msg.Subject); i >= 0 {
 		if live {
 			st.m.received[i].Inc()
 		}
 		return st.route.Sources[i].Event(st.mapVars(), msg)
 	}
-	return sources.Event{}, fmt.Errorf("message on %q matches no source", msg.Subject)
+	return sse.Event{}, fmt.Errorf("message on %q matches no source", msg.Subject)
 }
 
 // sourceOf is the index of the source reading subject, or -1.
@@ -107,31 +107,12 @@ func (st *stream) sourceOf(subject string) int {
 	return -1
 }
 
-// deliverSeq queues the event stored at seq for every client, with the
-// sequence as its id. ok false only moves the stream past seq.
-func (st *stream) deliverSeq(ev sources.Event, ok bool, seq uint64) {
-	var frame []byte // nil: the stream only moves past seq
-	if ok {
-		var err error
-		if frame, err = newFrame(ev, strconv.FormatUint(seq, 10)); err != nil {
-			st.reject(err)
-		}
-	}
-	pressed := false
+// passOver moves the stream past seq, whose message could not be an
+// event, so that the seam of a later replay is exact.
+func (st *stream) passOver(seq uint64) {
 	st.mu.Lock()
-	if !st.closed && seq > st.lastSeq {
-		st.lastSeq = seq
-		if frame != nil {
-			for _, c := range st.clients {
-				if seq > c.skipThrough {
-					_, p := c.push(frame)
-					pressed = pressed || p
-				}
-			}
-		}
-	}
+	st.lastSeq = max(st.lastSeq, seq)
 	st.mu.Unlock()
-	yieldToWriters(pressed)
 }
 
 // replay fetches for c the events after lastID up to seam (the last one
@@ -222,10 +203,17 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 		return nil, nil
 	}
 	if seam-after > bigCatchUp {
-		frames, err := st.readStoredInBatches(ctx, after, seam)
-		if !errors.Is(err, errNoBatches) {
-			return frames, err
+		frames, read, err := st.readStoredInBatches(ctx, after, seam)
+		if err == nil {
+			return frames, nil
 		}
+		if !errors.Is(err, errNoBatches) {
+			// A busy cluster can fail a fetch: what was read is kept,
+			// and the rest read message by message, within the budget.
+			st.debug().Err(err).Uint64("read", read).Msg("replay in batches failed; reading on message by message")
+		}
+		rest, err := st.readStored(ctx, read, seam)
+		return append(frames, rest...), err
 	}
 	return st.readStored(ctx, after, seam)
 }
@@ -242,16 +230,18 @@ var errNoBatches = errors.New("no consumer for the replay")
 
 // readStoredInBatches returns the frames of the stored messages on the
 // stream's subjects after sequence after, up to seam, read in batches by
-// a consumer kept on one server, in memory, and deleted when done.
-func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) ([][]byte, error) {
+// a consumer kept on one server, in memory, and deleted when done. On
+// error it returns what it read, up to sequence read.
+func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (frames [][]byte, read uint64, err error) {
 	var filters []string
 	for _, s := range st.subjects {
 		if !slices.Contains(filters, s) {
 			filters = append(filters, s)
 		}
 	}
+	read = after
 	var cons jetstream.Consumer
-	err := retryJS(ctx, func(ctx context.Context) error {
+	err = retryJS(ctx, func(ctx context.Context) error {
 		var err error
 		cons, err = st.bb.JS().CreateConsumer(ctx, st.reader.name, jetstream.ConsumerConfig{
 			FilterSubjects:    filters,
@@ -266,20 +256,19 @@ func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (
 	})
 	var api *jetstream.APIError
 	if errors.As(err, &api) && api.Code == 400 {
-		return nil, errNoBatches
+		return nil, read, errNoBatches
 	}
 	if err != nil {
-		return nil, err
+		return nil, read, err
 	}
 	defer func() {
 		// It would expire by itself after InactiveThreshold.
 		_ = st.bb.JS().DeleteConsumer(context.WithoutCancel(ctx), st.reader.name, cons.CachedInfo().Name)
 	}()
-	var frames [][]byte
 	for pending := cons.CachedInfo().NumPending; pending > 0; {
 		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchContext(ctx))
 		if err != nil {
-			return nil, err
+			return frames, read, err
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -287,25 +276,26 @@ func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (
 			pending--
 			md, err := m.Metadata()
 			if err != nil {
-				return nil, err
+				return frames, read, err
 			}
 			seq := md.Sequence.Stream
 			if seq > seam {
-				return frames, nil
+				return frames, read, nil
 			}
 			frames = st.appendStored(frames, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, seq)
+			read = seq
 			if seq == seam {
-				return frames, nil
+				return frames, read, nil
 			}
 		}
 		if err := batch.Error(); err != nil {
-			return nil, err
+			return frames, read, err
 		}
 		if n == 0 {
-			return nil, errors.New("replay stalled: JetStream sent nothing")
+			return frames, read, errors.New("replay stalled: JetStream sent nothing")
 		}
 	}
-	return frames, nil
+	return frames, read, nil
 }
 
 // readStored returns the frames of the stored messages on the stream's
@@ -355,11 +345,7 @@ func (st *stream) appendStored(frames [][]byte, m *nats.Msg, seq uint64) [][]byt
 	if err != nil {
 		return frames
 	}
-	f, err := newFrame(ev, strconv.FormatUint(seq, 10))
-	if err != nil {
-		return frames
-	}
-	return append(frames, f)
+	return append(frames, storedFrame(ev, seq))
 }
 
 // storedMsg is a message as JetStream's message get API returns it.

@@ -197,8 +197,10 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 		ev, err := st.jsEvent(msg, true)
 		if err != nil {
 			st.reject(err)
+			st.passOver(seq)
+			continue
 		}
-		st.deliverSeq(ev, err == nil, seq)
+		st.deliver(ev, seq)
 	}
 }
 

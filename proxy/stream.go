@@ -173,7 +173,7 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 				st.reject(err)
 				return
 			}
-			st.deliver(ev)
+			st.deliver(ev, 0)
 		}, st.gap)
 		if err != nil {
 			return fmt.Errorf("subscribe to %q: %w", subject, err)
@@ -273,48 +273,63 @@ func (st *stream) reject(err error) {
 	st.sampledWarn().Err(err).Msg("message dropped")
 }
 
-// deliver records an event and queues it for every client. It runs on a
-// subscription's goroutine and never blocks on a client.
-func (st *stream) deliver(ev sources.Event) {
-	e, err := sse.NewEvent(ev.Name, ev.Data)
-	if err == nil && ev.HasID {
-		e, err = e.WithID(ev.ID)
-	}
-	if err != nil {
-		st.reject(err)
-		return
-	}
-	yieldToWriters(st.record(ev, e))
+// deliver records e and queues it for every client, core NATS and
+// JetStream deliveries alike. seq is the JetStream sequence e was stored
+// at, 0 for core NATS. It runs on a subscription's goroutine and never
+// blocks on a client.
+func (st *stream) deliver(e sse.Event, seq uint64) {
+	yieldToWriters(st.record(e, seq))
 }
 
-// record records an event, encoded as e, and queues it for every client;
-// it reports whether a client's queue is half full.
-func (st *stream) record(ev sources.Event, e sse.Event) (pressed bool) {
+// record gives e its id, encodes it once and queues the same bytes for
+// every client; it reports whether a client's queue is half full. From
+// JetStream the id is the sequence, alike on every replica, and the
+// history is the JetStream stream; from core NATS it is e's own or one
+// the stream assigns, and the history is kept here.
+func (st *stream) record(e sse.Event, seq uint64) (pressed bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
 		return false
 	}
-	// An id names one event: the same one again is a copy (a publisher's
-	// retry, or the same poll done by several replicas), and would make
-	// resuming from that id ambiguous.
-	if ev.HasID && st.history.has(ev.ID) {
-		return false
+	var frame []byte
+	if seq > 0 {
+		if seq <= st.lastSeq {
+			return false
+		}
+		st.lastSeq = seq
+		frame = storedFrame(e, seq)
+	} else {
+		id, has := e.ID()
+		// An id names one event: the same one again is a copy (a
+		// publisher's retry, or the same poll done by several replicas),
+		// and would make resuming from that id ambiguous.
+		if has && st.history.has(id) {
+			return false
+		}
+		st.seq++
+		if !has {
+			id = assignID(st.epoch, st.seq)
+			e, _ = e.WithID(id) // assigned ids are plain ASCII
+		}
+		frame = e.Encode()
+		st.history.add(id, frame)
 	}
-	st.seq++
-	id := ev.ID
-	if !ev.HasID {
-		id = assignID(st.epoch, st.seq)
-		e, _ = e.WithID(id) // assigned ids are plain ASCII
-	}
-	frame := e.Encode()
-	st.history.add(id, frame)
 	for _, c := range st.clients {
+		if seq > 0 && seq <= c.skipThrough {
+			continue // resumed past it: see Client.skipThrough
+		}
 		// A client that overflows is dropped inside push.
 		_, p := c.push(frame)
 		pressed = pressed || p
 	}
 	return pressed
+}
+
+// storedFrame is the frame of e stored in JetStream at seq, its id.
+func storedFrame(e sse.Event, seq uint64) []byte {
+	e, _ = e.WithID(strconv.FormatUint(seq, 10)) // digits only
+	return e.Encode()
 }
 
 // join adds a client. A resuming client first gets, in its queue, exactly
@@ -412,16 +427,4 @@ func resetFrame(lastID, id string) []byte {
 	e, _ := sse.NewEvent(ResetEvent, string(data)) // JSON is valid UTF-8
 	e, _ = e.WithID(id)                            // ids in history are valid, the origin is ASCII
 	return e.Encode()
-}
-
-// newFrame encodes ev with id.
-func newFrame(ev sources.Event, id string) ([]byte, error) {
-	e, err := sse.NewEvent(ev.Name, ev.Data)
-	if err == nil {
-		e, err = e.WithID(id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return e.Encode(), nil
 }

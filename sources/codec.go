@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/sse"
 )
 
 // publishTimeout bounds how long a source waits for NATS to take what it
@@ -107,29 +109,29 @@ func (p jsPublisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
 	return nil
 }
 
-// EncodeEvent makes the NATS message that carries ev to subject. The
-// id also goes in Nats-Msg-Id, so a JetStream stream capturing the subject
+// EncodeEvent makes the NATS message that carries e to subject. The id
+// also goes in Nats-Msg-Id, so a JetStream stream capturing the subject
 // drops a retried webhook delivery.
-func EncodeEvent(subject string, ev Event) *nats.Msg {
+func EncodeEvent(subject string, e sse.Event) *nats.Msg {
 	m := nats.NewMsg(subject)
-	m.Data = []byte(ev.Data)
-	if ev.Name != "" {
-		setExact(m.Header, headerEvent, ev.Name)
+	m.Data = []byte(e.Data())
+	if name := e.Name(); name != "" {
+		setExact(m.Header, headerEvent, name)
 	}
-	if ev.HasID {
-		m.Header.Set(nats.MsgIdHdr, setExact(m.Header, headerID, ev.ID))
+	if id, ok := e.ID(); ok {
+		m.Header.Set(nats.MsgIdHdr, setExact(m.Header, headerID, id))
 	}
 	return m
 }
 
-// DecodeEvent reads an event that EncodeEvent made; a body that is not
-// UTF-8 (someone else published there) becomes base64, as everywhere.
-func DecodeEvent(m *nats.Msg) Event {
-	ev := Event{Data: defaultData(m.Data)}
-	ev.Name, _ = getExact(m.Header, headerEvent)
-	ev.ID, ev.HasID = getExact(m.Header, headerID)
-	ev.HasID = ev.HasID && ev.ID != ""
-	return ev
+// DecodeEvent reads an event that EncodeEvent made. Anyone may publish
+// on NATS, so it is checked again: a body that is not UTF-8 becomes
+// base64, as everywhere, and a name or id that cannot go on the wire is
+// refused (the error wraps sse.ErrInvalidField).
+func DecodeEvent(m *nats.Msg) (sse.Event, error) {
+	name, _ := getExact(m.Header, headerEvent)
+	id, _ := getExact(m.Header, headerID)
+	return newEvent(name, id, defaultData(m.Data))
 }
 
 // exactSuffix marks a header holding its value in base64: NATS headers
@@ -177,5 +179,5 @@ func headerSafe(v string) bool {
 // events: a stream decodes what EncodeEvent made.
 type relayed struct{ rng hcl.Range }
 
-func (r relayed) Event(_ *hcl.EvalContext, m *nats.Msg) (Event, error) { return DecodeEvent(m), nil }
-func (r relayed) DefRange() hcl.Range                                  { return r.rng }
+func (r relayed) Event(_ *hcl.EvalContext, m *nats.Msg) (sse.Event, error) { return DecodeEvent(m) }
+func (r relayed) DefRange() hcl.Range                                      { return r.rng }

@@ -161,9 +161,6 @@ func (f *feed) publisher(env FeedEnv, subject string) func(context.Context, Batc
 		for i := range b.Messages {
 			ev, err := f.Mapping.Apply(env.StreamCtx, &b.Messages[i])
 			if err == nil {
-				err = ev.Check()
-			}
-			if err == nil {
 				m := EncodeEvent(subject, ev)
 				if err = env.Publish.Fits(m); err == nil {
 					msgs = append(msgs, m)

@@ -7,10 +7,12 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/ssegate/ssegate/sse"
 )
 
-// Mapping turns a Message into an Event with the block's event, id and data
-// expressions. A missing expression means the default: the message's own
+// Mapping turns a Message into an sse.Event with the block's event, id and
+// data expressions. A missing expression means the default: the message's own
 // event name and id when it has them (an upstream SSE event), otherwise no
 // name and an id assigned by the stream; and the body as data.
 type Mapping struct {
@@ -85,36 +87,47 @@ func msgFieldsUsed(expr hcl.Expression) msgField {
 }
 
 // Apply evaluates the mapping for one message. streamCtx holds the stream's
-// variables (path, ...) and the functions.
-func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (Event, error) {
+// variables (path, ...) and the functions. The event is valid for the
+// wire, or the error says why not (wrapping sse.ErrInvalidField), before
+// anything is published or acknowledged.
+func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (sse.Event, error) {
 	// What the message brings is the default for what the block leaves out.
-	ev := Event{Name: msg.Event, ID: msg.ID, HasID: msg.ID != ""}
+	name, id := msg.Event, msg.ID
 	if m.Event == nil && m.ID == nil && m.Data == nil {
-		ev.Data = defaultData(msg.Body)
-		return ev, nil
+		return newEvent(name, id, defaultData(msg.Body))
 	}
 	ctx := msg.context(streamCtx, m.need)
 
+	var data string
 	var err error
 	if m.Data == nil {
-		ev.Data = defaultData(msg.Body)
-	} else if ev.Data, _, err = evalText(m.Data, ctx, "data"); err != nil {
-		return Event{}, err
+		data = defaultData(msg.Body)
+	} else if data, _, err = evalText(m.Data, ctx, "data"); err != nil {
+		return sse.Event{}, err
 	}
 	if m.Event != nil {
-		if ev.Name, _, err = evalText(m.Event, ctx, "event"); err != nil {
-			return Event{}, err
+		if name, _, err = evalText(m.Event, ctx, "event"); err != nil {
+			return sse.Event{}, err
 		}
 	}
 	if m.ID != nil {
-		if ev.ID, ev.HasID, err = evalText(m.ID, ctx, "id"); err != nil {
-			return Event{}, err
+		if id, _, err = evalText(m.ID, ctx, "id"); err != nil {
+			return sse.Event{}, err
 		}
-		// An empty id line would make the browser forget its last id
-		// and resume from nothing: "" means no id of its own.
-		ev.HasID = ev.HasID && ev.ID != ""
 	}
-	return ev, nil
+	return newEvent(name, id, data)
+}
+
+// newEvent is the event named name carrying data, with id unless it is
+// empty: an empty id line would make the browser forget its last id and
+// resume from nothing, so "" means none of its own (the stream assigns
+// one).
+func newEvent(name, id, data string) (sse.Event, error) {
+	e, err := sse.NewEvent(name, data)
+	if err == nil && id != "" {
+		e, err = e.WithID(id)
+	}
+	return e, err
 }
 
 // evalText evaluates expr to text: strings as they are, numbers and bools in

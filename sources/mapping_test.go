@@ -1,6 +1,8 @@
 package sources
 
 import (
+	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -8,9 +10,12 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/nats-io/nats.go"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/ssegate/ssegate/sse"
 )
 
 var testFuncs = &hcl.EvalContext{Functions: map[string]function.Function{
@@ -45,62 +50,71 @@ func streamVars(symbol string) *hcl.EvalContext {
 	return ctx
 }
 
+// event is the valid event with name, id (none when empty) and data.
+func event(name, id, data string) sse.Event {
+	e, err := newEvent(name, id, data)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
 func TestMappingApply(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
 		block string
 		msg   Message
-		want  Event
+		want  sse.Event
 	}{
 		{
 			name:  "default data is the body",
 			block: `subject = "s"`,
 			msg:   Message{Subject: "s", Body: []byte("héllo\nworld")},
-			want:  Event{Data: "héllo\nworld"},
+			want:  event("", "", "héllo\nworld"),
 		},
 		{
 			name:  "binary body defaults to base64",
 			block: `subject = "s"`,
 			msg:   Message{Subject: "s", Body: []byte{0xff, 0x00, 0x01}},
-			want:  Event{Data: "/wAB"},
+			want:  event("", "", "/wAB"),
 		},
 		{
 			name:  "explicit base64 and subject tokens",
 			block: "subject = \"s\"\nevent = msg.subject_tokens[1]\ndata = msg.body_base64",
 			msg:   Message{Subject: "stocks.AAPL", Body: []byte("hi")},
-			want:  Event{Name: "AAPL", Data: "aGk="},
+			want:  event("AAPL", "", "aGk="),
 		},
 		{
 			name:  "fields from JSON and headers",
 			block: "subject = \"s\"\nevent = msg.json.type\nid = msg.headers[\"Nats-Msg-Id\"]\ndata = msg.json.payload",
 			msg: Message{Subject: "s", Headers: map[string][]string{"nats-msg-id": {"m-1"}},
 				Body: []byte(`{"type":"quote","payload":{"price":1.5,"tags":["a"]}}`)},
-			want: Event{Name: "quote", ID: "m-1", HasID: true, Data: `{"price":1.5,"tags":["a"]}`},
+			want: event("quote", "m-1", `{"price":1.5,"tags":["a"]}`),
 		},
 		{
 			name:  "numbers and bools become text; path is in scope",
 			block: "subject = \"s\"\nid = msg.json.n\nevent = upper(path.symbol)\ndata = msg.json.ok",
 			msg:   Message{Subject: "s", Body: []byte(`{"n": 42, "ok": true}`)},
-			want:  Event{ID: "42", HasID: true, Name: "AAPL", Data: "true"},
+			want:  event("AAPL", "42", "true"),
 		},
 		{
 			name:  "null id means the stream assigns one",
 			block: "subject = \"s\"\nid = try(msg.json.id, null)",
 			msg:   Message{Subject: "s", Body: []byte(`not json`)},
-			want:  Event{Data: "not json"},
+			want:  event("", "", "not json"),
 		},
 		{
 			name:  "repeated headers are joined",
 			block: "subject = \"s\"\ndata = msg.headers[\"X-Tag\"]",
 			msg:   Message{Subject: "s", Headers: map[string][]string{"X-Tag": {"a", "b"}}},
-			want:  Event{Data: "a, b"},
+			want:  event("", "", "a, b"),
 		},
 		{
 			name:  "whole msg as JSON",
 			block: "subject = \"s\"\ndata = jsonencode({subject = msg.subject, body = msg.body})",
 			msg:   Message{Subject: "x.y", Body: []byte("b")},
-			want:  Event{Data: `{"body":"b","subject":"x.y"}`},
+			want:  event("", "", `{"body":"b","subject":"x.y"}`),
 		},
 	}
 	for _, tt := range tests {
@@ -117,6 +131,31 @@ func TestMappingApply(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// An event that cannot go on the wire is refused where it is made, before
+// a source publishes or acknowledges anything.
+func TestMappingRefusesWhatCannotBeSent(t *testing.T) {
+	t.Parallel()
+	for _, block := range []string{
+		"subject = \"s\"\nid = \"a\\nb\"",
+		"subject = \"s\"\nevent = \"quote\\rdata: x\"",
+		"subject = \"s\"\nid = \"a\\u0000b\"",
+	} {
+		src, diags := decodeBlock(t, block)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		if ev, err := src.Mapping.Apply(streamVars("x"), &Message{Body: []byte("ok")}); !errors.Is(err, sse.ErrInvalidField) {
+			t.Errorf("%s: got %+v, %v; want an invalid field", block, ev, err)
+		}
+	}
+	// What comes from NATS is checked again: anyone may publish there.
+	m := nats.NewMsg("s")
+	m.Header.Set(headerID+exactSuffix, base64.StdEncoding.EncodeToString([]byte("a\nb")))
+	if ev, err := DecodeEvent(m); !errors.Is(err, sse.ErrInvalidField) {
+		t.Errorf("decoded %+v, %v; want an invalid field", ev, err)
 	}
 }
 
@@ -195,7 +234,8 @@ func FuzzMapping(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !utf8.ValidString(ev.Data) || !utf8.ValidString(ev.Name) || !utf8.ValidString(ev.ID) {
+		id, _ := ev.ID()
+		if !utf8.ValidString(ev.Data()) || !utf8.ValidString(ev.Name()) || !utf8.ValidString(id) {
 			t.Fatalf("not UTF-8: %+v", ev)
 		}
 	})

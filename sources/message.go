@@ -10,8 +10,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
-
-	"github.com/ssegate/ssegate/sse"
 )
 
 // Message is what a source received, before mapping: the context every
@@ -24,28 +22,6 @@ type Message struct {
 	// default; empty for other sources.
 	Event string
 	ID    string
-}
-
-// Event is a message normalized into the parts of one SSE event.
-type Event struct {
-	ID    string
-	HasID bool // false: the stream assigns an id
-	Name  string
-	Data  string
-}
-
-// Check refuses an event that cannot go on the wire as it is: an id with
-// CR, LF or NUL, a name with CR or LF (either would end the field and
-// start another). The error wraps sse.ErrInvalidField. Sources that
-// publish to NATS check before they publish (a webhook before it answers
-// 202); what comes from NATS is checked again where it is delivered, as
-// anyone may publish there.
-func (ev Event) Check() error {
-	e, err := sse.NewEvent(ev.Name, ev.Data)
-	if err == nil && ev.HasID {
-		_, err = e.WithID(ev.ID)
-	}
-	return err
 }
 
 // msgField is one attribute of the msg object; a mapping builds only the

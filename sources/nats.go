@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/ssegate/ssegate/sse"
 )
 
 // NATS is a `source "nats"` block: the messages of one subject, which may be
@@ -81,11 +83,11 @@ func (n *NATS) Subject(streamCtx *hcl.EvalContext) (string, error) {
 }
 
 // Event maps a message with the block's event, id and data.
-func (n *NATS) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (Event, error) {
+func (n *NATS) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (sse.Event, error) {
 	msg := Message{Subject: m.Subject, Headers: m.Header, Body: m.Data}
 	ev, err := n.Mapping.Apply(streamCtx, &msg)
 	if err != nil {
-		return Event{}, fmt.Errorf("message on %q: %w", m.Subject, err)
+		return sse.Event{}, fmt.Errorf("message on %q: %w", m.Subject, err)
 	}
 	return ev, nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+
+	"github.com/ssegate/ssegate/sse"
 )
 
 // Spec is a decoded source block. Whatever the kind, a stream receives its
@@ -22,8 +24,9 @@ import (
 type Spec interface {
 	// Subject is the subject a stream reads, given the stream's variables.
 	Subject(streamCtx *hcl.EvalContext) (string, error)
-	// Event turns a message received on that subject into an event.
-	Event(streamCtx *hcl.EvalContext, m *nats.Msg) (Event, error)
+	// Event turns a message received on that subject into an event
+	// ready for the wire, or says why it cannot be one.
+	Event(streamCtx *hcl.EvalContext, m *nats.Msg) (sse.Event, error)
 	// DefRange is where the block is declared, for messages about it.
 	DefRange() hcl.Range
 	// Pattern is a subject pattern that covers the subject of every

@@ -326,9 +326,6 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 
 	msg := Message{Headers: r.Header, Body: body}
 	ev, err := w.Mapping.Apply(w.ctx, &msg)
-	if err == nil {
-		err = ev.Check()
-	}
 	switch {
 	case errors.Is(err, sse.ErrInvalidField):
 		// Accepted, it would be dropped by every replica.
@@ -349,8 +346,8 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 	// A sender retries what it thinks failed: the same delivery id within
 	// the window is accepted again without a second event.
 	id := hookverify.DeliveryID(r.Header, body)
-	if id == "" && ev.HasID {
-		id = ev.ID
+	if id == "" {
+		id, _ = ev.ID()
 	}
 	if id != "" {
 		switch h.seen.reserve(id, time.Now()) {
