@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/sources/sseparse"
 	"github.com/ssegate/ssegate/sse"
+	"github.com/ssegate/ssegate/sse/sseparse"
 )
 
 //go:embed adminpage/index.html

@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/ssegate/ssegate/sources/sseparse"
+	"github.com/ssegate/ssegate/sse/sseparse"
 )
 
 // Defaults of a stream block.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/ssegate/ssegate/sources/sseparse"
+	"github.com/ssegate/ssegate/sse/sseparse"
 )
 
 // promptly is how soon a probe event must arrive for the path to count as
@@ -89,7 +89,7 @@ func (c *checker) fail(format string, a ...any) {
 
 // item is what a stream yields, an event or a comment, and when it came.
 type item struct {
-	ev        sseparse.Event
+	ev        sseparse.MessageEvent
 	comment   string // with its colon
 	isComment bool
 	at        time.Time

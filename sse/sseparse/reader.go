@@ -13,8 +13,10 @@ import (
 	"time"
 )
 
-// Event is one dispatched event.
-type Event struct {
+// MessageEvent is one dispatched event, as a browser's EventSource hands
+// it to the page (its MessageEvent): unlike an sse.Event being written,
+// its type is never empty and its id is the stream's last one.
+type MessageEvent struct {
 	Type        string // the event field, "message" when none was given
 	Data        string // data lines joined with "\n", final "\n" removed
 	LastEventID string // the last event ID buffer when the event was dispatched
@@ -70,7 +72,7 @@ func NewReader(r io.Reader, maxEvent int) *Reader {
 // returns io.EOF (an event not terminated by a blank line is discarded, as
 // the standard says); read errors are returned wrapped with context. Once
 // Next has returned an error it returns the same error from then on.
-func (r *Reader) Next() (Event, error) {
+func (r *Reader) Next() (MessageEvent, error) {
 	for r.err == nil {
 		var line []byte
 		line, r.err = r.readLine()
@@ -85,7 +87,7 @@ func (r *Reader) Next() (Event, error) {
 		}
 		r.err = r.field(line)
 	}
-	return Event{}, r.err
+	return MessageEvent{}, r.err
 }
 
 // OnComment makes the Reader call f with the text of each comment line

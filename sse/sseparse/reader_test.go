@@ -18,7 +18,7 @@ import (
 
 // result is everything a stream leaves behind once Next stops.
 type result struct {
-	Events      []Event
+	Events      []MessageEvent
 	LastEventID string
 	Retry       time.Duration
 	RetrySet    bool
@@ -73,7 +73,7 @@ func (c specCase) bytes(t *testing.T) []byte {
 func (c specCase) want() result {
 	res := result{LastEventID: c.LastEventID, Err: io.EOF}
 	for _, e := range c.Events {
-		res.Events = append(res.Events, Event{Type: e.Type, Data: e.Data, LastEventID: e.ID})
+		res.Events = append(res.Events, MessageEvent{Type: e.Type, Data: e.Data, LastEventID: e.ID})
 	}
 	if c.RetryMs != nil {
 		res.Retry, res.RetrySet = time.Duration(*c.RetryMs)*time.Millisecond, true
@@ -133,7 +133,7 @@ func TestLongStream(t *testing.T) {
 	t.Parallel()
 	ends := []string{"\n", "\r", "\r\n"}
 	var in bytes.Buffer
-	var want []Event
+	var want []MessageEvent
 	for i := range 3000 {
 		eol, blank := ends[i%len(ends)], ends[i/3%len(ends)]
 		if eol == "\r" && blank == "\n" {
@@ -141,7 +141,7 @@ func TestLongStream(t *testing.T) {
 		}
 		data := string(bytes.Repeat([]byte{'a' + byte(i%26)}, i%97))
 		fmt.Fprintf(&in, "id: %d%sdata: %s%sdata: %d%s%s", i, eol, data, eol, i, eol, blank)
-		want = append(want, Event{Type: "message", Data: fmt.Sprintf("%s\n%d", data, i), LastEventID: fmt.Sprint(i)})
+		want = append(want, MessageEvent{Type: "message", Data: fmt.Sprintf("%s\n%d", data, i), LastEventID: fmt.Sprint(i)})
 	}
 	for name, r := range map[string]io.Reader{
 		"whole":    bytes.NewReader(in.Bytes()),

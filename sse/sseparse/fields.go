@@ -69,13 +69,13 @@ func (r *Reader) setRetry(value []byte) {
 }
 
 // dispatch handles a blank line, returning the event it fires, if any.
-func (r *Reader) dispatch() (Event, bool) {
+func (r *Reader) dispatch() (MessageEvent, bool) {
 	r.lastID = r.idBuffer
 	if len(r.data) == 0 {
 		r.eventType = r.eventType[:0]
-		return Event{}, false
+		return MessageEvent{}, false
 	}
-	ev := Event{Type: "message", Data: string(r.data[:len(r.data)-1]), LastEventID: r.lastID}
+	ev := MessageEvent{Type: "message", Data: string(r.data[:len(r.data)-1]), LastEventID: r.lastID}
 	if len(r.eventType) > 0 {
 		ev.Type = string(r.eventType)
 	}
