@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -23,9 +22,7 @@ func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
 			rt := &config.Route{History: 100, Buffer: 16, WriteTimeout: time.Minute}
-			s := &Server{log: zerolog.Nop()}
-			s.hurry, s.hurryStop = context.WithCancel(b.Context())
-			m := newMetrics(s).route(rt)
+			m := newMetrics(&Server{}).route(rt)
 			st := &stream{
 				route:   rt,
 				m:       m,
@@ -38,7 +35,7 @@ func BenchmarkFanout(b *testing.B) {
 			for range n {
 				c := newClient(req, 16)
 				st.join(c, "", false)
-				c.start(&outlet{sink: discard{&written}, s: s, rt: rt, m: m, end: func(string) {}}, 0, time.Time{})
+				c.start(&writer{sink: discard{&written}, hurry: b.Context(), rt: rt, m: m, end: func(string) {}}, 0, time.Time{})
 			}
 			ev, err := sse.NewEvent("quote", strings.Repeat("x", 100))
 			if err != nil {

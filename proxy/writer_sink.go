@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/ssegate/ssegate/internal/peerwatch"
 )
 
 // sink is where a client's frames are written: a hijacked HTTP/1.1
@@ -196,54 +198,16 @@ func (hs *handlerSink) abort() { _ = hs.setDeadline(time.Now()) }
 
 func (hs *handlerSink) close(bool) {}
 
-// streamHead is the response head of a hijacked stream: 200, the headers
-// set on the ResponseWriter (the stream's, CORS, a middleware's), a Date,
-// and "Connection: close", since the body is neither chunked nor of known
-// length: it ends when the connection closes.
-func streamHead(h http.Header, now time.Time) []byte {
-	var b bytes.Buffer
-	b.WriteString("HTTP/1.1 200 OK\r\n")
-	// Write leaves out invalid names and turns newlines in values
-	// into spaces, as net/http does; values with other control characters,
-	// which would make clients refuse the whole response, are left out.
-	// Keys are compared canonical: a map filled by hand need not be.
-	valid := make(http.Header, len(h))
-	for k, vs := range h {
-		k = http.CanonicalHeaderKey(k)
-		if hopByHop[k] {
-			continue
+// peerWatcher returns the Watcher that learns when hijacked clients go.
+func (s *Server) peerWatcher() (*peerwatch.Watcher, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.peers == nil {
+		pw, err := peerwatch.New()
+		if err != nil {
+			return nil, err
 		}
-		for _, v := range vs {
-			if validFieldValue(v) {
-				valid[k] = append(valid[k], v)
-			}
-		}
+		s.peers = pw
 	}
-	_ = valid.Write(&b)
-	b.WriteString("Date: ")
-	b.Write(now.UTC().AppendFormat(nil, http.TimeFormat))
-	b.WriteString("\r\nConnection: close\r\n\r\n")
-	return b.Bytes()
-}
-
-// validFieldValue reports whether v can stand in a header (RFC 9110,
-// section 5.5), counting CR and LF as the spaces they are written as.
-func validFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' && c != '\r' && c != '\n' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// hopByHop are headers a handler may have set that the hijacked stream's
-// head decides itself.
-var hopByHop = map[string]bool{
-	"Connection":        true,
-	"Content-Length":    true,
-	"Transfer-Encoding": true,
-	"Date":              true,
-	"Keep-Alive":        true,
-	"Trailer":           true,
+	return s.peers, nil
 }

@@ -50,13 +50,12 @@ func TestKeepaliveTiming(t *testing.T) {
 		rt := &config.Route{Path: "/sse", Keepalive: time.Minute, WriteTimeout: time.Second, Buffer: 16}
 		s := &Server{log: zerolog.Nop(), closing: make(chan struct{})}
 		s.metrics = newMetrics(s)
-		s.hurry, s.hurryStop = context.WithCancel(t.Context())
 		ctx, leave := context.WithCancel(t.Context())
 		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/sse", nil)
 		c := newClient(req, rt.Buffer)
 		w := &recorder{header: http.Header{}}
 		done := make(chan struct{})
-		o := &outlet{s: s, rt: rt, m: s.metrics.route(rt), end: func(string) {}}
+		o := &writer{hurry: t.Context(), rt: rt, m: s.metrics.route(rt), end: func(string) {}}
 		go func() {
 			defer close(done)
 			s.serve(w, req, o, c, time.Time{})

@@ -3,15 +3,12 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/peerwatch"
@@ -50,11 +47,9 @@ func (g *gate) count() (writes, frames int) {
 	return len(g.writes), frames
 }
 
-func testOutlet(t testing.TB, sk sink) *outlet {
+func testWriter(t testing.TB, sk sink) *writer {
 	rt := &config.Route{Path: "/sse", WriteTimeout: time.Minute, Buffer: 1000}
-	s := &Server{log: zerolog.Nop()}
-	s.hurry, s.hurryStop = context.WithCancel(t.Context())
-	return &outlet{sink: sk, s: s, rt: rt, m: newMetrics(s).route(rt), end: func(string) {}}
+	return &writer{sink: sk, hurry: t.Context(), rt: rt, m: newMetrics(&Server{}).route(rt), end: func(string) {}}
 }
 
 // Frames queued while a write is under way go out together in the next
@@ -63,7 +58,7 @@ func TestBurstIsCoalesced(t *testing.T) {
 	t.Parallel()
 	g := &gate{open: make(chan struct{})}
 	c := newClient(nil, 1000)
-	c.start(testOutlet(t, g), 0, time.Time{})
+	c.start(testWriter(t, g), 0, time.Time{})
 	c.push([]byte("0"))
 	for {
 		if w, _ := g.count(); w == 1 {

@@ -63,7 +63,7 @@ func (s *Server) Admin() http.Handler {
 	}
 	names := cfg.Admin.Auth
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		_, denied := s.tryAuth(s.gen(), r, names)
+		_, denied := s.tryAuth(s.snapshot(), r, names)
 		switch {
 		case denied == nil:
 			rest.ServeHTTP(w, r)

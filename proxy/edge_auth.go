@@ -25,7 +25,7 @@ const AuthExpiredEvent = "ssegate-auth-expired"
 // authenticate lets the request in if one of the route's auth blocks
 // accepts it, and answers 401 otherwise (EventSource does not retry a 401,
 // and must not: its credentials will not get better by themselves).
-func (s *Server) authenticate(g *generation, w http.ResponseWriter, r *http.Request, rt *config.Route) (*auth.Identity, bool) {
+func (s *Server) authenticate(g *snapshot, w http.ResponseWriter, r *http.Request, rt *config.Route) (*auth.Identity, bool) {
 	if len(rt.Auth) == 0 {
 		return &auth.Identity{}, true
 	}
@@ -56,14 +56,14 @@ type denial struct {
 }
 
 // tryAuth returns the identity from the first of the named auth blocks of
-// generation g that accepts r, or why none did.
-func (s *Server) tryAuth(g *generation, r *http.Request, names []string) (*auth.Identity, *denial) {
+// snapshot g that accepts r, or why none did.
+func (s *Server) tryAuth(g *snapshot, r *http.Request, names []string) (*auth.Identity, *denial) {
 	d := &denial{status: http.StatusUnauthorized, reason: "credentials required"}
 	unavailable, refusedOnce := false, false
 	for _, name := range names {
 		st := g.auths[name]
 		if st == nil {
-			continue // not in this generation: lets nobody in
+			continue // not in this snapshot: lets nobody in
 		}
 		a := st.au
 		id, err := a.Authenticate(r)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -16,11 +15,11 @@ import (
 	"github.com/ssegate/ssegate/sources"
 )
 
-// generation is what one config makes of a Server: its handlers,
-// authenticators and per-route state. Reload builds the next generation,
+// snapshot is what one config makes of a Server: its handlers,
+// authenticators and per-route state. Reload builds the next snapshot,
 // reusing what did not change, and swaps it in whole, so a request sees
 // one config or the other, never a mix.
-type generation struct {
+type snapshot struct {
 	cfg    *config.Config
 	mux    *http.ServeMux
 	auths  map[string]*authState
@@ -51,21 +50,21 @@ type routeState struct {
 	ended bool
 }
 
-// gen is the current generation.
-func (s *Server) gen() *generation { return s.current.Load() }
+// snapshot is the current config snapshot.
+func (s *Server) snapshot() *snapshot { return s.current.Load() }
 
 // config is the current config.
-func (s *Server) config() *config.Config { return s.gen().cfg }
+func (s *Server) config() *config.Config { return s.snapshot().cfg }
 
-// build makes the generation of cfg. Routes and auth blocks that prev has
+// build makes the snapshot of cfg. Routes and auth blocks that prev has
 // with the same fingerprint are kept as they are: cfg.Routes then points
 // at prev's routes, so their streams, webhook de-duplication and counters
 // go on. The JetStream streams of new and changed routes are made or
 // updated last, once everything else was built: on error before that step
 // nothing of prev has changed, and during it, only the streams already
 // updated.
-func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error) {
-	g := &generation{cfg: cfg, mux: http.NewServeMux(), auths: map[string]*authState{}, routes: map[*config.Route]*routeState{}}
+func (s *Server) build(cfg *config.Config, prev *snapshot) (*snapshot, error) {
+	g := &snapshot{cfg: cfg, mux: http.NewServeMux(), auths: map[string]*authState{}, routes: map[*config.Route]*routeState{}}
 	kept := map[string]*config.Route{}
 	var durable []*config.Route // new routes whose JetStream stream is made last
 	if prev != nil {
@@ -74,7 +73,7 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 		}
 	}
 	var built []*authState // undone on error
-	fail := func(err error) (*generation, error) {
+	fail := func(err error) (*snapshot, error) {
 		for _, a := range built {
 			a.stop()
 		}
@@ -148,23 +147,6 @@ func (s *Server) build(cfg *config.Config, prev *generation) (*generation, error
 	return g, nil
 }
 
-// servePage answers GET and HEAD with a page block's file, read when the
-// config was.
-func servePage(p *config.Page) http.Handler {
-	size := strconv.Itoa(len(p.Body))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Type", p.ContentType)
-		h.Set("Content-Length", size)
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Content-Type-Options", "nosniff")
-		if r.Method == http.MethodHead {
-			return
-		}
-		_, _ = w.Write(p.Body)
-	})
-}
-
 // buildAuth makes the authenticator of auth block a.
 func (s *Server) buildAuth(cfg *config.Config, name string, a *config.Auth) (*authState, error) {
 	ctx, stop := context.WithCancel(context.Background())
@@ -206,11 +188,8 @@ func stripQueryOf(cfg *config.Config, a *config.Auth) []string {
 // startRoute starts what runs for rt as a whole: its route-wide fetching
 // sources and, for a route whose one stream needs no client's path or
 // claims, that stream, so its history starts now.
-func (s *Server) startRoute(g *generation, rt *config.Route) error {
-	rs := g.routes[rt]
-	env := s.feedEnv(rt)
-	env.StreamCtx, env.Log = g.cfg.EvalContext, s.log.With().Str("route", rt.Path).Logger()
-	rs.feeds.start(rt, false, nil, env, s.trackFeed)
+func (s *Server) startRoute(g *snapshot, rt *config.Route) error {
+	s.startRouteFeeds(g, rt)
 	if len(rt.Params) > 0 || len(rt.Auth) > 0 {
 		return nil
 	}
@@ -218,16 +197,14 @@ func (s *Server) startRoute(g *generation, rt *config.Route) error {
 	if err != nil {
 		return fmt.Errorf("route %q: %w", rt.Path, err)
 	}
-	st, err := s.openStream(rs, id)
+	s.mu.Lock()
+	st, err := s.openStream(id, true)
+	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("route %q: %w", rt.Path, err)
 	}
-	st.pinned = true
-	st.startFeeding(id.vars, s.feedEnv(rt), s.trackFeed)
+	s.startStreamFeeds(st, id.vars)
 	close(st.ready)
-	s.mu.Lock()
-	s.hold(st)
-	s.mu.Unlock()
 	return nil
 }
 
@@ -254,7 +231,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	if stopping {
 		return errClosing
 	}
-	prev := s.gen()
+	prev := s.snapshot()
 	s.warnRestartOnly(s.startCfg, cfg)
 	next, err := s.build(cfg, prev)
 	if err != nil {
@@ -302,7 +279,7 @@ func stopAuthsNotIn(from, to map[string]*authState) {
 }
 
 // endRoute stops rt's sources and ends its streams with a retry hint.
-func (s *Server) endRoute(g *generation, rt *config.Route) {
+func (s *Server) endRoute(g *snapshot, rt *config.Route) {
 	rs := g.routes[rt]
 	rs.feeds.halt()
 	s.mu.Lock()

@@ -158,7 +158,7 @@ func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 
 func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	s := g.s
-	gen := s.gen()
+	gen := s.snapshot()
 	open := s.openCounts(gen.cfg)
 	for _, rt := range gen.cfg.Routes {
 		c := open[rt.Path]

@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,31 +15,13 @@ import (
 	"github.com/ssegate/ssegate/sse"
 )
 
-// endOfLifeRetry is the retry hint, before jitter, for a stream ended by
-// max_stream_duration on a route that configures none.
-const endOfLifeRetry = time.Second
-
-var (
-	authExpiredFrame = mustEncode(AuthExpiredEvent, `{"reason":"token expired"}`)
-	keepaliveLine    = sse.AppendComment(nil, "keepalive")
-	shutdownLine     = sse.AppendComment(nil, "ssegate is shutting down; reconnect")
-)
-
-func mustEncode(name, data string) []byte {
-	e, err := sse.NewEvent(name, data)
-	if err != nil {
-		panic(err)
-	}
-	return e.Encode()
-}
-
 // routeHandler answers stream requests for one route.
 func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 	count := func(result string) { s.metrics.connections.WithLabelValues(rt.Path, result).Inc() }
 	return func(w http.ResponseWriter, r *http.Request) {
-		// The request keeps the generation it started in: a reload that
+		// The request keeps the config snapshot it started in: a reload that
 		// replaces rt meanwhile does not mix two configs in one answer.
-		g := s.gen()
+		g := s.snapshot()
 		rs := g.routes[rt]
 		if rs == nil {
 			count(connUnavailable)
@@ -140,13 +121,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			return
 		}
 		remote := r.RemoteAddr
-		o := &outlet{s: s, rt: rt, m: rs.m, end: func(why string) {
-			st.leave(c, func(gen uint64) { s.release(st, gen) })
-			s.forgetEnded(st)
-			release()
-			s.log.Debug().Str("route", rt.Path).Str("remote", remote).Msg(why)
-			s.handlers.Done()
-		}}
+		o := &writer{hurry: s.hurry, rt: rt, m: rs.m, end: func(why string) { s.leave(st, c, release, remote, why) }}
 		// A ticket is spent only now that the stream starts: a client
 		// turned away above comes back with the same one.
 		if who.Consume != nil && !who.Consume() {
@@ -163,7 +138,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 }
 
 // identifyClient names the stream of a client with path values vals.
-func (s *Server) identifyClient(g *generation, rt *config.Route, vals []string, who *auth.Identity) (streamID, error) {
+func (s *Server) identifyClient(g *snapshot, rt *config.Route, vals []string, who *auth.Identity) (streamID, error) {
 	claims := cty.NilVal
 	if len(rt.Auth) > 0 {
 		var err error
@@ -182,13 +157,6 @@ func retryOr(rt *config.Route, d time.Duration) time.Duration {
 	return d
 }
 
-func setStreamHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-}
-
 // lastEventID is where a resuming client says what it saw last: the header
 // EventSource sends, or a query parameter for clients that cannot set one.
 func lastEventID(r *http.Request) (string, bool) {
@@ -201,12 +169,6 @@ func lastEventID(r *http.Request) (string, bool) {
 		return v, true
 	}
 	return "", false
-}
-
-// reconnectFrame is the end of a stream its client should come back to at
-// once: a retry hint of about d (rt's, if it sets one) and a comment.
-func reconnectFrame(rt *config.Route, d time.Duration, why string) []byte {
-	return sse.AppendComment(sse.AppendRetry(nil, jitter(retryOr(rt, d))), why)
 }
 
 // comeBackLater answers a stream that cannot be served now. EventSource
@@ -233,80 +195,7 @@ func (s *Server) comeBackIn(w http.ResponseWriter, r *http.Request, d time.Durat
 	_, _ = w.Write(b)
 }
 
-// serve starts c's stream on o: it writes the response head and hands
-// the client its sink. An HTTP/1.1 connection is taken out of net/http
-// (hijacked) so that the handler and its buffers go and an idle stream
-// costs only its connection and its queue; other requests (HTTP/2, or a
-// ResponseWriter that cannot hand its connection over) keep the handler
-// until the stream ends.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, o *outlet, c *Client, expires time.Time) {
-	var head []byte
-	if o.rt.Retry > 0 {
-		head = sse.AppendRetry(head, o.rt.Retry)
-	}
-	// A stream that must end after max_stream_duration ends somewhere in
-	// its last fifth, so clients that came together do not all come back
-	// together; they resume from where they were.
-	var lifetime time.Duration
-	if d := o.rt.MaxStreamDuration; d > 0 {
-		lifetime = d - rand.N(d/5+1)
-	}
-	if hj, ok := w.(http.Hijacker); ok && r.ProtoMajor == 1 {
-		if s.serveHijacked(w, hj, o, c, head) {
-			c.start(o, lifetime, expires)
-		}
-		return
-	}
-
-	o.sink = newHandlerSink(w)
-	w.WriteHeader(http.StatusOK)
-	// Written even when empty: the flush sends the head.
-	n, err := o.write([][]byte{head})
-	if err != nil {
-		c.fail(o, "client lost: "+err.Error())
-		return
-	}
-	o.m.bytes.Add(float64(n))
-	s.log.Debug().Str("route", o.rt.Path).Str("remote", r.RemoteAddr).Msg("client connected")
-	done := c.Done()
-	c.start(o, lifetime, expires)
-	select {
-	case <-r.Context().Done():
-		c.leave()
-	case <-done:
-	}
-	<-done
-}
-
-// serveHijacked takes the connection, writes the head to it and watches
-// for the peer's end; it reports whether the client can start.
-func (s *Server) serveHijacked(w http.ResponseWriter, hj http.Hijacker, o *outlet, c *Client, head []byte) bool {
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		c.fail(o, "client lost: hijack: "+err.Error())
-		return false
-	}
-	// What the client sent after its request stays unread in the dropped
-	// reader: an EventSource sends nothing, and the response's end (the
-	// connection's) answers nothing pipelined.
-	cs := newConnSink(conn, c.leave, &s.lingering)
-	o.sink = cs
-	// One buffer: a connection keeps the vector of its first writev.
-	status := streamHead(w.Header(), time.Now())
-	n, err := o.write([][]byte{append(status, head...)})
-	if err != nil {
-		c.fail(o, "client lost: "+err.Error())
-		return false
-	}
-	o.m.bytes.Add(float64(n - int64(len(status))))
-	pw, err := s.peerWatcher()
-	if err == nil {
-		cs.stopWatch, err = pw.Watch(conn, cs.peerGone)
-	}
-	if err != nil {
-		c.fail(o, "client not watched: "+err.Error())
-		return false
-	}
-	s.log.Debug().Str("route", o.rt.Path).Str("remote", conn.RemoteAddr().String()).Msg("client connected")
-	return true
-}
+// comeBackLaterDelay is the retry hint, before jitter, for a stream that
+// is refused for now (limits, shutdown, NATS gone) on a route that
+// configures none.
+const comeBackLaterDelay = 5 * time.Second

@@ -6,7 +6,7 @@ import "sync"
 // first: when max_streams is reached they are given up in that order,
 // never an open one.
 //
-// Lock order: a Server's mu, then a stream's mu, then idleStreams' mu;
+// Its mu comes after a stream's in the lock order (server.go), and
 // nothing is locked while it is held.
 type idleStreams struct {
 	mu         sync.Mutex

@@ -48,7 +48,7 @@ func TestReleaseRacingShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := newClient(nil, 1)
-		id, err := s.identify(s.gen(), cfg.Routes[0], []string{strconv.Itoa(i)}, cty.NilVal)
+		id, err := s.identify(s.snapshot(), cfg.Routes[0], []string{strconv.Itoa(i)}, cty.NilVal)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestSubjectMatches(t *testing.T) {
 	}
 }
 
-// Auth blocks are looked up in the generation a request started in; one a
+// Auth blocks are looked up in the config snapshot a request started in; one a
 // reload removed lets nobody in, and nothing panics.
 func TestAuthOfARemovedBlock(t *testing.T) {
 	t.Parallel()
@@ -131,7 +131,7 @@ route "/p" {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Shutdown(context.Background()) }()
-	old := s.gen()
+	old := s.snapshot()
 	if err := s.Reload(parse(`
 route "/q" {
   source "nats" { subject = "q" }
@@ -141,9 +141,9 @@ route "/q" {
 	r := httptest.NewRequest("GET", "/p", nil)
 	r.Header.Set("Authorization", "Bearer t")
 	if _, denied := s.tryAuth(old, r, []string{"ops"}); denied != nil {
-		t.Errorf("the request's own generation refused its token: %+v", denied)
+		t.Errorf("the request's own snapshot refused its token: %+v", denied)
 	}
-	if _, denied := s.tryAuth(s.gen(), r, []string{"ops"}); denied == nil {
+	if _, denied := s.tryAuth(s.snapshot(), r, []string{"ops"}); denied == nil {
 		t.Error("a removed auth block let a request in")
 	}
 }
@@ -211,7 +211,7 @@ func TestResubscribeReplacesSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Shutdown(context.Background()) }()
-	id, err := s.identify(s.gen(), cfg.Routes[0], []string{"a"}, cty.NilVal)
+	id, err := s.identify(s.snapshot(), cfg.Routes[0], []string{"a"}, cty.NilVal)
 	if err != nil {
 		t.Fatal(err)
 	}

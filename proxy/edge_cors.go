@@ -91,3 +91,27 @@ func wildcardMatch(pattern, origin string) bool {
 	domain, port, _ := strings.Cut(host, ":")
 	return u.Port() == port && strings.HasSuffix(u.Hostname(), "."+domain)
 }
+
+// credentialParams are the query parameters that carry credentials.
+func credentialParams(cfg *config.Config) []string {
+	params := []string{"ticket"}
+	for _, a := range cfg.Auths {
+		if a.JWT != nil && a.JWT.QueryParam != "" {
+			params = append(params, a.JWT.QueryParam)
+		}
+	}
+	return params
+}
+
+// allowedHeaders are the request headers a page may send: what
+// EventSource and fetch-based SSE clients send, and the headers auth
+// blocks read tokens from.
+func (s *Server) allowedHeaders() []string {
+	headers := []string{"Last-Event-ID", "Authorization", "Cache-Control", "Accept", "Content-Type"}
+	for _, a := range s.config().Auths {
+		if a.JWT != nil && a.JWT.Header != "" && !slices.Contains(headers, a.JWT.Header) {
+			headers = append(headers, a.JWT.Header)
+		}
+	}
+	return headers
+}

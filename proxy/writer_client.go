@@ -6,10 +6,8 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/sse"
 )
 
@@ -39,7 +37,7 @@ type Client struct {
 	overflow bool     // held frames were dropped: the replay must fetch them
 
 	// The writing side, set by start; before it, frames only queue.
-	out          *outlet
+	out          *writer
 	writing      bool   // a writer goroutine runs, or is about to
 	final        []byte // the stream's end, written after what is queued
 	finalEvents  int    // how many of final's frames are events
@@ -67,27 +65,6 @@ const (
 	slowQueueFull
 	slowWriteTimeout
 )
-
-// outlet is how a started client's frames leave: where they go, with what
-// deadline, and what happens when the stream is over.
-type outlet struct {
-	sink sink
-	s    *Server
-	rt   *config.Route
-	m    *routeMetrics
-	end  func(why string) // leaves the stream and frees what the client held
-
-	keepalive *time.Timer   // guarded by the client's lock
-	timers    []*time.Timer // every timer, stopped at the end
-
-	lastWrite atomic.Int64  // monotonic, since clockBase
-	deadline  time.Duration // the sink's write deadline, since clockBase
-}
-
-// clockBase is the origin of the monotonic times outlets keep.
-var clockBase = time.Now()
-
-func since() time.Duration { return time.Since(clockBase) }
 
 func newClient(r *http.Request, limit int) *Client {
 	return &Client{req: r, limit: limit, slot: -1}
@@ -305,11 +282,11 @@ func yieldToWriters(pressed bool) {
 	}
 }
 
-// start hands the client its outlet: queued frames go out from now on,
+// start hands the client its writer: queued frames go out from now on,
 // a keepalive comment after each keepalive period of silence, and the
 // stream ends at lifetime (when not zero) or when the token expires
 // (when not zero).
-func (c *Client) start(o *outlet, lifetime time.Duration, expires time.Time) {
+func (c *Client) start(o *writer, lifetime time.Duration, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.out = o
@@ -392,7 +369,7 @@ func (c *Client) run() {
 			c.spare = batch[:0]
 		}
 		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded) && o.s.hurry.Err() == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && o.hurry.Err() == nil:
 			if c.lose("slow client dropped: a write timed out") {
 				c.slow = slowWriteTimeout
 			}
@@ -405,7 +382,7 @@ func (c *Client) run() {
 }
 
 // fail ends a client whose stream could not start.
-func (c *Client) fail(o *outlet, why string) {
+func (c *Client) fail(o *writer, why string) {
 	c.mu.Lock()
 	c.out = o
 	c.lose(why)
@@ -476,42 +453,4 @@ func (c *Client) keepalive() {
 	c.keepaliveDue = true
 	c.kick()
 	o.keepalive.Reset(period)
-}
-
-// write writes a batch of frames to the sink under the route's write
-// deadline, and returns the bytes written.
-func (o *outlet) write(batch [][]byte) (int64, error) {
-	now := since()
-	if err := o.extendDeadline(now); err != nil {
-		return 0, err
-	}
-	n, err := o.sink.write(batch)
-	if err == nil {
-		// When the write began: one clock reading per write, and the
-		// keepalive period is counted from there.
-		o.lastWrite.Store(int64(now))
-	}
-	return n, err
-}
-
-// extendDeadline gives a write beginning at now write_timeout. Moving a
-// deadline costs a timer update in the runtime, so a busy client's moves
-// only once an eighth of it is used up: each write gets at least seven
-// eighths.
-func (o *outlet) extendDeadline(now time.Duration) error {
-	if o.s.hurry.Err() != nil {
-		return o.sink.setDeadline(time.Now())
-	}
-	if o.deadline-now >= o.rt.WriteTimeout-o.rt.WriteTimeout/8 {
-		return nil
-	}
-	o.deadline = now + o.rt.WriteTimeout
-	if err := o.sink.setDeadline(clockBase.Add(o.deadline)); err != nil {
-		return err
-	}
-	if o.s.hurry.Err() != nil {
-		// Checked after setting, so that a concurrent hurry is not undone.
-		return o.sink.setDeadline(time.Now())
-	}
-	return nil
 }

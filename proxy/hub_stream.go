@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,16 +15,8 @@ import (
 
 	"github.com/ssegate/ssegate/proxy/backbone"
 	"github.com/ssegate/ssegate/proxy/config"
-	"github.com/ssegate/ssegate/sources"
 	"github.com/ssegate/ssegate/sse"
 )
-
-// ResetEvent is the name of the event a resuming client gets when its
-// Last-Event-ID is no longer (or never was) in the stream's history: events
-// may have been missed, and the page should reload what it shows. Its id is
-// the stream's latest (or, before the first event, one that stands for the
-// stream's start), so the next resume continues from here.
-const ResetEvent = "ssegate-reset"
 
 // stream is a route with its path parameters filled in: one history, one
 // set of clients and one NATS subscription per source, however many
@@ -88,7 +79,8 @@ func (st *stream) about(e *zerolog.Event) *zerolog.Event {
 }
 
 func (st *stream) debug() *zerolog.Event { return st.about(st.logs.log.Debug()) }
-func (st *stream) warn() *zerolog.Event  { return st.about(st.logs.log.Warn()) }
+
+func (st *stream) warn() *zerolog.Event { return st.about(st.logs.log.Warn()) }
 
 // sampledWarn is for what can repeat per message.
 func (st *stream) sampledWarn() *zerolog.Event { return st.about(st.logs.warn.Warn()) }
@@ -109,15 +101,6 @@ func (st *stream) subscribe(bb *backbone.Backbone, reader *jsReader) error {
 		return err
 	}
 	return nil
-}
-
-// startFeeding starts the sources that fetch for this stream alone, with
-// the stream's variables vars. It is called once the stream's first client
-// has joined, so that client gets the first fetch.
-func (st *stream) startFeeding(vars *hcl.EvalContext, env sources.FeedEnv, track trackFunc) {
-	env.StreamCtx = vars
-	env.Log = st.logs.log.With().Str("route", st.route.Path).Strs("params", st.params).Logger()
-	st.feeds.start(st.route, true, st.params, env, track)
 }
 
 // end closes the stream: each client gets what is queued for it and then
@@ -416,15 +399,4 @@ func (st *stream) resetFrame(lastID string) []byte {
 		id = st.origin()
 	}
 	return resetFrame(lastID, id)
-}
-
-// resetFrame is the ResetEvent for a client that sent lastID, with id to
-// resume from next.
-func resetFrame(lastID, id string) []byte {
-	data, _ := json.Marshal(struct {
-		LastEventID string `json:"last_event_id"`
-	}{lastID})
-	e, _ := sse.NewEvent(ResetEvent, string(data)) // JSON is valid UTF-8
-	e, _ = e.WithID(id)                            // ids in history are valid, the origin is ASCII
-	return e.Encode()
 }

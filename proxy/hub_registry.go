@@ -1,0 +1,280 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"net/netip"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// errClosing refuses new streams once Shutdown has begun.
+var errClosing = errors.New("server is shutting down")
+
+// errReloaded is a stream request for a route a reload just removed or
+// replaced: the client comes back and finds the new one.
+var errReloaded = errors.New("route reloaded")
+
+// streamID is what makes a stream: its route, its path values and, on a
+// route with auth, the client's claims, through the subjects they resolve.
+// Two clients whose subjects resolve alike share a stream (mappings cannot
+// read the claims, so they see the same events).
+type streamID struct {
+	rt   *config.Route
+	rs   *routeState // nil when a reload removed rt meanwhile
+	vals []string
+	vars *hcl.EvalContext // path, and auth when the route has it
+	// subjects are what each source of the route reads for this stream.
+	subjects []string
+	key      string
+}
+
+// identify resolves the stream a client of rt with path values vals and
+// claims (cty.NilVal without auth) reads.
+func (s *Server) identify(g *snapshot, rt *config.Route, vals []string, claims cty.Value) (streamID, error) {
+	vars := pathVars(g.cfg.EvalContext, rt, vals)
+	if len(rt.Auth) > 0 {
+		vars.Variables["auth"] = cty.ObjectVal(map[string]cty.Value{"claims": claims})
+	}
+	// The fingerprint keeps a reloaded route's streams apart from those of
+	// the route it replaces, until those are closed. The key is kept as
+	// its hash: a stream's path values and subjects could be a kilobyte.
+	key := sha256.New()
+	key.Write([]byte(rt.Fingerprint + "\x00" + rt.Path))
+	for _, v := range vals {
+		key.Write([]byte("\x00" + v))
+	}
+	subjects := make([]string, len(rt.Sources))
+	for i, src := range rt.Sources {
+		subject, err := src.Subject(vars)
+		if err != nil {
+			return streamID{}, err
+		}
+		key.Write([]byte("\x00" + subject))
+		subjects[i] = subject
+	}
+	return streamID{rt: rt, rs: g.routes[rt], vals: vals, vars: vars, subjects: subjects, key: string(key.Sum(nil))}, nil
+}
+
+// pathVars is a context with the functions of funcs and the route's path
+// parameters set to vals.
+func pathVars(funcs *hcl.EvalContext, rt *config.Route, vals []string) *hcl.EvalContext {
+	path := make(map[string]cty.Value, len(vals))
+	for i, v := range vals {
+		path[rt.Params[i]] = cty.StringVal(v)
+	}
+	vars := funcs.NewChild()
+	vars.Variables = map[string]cty.Value{"path": cty.ObjectVal(path)}
+	return vars
+}
+
+// openStream is the one place a stream opens: it creates the stream id
+// names, subscribes its sources and lists it among the Server's streams.
+// A pinned stream (a route without path parameters or auth) is never
+// freed. Called with s.mu held; the caller starts the stream's fetching
+// sources and closes its ready once NATS has its subscriptions.
+func (s *Server) openStream(id streamID, pinned bool) (*stream, error) {
+	rs := id.rs
+	st := &stream{
+		key:      id.key,
+		route:    id.rt,
+		params:   id.vals,
+		m:        rs.m,
+		funcs:    id.vars.Parent(),
+		subjects: id.subjects,
+		logs:     s.streamLogs,
+		history:  newHistory(id.rt.History),
+		fanIn:    s.fanIn,
+		idle:     &s.idle,
+		epoch:    newEpoch(),
+		ready:    make(chan struct{}),
+		pinned:   pinned,
+	}
+	if err := st.subscribe(s.bb, rs.reader); err != nil {
+		return nil, err
+	}
+	s.hold(st)
+	st.debug().Msg("stream opened")
+	return st, nil
+}
+
+// attach finds or opens the stream and joins c, from address ip, to it.
+// It also counts the handler for Shutdown, under the same lock that sees
+// Shutdown begin. It returns once the stream's subscriptions are known to
+// the NATS server, so whatever is published after the client's 200
+// reaches the client.
+func (s *Server) attach(ctx context.Context, id streamID, c *Client, ip netip.Addr, lastID string, resume bool) (*stream, error) {
+	st, created, freed, err := s.join(id, c, ip, lastID, resume)
+	if len(freed) > 0 {
+		go s.free(freed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		if err := s.confirmSubscriptions(id.rt.WriteTimeout); err != nil {
+			st.warn().Err(err).Msg("NATS did not confirm the subscription; events may arrive late")
+		}
+		close(st.ready)
+		return st, nil
+	}
+	select {
+	case <-st.ready:
+	case <-ctx.Done():
+	}
+	return st, nil
+}
+
+// join joins c to the stream id names, opening it if need be; freed are
+// the lingering streams given up to make room for it, which the caller
+// frees (with s.releasing counted for each) once s.mu is let go.
+func (s *Server) join(id streamID, c *Client, ip netip.Addr, lastID string, resume bool) (st *stream, created bool, freed []*stream, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return nil, false, nil, errClosing
+	}
+	st = s.streams[id.key]
+	if st == nil {
+		if id.rs == nil || id.rs.ended {
+			return nil, false, nil, errReloaded
+		}
+		if !s.limits.newStream(ip) {
+			return nil, false, nil, errNewStreamsRate
+		}
+		if freed, err = s.makeRoom(id.rt); err != nil {
+			return nil, false, freed, err
+		}
+		if st, err = s.openStream(id, false); err != nil {
+			return nil, false, freed, err
+		}
+		created = true
+	}
+	st.join(c, lastID, resume)
+	if created {
+		// After the join: the first client gets the first fetch.
+		s.startStreamFeeds(st, id.vars)
+	}
+	s.handlers.Add(1)
+	return st, created, freed, nil
+}
+
+// leave is the one place a client's end takes it out of its stream st,
+// once its last write is done: the stream lingers if c was its last
+// client, the limits get c's slots back (free), and Shutdown stops
+// waiting for it.
+func (s *Server) leave(st *stream, c *Client, free func(), remote, why string) {
+	st.leave(c, func(gen uint64) { s.release(st, gen) })
+	s.forgetEnded(st)
+	free()
+	s.log.Debug().Str("route", st.route.Path).Str("remote", remote).Msg(why)
+	s.handlers.Done()
+}
+
+// errStreamsFull refuses a new stream when every stream max_streams
+// allows is open: none lingers to be given up for it.
+var errStreamsFull = &refusal{http.StatusServiceUnavailable, "server at max_streams; retry later"}
+
+// errNewStreamsRate refuses a new stream to an address that opened more
+// than new_streams_per_ip of them a second.
+var errNewStreamsRate = &refusal{http.StatusTooManyRequests, "too many new streams from your address (new_streams_per_ip)"}
+
+// makeRoom gives up the streams idle the longest until a new stream of
+// rt fits max_streams, in all and on rt, and returns them; called with
+// s.mu held. Their history goes with them: a client resuming from it
+// later gets ResetEvent. An open stream is never given up.
+func (s *Server) makeRoom(rt *config.Route) ([]*stream, error) {
+	var freed []*stream
+	for {
+		onRoute := false
+		switch {
+		case len(s.streams) >= s.config().MaxStreams:
+		case rt.MaxStreams > 0 && s.perRoute[rt] >= rt.MaxStreams:
+			onRoute = true
+		default:
+			return freed, nil
+		}
+		victim := s.idle.oldest(func(st *stream) bool { return !onRoute || st.route == rt })
+		if victim == nil {
+			return freed, errStreamsFull
+		}
+		if s.streams[victim.key] != victim {
+			// Not held any more (a reload ended it): only its listing
+			// was left.
+			victim.mu.Lock()
+			victim.idle.remove(victim)
+			victim.mu.Unlock()
+			continue
+		}
+		victim.mu.Lock()
+		victim.closed = true
+		victim.mu.Unlock()
+		victim.stopLinger()
+		s.drop(victim)
+		s.releasing.Add(1)
+		freed = append(freed, victim)
+	}
+}
+
+// hold lists st among the Server's streams; called with s.mu held.
+func (s *Server) hold(st *stream) {
+	s.streams[st.key] = st
+	s.perRoute[st.route]++
+}
+
+// drop takes st out of the Server's streams; called with s.mu held.
+func (s *Server) drop(st *stream) {
+	delete(s.streams, st.key)
+	if s.perRoute[st.route]--; s.perRoute[st.route] <= 0 {
+		delete(s.perRoute, st.route)
+	}
+	st.mu.Lock()
+	st.dropped = true
+	st.idle.remove(st)
+	st.mu.Unlock()
+}
+
+// free unsubscribes streams that makeRoom gave up.
+func (s *Server) free(streams []*stream) {
+	for _, st := range streams {
+		st.unsubscribe()
+		s.releasing.Done()
+		st.debug().Msg("lingering stream given up for a new one (max_streams)")
+	}
+}
+
+// release frees st if no client joined since its last one left (gen).
+// A stream that Shutdown has taken out of the map is Shutdown's to close.
+func (s *Server) release(st *stream, gen uint64) {
+	s.mu.Lock()
+	st.mu.Lock()
+	free := s.streams[st.key] == st && st.gen == gen && len(st.clients) == 0
+	if free {
+		st.closed = true
+		s.releasing.Add(1)
+	}
+	st.mu.Unlock()
+	if free {
+		s.drop(st)
+	}
+	s.mu.Unlock()
+	if free {
+		defer s.releasing.Done()
+		st.unsubscribe()
+		st.debug().Msg("stream freed after linger")
+	}
+}
+
+// forgetEnded lets go of a stream a reload ended once its last client
+// has left.
+func (s *Server) forgetEnded(st *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ended[st]; ok && st.empty() {
+		delete(s.ended, st)
+	}
+}
