@@ -8,7 +8,15 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/lease"
+	"github.com/ssegate/ssegate/proxy/natsconn"
 	"github.com/ssegate/ssegate/sources"
+)
+
+// The NATS connection and the leases are what the sources' interfaces
+// ask for.
+var (
+	_ sources.Conns = (*natsconn.Conns)(nil)
+	_ sources.Lease = (*lease.Leases)(nil)
 )
 
 // envFunc assembles the environment of a route's source i, and returns
@@ -110,10 +118,10 @@ func feedName(rt *config.Route, i int) string {
 // multiply its load and the events). Their bucket is only made when a
 // fetching source first asks, so a config without any costs nothing.
 func (s *Server) setupLeases() error {
-	if !s.bb.HasJetStream() {
+	if !s.conns.HasJetStream() {
 		return nil // the embedded server, without JetStream: nothing to share
 	}
-	s.leases = lease.New(s.bb.JS, s.leaseTTL, s.log)
+	s.leases = lease.New(s.conns.JS, s.leaseTTL, s.log)
 	return nil
 }
 
@@ -122,9 +130,9 @@ func (s *Server) setupLeases() error {
 // never lost and a retried one never doubled.
 func (s *Server) publisher(rt *config.Route) sources.Publisher {
 	if rt.JetStream != nil {
-		return sources.JetStreamPublisher(s.bb)
+		return sources.JetStreamPublisher(s.conns)
 	}
-	return sources.CorePublisher(s.bb)
+	return sources.CorePublisher(s.conns)
 }
 
 // stopFeeding stops the sources that fetch for whole routes, and the auth

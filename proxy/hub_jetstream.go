@@ -33,7 +33,7 @@ const jsDuplicateWindow = 10 * time.Minute
 func (s *Server) setupJetStream(cfg *config.Config, rt *config.Route) (string, []string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
 	defer cancel()
-	js := s.bb.JS()
+	js := s.conns.JS()
 	var subjects []string
 	for _, src := range rt.Sources {
 		p, err := src.Pattern(cfg.EvalContext)
@@ -181,7 +181,7 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 	}
 	var state jetstream.StreamState
 	err = retryJS(ctx, func(ctx context.Context) error {
-		info, err := st.bb.JS().Stream(ctx, st.reader.name)
+		info, err := st.conns.JS().Stream(ctx, st.reader.name)
 		if err == nil {
 			state = info.CachedInfo().State
 		}
@@ -243,7 +243,7 @@ func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (
 	var cons jetstream.Consumer
 	err = retryJS(ctx, func(ctx context.Context) error {
 		var err error
-		cons, err = st.bb.JS().CreateConsumer(ctx, st.reader.name, jetstream.ConsumerConfig{
+		cons, err = st.conns.JS().CreateConsumer(ctx, st.reader.name, jetstream.ConsumerConfig{
 			FilterSubjects:    filters,
 			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 			OptStartSeq:       after + 1,
@@ -263,7 +263,7 @@ func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (
 	}
 	defer func() {
 		// It would expire by itself after InactiveThreshold.
-		_ = st.bb.JS().DeleteConsumer(context.WithoutCancel(ctx), st.reader.name, cons.CachedInfo().Name)
+		_ = st.conns.JS().DeleteConsumer(context.WithoutCancel(ctx), st.reader.name, cons.CachedInfo().Name)
 	}()
 	for pending := cons.CachedInfo().NumPending; pending > 0; {
 		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchContext(ctx))
@@ -375,7 +375,7 @@ func (st *stream) nextStored(ctx context.Context, subject string, seq uint64) (*
 	}
 	var m *storedMsg
 	err = retryJS(ctx, func(ctx context.Context) error {
-		reply, err := st.bb.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+st.reader.name, req)
+		reply, err := st.conns.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+st.reader.name, req)
 		if err != nil {
 			return err
 		}

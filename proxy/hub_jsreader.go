@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/ssegate/ssegate/proxy/backbone"
+	"github.com/ssegate/ssegate/proxy/natsconn"
 )
 
 // jsReader reads a route's JetStream history live for all the route's
@@ -25,7 +25,7 @@ import (
 // nothing behind there. The consumer runs while the route has a stream
 // here.
 type jsReader struct {
-	bb       *backbone.Backbone
+	conns    *natsconn.Conns
 	name     string   // the JetStream stream
 	subjects []string // the route's subjects, "*" where a stream's varies
 	warn     zerolog.Logger
@@ -56,8 +56,8 @@ type jsReader struct {
 // heartbeats, and made again on another.
 const jsHeartbeat = time.Second
 
-func newJSReader(bb *backbone.Backbone, name string, subjects []string, warn zerolog.Logger, done <-chan struct{}) *jsReader {
-	return &jsReader{bb: bb, name: name, subjects: subjects, warn: warn, done: done, plain: map[string][]*stream{}}
+func newJSReader(conns *natsconn.Conns, name string, subjects []string, warn zerolog.Logger, done <-chan struct{}) *jsReader {
+	return &jsReader{conns: conns, name: name, subjects: subjects, warn: warn, done: done, plain: map[string][]*stream{}}
 }
 
 // add starts handing st the messages on its subjects after the last one
@@ -68,7 +68,7 @@ func (r *jsReader) add(ctx context.Context, st *stream) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.consume == nil {
-		info, err := r.bb.JS().Stream(ctx, r.name)
+		info, err := r.conns.JS().Stream(ctx, r.name)
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", r.name, err)
 		}
@@ -136,7 +136,7 @@ func plainSubject(st *stream) (string, bool) {
 // consumeFrom reads the route's subjects live from sequence start on,
 // as consumer gen.
 func (r *jsReader) consumeFrom(ctx context.Context, start, gen uint64) (jetstream.ConsumeContext, error) {
-	cons, err := r.bb.JS().OrderedConsumer(ctx, r.name, jetstream.OrderedConsumerConfig{
+	cons, err := r.conns.JS().OrderedConsumer(ctx, r.name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: r.subjects,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,

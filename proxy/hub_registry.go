@@ -94,7 +94,7 @@ func (s *Server) openStream(id streamID, pinned bool) (*stream, error) {
 		ready:    make(chan struct{}),
 		pinned:   pinned,
 	}
-	if err := st.subscribe(s.bb, rs.reader); err != nil {
+	if err := st.subscribe(s.conns, rs.reader); err != nil {
 		return nil, err
 	}
 	s.hold(st)

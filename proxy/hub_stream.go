@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/ssegate/ssegate/proxy/backbone"
 	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/proxy/natsconn"
 	"github.com/ssegate/ssegate/sse"
 )
 
@@ -41,7 +41,7 @@ type stream struct {
 
 	feeds feedGroup // the sources fetching for this stream alone
 
-	bb *backbone.Backbone // the NATS connection in use
+	conns *natsconn.Conns // the NATS connection in use
 	// With a JetStream history, the route's reader, which replaces subs
 	// and names the JetStream stream.
 	reader *jsReader
@@ -88,13 +88,13 @@ func (st *stream) sampledWarn() *zerolog.Event { return st.about(st.logs.warn.Wa
 // subscribe reads the route's sources, through the route's JetStream
 // reader when its history is there, else with one subscription per
 // source.
-func (st *stream) subscribe(bb *backbone.Backbone, reader *jsReader) error {
-	st.bb = bb
+func (st *stream) subscribe(conns *natsconn.Conns, reader *jsReader) error {
+	st.conns = conns
 	var err error
 	if reader != nil {
 		err = st.subscribeJetStream(reader)
 	} else {
-		err = st.subscribeCore(bb.Conn())
+		err = st.subscribeCore(conns.Conn())
 	}
 	if err != nil {
 		st.unsubscribe()

@@ -107,7 +107,7 @@ type SourceReport struct {
 }
 
 func (s *Server) readiness() Readiness {
-	status := s.bb.Conn().Status()
+	status := s.conns.Conn().Status()
 	r := Readiness{NATS: strings.ToLower(status.String()), Sources: s.feedBoard.reports()}
 	if status != nats.CONNECTED {
 		r.NotReady = append(r.NotReady, "NATS is "+r.NATS)

@@ -177,7 +177,7 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSources, prometheus.GaugeValue, float64(n), k.route, k.source, k.state)
 	}
 	connected := 0.0
-	nc := s.bb.Conn()
+	nc := s.conns.Conn()
 	if nc.IsConnected() {
 		connected = 1
 	}

@@ -108,7 +108,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// sources; NATS stays until they are done, or the time is up.
 	waitGroup(ctx, &s.releasing)
 	s.http.CloseIdleConnections()
-	err = errors.Join(err, s.bb.Close(natsCtx))
+	err = errors.Join(err, s.conns.Close(natsCtx))
 	s.fanIn.close()
 	return err
 }

@@ -34,9 +34,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ssegate/ssegate/internal/peerwatch"
-	"github.com/ssegate/ssegate/proxy/backbone"
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/proxy/lease"
+	"github.com/ssegate/ssegate/proxy/natsconn"
 )
 
 // Lock order. A lock is taken only while holding those above it, never
@@ -69,10 +69,10 @@ type Server struct {
 	current    atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex // one Reload at a time
 	log        zerolog.Logger
-	warn       zerolog.Logger     // sampled, for what can repeat per message
-	streamLogs *streamLogs        // both, for the streams
-	given      *nats.Conn         // the caller's connection (WithNATS), or nil
-	bb         *backbone.Backbone // the connection in use
+	warn       zerolog.Logger  // sampled, for what can repeat per message
+	streamLogs *streamLogs     // both, for the streams
+	given      *nats.Conn      // the caller's connection (WithNATS), or nil
+	conns      *natsconn.Conns // the connection in use
 	verify     func(*http.Request) bool
 	onConnect  func(*Client)
 	limits     *limits
@@ -138,9 +138,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	var err error
 	if s.given != nil {
-		s.bb, err = backbone.Given(s.given, s.log)
+		s.conns, err = natsconn.Given(s.given, s.log)
 	} else {
-		s.bb, err = backbone.Connect(cfg.NATS, s.log)
+		s.conns, err = natsconn.Connect(cfg.NATS, s.log)
 	}
 	if err != nil {
 		return nil, err
@@ -165,7 +165,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err := s.confirmSubscriptions(startTimeout); err != nil {
 		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
 	}
-	s.bb.Notify(backbone.Events{Gap: s.afterGap, SlowConsumer: s.fanIn.lost})
+	s.conns.Notify(natsconn.Events{Gap: s.afterGap, SlowConsumer: s.fanIn.lost})
 	return s, nil
 }
 
@@ -196,7 +196,7 @@ func (s *Server) afterGap(replaced bool) {
 			continue
 		}
 		if replaced {
-			if err := st.resubscribe(s.bb.Conn()); err != nil {
+			if err := st.resubscribe(s.conns.Conn()); err != nil {
 				st.warn().Err(err).Msg("subscription not made again on the new NATS connection")
 			}
 		}
@@ -208,7 +208,7 @@ func (s *Server) afterGap(replaced bool) {
 // subscription made so far. While disconnected there is nothing to wait
 // for: the client library sends them all again on reconnect.
 func (s *Server) confirmSubscriptions(timeout time.Duration) error {
-	nc := s.bb.Conn()
+	nc := s.conns.Conn()
 	if !nc.IsConnected() {
 		return nil
 	}
@@ -223,7 +223,7 @@ func (s *Server) abort(cfg *config.Config) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	_ = s.bb.Close(ctx)
+	_ = s.conns.Close(ctx)
 	s.fanIn.close()
 }
 
@@ -232,7 +232,7 @@ func (s *Server) abort(cfg *config.Config) {
 // route's subject reaches every client of that route. A connection the
 // Server made is replaced when NATS closes it: ask again rather than
 // keep it.
-func (s *Server) Conn() *nats.Conn { return s.bb.Conn() }
+func (s *Server) Conn() *nats.Conn { return s.conns.Conn() }
 
 // ServeHTTP serves GET and HEAD on every route; other methods get 405 and
 // unknown paths 404.

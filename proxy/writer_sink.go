@@ -48,6 +48,8 @@ type connSink struct {
 	closed  bool
 }
 
+var _ sink = (*connSink)(nil)
+
 func newConnSink(conn net.Conn, left func(), lingering *sync.WaitGroup) *connSink {
 	_, tcp := conn.(*net.TCPConn)
 	_, unix := conn.(*net.UnixConn)
@@ -167,6 +169,8 @@ type handlerSink struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
 }
+
+var _ sink = (*handlerSink)(nil)
 
 func newHandlerSink(w http.ResponseWriter) *handlerSink {
 	return &handlerSink{w: w, rc: http.NewResponseController(w)}

@@ -72,6 +72,8 @@ type checkpointer struct {
 	pending []byte // progress not saved yet
 }
 
+var _ Reader = (*checkpointer)(nil)
+
 func (c *checkpointer) Read(ctx context.Context) (Batch, error) {
 	b, err := c.progressor.Read(ctx)
 	if err != nil || b.Commit == nil {

@@ -1,26 +1,13 @@
 package sources
 
 import (
-	"context"
 	"encoding/base64"
-	"errors"
-	"fmt"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssegate/ssegate/sse"
 )
-
-// publishTimeout bounds how long a source waits for NATS to take what it
-// publishes.
-const publishTimeout = 5 * time.Second
-
-// errTooLarge is a message bigger than the NATS server takes: sending it
-// again would fail again.
-var errTooLarge = errors.New("larger than the NATS server's max_payload")
 
 // Headers that carry an event's name and id through NATS, between the
 // replica that received or fetched it and the ones that deliver it.
@@ -28,86 +15,6 @@ const (
 	headerEvent = "Ssegate-Event"
 	headerID    = "Ssegate-Id"
 )
-
-// Publisher hands events to NATS and returns once they are safe: flushed
-// to the server, or, for a route whose history is in JetStream, stored and
-// acknowledged.
-type Publisher interface {
-	// Publish sends msgs in order. The wait does not end with ctx (a
-	// sender hanging up must not turn a sent event into one reported
-	// lost), only after publishTimeout.
-	Publish(ctx context.Context, msgs ...*nats.Msg) error
-	// Fits checks m against the server's payload limit.
-	Fits(m *nats.Msg) error
-}
-
-// Conns gives the NATS connection in use and its JetStream context: a
-// connection NATS closed for good is replaced, so a publisher asks for
-// it each time.
-type Conns interface {
-	Conn() *nats.Conn
-	JS() jetstream.JetStream
-}
-
-// CorePublisher publishes with core NATS and waits for the server to have
-// the messages.
-func CorePublisher(c Conns) Publisher { return corePublisher{c} }
-
-// JetStreamPublisher publishes to JetStream and waits for each ack; a
-// message whose Nats-Msg-Id JetStream has seen within its duplicate
-// window is acknowledged without being stored twice.
-func JetStreamPublisher(c Conns) Publisher {
-	return jsPublisher{corePublisher{c}}
-}
-
-type corePublisher struct{ conns Conns }
-
-func (p corePublisher) Fits(m *nats.Msg) error {
-	size := len(m.Data)
-	if len(m.Header) > 0 {
-		size += len("NATS/1.0\r\n\r\n")
-		for k, vs := range m.Header {
-			for _, v := range vs {
-				size += len(k) + len(": \r\n") + len(v)
-			}
-		}
-	}
-	if limit := p.conns.Conn().MaxPayload(); limit > 0 && int64(size) > limit {
-		return fmt.Errorf("event of %d bytes: %w (%d)", size, errTooLarge, limit)
-	}
-	return nil
-}
-
-func (p corePublisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
-	nc := p.conns.Conn()
-	if !nc.IsConnected() {
-		return errors.New("NATS is not connected")
-	}
-	for _, m := range msgs {
-		if err := nc.PublishMsg(m); err != nil {
-			return fmt.Errorf("publish to %q: %w", m.Subject, err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	if err := nc.FlushWithContext(ctx); err != nil {
-		return fmt.Errorf("wait for NATS to take the events: %w", err)
-	}
-	return nil
-}
-
-type jsPublisher struct{ corePublisher }
-
-func (p jsPublisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	for _, m := range msgs {
-		if _, err := p.conns.JS().PublishMsg(ctx, m); err != nil {
-			return fmt.Errorf("publish to %q in JetStream: %w", m.Subject, err)
-		}
-	}
-	return nil
-}
 
 // EncodeEvent makes the NATS message that carries e to subject. The id
 // also goes in Nats-Msg-Id, so a JetStream stream capturing the subject
@@ -180,4 +87,5 @@ func headerSafe(v string) bool {
 type relayed struct{ rng hcl.Range }
 
 func (r relayed) Event(_ *hcl.EvalContext, m *nats.Msg) (sse.Event, error) { return DecodeEvent(m) }
-func (r relayed) DefRange() hcl.Range                                      { return r.rng }
+
+func (r relayed) DefRange() hcl.Range { return r.rng }

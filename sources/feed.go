@@ -38,7 +38,7 @@ var feedAttrs = append([]hcl.AttributeSchema{
 
 // decodeFeed reads the shared attributes; stream-level expressions may use
 // path, per-message ones msg too.
-func decodeFeed(content *hcl.BodyContent, block *hcl.Block, ctx *hcl.EvalContext, rt Route, extra ...hcl.Expression) (feed, hcl.Diagnostics) {
+func decodeFeed(content *hcl.BodyContent, block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo, extra ...hcl.Expression) (feed, hcl.Diagnostics) {
 	f := feed{relayed: relayed{block.DefRange}, base: rt.DefaultSubject(), params: rt.Params}
 	scope := rt.Scope()
 	var diags hcl.Diagnostics

@@ -39,9 +39,9 @@ func parseSource(t testing.TB, src string) *hcl.Block {
 }
 
 // decodeBlock parses one `source "nats"` block with a route scope of path.symbol.
-func decodeBlock(t testing.TB, body string) (*NATS, hcl.Diagnostics) {
+func decodeBlock(t testing.TB, body string) (*natsSubject, hcl.Diagnostics) {
 	t.Helper()
-	return DecodeNATS(parseSource(t, `source "nats" {`+"\n"+body+"\n}"), testFuncs, Route{Path: "/s/{symbol}", Params: []string{"symbol"}})
+	return decodeNATSSubject(parseSource(t, `source "nats" {`+"\n"+body+"\n}"), testFuncs, RouteInfo{Path: "/s/{symbol}", Params: []string{"symbol"}})
 }
 
 func streamVars(symbol string) *hcl.EvalContext {
@@ -204,14 +204,14 @@ func TestValidSubject(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat(strings.Repeat("a", MaxTokenLength-1)+".", MaxSubjectLength/MaxTokenLength)
 	for _, ok := range []string{"a", "a.b", "a.*.c", "a.>", ">", long[:MaxSubjectLength-1] + "b"} {
-		if err := ValidSubject(ok); err != nil {
-			t.Errorf("ValidSubject(%q) = %v", ok, err)
+		if err := validSubject(ok); err != nil {
+			t.Errorf("validSubject(%q) = %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "a..b", ".a", "a.", "a b", "a.>.b", "a*", "a.b>", "a.\x01", "a.\xff",
 		long[:MaxSubjectLength] + "b", "t." + strings.Repeat("A", MaxTokenLength+1)} {
-		if ValidSubject(bad) == nil {
-			t.Errorf("ValidSubject(%q) = nil", bad)
+		if validSubject(bad) == nil {
+			t.Errorf("validSubject(%q) = nil", bad)
 		}
 	}
 }

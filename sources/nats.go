@@ -15,26 +15,28 @@ import (
 	"github.com/ssegate/ssegate/sse"
 )
 
-// NATS is a `source "nats"` block: the messages of one subject, which may be
+// natsSubject is a `source "nats"` block: the messages of one subject, which may be
 // built from the stream's variables (`subject = "stocks.${path.symbol}"`).
-type NATS struct {
+type natsSubject struct {
 	SubjectExpr hcl.Expression
 	Mapping     Mapping
 	Range       hcl.Range
 }
 
+var _ Spec = (*natsSubject)(nil)
+
 var natsSchema = &hcl.BodySchema{
 	Attributes: append([]hcl.AttributeSchema{{Name: "subject", Required: true}}, mappingAttrs...),
 }
 
-// DecodeNATS decodes the body of a `source "nats"` block of route rt; ctx
+// decodeNATSSubject decodes the body of a `source "nats"` block of route rt; ctx
 // holds the functions. The subject may read the stream's variables, path
 // and, on a route with auth, auth.claims: a stream is one set of resolved
 // subjects, so each user gets their own. The per-message mapping may not
 // read auth: it is shared by everyone on the stream.
-func DecodeNATS(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (*NATS, hcl.Diagnostics) {
+func decodeNATSSubject(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (*natsSubject, hcl.Diagnostics) {
 	content, diags := block.Body.Content(natsSchema)
-	src := &NATS{Range: block.DefRange}
+	src := &natsSubject{Range: block.DefRange}
 	if attr, ok := content.Attributes["subject"]; ok {
 		src.SubjectExpr = attr.Expr
 		d := rt.SubjectScope().Check(attr.Expr, ctx)
@@ -72,18 +74,18 @@ func checkSubjectTemplate(attr *hcl.Attribute, parent *hcl.EvalContext, scope Sc
 }
 
 func init() {
-	Register("nats", func(b *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
-		return DecodeNATS(b, ctx, rt)
+	Register("nats", func(b *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl.Diagnostics) {
+		return decodeNATSSubject(b, ctx, rt)
 	})
 }
 
 // Subject resolves the subject with the stream's variables.
-func (n *NATS) Subject(streamCtx *hcl.EvalContext) (string, error) {
+func (n *natsSubject) Subject(streamCtx *hcl.EvalContext) (string, error) {
 	return evalSubject(n.SubjectExpr, streamCtx)
 }
 
 // Event maps a message with the block's event, id and data.
-func (n *NATS) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (sse.Event, error) {
+func (n *natsSubject) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (sse.Event, error) {
 	msg := Message{Subject: m.Subject, Headers: m.Header, Body: m.Data}
 	ev, err := n.Mapping.Apply(streamCtx, &msg)
 	if err != nil {
@@ -93,10 +95,10 @@ func (n *NATS) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (sse.Event, error)
 }
 
 // DefRange is where the block is declared.
-func (n *NATS) DefRange() hcl.Range { return n.Range }
+func (n *natsSubject) DefRange() hcl.Range { return n.Range }
 
 // Pattern is the subject with every part that reads path or auth as "*".
-func (n *NATS) Pattern(ctx *hcl.EvalContext) (string, error) {
+func (n *natsSubject) Pattern(ctx *hcl.EvalContext) (string, error) {
 	return pattern(n.SubjectExpr, ctx)
 }
 
@@ -127,7 +129,7 @@ func subject(expr hcl.Expression, ctx *hcl.EvalContext, placeholder bool) (strin
 		b.WriteString(s)
 	}
 	s := b.String()
-	if err := ValidSubject(s); err != nil {
+	if err := validSubject(s); err != nil {
 		return "", err
 	}
 	return s, nil
@@ -149,7 +151,7 @@ func pattern(expr hcl.Expression, ctx *hcl.EvalContext) (string, error) {
 		b.WriteString(s)
 	}
 	s := b.String()
-	if err := ValidSubject(s); err != nil {
+	if err := validSubject(s); err != nil {
 		return "", fmt.Errorf("%w: a JetStream history needs the parts of the subject that vary by stream to be whole tokens", err)
 	}
 	return s, nil
@@ -181,11 +183,11 @@ const (
 	MaxTokenLength   = 256
 )
 
-// ValidSubject checks a subject to subscribe to: dot-separated non-empty
+// validSubject checks a subject to subscribe to: dot-separated non-empty
 // tokens without white space, control characters or invalid UTF-8, within
 // MaxSubjectLength and MaxTokenLength bytes; "*" and a final ">" are
 // wildcards.
-func ValidSubject(s string) error {
+func validSubject(s string) error {
 	if s == "" {
 		return fmt.Errorf("subject is empty")
 	}

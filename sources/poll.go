@@ -20,15 +20,15 @@ import (
 
 // Defaults of a poll block.
 const (
-	DefaultPollInterval = 30 * time.Second
-	DefaultPollTimeout  = 10 * time.Second
-	DefaultPollMaxBody  = 10 << 20
-	DefaultPollMaxKeys  = 10000
+	defaultPollInterval = 30 * time.Second
+	defaultPollTimeout  = 10 * time.Second
+	defaultPollMaxBody  = 10 << 20
+	defaultPollMaxKeys  = 10000
 )
 
-// Poll is a `source "poll"` block: an upstream URL fetched every interval,
+// pollSource is a `source "poll"` block: an upstream URL fetched every interval,
 // each response (or each new item of it) becoming an event.
-type Poll struct {
+type pollSource struct {
 	feed
 	Method   string
 	Body     hcl.Expression // request body, or nil
@@ -41,6 +41,8 @@ type Poll struct {
 	MaxKeys  int
 }
 
+var _ Feeder = (*pollSource)(nil)
+
 var pollSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 	{Name: "method"}, {Name: "body"}, {Name: "interval"}, {Name: "timeout"},
 	{Name: "emit"}, {Name: "items"}, {Name: "key"}, {Name: "max_body"}, {Name: "max_keys"},
@@ -48,10 +50,10 @@ var pollSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 
 func init() { Register("poll", decodePoll) }
 
-func decodePoll(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
+func decodePoll(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl.Diagnostics) {
 	content, diags := block.Body.Content(pollSchema)
 	a := content.Attributes
-	p := &Poll{Method: http.MethodGet, Interval: DefaultPollInterval, Timeout: DefaultPollTimeout, MaxBody: DefaultPollMaxBody, MaxKeys: DefaultPollMaxKeys}
+	p := &pollSource{Method: http.MethodGet, Interval: defaultPollInterval, Timeout: defaultPollTimeout, MaxBody: defaultPollMaxBody, MaxKeys: defaultPollMaxKeys}
 	msgScope := Scope{"msg": msgAttrNames(), "path": rt.Params}
 	for _, x := range []struct {
 		name  string
@@ -78,7 +80,7 @@ func decodePoll(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Dia
 }
 
 // Feed polls until ctx ends.
-func (p *Poll) Feed(ctx context.Context, env FeedEnv) {
+func (p *pollSource) Feed(ctx context.Context, env FeedEnv) {
 	p.run(ctx, env, func(url string, h http.Header) Reader {
 		return &pollReader{p: p, env: env, url: url, header: h, seen: newKeySet(p.MaxKeys)}
 	})
@@ -88,7 +90,7 @@ func (p *Poll) Feed(ctx context.Context, env FeedEnv) {
 // validators and digest of the last response, and the keys already
 // emitted.
 type pollReader struct {
-	p      *Poll
+	p      *pollSource
 	env    FeedEnv
 	url    string
 	header http.Header
@@ -101,6 +103,8 @@ type pollReader struct {
 	changed            bool   // since progress was last taken
 	outcome            string // of the poll being made, for FeedEnv.Polled
 }
+
+var _ progressor = (*pollReader)(nil)
 
 // maxProgressKeyBytes bounds the keys a poll's progress carries.
 const maxProgressKeyBytes = 256 << 10

@@ -84,8 +84,8 @@ type Ingress interface {
 	Handler(pub Publisher, log zerolog.Logger, answered func(status int)) http.Handler
 }
 
-// Route is what a source block knows of the route that holds it.
-type Route struct {
+// RouteInfo is what a source block knows of the route that holds it.
+type RouteInfo struct {
 	Path   string
 	Params []string
 	Index  int  // the block's position among the route's sources
@@ -93,11 +93,11 @@ type Route struct {
 }
 
 // Scope is what the route's stream-level expressions may reference.
-func (r Route) Scope() Scope { return Scope{"path": r.Params} }
+func (r RouteInfo) Scope() Scope { return Scope{"path": r.Params} }
 
 // SubjectScope is what a subject a stream subscribes to may reference:
 // also the claims of the client, on a route with auth.
-func (r Route) SubjectScope() Scope {
+func (r RouteInfo) SubjectScope() Scope {
 	s := r.Scope()
 	if r.Auth {
 		s["auth"] = []string{"claims"}
@@ -108,13 +108,13 @@ func (r Route) SubjectScope() Scope {
 // DefaultSubject is where a source that is not nats publishes, when its
 // block names no subject: derived from the route's path, so that replicas
 // with the same config agree on it, and from the block's position.
-func (r Route) DefaultSubject() string {
+func (r RouteInfo) DefaultSubject() string {
 	sum := sha256.Sum256([]byte(r.Path))
 	return "ssegate.src." + hex.EncodeToString(sum[:8]) + "." + strconv.Itoa(r.Index)
 }
 
 // Factory decodes a block of one kind. ctx holds the config's functions.
-type Factory func(block *hcl.Block, ctx *hcl.EvalContext, route Route) (Spec, hcl.Diagnostics)
+type Factory func(block *hcl.Block, ctx *hcl.EvalContext, route RouteInfo) (Spec, hcl.Diagnostics)
 
 var (
 	registryMu sync.RWMutex
@@ -148,7 +148,7 @@ func Kinds() []string {
 }
 
 // Decode decodes a `source "KIND" { ... }` block with its kind's factory.
-func Decode(block *hcl.Block, ctx *hcl.EvalContext, route Route) (Spec, hcl.Diagnostics) {
+func Decode(block *hcl.Block, ctx *hcl.EvalContext, route RouteInfo) (Spec, hcl.Diagnostics) {
 	kind := block.Labels[0]
 	registryMu.RLock()
 	f, ok := registry[kind]

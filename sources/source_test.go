@@ -26,7 +26,7 @@ func TestRegisterRefusesEmptyAndDuplicateKinds(t *testing.T) {
 
 func TestDecodeUnknownKindNamesTheKinds(t *testing.T) {
 	t.Parallel()
-	_, diags := Decode(parseSource(t, `source "kafka" {}`), &hcl.EvalContext{}, Route{Path: "/x"})
+	_, diags := Decode(parseSource(t, `source "kafka" {}`), &hcl.EvalContext{}, RouteInfo{Path: "/x"})
 	if !diags.HasErrors() || !strings.Contains(diags.Error(), `There is no source kind "kafka"; the kinds are: "nats", "poll", "stream", "webhook"`) {
 		t.Errorf("diagnostics: %v", diags)
 	}
@@ -39,7 +39,7 @@ func TestFeedReadingPathInMappingRunsPerStream(t *testing.T) {
 	spec, diags := Decode(parseSource(t, `source "poll" {
   url  = "http://127.0.0.1:1/weather"
   data = "${path.city}: ${msg.body}"
-}`), &hcl.EvalContext{}, Route{Path: "/w/{city}", Params: []string{"city"}})
+}`), &hcl.EvalContext{}, RouteInfo{Path: "/w/{city}", Params: []string{"city"}})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}

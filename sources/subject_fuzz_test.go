@@ -31,7 +31,7 @@ func FuzzResolvedSubject(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := ValidSubject(subject); err != nil {
+		if err := validSubject(subject); err != nil {
 			t.Fatalf("resolved %q: %v", subject, err)
 		}
 		if !ValidToken(value) {

@@ -19,21 +19,23 @@ import (
 
 // Defaults of a stream block.
 const (
-	// DefaultMaxEvent bounds one upstream event or NDJSON line.
-	DefaultMaxEvent = 1 << 20
-	// DefaultIdleTimeout is how long an upstream may send nothing at all,
+	// defaultMaxEvent bounds one upstream event or NDJSON line.
+	defaultMaxEvent = 1 << 20
+	// defaultIdleTimeout is how long an upstream may send nothing at all,
 	// not even a comment, before the connection is taken for dead.
-	DefaultIdleTimeout = 5 * time.Minute
+	defaultIdleTimeout = 5 * time.Minute
 )
 
-// Stream is a `source "stream"` block: a long-lived GET to an upstream that
+// upstreamSource is a `source "stream"` block: a long-lived GET to an upstream that
 // streams SSE or NDJSON, each upstream event re-emitted.
-type Stream struct {
+type upstreamSource struct {
 	feed
 	NDJSON      bool
 	MaxEvent    int
 	IdleTimeout time.Duration
 }
+
+var _ Feeder = (*upstreamSource)(nil)
 
 var streamSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 	{Name: "format"}, {Name: "max_event"}, {Name: "idle_timeout"},
@@ -41,9 +43,9 @@ var streamSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 
 func init() { Register("stream", decodeStream) }
 
-func decodeStream(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
+func decodeStream(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl.Diagnostics) {
 	content, diags := block.Body.Content(streamSchema)
-	s := &Stream{MaxEvent: DefaultMaxEvent, IdleTimeout: DefaultIdleTimeout}
+	s := &upstreamSource{MaxEvent: defaultMaxEvent, IdleTimeout: defaultIdleTimeout}
 	var d hcl.Diagnostics
 	s.feed, d = decodeFeed(content, block, ctx, rt)
 	diags = append(diags, d...)
@@ -57,7 +59,7 @@ func decodeStream(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.D
 
 // Feed holds the upstream stream open until ctx ends, reconnecting as
 // Run decides.
-func (s *Stream) Feed(ctx context.Context, env FeedEnv) {
+func (s *upstreamSource) Feed(ctx context.Context, env FeedEnv) {
 	s.run(ctx, env, func(url string, h http.Header) Reader {
 		return &upstreamReader{s: s, env: env, url: url, header: h}
 	})
@@ -66,7 +68,7 @@ func (s *Stream) Feed(ctx context.Context, env FeedEnv) {
 // upstreamReader is one upstream stream, across its reconnects: it keeps
 // the id to resume from and the upstream's retry time.
 type upstreamReader struct {
-	s      *Stream
+	s      *upstreamSource
 	env    FeedEnv
 	url    string
 	header http.Header
@@ -80,6 +82,8 @@ type upstreamReader struct {
 	retry    time.Duration // the upstream's retry field, 0 until it sends one
 	changed  bool          // resumeID, since progress was last taken
 }
+
+var _ progressor = (*upstreamReader)(nil)
 
 // progress is the last id handed on: the next replica to run the stream
 // resumes the upstream from it.

@@ -22,7 +22,7 @@ import (
 
 // Defaults of a webhook block.
 const (
-	DefaultWebhookMaxBody = 1 << 20
+	defaultWebhookMaxBody = 1 << 20
 	DefaultDedupWindow    = 10 * time.Minute
 	// DefaultBodyTimeout bounds the time a sender has to send the body:
 	// a megabyte at 100 KB/s, and nobody holds a handler by trickling.
@@ -31,9 +31,9 @@ const (
 	dedupLimit = 100_000
 )
 
-// Webhook is a `source "webhook"` block: deliveries POSTed to a path of
+// webhookSource is a `source "webhook"` block: deliveries POSTed to a path of
 // ssegate's own, verified, mapped, and published to NATS.
-type Webhook struct {
+type webhookSource struct {
 	relayed
 	Path         string
 	Methods      []string
@@ -50,6 +50,8 @@ type Webhook struct {
 	ctx       *hcl.EvalContext
 }
 
+var _ Ingress = (*webhookSource)(nil)
+
 var webhookSchema = &hcl.BodySchema{
 	Attributes: append([]hcl.AttributeSchema{
 		{Name: "path", Required: true}, {Name: "methods"}, {Name: "max_body"}, {Name: "body_timeout"},
@@ -60,13 +62,13 @@ var webhookSchema = &hcl.BodySchema{
 
 func init() { Register("webhook", decodeWebhook) }
 
-func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.Diagnostics) {
+func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl.Diagnostics) {
 	content, diags := block.Body.Content(webhookSchema)
 	a := content.Attributes
-	w := &Webhook{
+	w := &webhookSource{
 		relayed:     relayed{block.DefRange},
 		Methods:     []string{http.MethodPost},
-		MaxBody:     DefaultWebhookMaxBody,
+		MaxBody:     defaultWebhookMaxBody,
 		BodyTimeout: DefaultBodyTimeout,
 		DedupWindow: DefaultDedupWindow,
 		ctx:         ctx,
@@ -94,7 +96,7 @@ func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt Route) (Spec, hcl.
 		w.subject, d = decodeHookSubject(attr, ctx, rt)
 		diags = append(diags, d...)
 	} else if len(rt.Params) > 0 {
-		diags = append(diags, diagAt(block.DefRange, "Missing subject", "Route %q has path parameters, so a webhook needs a subject that says which stream a delivery feeds, like subject = \"gh.${msg.json.repository.name}\" for /repos/{repo}.", rt.Path)...)
+		diags = append(diags, diagAt(block.DefRange, "Missing subject", "RouteInfo %q has path parameters, so a webhook needs a subject that says which stream a delivery feeds, like subject = \"gh.${msg.json.repository.name}\" for /repos/{repo}.", rt.Path)...)
 	} else {
 		w.defaultTo = rt.DefaultSubject()
 	}
@@ -213,7 +215,7 @@ func httpToken(s string) bool {
 }
 
 // Subject is what a stream of the route reads.
-func (w *Webhook) Subject(streamCtx *hcl.EvalContext) (string, error) {
+func (w *webhookSource) Subject(streamCtx *hcl.EvalContext) (string, error) {
 	if w.subject.parts == nil {
 		return w.defaultTo, nil
 	}
@@ -221,7 +223,7 @@ func (w *Webhook) Subject(streamCtx *hcl.EvalContext) (string, error) {
 }
 
 // Pattern covers the subjects of every stream of the route.
-func (w *Webhook) Pattern(ctx *hcl.EvalContext) (string, error) {
+func (w *webhookSource) Pattern(ctx *hcl.EvalContext) (string, error) {
 	if w.subject.parts == nil {
 		return w.defaultTo, nil
 	}
@@ -237,7 +239,7 @@ func (w *Webhook) Pattern(ctx *hcl.EvalContext) (string, error) {
 		}
 		b.WriteString(s)
 	}
-	return b.String(), ValidSubject(b.String())
+	return b.String(), validSubject(b.String())
 }
 
 func (hs hookSubject) params() []string {
@@ -251,7 +253,7 @@ func (hs hookSubject) params() []string {
 }
 
 // Patterns are the method and path pairs the webhook answers.
-func (w *Webhook) Patterns() []string {
+func (w *webhookSource) Patterns() []string {
 	ps := make([]string, len(w.Methods))
 	for i, m := range w.Methods {
 		ps[i] = m + " " + w.Path
@@ -262,12 +264,12 @@ func (w *Webhook) Patterns() []string {
 // Handler answers deliveries: 202 once NATS has the event, a 4xx saying
 // what is wrong with the delivery, or 503 when NATS is unavailable (the
 // sender retries), never a 2xx for an event that was not handed on.
-func (w *Webhook) Handler(pub Publisher, log zerolog.Logger, answered func(status int)) http.Handler {
+func (w *webhookSource) Handler(pub Publisher, log zerolog.Logger, answered func(status int)) http.Handler {
 	return &webhookHandler{w: w, pub: pub, log: log, warn: sampled(log), seen: newDedup(w.DedupWindow, dedupLimit), answered: answered}
 }
 
 type webhookHandler struct {
-	w    *Webhook
+	w    *webhookSource
 	pub  Publisher
 	log  zerolog.Logger
 	warn zerolog.Logger

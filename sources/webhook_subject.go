@@ -23,7 +23,7 @@ type subjectPart struct {
 	param string // the path parameter it stands for; "" for a fixed part
 }
 
-func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt Route) (hookSubject, hcl.Diagnostics) {
+func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt RouteInfo) (hookSubject, hcl.Diagnostics) {
 	scope := Scope{"msg": msgAttrNames()}
 	if diags := scope.Check(attr.Expr, ctx); diags.HasErrors() {
 		for _, d := range diags {
@@ -47,7 +47,7 @@ func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt Route) (hoo
 	}
 	if dynamic != len(rt.Params) {
 		return hookSubject{}, diagAt(attr.Expr.Range(), "Subject does not match the route",
-			"The parts of a webhook's subject that read the message pick the stream: one per path parameter of the route, in order. Route %q has %d parameter(s) and this subject reads the message in %d part(s).", rt.Path, len(rt.Params), dynamic)
+			"The parts of a webhook's subject that read the message pick the stream: one per path parameter of the route, in order. RouteInfo %q has %d parameter(s) and this subject reads the message in %d part(s).", rt.Path, len(rt.Params), dynamic)
 	}
 	// Each part that stands for a parameter must be a whole token, or the
 	// stream's subject could not be rebuilt from its parameters.
@@ -118,7 +118,7 @@ func (hs hookSubject) forMessage(ctx *hcl.EvalContext) (string, error) {
 
 // publishable checks a subject to publish to: valid, without wildcards.
 func publishable(s string) (string, error) {
-	if err := ValidSubject(s); err != nil {
+	if err := validSubject(s); err != nil {
 		return "", err
 	}
 	if strings.ContainsAny(s, "*>") {

@@ -13,6 +13,8 @@ type Bearer struct {
 	digests [][sha256.Size]byte
 }
 
+var _ Authenticator = (*Bearer)(nil)
+
 // NewBearer accepts tokens.
 func NewBearer(tokens []string) *Bearer {
 	b := &Bearer{}

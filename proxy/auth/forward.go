@@ -38,6 +38,8 @@ type Forward struct {
 	cache map[[sha256.Size]byte]forwardAnswer
 }
 
+var _ Authenticator = (*Forward)(nil)
+
 type forwardAnswer struct {
 	id      *Identity
 	err     error

@@ -43,6 +43,8 @@ type JWT struct {
 	parser *jwt.Parser
 }
 
+var _ Authenticator = (*JWT)(nil)
+
 // jwksRefreshEvery bounds how often an unknown key id fetches the JWKS
 // again, so forged ids cannot make us hammer the key server.
 const jwksRefreshEvery = 10 * time.Second

@@ -29,6 +29,8 @@ type Tickets struct {
 	head   int
 }
 
+var _ Authenticator = (*Tickets)(nil)
+
 type ticket struct {
 	id      *Identity
 	expires time.Time

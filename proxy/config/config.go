@@ -135,7 +135,7 @@ type Log struct {
 	Format string // "console" or "json"
 }
 
-// NATS configures the backbone: an external server or cluster at URL, or
+// NATS configures the NATS connection: an external server or cluster at URL, or
 // an embedded server when URL is empty.
 type NATS struct {
 	URL       string

@@ -325,7 +325,7 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		authRefs[rt] = attr.Expr.Range()
 	}
 	if attr, ok := a["allow"]; ok {
-		scope := sources.Route{Params: rt.Params, Auth: len(rt.Auth) > 0}.SubjectScope()
+		scope := sources.RouteInfo{Params: rt.Params, Auth: len(rt.Auth) > 0}.SubjectScope()
 		diags := scope.Check(attr.Expr, d.ctx)
 		d.diags = append(d.diags, diags...)
 		if !diags.HasErrors() {
@@ -363,7 +363,7 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		rt.CORS = d.cors(sb)
 	}
 	for i, sb := range sourceBlocks {
-		src, diags := sources.Decode(sb, d.ctx, sources.Route{Path: rt.Path, Params: rt.Params, Index: i, Auth: len(rt.Auth) > 0})
+		src, diags := sources.Decode(sb, d.ctx, sources.RouteInfo{Path: rt.Path, Params: rt.Params, Index: i, Auth: len(rt.Auth) > 0})
 		d.diags = append(d.diags, diags...)
 		if src != nil {
 			rt.Sources = append(rt.Sources, src)

@@ -26,6 +26,8 @@ type bearerVerifier struct {
 	digests [][sha256.Size]byte
 }
 
+var _ Verifier = bearerVerifier{}
+
 func (v bearerVerifier) Verify(h http.Header, _ []byte, _ time.Time) error {
 	value := h.Get("Authorization")
 	if value == "" {

@@ -25,6 +25,8 @@ type hmacVerifier struct {
 	header, prefix string
 }
 
+var _ Verifier = hmacVerifier{}
+
 func (v hmacVerifier) Verify(h http.Header, body []byte, _ time.Time) error {
 	value := h.Get(v.header)
 	if value == "" {

@@ -36,6 +36,8 @@ type standardVerifier struct {
 	tolerance time.Duration
 }
 
+var _ Verifier = standardVerifier{}
+
 func (v standardVerifier) Verify(h http.Header, body []byte, now time.Time) error {
 	id := h.Get("webhook-id")
 	if id == "" {

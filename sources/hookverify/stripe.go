@@ -28,6 +28,8 @@ type stripeVerifier struct {
 	tolerance time.Duration
 }
 
+var _ Verifier = stripeVerifier{}
+
 func (v stripeVerifier) Verify(h http.Header, body []byte, now time.Time) error {
 	value := h.Get(stripeHeader)
 	if value == "" {

@@ -1,4 +1,4 @@
-package backbone
+package natsconn
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 
 const wait = 10 * time.Second
 
-func closeBackbone(t *testing.T, b *Backbone) {
+func closeConns(t *testing.T, b *Conns) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -60,7 +60,7 @@ func TestEmbeddedInProcessOnly(t *testing.T) {
 		t.Fatalf("want an embedded server without a TCP listener, got %v", b.embedded)
 	}
 	roundTrip(t, b.Conn(), b.Conn())
-	closeBackbone(t, b)
+	closeConns(t, b)
 	if !b.Conn().IsClosed() || b.embedded.Running() {
 		t.Error("Close left the connection or the server running")
 	}
@@ -73,7 +73,7 @@ func TestEmbeddedListensForOtherProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeBackbone(t, b)
+	defer closeConns(t, b)
 	ext, err := nats.Connect("nats://" + addr)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestEmbeddedJetStreamWithStoreDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeBackbone(t, b)
+	defer closeConns(t, b)
 	js, err := b.Conn().JetStream()
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestExternalServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeBackbone(t, b)
+	defer closeConns(t, b)
 	if b.embedded != nil {
 		t.Fatal("started an embedded server although a URL was given")
 	}

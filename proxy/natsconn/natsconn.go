@@ -1,6 +1,6 @@
-// Package backbone connects ssegate to NATS: to an external server or
+// Package natsconn connects ssegate to NATS: to an external server or
 // cluster, or to a nats-server it starts in-process when none is configured.
-package backbone
+package natsconn
 
 import (
 	"context"
@@ -26,12 +26,12 @@ import (
 // startTimeout bounds how long the embedded server may take to be ready.
 const startTimeout = 10 * time.Second
 
-// Backbone is the NATS connection in use, and the embedded server behind
+// Conns is the NATS connection in use, and the embedded server behind
 // it if ssegate started one. nats.go gives a connection up for good when
 // the server closes it with an error (a protocol violation, its
-// max_reconnects spent, an auth error): a Backbone that made its
+// max_reconnects spent, an auth error): a Conns that made its
 // connection then makes another, and tells whoever asked (Notify).
-type Backbone struct {
+type Conns struct {
 	embedded *server.Server
 	log      zerolog.Logger
 	url      string
@@ -45,7 +45,7 @@ type Backbone struct {
 	events Events
 }
 
-// Events are what a Backbone tells its user, each on a goroutine of its
+// Events are what a Conns tells its user, each on a goroutine of its
 // own.
 type Events struct {
 	// Gap is called after each time the connection was down and messages
@@ -68,25 +68,25 @@ type link struct {
 
 // Conn is the connection in use. It changes only when NATS closed the
 // previous one for good.
-func (b *Backbone) Conn() *nats.Conn { return b.cur.Load().nc }
+func (b *Conns) Conn() *nats.Conn { return b.cur.Load().nc }
 
 // JS is the JetStream context of the connection in use.
-func (b *Backbone) JS() jetstream.JetStream { return b.cur.Load().js }
+func (b *Conns) JS() jetstream.JetStream { return b.cur.Load().js }
 
-// Notify sets what the Backbone tells of from now on.
-func (b *Backbone) Notify(e Events) {
+// Notify sets what the Conns tells of from now on.
+func (b *Conns) Notify(e Events) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.events = e
 }
 
-func (b *Backbone) notified() Events {
+func (b *Conns) notified() Events {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.events
 }
 
-func (b *Backbone) gap(replaced bool) {
+func (b *Conns) gap(replaced bool) {
 	if fn := b.notified().Gap; fn != nil {
 		go fn(replaced)
 	}
@@ -94,8 +94,8 @@ func (b *Backbone) gap(replaced bool) {
 
 // Given wraps a connection the caller made and keeps: it is not
 // recovered when NATS closes it, nor closed by Close.
-func Given(nc *nats.Conn, log zerolog.Logger) (*Backbone, error) {
-	b := &Backbone{log: log}
+func Given(nc *nats.Conn, log zerolog.Logger) (*Conns, error) {
+	b := &Conns{log: log}
 	l, err := newLink(nc)
 	if err != nil {
 		return nil, err
@@ -114,7 +114,7 @@ func newLink(nc *nats.Conn) (*link, error) {
 }
 
 // watch reports l's reconnects as gaps until it closes.
-func (b *Backbone) watch(l *link) {
+func (b *Conns) watch(l *link) {
 	ch := l.nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
 	defer l.nc.RemoveStatusListener(ch)
 	for st := range ch {
@@ -129,7 +129,7 @@ func (b *Backbone) watch(l *link) {
 // can know: false for the embedded server without a store_dir, true for
 // the embedded server with one and for any other NATS (which may still
 // say no when asked).
-func (b *Backbone) HasJetStream() bool {
+func (b *Conns) HasJetStream() bool {
 	return b.embedded == nil || b.embedded.JetStreamEnabled()
 }
 
@@ -137,8 +137,8 @@ func (b *Backbone) HasJetStream() bool {
 // reachable over TCP only when cfg.Embedded.Listen is set. With a URL it
 // keeps reconnecting for as long as the process runs, logging each
 // disconnect and reconnect once.
-func Connect(cfg config.NATS, log zerolog.Logger) (*Backbone, error) {
-	b := &Backbone{log: log, url: cfg.URL, owned: true}
+func Connect(cfg config.NATS, log zerolog.Logger) (*Conns, error) {
+	b := &Conns{log: log, url: cfg.URL, owned: true}
 	name := cfg.Name
 	if name == "" {
 		name = "ssegate"
@@ -210,7 +210,7 @@ func Connect(cfg config.NATS, log zerolog.Logger) (*Backbone, error) {
 
 // dial makes a connection whose closing, unless Close did it, starts
 // the making of the next.
-func (b *Backbone) dial() (*link, error) {
+func (b *Conns) dial() (*link, error) {
 	l := &link{closed: make(chan struct{})}
 	opts := append(slices.Clone(b.opts), nats.ClosedHandler(func(nc *nats.Conn) {
 		close(l.closed)
@@ -237,7 +237,7 @@ func (b *Backbone) dial() (*link, error) {
 
 // replace makes connections, with backoff, until one takes the closed
 // one's place or Close is called.
-func (b *Backbone) replace() {
+func (b *Conns) replace() {
 	for delay := 100 * time.Millisecond; !b.stopping.Load(); delay = min(2*delay, 5*time.Second) {
 		l, err := b.dial()
 		if err == nil {
@@ -324,7 +324,7 @@ func startEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, err
 // Close drains the connection, so messages already received are handled,
 // then stops the embedded server. It gives up when ctx ends. A connection
 // the caller gave is left open.
-func (b *Backbone) Close(ctx context.Context) error {
+func (b *Conns) Close(ctx context.Context) error {
 	if !b.owned {
 		return nil
 	}
