@@ -16,6 +16,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/gocty"
+
+	"github.com/ssegate/ssegate/internal/hclattr"
 )
 
 // feed holds what the fetching kinds (poll, stream) share: an upstream
@@ -63,7 +65,7 @@ func decodeFeed(content *hcl.BodyContent, block *hcl.Block, ctx *hcl.EvalContext
 	if f.subject != nil && f.perStream && !diags.HasErrors() {
 		for _, p := range rt.Params {
 			if !referencesAttr(f.subject, "path", p) {
-				diags = append(diags, diagAt(f.subject.Range(), "Subject shared by streams",
+				diags = append(diags, hclattr.Errorf(f.subject.Range(), "Subject shared by streams",
 					"This source runs once per stream, since it reads path, but its subject does not use path.%s: the streams of this route would receive each other's events. Use every path parameter in subject, or leave subject out.", p)...)
 			}
 		}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/ssegate/ssegate/internal/hclattr"
 )
 
 // Defaults of a poll block.
@@ -68,13 +70,13 @@ func decodePoll(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl
 	var d hcl.Diagnostics
 	p.feed, d = decodeFeed(content, block, ctx, rt, p.Body, p.Items, p.Key)
 	diags = append(diags, d...)
-	diags = append(diags, staticString(a, "method", ctx, &p.Method)...)
-	diags = append(diags, staticDuration(a, "interval", ctx, &p.Interval, 10*time.Millisecond)...)
-	diags = append(diags, staticDuration(a, "timeout", ctx, &p.Timeout, time.Millisecond)...)
-	diags = append(diags, staticInt(a, "max_body", ctx, &p.MaxBody, 1)...)
-	diags = append(diags, staticInt(a, "max_keys", ctx, &p.MaxKeys, 1)...)
+	diags = append(diags, hclattr.String(a, "method", ctx, &p.Method)...)
+	diags = append(diags, hclattr.Duration(a, "interval", ctx, &p.Interval, 10*time.Millisecond, false)...)
+	diags = append(diags, hclattr.Duration(a, "timeout", ctx, &p.Timeout, time.Millisecond, false)...)
+	diags = append(diags, hclattr.Int(a, "max_body", ctx, &p.MaxBody, 1)...)
+	diags = append(diags, hclattr.Int(a, "max_keys", ctx, &p.MaxKeys, 1)...)
 	emit := "changes"
-	diags = append(diags, staticOneOf(a, "emit", ctx, &emit, "changes", "always")...)
+	diags = append(diags, hclattr.OneOf(a, "emit", ctx, &emit, "changes", "always")...)
 	p.Always = emit == "always"
 	return p, diags
 }

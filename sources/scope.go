@@ -140,3 +140,26 @@ func quotedList(names []string) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// references reports whether expr reads the variable root.
+func references(expr hcl.Expression, root string) bool {
+	if expr == nil {
+		return false
+	}
+	for _, tr := range expr.Variables() {
+		if tr.RootName() == root {
+			return true
+		}
+	}
+	return false
+}
+
+// lookupVar finds a variable in ctx or its parents.
+func lookupVar(ctx *hcl.EvalContext, name string) (cty.Value, bool) {
+	for ; ctx != nil; ctx = ctx.Parent() {
+		if v, ok := ctx.Variables[name]; ok {
+			return v, true
+		}
+	}
+	return cty.NilVal, false
+}

@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/ssegate/ssegate/sse/sseparse"
+
+	"github.com/ssegate/ssegate/internal/hclattr"
 )
 
 // Defaults of a stream block.
@@ -50,10 +52,10 @@ func decodeStream(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, h
 	s.feed, d = decodeFeed(content, block, ctx, rt)
 	diags = append(diags, d...)
 	format := "sse"
-	diags = append(diags, staticOneOf(content.Attributes, "format", ctx, &format, "sse", "ndjson")...)
+	diags = append(diags, hclattr.OneOf(content.Attributes, "format", ctx, &format, "sse", "ndjson")...)
 	s.NDJSON = format == "ndjson"
-	diags = append(diags, staticInt(content.Attributes, "max_event", ctx, &s.MaxEvent, 1)...)
-	diags = append(diags, staticDuration(content.Attributes, "idle_timeout", ctx, &s.IdleTimeout, time.Second)...)
+	diags = append(diags, hclattr.Int(content.Attributes, "max_event", ctx, &s.MaxEvent, 1)...)
+	diags = append(diags, hclattr.Duration(content.Attributes, "idle_timeout", ctx, &s.IdleTimeout, time.Second, false)...)
 	return s, diags
 }
 

@@ -18,6 +18,8 @@ import (
 
 	"github.com/ssegate/ssegate/sources/hookverify"
 	"github.com/ssegate/ssegate/sse"
+
+	"github.com/ssegate/ssegate/internal/hclattr"
 )
 
 // Defaults of a webhook block.
@@ -73,30 +75,30 @@ func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, 
 		DedupWindow: DefaultDedupWindow,
 		ctx:         ctx,
 	}
-	diags = append(diags, staticString(a, "path", ctx, &w.Path)...)
+	diags = append(diags, hclattr.String(a, "path", ctx, &w.Path)...)
 	if attr, ok := a["path"]; ok && !diags.HasErrors() && !plainPath(w.Path) {
-		diags = append(diags, diagAt(attr.Expr.Range(), "Invalid webhook path", "path = %q must be a clean absolute path without a trailing slash or parameters, like \"/hooks/github\": the subject, not the path, picks the stream.", w.Path)...)
+		diags = append(diags, hclattr.Errorf(attr.Expr.Range(), "Invalid webhook path", "path = %q must be a clean absolute path without a trailing slash or parameters, like \"/hooks/github\": the subject, not the path, picks the stream.", w.Path)...)
 	}
-	if d := staticStrings(a, "methods", ctx, &w.Methods); d.HasErrors() {
+	if d := hclattr.Strings(a, "methods", ctx, &w.Methods); d.HasErrors() {
 		diags = append(diags, d...)
 	} else if attr, ok := a["methods"]; ok {
 		diags = append(diags, checkMethods(attr, w.Methods)...)
 	}
-	diags = append(diags, staticInt(a, "max_body", ctx, &w.MaxBody, 1)...)
-	diags = append(diags, staticDuration(a, "body_timeout", ctx, &w.BodyTimeout, time.Millisecond)...)
-	diags = append(diags, staticStrings(a, "content_types", ctx, &w.ContentTypes)...)
+	diags = append(diags, hclattr.Int(a, "max_body", ctx, &w.MaxBody, 1)...)
+	diags = append(diags, hclattr.Duration(a, "body_timeout", ctx, &w.BodyTimeout, time.Millisecond, false)...)
+	diags = append(diags, hclattr.Strings(a, "content_types", ctx, &w.ContentTypes)...)
 	for _, ct := range w.ContentTypes {
 		if mt, params, err := mime.ParseMediaType(ct); err != nil || len(params) > 0 || mt != strings.ToLower(ct) {
-			diags = append(diags, diagAt(a["content_types"].Expr.Range(), "Invalid content type", "%q is not a bare media type; write it like \"application/json\", without parameters.", ct)...)
+			diags = append(diags, hclattr.Errorf(a["content_types"].Expr.Range(), "Invalid content type", "%q is not a bare media type; write it like \"application/json\", without parameters.", ct)...)
 		}
 	}
-	diags = append(diags, staticDuration(a, "dedup_window", ctx, &w.DedupWindow, 0)...)
+	diags = append(diags, hclattr.Duration(a, "dedup_window", ctx, &w.DedupWindow, 0, true)...)
 	if attr, ok := a["subject"]; ok {
 		var d hcl.Diagnostics
 		w.subject, d = decodeHookSubject(attr, ctx, rt)
 		diags = append(diags, d...)
 	} else if len(rt.Params) > 0 {
-		diags = append(diags, diagAt(block.DefRange, "Missing subject", "RouteInfo %q has path parameters, so a webhook needs a subject that says which stream a delivery feeds, like subject = \"gh.${msg.json.repository.name}\" for /repos/{repo}.", rt.Path)...)
+		diags = append(diags, hclattr.Errorf(block.DefRange, "Missing subject", "Route %q has path parameters, so a webhook needs a subject that says which stream a delivery feeds, like subject = \"gh.${msg.json.repository.name}\" for /repos/{repo}.", rt.Path)...)
 	} else {
 		w.defaultTo = rt.DefaultSubject()
 	}
@@ -112,11 +114,11 @@ func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, 
 // unsigned deliveries is a choice to write down (verify "none" {}).
 func decodeVerify(blocks hcl.Blocks, parent *hcl.Block, ctx *hcl.EvalContext) (hookverify.Verifier, hcl.Diagnostics) {
 	if len(blocks) == 0 {
-		return nil, diagAt(parent.DefRange, "Missing verify block",
+		return nil, hclattr.Errorf(parent.DefRange, "Missing verify block",
 			"A webhook must say how deliveries are verified: verify \"hmac\", \"stripe\", \"standard\" or \"bearer\" { ... }, or verify \"none\" {} to accept anything sent to its path.")
 	}
 	if len(blocks) > 1 {
-		return nil, diagAt(blocks[1].DefRange, "Duplicate verify block", "A webhook has one verify block; the first is at %s:%d.", blocks[0].DefRange.Filename, blocks[0].DefRange.Start.Line)
+		return nil, hclattr.Errorf(blocks[1].DefRange, "Duplicate verify block", "A webhook has one verify block; the first is at %s:%d.", blocks[0].DefRange.Filename, blocks[0].DefRange.Start.Line)
 	}
 	b := blocks[0]
 	schemas := map[string][]hcl.AttributeSchema{
@@ -129,7 +131,7 @@ func decodeVerify(blocks hcl.Blocks, parent *hcl.Block, ctx *hcl.EvalContext) (h
 	style := b.Labels[0]
 	schema, ok := schemas[style]
 	if !ok {
-		return nil, diagAt(b.LabelRanges[0], "Unknown verify style", "There is no verify style %q; use \"hmac\", \"stripe\", \"standard\", \"bearer\" or \"none\".", style)
+		return nil, hclattr.Errorf(b.LabelRanges[0], "Unknown verify style", "There is no verify style %q; use \"hmac\", \"stripe\", \"standard\", \"bearer\" or \"none\".", style)
 	}
 	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: schema})
 	if diags.HasErrors() {
@@ -140,22 +142,22 @@ func decodeVerify(blocks hcl.Blocks, parent *hcl.Block, ctx *hcl.EvalContext) (h
 	header, prefix = "X-Hub-Signature-256", "sha256="
 	var tolerance time.Duration
 	var tokens []string
-	diags = append(diags, staticString(a, "secret", ctx, &secret)...)
-	diags = append(diags, staticString(a, "header", ctx, &header)...)
-	diags = append(diags, staticString(a, "prefix", ctx, &prefix)...)
-	diags = append(diags, staticDuration(a, "tolerance", ctx, &tolerance, time.Second)...)
-	diags = append(diags, staticStrings(a, "tokens", ctx, &tokens)...)
+	diags = append(diags, hclattr.String(a, "secret", ctx, &secret)...)
+	diags = append(diags, hclattr.String(a, "header", ctx, &header)...)
+	diags = append(diags, hclattr.String(a, "prefix", ctx, &prefix)...)
+	diags = append(diags, hclattr.Duration(a, "tolerance", ctx, &tolerance, time.Second, false)...)
+	diags = append(diags, hclattr.Strings(a, "tokens", ctx, &tokens)...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	if attr, ok := a["secret"]; ok && secret == "" {
-		return nil, diagAt(attr.Expr.Range(), "Empty secret", "The secret is empty, so anyone could sign a delivery.")
+		return nil, hclattr.Errorf(attr.Expr.Range(), "Empty secret", "The secret is empty, so anyone could sign a delivery.")
 	}
 	if attr, ok := a["header"]; ok && header == "" {
-		return nil, diagAt(attr.Expr.Range(), "Empty header", "header names the request header that carries the signature; it cannot be empty.")
+		return nil, hclattr.Errorf(attr.Expr.Range(), "Empty header", "header names the request header that carries the signature; it cannot be empty.")
 	}
 	if attr, ok := a["tokens"]; ok && (len(tokens) == 0 || slices.Contains(tokens, "")) {
-		return nil, diagAt(attr.Expr.Range(), "Empty token", "tokens must hold at least one token, and no empty one.")
+		return nil, hclattr.Errorf(attr.Expr.Range(), "Empty token", "tokens must hold at least one token, and no empty one.")
 	}
 	switch style {
 	case "hmac":
@@ -166,7 +168,7 @@ func decodeVerify(blocks hcl.Blocks, parent *hcl.Block, ctx *hcl.EvalContext) (h
 		v, err := hookverify.StandardWebhooks(secret, tolerance)
 		if err != nil {
 			// The error may quote the secret; say only what is wrong.
-			return nil, diagAt(a["secret"].Expr.Range(), "Invalid secret", "A Standard Webhooks secret is \"whsec_\" followed by base64.")
+			return nil, hclattr.Errorf(a["secret"].Expr.Range(), "Invalid secret", "A Standard Webhooks secret is \"whsec_\" followed by base64.")
 		}
 		return v, nil
 	case "bearer":
@@ -186,16 +188,16 @@ func plainPath(p string) bool {
 // registered: no methods, a method that is not an HTTP token, a repeat.
 func checkMethods(attr *hcl.Attribute, methods []string) hcl.Diagnostics {
 	if len(methods) == 0 {
-		return diagAt(attr.Expr.Range(), "No methods", "methods must name at least one method, like [\"POST\"].")
+		return hclattr.Errorf(attr.Expr.Range(), "No methods", "methods must name at least one method, like [\"POST\"].")
 	}
 	seen := map[string]bool{}
 	for i, m := range methods {
 		methods[i] = strings.ToUpper(m)
 		if !httpToken(methods[i]) {
-			return diagAt(attr.Expr.Range(), "Invalid method", "%q is not an HTTP method.", m)
+			return hclattr.Errorf(attr.Expr.Range(), "Invalid method", "%q is not an HTTP method.", m)
 		}
 		if seen[methods[i]] {
-			return diagAt(attr.Expr.Range(), "Duplicate method", "%s is listed twice.", methods[i])
+			return hclattr.Errorf(attr.Expr.Range(), "Duplicate method", "%s is listed twice.", methods[i])
 		}
 		seen[methods[i]] = true
 	}

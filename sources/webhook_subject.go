@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ssegate/ssegate/internal/hclattr"
 )
 
 // hookSubject is a webhook's subject template. A webhook arrives at one
@@ -46,8 +48,8 @@ func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt RouteInfo) 
 		hs.parts = append(hs.parts, p)
 	}
 	if dynamic != len(rt.Params) {
-		return hookSubject{}, diagAt(attr.Expr.Range(), "Subject does not match the route",
-			"The parts of a webhook's subject that read the message pick the stream: one per path parameter of the route, in order. RouteInfo %q has %d parameter(s) and this subject reads the message in %d part(s).", rt.Path, len(rt.Params), dynamic)
+		return hookSubject{}, hclattr.Errorf(attr.Expr.Range(), "Subject does not match the route",
+			"The parts of a webhook's subject that read the message pick the stream: one per path parameter of the route, in order. Route %q has %d parameter(s) and this subject reads the message in %d part(s).", rt.Path, len(rt.Params), dynamic)
 	}
 	// Each part that stands for a parameter must be a whole token, or the
 	// stream's subject could not be rebuilt from its parameters.
@@ -57,7 +59,7 @@ func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt RouteInfo) 
 		}
 		before, after := hs.fixedText(i-1, ctx), hs.fixedText(i+1, ctx)
 		if (i > 0 && !strings.HasSuffix(before, ".")) || (i < len(hs.parts)-1 && !strings.HasPrefix(after, ".")) {
-			return hookSubject{}, diagAt(p.expr.Range(), "Subject part is not a whole token",
+			return hookSubject{}, hclattr.Errorf(p.expr.Range(), "Subject part is not a whole token",
 				"This part stands for path.%s and must be a whole subject token, between dots.", p.param)
 		}
 	}
@@ -67,7 +69,7 @@ func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt RouteInfo) 
 		vals[i] = "x"
 	}
 	if _, err := hs.forStream(ctx, vals); err != nil {
-		return hookSubject{}, diagAt(attr.Expr.Range(), "Invalid subject", "%s", err)
+		return hookSubject{}, hclattr.Errorf(attr.Expr.Range(), "Invalid subject", "%s", err)
 	}
 	return hs, nil
 }

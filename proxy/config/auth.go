@@ -296,3 +296,21 @@ func checkKeySetURL(raw string) error {
 	}
 	return nil
 }
+
+// Auth is an `auth "KIND" "NAME"` block.
+type Auth struct {
+	Kind, Name string
+	Tokens     []string            // bearer
+	JWT        *auth.JWTConfig     // jwt; the proxy sets its HTTP client
+	Forward    *auth.ForwardConfig // forward; likewise
+	Ticket     *Ticket             // jwt and forward: tickets for browsers
+	// Fingerprint is the same for two auth blocks of the same text.
+	Fingerprint string
+	Range       hcl.Range
+}
+
+// Ticket configures the exchange of credentials for a single-use ticket.
+type Ticket struct {
+	TTL  time.Duration
+	Path string // where tickets are issued, by POST
+}

@@ -1,0 +1,349 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/ssegate/ssegate/sources"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Route maps one URL path pattern to its sources.
+type Route struct {
+	// Path is a net/http ServeMux path pattern, such as /stocks/{symbol}.
+	Path string
+	// Params are the names of the path's wildcards, in order.
+	Params []string
+
+	Keepalive time.Duration // 0: no keepalive comments
+	Retry     time.Duration // 0: no retry line
+	History   int           // events kept per stream for resume (memory store)
+	// JetStream, when set, keeps the history in a JetStream stream instead
+	// of memory: event ids are stream sequences, valid on every replica
+	// and across restarts.
+	JetStream    *JetStreamHistory
+	Linger       time.Duration // how long a stream outlives its last client
+	Buffer       int           // frames queued per client before it is dropped
+	WriteTimeout time.Duration
+
+	// Auth names the auth blocks a client must pass one of; none: open.
+	Auth []string
+	// Allow, when set, is evaluated per request with path and auth in
+	// scope; false answers 403.
+	Allow hcl.Expression
+
+	MaxClients        int           // streams open on the route at once; 0: no limit
+	MaxStreams        int           // streams held, open or lingering; 0: only the global bound
+	MaxStreamDuration time.Duration // a stream's lifetime, before jitter; 0: unlimited
+	CORS              *CORS         // nil: no cross-origin access
+
+	Sources     []sources.Spec
+	SourceKinds []string // each source's kind, as in its block
+
+	// Fingerprint is the same for two routes decoded from the same text
+	// (the route block, the auth blocks it names, the cors block it
+	// inherits): a reload keeps such a route and its streams.
+	Fingerprint string
+	text        string
+
+	// Range is where the route block is declared.
+	Range hcl.Range
+}
+
+// JetStreamHistory configures a route's history in JetStream.
+type JetStreamHistory struct {
+	// Stream names an existing stream to read; empty: ssegate creates or
+	// updates one of its own for the route, with the limits below.
+	Stream   string
+	MaxMsgs  int64
+	MaxAge   time.Duration
+	MaxBytes int64
+	// Replicas is how many NATS servers of a cluster keep the history: 3
+	// survives losing one.
+	Replicas int
+}
+
+var routeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "keepalive"}, {Name: "retry"}, {Name: "history"},
+		{Name: "linger"}, {Name: "buffer"}, {Name: "write_timeout"},
+		{Name: "max_clients"}, {Name: "max_stream_duration"}, {Name: "max_streams"},
+		{Name: "auth"}, {Name: "allow"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}, {Type: "history"}},
+}
+
+var historySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "store"}, {Name: "max_msgs"}, {Name: "max_age"}, {Name: "max_bytes"}, {Name: "stream"}, {Name: "replicas"},
+	},
+}
+
+var paramPattern = regexp.MustCompile(`\{([^{}]*)\}`)
+
+// blockText is the text of b, label and body included.
+func (d *decoder) blockText(b *hcl.Block) string {
+	end := b.DefRange.End.Byte
+	if body, ok := b.Body.(*hclsyntax.Body); ok {
+		end = body.SrcRange.End.Byte
+	}
+	start := b.DefRange.Start.Byte
+	if start < 0 || end > len(d.src) || start > end {
+		return ""
+	}
+	return string(d.src[start:end])
+}
+
+// fingerprint sums up what makes rt what it is: its block, the auth blocks
+// it names and, without a cors block of its own, the top-level one. A
+// reload keeps a route whose fingerprint did not change as it is.
+func (d *decoder) fingerprint(rt *Route, cfg *Config, ownCORS bool, corsText string) {
+	h := sha256.New()
+	h.Write([]byte(rt.text))
+	for _, name := range slices.Sorted(slices.Values(rt.Auth)) {
+		if a := cfg.Auths[name]; a != nil {
+			h.Write([]byte("\x00auth\x00" + a.Fingerprint))
+		}
+	}
+	if !ownCORS {
+		h.Write([]byte("\x00cors\x00" + corsText))
+	}
+	rt.Fingerprint = hex.EncodeToString(h.Sum(nil))
+}
+
+func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
+	rt := &Route{
+		text:         d.blockText(b),
+		Path:         b.Labels[0],
+		Keepalive:    DefaultKeepalive,
+		History:      DefaultHistory,
+		Linger:       DefaultLinger,
+		Buffer:       DefaultBuffer,
+		WriteTimeout: DefaultWriteTimeout,
+		Range:        b.DefRange,
+	}
+	labelRange := b.LabelRanges[0]
+	if err := checkPattern(rt.Path); err != nil {
+		d.errorf(labelRange, "Invalid route path", "%s", err)
+		return nil
+	}
+	for _, m := range paramPattern.FindAllStringSubmatch(rt.Path, -1) {
+		if name := strings.TrimSuffix(m[1], "..."); name != "$" {
+			rt.Params = append(rt.Params, name)
+		}
+	}
+
+	content, diags := b.Body.Content(routeSchema)
+	d.diags = append(d.diags, diags...)
+	// A misspelt source block ("sourc") is the mistake to report, not
+	// the missing source it leaves.
+	unknownBlock := slices.ContainsFunc(diags, func(d *hcl.Diagnostic) bool { return d.Summary == "Unsupported block type" })
+	a := content.Attributes
+	// Keepalives more often than every second only cost bandwidth, and
+	// retry is sent in whole milliseconds.
+	d.duration(a, "keepalive", &rt.Keepalive, time.Second, true)
+	d.duration(a, "retry", &rt.Retry, time.Millisecond, true)
+	d.duration(a, "linger", &rt.Linger, 0, true)
+	d.duration(a, "write_timeout", &rt.WriteTimeout, time.Millisecond, false)
+	d.integer(a, "history", &rt.History, 0)
+	d.integer(a, "buffer", &rt.Buffer, 1)
+	if attr, ok := a["auth"]; ok {
+		rt.Auth = d.routeAuth(attr)
+		authRefs[rt] = attr.Expr.Range()
+	}
+	if attr, ok := a["allow"]; ok {
+		scope := sources.RouteInfo{Params: rt.Params, Auth: len(rt.Auth) > 0}.SubjectScope()
+		diags := scope.Check(attr.Expr, d.ctx)
+		d.diags = append(d.diags, diags...)
+		if !diags.HasErrors() {
+			d.checkAllow(attr, scope)
+		}
+		rt.Allow = attr.Expr
+	}
+	d.integer(a, "max_clients", &rt.MaxClients, 0)
+	d.integer(a, "max_streams", &rt.MaxStreams, 0)
+	d.duration(a, "max_stream_duration", &rt.MaxStreamDuration, time.Second, true)
+
+	var sourceBlocks hcl.Blocks
+	var historyBlock *hcl.Block
+	for _, sb := range content.Blocks {
+		if sb.Type == "history" {
+			if historyBlock != nil {
+				d.duplicate(sb, "history block", historyBlock)
+				continue
+			}
+			historyBlock = sb
+			if attr, ok := a["history"]; ok {
+				d.errorf(attr.NameRange, "History set twice", "history = N is the short form of a history block; use one.")
+			}
+			d.history(sb, rt)
+			continue
+		}
+		if sb.Type != "cors" {
+			sourceBlocks = append(sourceBlocks, sb)
+			continue
+		}
+		if rt.CORS != nil {
+			d.errorf(sb.DefRange, "Duplicate cors block", "A route has one cors block.")
+			continue
+		}
+		rt.CORS = d.cors(sb)
+	}
+	for i, sb := range sourceBlocks {
+		src, diags := sources.Decode(sb, d.ctx, sources.RouteInfo{Path: rt.Path, Params: rt.Params, Index: i, Auth: len(rt.Auth) > 0})
+		d.diags = append(d.diags, diags...)
+		if src != nil {
+			rt.Sources = append(rt.Sources, src)
+			rt.SourceKinds = append(rt.SourceKinds, sb.Labels[0])
+		}
+	}
+	if len(sourceBlocks) == 0 && !unknownBlock {
+		d.errorf(b.DefRange, "Route without a source", "Route %q has no source block, so its streams would never carry an event; add one, like source \"nats\" { subject = \"events\" }.", rt.Path)
+	}
+	return rt
+}
+
+// checkPattern accepts what net/http's ServeMux accepts as a path pattern,
+// without a method or host: ssegate serves GET (and HEAD) on every route.
+func checkPattern(path string) (err error) {
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("route path %q must start with \"/\" (no method or host)", path)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("route path %q: %v", path, r)
+		}
+	}()
+	http.NewServeMux().Handle("GET "+path, http.NotFoundHandler())
+	return nil
+}
+
+// checkRouteConflicts reports patterns that match the same requests with
+// neither more specific, which ServeMux refuses: two routes, two webhooks,
+// or a webhook and a route. They are few, so each pair is tried in a mux
+// of its own to name both.
+func (d *decoder) checkRouteConflicts(cfg *Config) {
+	type served struct {
+		patterns []string
+		what     string
+		rng      hcl.Range
+	}
+	var all []served
+	for _, name := range slices.Sorted(maps.Keys(cfg.Auths)) {
+		if a := cfg.Auths[name]; a.Ticket != nil {
+			patterns := []string{"POST " + a.Ticket.Path}
+			if cfg.CORS != nil {
+				patterns = append(patterns, "OPTIONS "+a.Ticket.Path)
+			}
+			all = append(all, served{patterns, fmt.Sprintf("the ticket path of auth %q", name), a.Range})
+		}
+	}
+	for _, rt := range cfg.Routes {
+		patterns := []string{"GET " + rt.Path}
+		if rt.CORS != nil {
+			patterns = append(patterns, "OPTIONS "+rt.Path)
+		}
+		all = append(all, served{patterns, fmt.Sprintf("route %q", rt.Path), rt.Range})
+		for _, src := range rt.Sources {
+			if in, ok := src.(sources.Ingress); ok {
+				all = append(all, served{in.Patterns(), fmt.Sprintf("the webhook of route %q", rt.Path), src.DefRange()})
+			}
+		}
+	}
+	for _, p := range cfg.Pages {
+		all = append(all, served{[]string{p.Pattern()}, fmt.Sprintf("page %q", p.Path), p.Range})
+	}
+	for i, s := range all {
+		for _, prev := range all[:i] {
+			if conflict(prev.patterns, s.patterns) {
+				d.errorf(s.rng, "Conflicting paths", "%s matches the same requests as %s at %s, and neither is more specific.", upperFirst(s.what), prev.what, pos(prev.rng))
+			}
+		}
+	}
+}
+
+func upperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+
+// conflict reports whether ServeMux refuses a and b together; a pattern
+// refused on its own is the source block's to report.
+func conflict(a, b []string) (conflicts bool) {
+	defer func() {
+		r := recover()
+		conflicts = r != nil && strings.Contains(fmt.Sprint(r), "conflicts with")
+	}()
+	mux := http.NewServeMux()
+	for _, p := range slices.Concat(a, b) {
+		mux.Handle(p, http.NotFoundHandler())
+	}
+	return false
+}
+
+// checkAllow evaluates allow with unknown variables: an expression that
+// cannot be true or false fails now, not for every client.
+func (d *decoder) checkAllow(attr *hcl.Attribute, scope sources.Scope) {
+	ctx := d.ctx.NewChild()
+	ctx.Variables = map[string]cty.Value{}
+	for root := range scope {
+		ctx.Variables[root] = cty.DynamicVal
+	}
+	v, diags := attr.Expr.Value(ctx)
+	if diags.HasErrors() {
+		d.diags = append(d.diags, diags...)
+		return
+	}
+	if _, err := convert.Convert(v, cty.Bool); err != nil {
+		d.errorf(attr.Expr.Range(), "Invalid allow", "allow must be true or false; this gives %s.", v.Type().FriendlyName())
+	}
+}
+
+// history reads a history block: memory (max_msgs events, as history = N)
+// or jetstream.
+func (d *decoder) history(b *hcl.Block, rt *Route) {
+	content, diags := b.Body.Content(historySchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+	store := "memory"
+	if before := len(d.diags); a["store"] != nil {
+		if d.oneOf(a, "store", &store, "memory", "jetstream"); len(d.diags) > before {
+			return
+		}
+	}
+	if store == "memory" {
+		for _, name := range []string{"max_age", "max_bytes", "stream", "replicas"} {
+			if attr, ok := a[name]; ok {
+				d.errorf(attr.NameRange, "Not for memory history", "%s applies to store = \"jetstream\"; memory history keeps max_msgs events.", name)
+			}
+		}
+		d.integer(a, "max_msgs", &rt.History, 0)
+		return
+	}
+	js := &JetStreamHistory{Replicas: 1}
+	d.integer(a, "replicas", &js.Replicas, 1)
+	if attr, ok := a["replicas"]; ok && js.Replicas > 5 {
+		d.errorf(attr.Expr.Range(), "Invalid replicas", "JetStream keeps at most 5 replicas of a stream.")
+	}
+	var maxMsgs, maxBytes int
+	d.integer(a, "max_msgs", &maxMsgs, 0)
+	d.integer(a, "max_bytes", &maxBytes, 0)
+	js.MaxMsgs, js.MaxBytes = int64(maxMsgs), int64(maxBytes)
+	d.duration(a, "max_age", &js.MaxAge, time.Second, true)
+	d.str(a, "stream", &js.Stream)
+	if js.Stream != "" {
+		for _, name := range []string{"max_msgs", "max_age", "max_bytes", "replicas"} {
+			if attr, ok := a[name]; ok {
+				d.errorf(attr.NameRange, "Limits of a stream ssegate does not own", "With stream = %q ssegate only reads that stream; set %s on the stream itself.", js.Stream, name)
+			}
+		}
+	}
+	rt.JetStream = js
+}
