@@ -330,7 +330,7 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 	switch {
 	case resume && st.reader != nil:
 		// The history is in JetStream: live events wait behind the replay.
-		c.hold()
+		c.holdLive()
 		if after, err := strconv.ParseUint(lastID, 10, 64); err == nil && after > st.lastSeq {
 			// Delivered by another replica, not here yet: this client
 			// skips it when it comes (replay checks the id is real).

@@ -2,6 +2,9 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -65,4 +68,104 @@ func (o *writer) extendDeadline(now time.Duration) error {
 		return o.sink.setDeadline(time.Now())
 	}
 	return nil
+}
+
+// keptQueue is the largest queue capacity a client keeps for a next
+// burst once written: a steady stream then allocates no queue, and an
+// idle client holds a few words.
+const keptQueue = 64
+
+// kick starts a writer unless one runs; called with c.mu held.
+func (c *Client) kick() {
+	if c.out != nil && !c.writing {
+		c.writing = true
+		go c.run()
+	}
+}
+
+// yieldToWriters lets writers run before a delivering goroutine goes on
+// when a client's queue is half full. A new writer waits for its
+// creator's processor, and a subscription handing over a burst of
+// messages would otherwise fill the queue before the writer ran. It
+// yields only then: writers that lag a little write more frames at once,
+// which is cheaper than one write per event.
+func yieldToWriters(pressed bool) {
+	if pressed {
+		runtime.Gosched()
+	}
+}
+
+// run is the writer: it writes what is queued, in as few writes as it
+// can, until the queue is empty; it runs the end once the client is lost
+// or its last frame is out.
+func (c *Client) run() {
+	o := c.out
+	c.mu.Lock()
+	for {
+		if c.stopped() {
+			c.writing = false
+			c.mu.Unlock()
+			c.end()
+			return
+		}
+		batch := c.queue
+		c.queue, c.spare, c.backlog = c.spare, nil, 0
+		events := len(batch)
+		if c.keepaliveDue {
+			c.keepaliveDue = false
+			batch = append(batch, keepaliveLine)
+		}
+		last := c.moveTo(draining)
+		if last {
+			batch = append(batch, c.final)
+			events += c.finalEvents
+		}
+		if len(batch) == 0 {
+			c.spare = batch
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		n, err := o.write(batch)
+		o.m.bytes.Add(float64(n))
+		if err == nil {
+			o.m.delivered.Add(float64(events))
+		}
+		c.mu.Lock()
+		if cap(batch) <= keptQueue {
+			clear(batch)
+			c.spare = batch[:0]
+		}
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded) && o.hurry.Err() == nil:
+			if c.lose("slow client dropped: a write timed out") {
+				c.slow = slowWriteTimeout
+			}
+		case err != nil:
+			c.lose("client lost: " + err.Error())
+		case last:
+			c.moveTo(closed)
+		}
+	}
+}
+
+// keepalive is the keepalive timer's call: a comment goes out only after
+// a keepalive period without any write, counted from the last one.
+func (c *Client) keepalive() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.takesFrames() {
+		return // ending: re-arming would outlive the end's Stop
+	}
+	o := c.out
+	period := o.rt.Keepalive
+	if idle := since() - time.Duration(o.lastWrite.Load()); idle < period {
+		o.keepalive.Reset(period - idle)
+		return
+	}
+	c.keepaliveDue = true
+	c.kick()
+	o.keepalive.Reset(period)
 }

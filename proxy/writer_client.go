@@ -3,8 +3,6 @@ package proxy
 import (
 	"errors"
 	"net/http"
-	"os"
-	"runtime"
 	"sync"
 	"time"
 
@@ -26,28 +24,23 @@ var ErrClientGone = errors.New("client gone")
 type Client struct {
 	req *http.Request
 
-	mu       sync.Mutex
-	queue    [][]byte
-	spare    [][]byte // the queue last written, emptied, for the next burst
-	backlog  int      // frames queued on joining (replay), not counted against limit
-	limit    int
-	gone     bool     // takes no more frames: left, dropped, or writing its last
-	holding  bool     // live frames wait in held while a replay is fetched
-	held     [][]byte // at most limit; beyond, they are dropped and overflow set
-	overflow bool     // held frames were dropped: the replay must fetch them
+	mu      sync.Mutex
+	state   lifecycle
+	queue   [][]byte
+	spare   [][]byte // the queue last written, emptied, for the next burst
+	backlog int      // frames queued on joining (replay), not counted against limit
+	limit   int
+	hold    resumeHold // live frames kept back while a replay is fetched
 
 	// The writing side, set by start; before it, frames only queue.
 	out          *writer
 	writing      bool   // a writer goroutine runs, or is about to
 	final        []byte // the stream's end, written after what is queued
 	finalEvents  int    // how many of final's frames are events
-	stopped      bool   // no more writes: the end went out, or the client is lost
 	keepaliveDue bool
 	why          string         // why the stream ended, for the log
 	slow         slowness       // why a slow client was dropped, for the metrics
-	graceful     bool           // the stream's last frame went out
 	aborting     sync.WaitGroup // sink aborts under way, which the end waits for
-	over         bool           // the end has run: the client is out of its stream
 	done         chan struct{}  // closed when over; made by Done
 
 	slot int // index in the stream's client list, guarded by the stream's lock
@@ -83,7 +76,7 @@ func (c *Client) Done() <-chan struct{} {
 	defer c.mu.Unlock()
 	if c.done == nil {
 		c.done = make(chan struct{})
-		if c.over {
+		if c.state == over {
 			close(c.done)
 		}
 	}
@@ -112,11 +105,6 @@ func (c *Client) Close(retry time.Duration) {
 	c.finish(sse.AppendComment(frame, "closed"), 0, "closed by the application")
 }
 
-// keptQueue is the largest queue capacity a client keeps for a next
-// burst once written: a steady stream then allocates no queue, and an
-// idle client holds a few words.
-const keptQueue = 64
-
 // push queues a frame without blocking, and reports whether it did and
 // whether the client's queue is half full. A client whose queue is full
 // is dropped instead: it reconnects and resumes from history, and nobody
@@ -124,19 +112,11 @@ const keptQueue = 64
 func (c *Client) push(frame []byte) (ok, pressed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gone {
+	if !c.takesFrames() {
 		return false, false
 	}
-	if c.holding {
-		// Held frames are also in the history the replay reads: too many
-		// are dropped here and fetched there instead.
-		switch {
-		case c.overflow:
-		case len(c.held) >= c.limit:
-			c.held, c.overflow = nil, true
-		default:
-			c.held = append(c.held, frame)
-		}
+	if c.hold.on {
+		c.hold.keep(frame, c.limit)
 		return true, false
 	}
 	queued := len(c.queue) - c.backlog
@@ -161,63 +141,13 @@ func (c *Client) preload(frames ...[]byte) {
 	c.kick()
 }
 
-// hold keeps live frames back until unhold: a replay fetched elsewhere
-// goes first.
-func (c *Client) hold() {
-	c.mu.Lock()
-	c.holding = true
-	c.mu.Unlock()
-}
-
-// release queues replayed frames, then the live frames held meanwhile,
-// and ends the hold. When held frames were dropped it queues the replay
-// only, keeps holding and returns false: the caller fetches what was
-// dropped and calls again. force ends the hold anyway, dropping what is
-// held. Called with the stream's lock held, so no live frame comes between.
-func (c *Client) release(frames [][]byte, force bool) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gone {
-		return true
-	}
-	c.queue = append(c.queue, frames...)
-	c.backlog += len(frames)
-	done := force || !c.overflow
-	if done {
-		if !c.overflow {
-			// Part of the catch-up too: the limit is for what comes live
-			// from now on, which the writer could not be behind on yet.
-			c.queue = append(c.queue, c.held...)
-			c.backlog += len(c.held)
-		}
-		c.holding = false
-	}
-	c.held, c.overflow = nil, false
-	c.kick()
-	return done
-}
-
-// discardHeld drops the live frames held so far.
-func (c *Client) discardHeld() {
-	c.mu.Lock()
-	c.held = nil
-	c.mu.Unlock()
-}
-
-// overflowed reports whether held frames were dropped.
-func (c *Client) overflowed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.overflow
-}
-
 // finish ends the client's stream after what is queued, with frame last
 // (a retry hint, say), so it reconnects; events counts the frames of frame
 // that are events. A client already gone or ending is left alone.
 func (c *Client) finish(frame []byte, events int, why string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gone || c.final != nil {
+	if !c.moveTo(closing) {
 		return
 	}
 	c.final, c.finalEvents, c.why = frame, events, why
@@ -236,10 +166,9 @@ func (c *Client) leave() {
 // whether this call did it. Called with c.mu held, maybe with the stream's
 // too: what can block runs on another goroutine.
 func (c *Client) lose(why string) bool {
-	if c.stopped {
+	if !c.moveTo(lost) {
 		return false
 	}
-	c.gone, c.stopped = true, true
 	if c.why == "" {
 		c.why = why
 	}
@@ -262,26 +191,6 @@ func (c *Client) lose(why string) bool {
 	return true
 }
 
-// kick starts a writer unless one runs; called with c.mu held.
-func (c *Client) kick() {
-	if c.out != nil && !c.writing {
-		c.writing = true
-		go c.run()
-	}
-}
-
-// yieldToWriters lets writers run before a delivering goroutine goes on
-// when a client's queue is half full. A new writer waits for its
-// creator's processor, and a subscription handing over a burst of
-// messages would otherwise fill the queue before the writer ran. It
-// yields only then: writers that lag a little write more frames at once,
-// which is cheaper than one write per event.
-func yieldToWriters(pressed bool) {
-	if pressed {
-		runtime.Gosched()
-	}
-}
-
 // start hands the client its writer: queued frames go out from now on,
 // a keepalive comment after each keepalive period of silence, and the
 // stream ends at lifetime (when not zero) or when the token expires
@@ -290,7 +199,7 @@ func (c *Client) start(o *writer, lifetime time.Duration, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.out = o
-	if c.stopped {
+	if c.stopped() {
 		// Lost before it started: only the end is left to run.
 		c.writing = true
 		go c.run()
@@ -319,65 +228,8 @@ func (c *Client) hurry() {
 	// Under the lock, so that the end, and the handler's return, wait.
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.over && c.out != nil && c.out.sink != nil {
+	if c.state != over && c.out != nil && c.out.sink != nil {
 		_ = c.out.sink.setDeadline(time.Now())
-	}
-}
-
-// run is the writer: it writes what is queued, in as few writes as it
-// can, until the queue is empty; it runs the end once the client is lost
-// or its last frame is out.
-func (c *Client) run() {
-	o := c.out
-	c.mu.Lock()
-	for {
-		if c.stopped {
-			c.writing = false
-			c.mu.Unlock()
-			c.end()
-			return
-		}
-		batch := c.queue
-		c.queue, c.spare, c.backlog = c.spare, nil, 0
-		events := len(batch)
-		if c.keepaliveDue {
-			c.keepaliveDue = false
-			batch = append(batch, keepaliveLine)
-		}
-		last := c.final != nil
-		if last {
-			batch = append(batch, c.final)
-			events += c.finalEvents
-			c.gone = true
-		}
-		if len(batch) == 0 {
-			c.spare = batch
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-
-		n, err := o.write(batch)
-		o.m.bytes.Add(float64(n))
-		if err == nil {
-			o.m.delivered.Add(float64(events))
-		}
-		c.mu.Lock()
-		if cap(batch) <= keptQueue {
-			clear(batch)
-			c.spare = batch[:0]
-		}
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded) && o.hurry.Err() == nil:
-			if c.lose("slow client dropped: a write timed out") {
-				c.slow = slowWriteTimeout
-			}
-		case err != nil:
-			c.lose("client lost: " + err.Error())
-		case last:
-			c.stopped, c.graceful = true, true
-		}
 	}
 }
 
@@ -398,7 +250,7 @@ func (c *Client) discard(m *routeMetrics) {
 	if c.slow == slowQueueFull { // its hook sent more than it may queue
 		m.queueFull.Inc()
 	}
-	c.gone, c.stopped, c.over = true, true, true
+	c.moveTo(over)
 	if c.done != nil {
 		close(c.done)
 	}
@@ -407,12 +259,12 @@ func (c *Client) discard(m *routeMetrics) {
 // end takes the client out of its stream, once.
 func (c *Client) end() {
 	c.mu.Lock()
-	if c.over {
+	graceful := c.state == closed
+	if !c.moveTo(over) {
 		c.mu.Unlock()
 		return
 	}
-	c.over = true
-	done, why, slow, graceful := c.done, c.why, c.slow, c.graceful
+	done, why, slow := c.done, c.why, c.slow
 	c.mu.Unlock()
 	// A handler's writer must not be touched once the handler returns,
 	// which closing done lets it do.
@@ -434,23 +286,4 @@ func (c *Client) end() {
 	if done != nil {
 		close(done)
 	}
-}
-
-// keepalive is the keepalive timer's call: a comment goes out only after
-// a keepalive period without any write, counted from the last one.
-func (c *Client) keepalive() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gone {
-		return // ending: re-arming would outlive the end's Stop
-	}
-	o := c.out
-	period := o.rt.Keepalive
-	if idle := since() - time.Duration(o.lastWrite.Load()); idle < period {
-		o.keepalive.Reset(period - idle)
-		return
-	}
-	c.keepaliveDue = true
-	c.kick()
-	o.keepalive.Reset(period)
 }

@@ -211,3 +211,24 @@ func TestGracefulCloseWaitsForThePeer(t *testing.T) {
 		waitFor(&lingering, fmt.Sprint("peer closes: ", peerCloses))
 	}
 }
+
+// The lifecycle moves only forward, along the moves its comment draws:
+// once lost a client is not closed gracefully, once over nothing moves it.
+func TestClientLifecycleMoves(t *testing.T) {
+	t.Parallel()
+	legal := map[[2]lifecycle]bool{
+		{open, closing}: true, {open, lost}: true, {open, over}: true,
+		{closing, draining}: true, {closing, lost}: true, {closing, over}: true,
+		{draining, closed}: true, {draining, lost}: true,
+		{closed, over}: true, {lost, over}: true,
+	}
+	all := []lifecycle{open, closing, draining, closed, lost, over}
+	for _, from := range all {
+		for _, to := range all {
+			c := &Client{state: from}
+			if got := c.moveTo(to); got != legal[[2]lifecycle{from, to}] || (got && c.state != to) || (!got && c.state != from) {
+				t.Errorf("move %d -> %d: %v, now %d", from, to, got, c.state)
+			}
+		}
+	}
+}
