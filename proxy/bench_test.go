@@ -29,6 +29,7 @@ func BenchmarkFanout(b *testing.B) {
 				logs:    &streamLogs{log: zerolog.Nop(), warn: zerolog.Nop()},
 				history: newHistory(100),
 				epoch:   newEpoch(),
+				idle:    new(idleStreams),
 			}
 			var written sync.WaitGroup
 			req := httptest.NewRequest("GET", "/sse", nil)
