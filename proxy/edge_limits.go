@@ -105,7 +105,7 @@ func (r *refusal) Error() string { return r.reason }
 // acquire takes a slot of each limit for a stream of rt from ip, or none
 // and says which limit is full. ip is as limitKey gives it; an invalid one
 // (no address known) is not held to the per-address limit.
-func (l *limits) acquire(rt *config.Route, ip netip.Addr) (release func(), refused *refusal) {
+func (l *limits) acquire(rt *config.Route, ip netip.Addr) (giveBack func(), refused *refusal) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {

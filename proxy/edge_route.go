@@ -86,7 +86,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			s.comeBackLater(w, r, rt, refused.status, refused.reason)
 		}
 		ip := limitKey(clientIP(r, s.config().TrustedProxies))
-		release, refused := s.limits.acquire(rt, ip)
+		giveBack, refused := s.limits.acquire(rt, ip)
 		if refused != nil {
 			turnAway(refused)
 			return
@@ -103,7 +103,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		lastID, resume := lastEventID(r)
 		st, err := s.attach(r.Context(), id, c, ip, lastID, resume)
 		if err != nil {
-			release()
+			giveBack()
 			c.discard(rs.m)
 			if errors.As(err, &refused) {
 				turnAway(refused)
@@ -121,7 +121,7 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			return
 		}
 		remote := r.RemoteAddr
-		o := &writer{hurry: s.hurry, rt: rt, m: rs.m, end: func(why string) { s.leave(st, c, release, remote, why) }}
+		o := &writer{hurry: s.hurry, rt: rt, m: rs.m, end: func(why string) { s.leave(st, c, giveBack, remote, why) }}
 		// A ticket is spent only now that the stream starts: a client
 		// turned away above comes back with the same one.
 		if who.Consume != nil && !who.Consume() {

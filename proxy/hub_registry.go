@@ -131,7 +131,7 @@ func (s *Server) attach(ctx context.Context, id streamID, c *Client, ip netip.Ad
 
 // join joins c to the stream id names, opening it if need be; freed are
 // the lingering streams given up to make room for it, which the caller
-// frees (with s.releasing counted for each) once s.mu is let go.
+// frees (with s.freeing counted for each) once s.mu is let go.
 func (s *Server) join(id streamID, c *Client, ip netip.Addr, lastID string, resume bool) (st *stream, created bool, freed []*stream, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -165,12 +165,12 @@ func (s *Server) join(id streamID, c *Client, ip netip.Addr, lastID string, resu
 
 // leave is the one place a client's end takes it out of its stream st,
 // once its last write is done: the stream lingers if c was its last
-// client, the limits get c's slots back (free), and Shutdown stops
+// client, the limits get c's slots back (giveBack), and Shutdown stops
 // waiting for it.
-func (s *Server) leave(st *stream, c *Client, free func(), remote, why string) {
-	st.leave(c, func(gen uint64) { s.release(st, gen) })
+func (s *Server) leave(st *stream, c *Client, giveBack func(), remote, why string) {
+	st.leave(c, func(gen uint64) { s.freeAfterLinger(st, gen) })
 	s.forgetEnded(st)
-	free()
+	giveBack()
 	s.log.Debug().Str("route", st.route.Path).Str("remote", remote).Msg(why)
 	s.handlers.Done()
 }
@@ -215,7 +215,7 @@ func (s *Server) makeRoom(rt *config.Route) ([]*stream, error) {
 		victim.mu.Unlock()
 		victim.stopLinger()
 		s.drop(victim)
-		s.releasing.Add(1)
+		s.freeing.Add(1)
 		freed = append(freed, victim)
 	}
 }
@@ -242,20 +242,20 @@ func (s *Server) drop(st *stream) {
 func (s *Server) free(streams []*stream) {
 	for _, st := range streams {
 		st.unsubscribe()
-		s.releasing.Done()
+		s.freeing.Done()
 		st.debug().Msg("lingering stream given up for a new one (max_streams)")
 	}
 }
 
-// release frees st if no client joined since its last one left (gen).
+// freeAfterLinger frees st if no client joined since its last one left (gen).
 // A stream that Shutdown has taken out of the map is Shutdown's to close.
-func (s *Server) release(st *stream, gen uint64) {
+func (s *Server) freeAfterLinger(st *stream, gen uint64) {
 	s.mu.Lock()
 	st.mu.Lock()
 	free := s.streams[st.key] == st && st.gen == gen && len(st.clients) == 0
 	if free {
 		st.closed = true
-		s.releasing.Add(1)
+		s.freeing.Add(1)
 	}
 	st.mu.Unlock()
 	if free {
@@ -263,7 +263,7 @@ func (s *Server) release(st *stream, gen uint64) {
 	}
 	s.mu.Unlock()
 	if free {
-		defer s.releasing.Done()
+		defer s.freeing.Done()
 		st.unsubscribe()
 		st.debug().Msg("stream freed after linger")
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // replay fetches for c the events after lastID up to seam (the last one
-// the stream had handed out when c joined) and releases c's live events
+// the stream had handed out when c joined) and lets c's live events go
 // behind them: no gap, no duplicate. When more live events came meanwhile
 // than c may hold, it fetches those too, until it has caught up. An id
 // beyond the seam, delivered by another replica before this one, needs no
@@ -52,12 +52,12 @@ func (st *stream) replay(c *Client, lastID string, seam uint64) {
 				id = st.lastSeq
 			}
 			replayed = false
-			c.release([][]byte{resetFrame(lastID, strconv.FormatUint(id, 10))}, true)
+			c.endHold([][]byte{resetFrame(lastID, strconv.FormatUint(id, 10))}, true)
 			st.mu.Unlock()
 			return
 		}
 		replayed = true
-		done := c.release(frames, false)
+		done := c.endHold(frames, false)
 		lastID, seam = strconv.FormatUint(max(seam, c.skipThrough), 10), st.lastSeq
 		st.mu.Unlock()
 		if done {

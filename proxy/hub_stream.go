@@ -353,7 +353,7 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 // leave removes a client whose end has run (it takes no more frames);
 // the last one out starts the linger timer, and release frees the stream
 // if nobody has joined by then.
-func (st *stream) leave(c *Client, release func(gen uint64)) {
+func (st *stream) leave(c *Client, free func(gen uint64)) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	last := len(st.clients) - 1
@@ -365,7 +365,7 @@ func (st *stream) leave(c *Client, release func(gen uint64)) {
 	st.gen++
 	if len(st.clients) == 0 && !st.pinned && !st.closed && !st.dropped {
 		gen := st.gen
-		st.linger = time.AfterFunc(st.route.Linger, func() { release(gen) })
+		st.linger = time.AfterFunc(st.route.Linger, func() { free(gen) })
 		st.idle.push(st)
 	}
 }

@@ -64,7 +64,7 @@ func TestReleaseRacingShutdown(t *testing.T) {
 		st.stopLinger()
 
 		var wg sync.WaitGroup
-		wg.Go(func() { s.release(st, gen) })
+		wg.Go(func() { s.freeAfterLinger(st, gen) })
 		wg.Go(func() {
 			if err := s.Shutdown(context.Background()); err != nil {
 				t.Error(err)

@@ -106,7 +106,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	// A stream freed just before Shutdown may still be stopping its
 	// sources; NATS stays until they are done, or the time is up.
-	waitGroup(ctx, &s.releasing)
+	waitGroup(ctx, &s.freeing)
 	s.http.CloseIdleConnections()
 	err = errors.Join(err, s.conns.Close(natsCtx))
 	s.fanIn.close()

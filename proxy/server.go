@@ -94,7 +94,7 @@ type Server struct {
 	draining  bool                  // Drain was called: not ready, still serving
 	handlers  sync.WaitGroup        // clients joined to a stream whose end has not run
 	lingering sync.WaitGroup        // hijacked connections half-closed, not yet closed
-	releasing sync.WaitGroup        // streams being freed, counted under mu
+	freeing   sync.WaitGroup        // streams being freed, counted under mu
 
 	// closing is closed once Shutdown has drained the subscriptions.
 	closing chan struct{}

@@ -4,7 +4,7 @@ package proxy
 // is fetched from JetStream, so that the replay goes out first and the
 // live frames follow with no gap and no duplicate. It is the client's,
 // guarded by the client's lock; the stream, which knows the sequences,
-// drives it (Client.holdLive, Client.release) under its own lock.
+// drives it (Client.holdLive, Client.endHold) under its own lock.
 type resumeHold struct {
 	on       bool     // live frames wait here
 	held     [][]byte // at most the client's limit
@@ -23,7 +23,7 @@ func (h *resumeHold) keep(frame []byte, limit int) {
 	}
 }
 
-// holdLive keeps live frames back until release: a replay fetched
+// holdLive keeps live frames back until endHold: a replay fetched
 // elsewhere goes first.
 func (c *Client) holdLive() {
 	c.mu.Lock()
@@ -31,12 +31,12 @@ func (c *Client) holdLive() {
 	c.mu.Unlock()
 }
 
-// release queues replayed frames, then the live frames held meanwhile,
+// endHold queues replayed frames, then the live frames held meanwhile,
 // and ends the hold. When held frames were dropped it queues the replay
 // only, keeps holding and returns false: the caller fetches what was
 // dropped and calls again. force ends the hold anyway, dropping what is
 // held. Called with the stream's lock held, so no live frame comes between.
-func (c *Client) release(frames [][]byte, force bool) bool {
+func (c *Client) endHold(frames [][]byte, force bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.takesFrames() {

@@ -80,9 +80,9 @@ func (d *dedup) confirm(id string, now time.Time) {
 	}
 }
 
-// release forgets a reservation whose delivery failed, so a retry is
+// cancel forgets a reservation whose delivery failed, so a retry is
 // accepted.
-func (d *dedup) release(id string) {
+func (d *dedup) cancel(id string) {
 	if d.window <= 0 {
 		return
 	}

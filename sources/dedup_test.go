@@ -26,7 +26,7 @@ func TestDedup(t *testing.T) {
 
 	// A failed delivery is forgotten, so the sender's retry goes through.
 	d.reserve("b", t0)
-	d.release("b")
+	d.cancel("b")
 	if got := d.reserve("b", t0); got != dupNew {
 		t.Errorf("retry of a failed delivery: %v, want new", got)
 	}
@@ -50,7 +50,7 @@ func TestDedup(t *testing.T) {
 	d.reserve("live", t0)
 	for i := range 10000 {
 		d.reserve(strconv.Itoa(i), t0)
-		d.release(strconv.Itoa(i))
+		d.cancel(strconv.Itoa(i))
 	}
 	if n := len(d.order) - d.head; n > 6 {
 		t.Errorf("%d references queued for 1 live id, limit 3", n)

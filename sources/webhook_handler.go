@@ -118,7 +118,7 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 	}
 	if err != nil {
 		if id != "" {
-			h.seen.release(id)
+			h.seen.cancel(id)
 		}
 		if errors.Is(err, errTooLarge) {
 			return http.StatusRequestEntityTooLarge, "the event is " + err.Error()

@@ -95,14 +95,14 @@ type item struct {
 	at        time.Time
 }
 
-// stream is an open event stream being read.
-type stream struct {
+// response is an open event-stream response being read, as a browser would.
+type response struct {
 	resp   *http.Response
 	items  chan item
 	cancel context.CancelFunc
 }
 
-func (c *checker) open(lastID string) (*stream, error) {
+func (c *checker) open(lastID string) (*response, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.o.url, nil)
 	if err != nil {
@@ -129,7 +129,7 @@ func (c *checker) open(lastID string) (*stream, error) {
 		}
 		return nil, err
 	}
-	s := &stream{resp: resp, items: make(chan item, 1024), cancel: cancel}
+	s := &response{resp: resp, items: make(chan item, 1024), cancel: cancel}
 	go func() {
 		defer close(s.items)
 		r := sseparse.NewReader(resp.Body, 1<<20)
@@ -145,14 +145,14 @@ func (c *checker) open(lastID string) (*stream, error) {
 	return s, nil
 }
 
-func (s *stream) close() {
+func (s *response) close() {
 	s.cancel()
 	s.resp.Body.Close()
 }
 
 // next returns what the stream yields next, or false when nothing came
 // by deadline or the stream ended.
-func (s *stream) next(deadline time.Time) (item, bool) {
+func (s *response) next(deadline time.Time) (item, bool) {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
@@ -165,7 +165,7 @@ func (s *stream) next(deadline time.Time) (item, bool) {
 
 // nextEvent returns the next event, or false when none came by deadline;
 // it calls comment for each comment before it.
-func (s *stream) nextEvent(deadline time.Time, comment func(item)) (item, bool) {
+func (s *response) nextEvent(deadline time.Time, comment func(item)) (item, bool) {
 	for {
 		it, ok := s.next(deadline)
 		if !ok || !it.isComment {
@@ -177,7 +177,7 @@ func (s *stream) nextEvent(deadline time.Time, comment func(item)) (item, bool) 
 
 // comments reads until have holds n comments, the stream ends or
 // deadline passes.
-func (s *stream) comments(have []item, n int, deadline time.Time) []item {
+func (s *response) comments(have []item, n int, deadline time.Time) []item {
 	for len(have) < n {
 		it, ok := s.next(deadline)
 		if !ok {
@@ -259,7 +259,7 @@ func (c *checker) checkHead(resp *http.Response, took time.Duration) bool {
 
 // probe publishes a probe event (when it can) and waits for the first
 // event, timing it.
-func (c *checker) probe(s *stream, deadline time.Time, onComment func(item)) (item, bool) {
+func (c *checker) probe(s *response, deadline time.Time, onComment func(item)) (item, bool) {
 	var nonce string
 	var sent time.Time
 	if c.nc != nil {
