@@ -148,6 +148,28 @@ route "/stocks/{symbol}" {
   }
 }
 
+# A stream the page composes: /tickers?topic=AAPL&topic=MSFT follows both on
+# one connection (a browser allows 6 per origin over HTTP/1.1). Each topic
+# is checked like a path value and put in scope as topic.name, so this
+# block, not the client, decides which subjects are reachable; a client
+# value never adds a wildcard. The same set of topics, in any order, is one
+# stream with one history, so one Last-Event-ID resumes them all. Events
+# are named after their topic (addEventListener("AAPL", ...)) unless the
+# mapping names them.
+route "/tickers" {
+  topics {
+    query   = "topic" # the query parameter, once per topic
+    max     = 20      # topics per connection; more is answered 400
+    refused = "fail"  # a topic allow refuses: 403 naming it; "drop": left
+                      # out, and the stream's first event names it
+  }
+  history = 1000
+  source "nats" {
+    subject = "stocks.${topic.name}"
+    data    = try(jsonencode({ symbol = topic.name, price = msg.json.price }), msg.body)
+  }
+}
+
 # Webhooks: a sender POSTs to /hooks/deploy; each delivery becomes an event
 # for every browser on /deploys (on every replica: it goes through NATS).
 #   curl -H 'Authorization: Bearer demo-token' -H 'Content-Type: application/json' \

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -157,11 +158,11 @@ func checkNFC(v any) error {
 var errNotAllowed = errors.New("not allowed")
 
 // allowed evaluates the route's allow expression for a client.
-func allowed(rt *config.Route, id streamID) error {
+func allowed(rt *config.Route, vars *hcl.EvalContext) error {
 	if rt.Allow == nil {
 		return nil
 	}
-	v, diags := rt.Allow.Value(id.vars)
+	v, diags := rt.Allow.Value(vars)
 	if diags.HasErrors() {
 		return fmt.Errorf("allow: %s", diags.Error())
 	}

@@ -39,6 +39,15 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			}
 			vals[i] = v
 		}
+		var topics []string
+		if rt.Topics != nil {
+			var err error
+			if topics, err = pickTopics(r, rt.Topics); err != nil {
+				count(connBadRequest)
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
 		if s.verify != nil && !s.verify(r) {
 			count(connForbidden)
 			http.Error(w, "forbidden: the request was refused", http.StatusForbidden)
@@ -48,16 +57,20 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		id, err := s.identifyClient(g, rt, vals, who)
-		if err != nil && len(rt.Auth) == 0 {
-			// Each path value is a valid token, but together they can
-			// still make a subject NATS must not be sent (too long).
-			count(connBadRequest)
-			http.Error(w, "these path parameters make an invalid NATS subject: "+err.Error(), http.StatusBadRequest)
+		id, refusedTopics, err := s.identifyClient(g, rt, vals, topics, who)
+		var notThisTopic *topicRefused
+		switch {
+		case errors.As(err, &notThisTopic):
+			count(connForbidden)
+			http.Error(w, "forbidden: "+err.Error(), http.StatusForbidden)
 			return
-		}
-		if err == nil {
-			err = allowed(rt, id)
+		case errors.Is(err, errBadSubject) && len(rt.Auth) == 0:
+			// Each path value and topic is a valid token, but together
+			// they can still make a subject NATS must not be sent (too
+			// long).
+			count(connBadRequest)
+			http.Error(w, "these path parameters and topics make an invalid NATS subject: "+err.Error(), http.StatusBadRequest)
+			return
 		}
 		if err != nil {
 			// What fails here is what the client's claims let it do. The
@@ -96,6 +109,9 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		// one, an idle stream does not keep the request (a kilobyte with
 		// its headers).
 		c := newClient(nil, rt.Buffer)
+		if len(refusedTopics) > 0 {
+			_ = c.Send(refusedTopicsEvent(refusedTopics)) // a new client takes it
+		}
 		if s.onConnect != nil {
 			c.req = r
 			s.onConnect(c)
@@ -137,16 +153,33 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 	}
 }
 
-// identifyClient names the stream of a client with path values vals.
-func (s *Server) identifyClient(g *snapshot, rt *config.Route, vals []string, who *auth.Identity) (streamID, error) {
+// errBadSubject is a stream whose path values, topics or claims make a
+// subject NATS must not be sent.
+var errBadSubject = errors.New("invalid subject")
+
+// identifyClient names the stream of a client with path values vals and
+// topics, once the route's allow let it in: the whole request, or each
+// topic (it returns those refused on a route that drops them).
+func (s *Server) identifyClient(g *snapshot, rt *config.Route, vals, topics []string, who *auth.Identity) (id streamID, refused []string, err error) {
 	claims := cty.NilVal
 	if len(rt.Auth) > 0 {
-		var err error
 		if claims, err = claimsValue(who.Claims); err != nil {
-			return streamID{}, fmt.Errorf("claims: %w", err)
+			return streamID{}, nil, fmt.Errorf("claims: %w", err)
 		}
 	}
-	return s.identify(g, rt, vals, claims)
+	vars := streamVars(g, rt, vals, claims)
+	if rt.Topics != nil {
+		topics, refused, err = allowTopics(rt, vars, topics)
+	} else {
+		err = allowed(rt, vars)
+	}
+	if err != nil {
+		return streamID{}, nil, err
+	}
+	if id, err = s.identify(g, rt, vals, topics, vars); err != nil {
+		return streamID{}, nil, fmt.Errorf("%w: %w", errBadSubject, err)
+	}
+	return id, refused, nil
 }
 
 // retryOr is the route's retry hint, or d when it sets none.

@@ -83,26 +83,17 @@ func (st *stream) subscribeJetStream(reader *jsReader) error {
 	return reader.add(ctx, st)
 }
 
-// jsEvent maps a stored message with the source whose subject it is on;
-// live, it counts the message as received by that source.
+// jsEvent maps a stored message with the part whose subject it is on;
+// live, it counts the message as received by that part's source.
 func (st *stream) jsEvent(msg *nats.Msg, live bool) (sse.Event, error) {
-	if i := st.sourceOf(msg.Subject); i >= 0 {
-		if live {
-			st.m.received[i].Inc()
-		}
-		return st.route.Sources[i].Event(st.mapVars(), msg)
+	k := st.partOf(msg.Subject)
+	if k < 0 {
+		return sse.Event{}, fmt.Errorf("message on %q matches no source", msg.Subject)
 	}
-	return sse.Event{}, fmt.Errorf("message on %q matches no source", msg.Subject)
-}
-
-// sourceOf is the index of the source reading subject, or -1.
-func (st *stream) sourceOf(subject string) int {
-	for i, pattern := range st.subjects {
-		if subjectMatches(pattern, subject) {
-			return i
-		}
+	if live {
+		st.m.received[st.parts[k].source].Inc()
 	}
-	return -1
+	return st.eventOf(st.parts[k], msg)
 }
 
 // passOver moves the stream past seq, whose message could not be an

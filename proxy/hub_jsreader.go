@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,8 +80,10 @@ func (r *jsReader) add(ctx context.Context, st *stream) error {
 		r.consume, r.lastSeq = cc, last
 	}
 	st.lastSeq = r.lastSeq
-	if subject, ok := plainSubject(st); ok {
-		r.plain[subject] = append(r.plain[subject], st)
+	if subjects, ok := plainSubjects(st); ok {
+		for _, subject := range subjects {
+			r.plain[subject] = append(r.plain[subject], st)
+		}
 	} else {
 		r.wild = append(r.wild, st)
 	}
@@ -94,13 +95,15 @@ func (r *jsReader) add(ctx context.Context, st *stream) error {
 func (r *jsReader) remove(st *stream) {
 	r.mu.Lock()
 	found := false
-	if subject, ok := plainSubject(st); ok {
-		if i := slices.Index(r.plain[subject], st); i >= 0 {
-			r.plain[subject] = slices.Delete(r.plain[subject], i, i+1)
-			if len(r.plain[subject]) == 0 {
-				delete(r.plain, subject)
+	if subjects, ok := plainSubjects(st); ok {
+		for _, subject := range subjects {
+			if i := slices.Index(r.plain[subject], st); i >= 0 {
+				r.plain[subject] = slices.Delete(r.plain[subject], i, i+1)
+				if len(r.plain[subject]) == 0 {
+					delete(r.plain, subject)
+				}
+				found = true
 			}
-			found = true
 		}
 	} else if i := slices.Index(r.wild, st); i >= 0 {
 		r.wild = slices.Delete(r.wild, i, i+1)
@@ -119,18 +122,6 @@ func (r *jsReader) remove(st *stream) {
 		// gen bump above already ignores its messages.
 		go stop.Stop()
 	}
-}
-
-// plainSubject is the one subject, without wildcards, that every source
-// of st reads, if there is one: such a stream is found by a map lookup.
-func plainSubject(st *stream) (string, bool) {
-	first := st.subjects[0]
-	for _, s := range st.subjects {
-		if s != first || strings.ContainsAny(s, "*>") {
-			return "", false
-		}
-	}
-	return first, true
 }
 
 // consumeFrom reads the route's subjects live from sequence start on,
@@ -186,7 +177,7 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 	r.lastSeq = seq
 	targets := slices.Clone(r.plain[subject])
 	for _, st := range r.wild {
-		if st.sourceOf(subject) >= 0 {
+		if st.partOf(subject) >= 0 {
 			targets = append(targets, st)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"slices"
+	"sync/atomic"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/ssegate/ssegate/proxy/config"
@@ -19,27 +21,35 @@ var errClosing = errors.New("server is shutting down")
 // replaced: the client comes back and finds the new one.
 var errReloaded = errors.New("route reloaded")
 
-// streamID is what makes a stream: its route, its path values and, on a
-// route with auth, the client's claims, through the subjects they resolve.
-// Two clients whose subjects resolve alike share a stream (mappings cannot
-// read the claims, so they see the same events).
+// streamID is what makes a stream: its route, its path values, its
+// topics and, on a route with auth, the client's claims, through the
+// subjects they resolve. Two clients whose subjects resolve alike share a
+// stream (mappings cannot read the claims, so they see the same events).
 type streamID struct {
-	rt   *config.Route
-	rs   *routeState // nil when a reload removed rt meanwhile
-	vals []string
-	vars *hcl.EvalContext // path, and auth when the route has it
-	// subjects are what each source of the route reads for this stream.
-	subjects []string
-	key      string
+	rt     *config.Route
+	rs     *routeState // nil when a reload removed rt meanwhile
+	vals   []string
+	topics []string         // sorted, each once; nil on a route without topics
+	vars   *hcl.EvalContext // path, and auth when the route has it
+	// parts are what each source of the route reads for each topic.
+	parts []part
+	key   string
 }
 
-// identify resolves the stream a client of rt with path values vals and
-// claims (cty.NilVal without auth) reads.
-func (s *Server) identify(g *snapshot, rt *config.Route, vals []string, claims cty.Value) (streamID, error) {
+// streamVars are the variables of the stream of rt with path values vals
+// and claims (cty.NilVal without auth).
+func streamVars(g *snapshot, rt *config.Route, vals []string, claims cty.Value) *hcl.EvalContext {
 	vars := pathVars(g.cfg.EvalContext, rt, vals)
 	if len(rt.Auth) > 0 {
 		vars.Variables["auth"] = cty.ObjectVal(map[string]cty.Value{"claims": claims})
 	}
+	return vars
+}
+
+// identify resolves the stream that a client of rt with path values
+// vals, topics (sorted, each once; nil without) and the stream's
+// variables vars (streamVars) reads.
+func (s *Server) identify(g *snapshot, rt *config.Route, vals, topics []string, vars *hcl.EvalContext) (streamID, error) {
 	// The fingerprint keeps a reloaded route's streams apart from those of
 	// the route it replaces, until those are closed. The key is kept as
 	// its hash: a stream's path values and subjects could be a kilobyte.
@@ -48,16 +58,36 @@ func (s *Server) identify(g *snapshot, rt *config.Route, vals []string, claims c
 	for _, v := range vals {
 		key.Write([]byte("\x00" + v))
 	}
-	subjects := make([]string, len(rt.Sources))
-	for i, src := range rt.Sources {
-		subject, err := src.Subject(vars)
-		if err != nil {
+	var parts []part
+	resolve := func(t int, tv *hcl.EvalContext) error {
+		for i, src := range rt.Sources {
+			subject, err := src.Subject(tv)
+			if err != nil {
+				return err
+			}
+			// A subject that does not vary by topic is read once, and
+			// its events belong to no one topic.
+			if k := slices.IndexFunc(parts, func(p part) bool { return p.source == i && p.subject == subject }); k >= 0 {
+				parts[k].topic = -1
+				continue
+			}
+			key.Write([]byte("\x00" + subject))
+			parts = append(parts, part{source: i, topic: t, subject: subject})
+		}
+		return nil
+	}
+	if rt.Topics == nil {
+		if err := resolve(-1, vars); err != nil {
 			return streamID{}, err
 		}
-		key.Write([]byte("\x00" + subject))
-		subjects[i] = subject
 	}
-	return streamID{rt: rt, rs: g.routes[rt], vals: vals, vars: vars, subjects: subjects, key: string(key.Sum(nil))}, nil
+	for t, name := range topics {
+		key.Write([]byte("\x00topic\x00" + name))
+		if err := resolve(t, withTopic(vars, name)); err != nil {
+			return streamID{}, err
+		}
+	}
+	return streamID{rt: rt, rs: g.routes[rt], vals: vals, topics: topics, vars: vars, parts: parts, key: string(key.Sum(nil))}, nil
 }
 
 // pathVars is a context with the functions of funcs and the route's path
@@ -80,19 +110,21 @@ func pathVars(funcs *hcl.EvalContext, rt *config.Route, vals []string) *hcl.Eval
 func (s *Server) openStream(id streamID, pinned bool) (*stream, error) {
 	rs := id.rs
 	st := &stream{
-		key:      id.key,
-		route:    id.rt,
-		params:   id.vals,
-		m:        rs.m,
-		funcs:    id.vars.Parent(),
-		subjects: id.subjects,
-		logs:     s.streamLogs,
-		history:  newHistory(id.rt.History),
-		fanIn:    s.fanIn,
-		idle:     &s.idle,
-		epoch:    newEpoch(),
-		ready:    make(chan struct{}),
-		pinned:   pinned,
+		key:     id.key,
+		route:   id.rt,
+		params:  id.vals,
+		m:       rs.m,
+		funcs:   id.vars.Parent(),
+		parts:   id.parts,
+		topics:  id.topics,
+		mapCtx:  make([]atomic.Pointer[hcl.EvalContext], len(id.topics)+1),
+		logs:    s.streamLogs,
+		history: newHistory(id.rt.History),
+		fanIn:   s.fanIn,
+		idle:    &s.idle,
+		epoch:   newEpoch(),
+		ready:   make(chan struct{}),
+		pinned:  pinned,
 	}
 	if err := st.subscribe(s.conns, rs.reader); err != nil {
 		return nil, err

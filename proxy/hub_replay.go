@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -130,12 +129,7 @@ var errNoBatches = errors.New("no consumer for the replay")
 // a consumer kept on one server, in memory, and deleted when done. On
 // error it returns what it read, up to sequence read.
 func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (frames [][]byte, read uint64, err error) {
-	var filters []string
-	for _, s := range st.subjects {
-		if !slices.Contains(filters, s) {
-			filters = append(filters, s)
-		}
-	}
+	filters := st.subjectList()
 	read = after
 	var cons jetstream.Consumer
 	err = retryJS(ctx, func(ctx context.Context) error {
@@ -201,13 +195,14 @@ func (st *stream) readStoredInBatches(ctx context.Context, after, seam uint64) (
 // server and needs no consumer's election), taking each subject's next
 // message in turn, in sequence order.
 func (st *stream) readStored(ctx context.Context, after, seam uint64) ([][]byte, error) {
-	heads := make([]*storedMsg, len(st.subjects)) // each subject's next message
-	done := make([]bool, len(st.subjects))
+	subjects := st.subjectList()
+	heads := make([]*storedMsg, len(subjects)) // each subject's next message
+	done := make([]bool, len(subjects))
 	var frames [][]byte
 	for seq := after + 1; ; {
 		var first *storedMsg
 		at := -1
-		for i, subject := range st.subjects {
+		for i, subject := range subjects {
 			if done[i] {
 				continue
 			}

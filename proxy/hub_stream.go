@@ -27,17 +27,19 @@ type stream struct {
 	route  *config.Route
 	params []string // the values of the route's path parameters
 	m      *routeMetrics
-	// subjects are what each source reads for this stream; funcs has the
-	// config's functions, for the per-message expressions, whose context
-	// mapVars makes with the first message.
-	subjects []string
-	funcs    *hcl.EvalContext
-	mapCtx   atomic.Pointer[hcl.EvalContext]
-	logs     *streamLogs
-	pinned   bool   // never freed: a route without parameters
-	fanIn    *fanIn // where subs are read
-	subs     []*nats.Subscription
-	ready    chan struct{} // closed once NATS has confirmed subs
+	// parts are what each source reads for each topic of this stream;
+	// funcs has the config's functions, for the per-message expressions,
+	// whose contexts (one per topic, and one without) mapVars makes with
+	// the first message.
+	parts  []part
+	topics []string
+	funcs  *hcl.EvalContext
+	mapCtx []atomic.Pointer[hcl.EvalContext]
+	logs   *streamLogs
+	pinned bool   // never freed: a route without parameters
+	fanIn  *fanIn // where subs are read
+	subs   []*nats.Subscription
+	ready  chan struct{} // closed once NATS has confirmed subs
 
 	feeds feedGroup // the sources fetching for this stream alone
 
@@ -146,12 +148,12 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 		st.subs = append(st.subs, subs...)
 		st.mu.Unlock()
 	}()
-	for i, src := range st.route.Sources {
-		subject := st.subjects[i]
-		received := st.m.received[i]
+	for _, p := range st.parts {
+		subject := p.subject
+		received := st.m.received[p.source]
 		sub, err := st.fanIn.subscribe(nc, st.key, subject, func(m *nats.Msg) {
 			received.Inc()
-			ev, err := src.Event(st.mapVars(), m)
+			ev, err := st.eventOf(p, m)
 			if err != nil {
 				st.reject(err)
 				return
@@ -167,15 +169,21 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 }
 
 // mapVars is the context of the per-message expressions (event, id,
-// data): the functions and path, never auth, which they cannot read.
-// It is made with the first message: most streams of a per-user route
-// are idle, and it is the largest part of one.
-func (st *stream) mapVars() *hcl.EvalContext {
-	if ctx := st.mapCtx.Load(); ctx != nil {
+// data) for topic t (-1: none): the functions, path and topic, never
+// auth, which they cannot read. It is made with the first message: most
+// streams of a per-user route are idle, and it is the largest part of
+// one.
+func (st *stream) mapVars(t int) *hcl.EvalContext {
+	slot := &st.mapCtx[t+1]
+	if ctx := slot.Load(); ctx != nil {
 		return ctx
 	}
-	st.mapCtx.CompareAndSwap(nil, pathVars(st.funcs, st.route, st.params))
-	return st.mapCtx.Load()
+	ctx := pathVars(st.funcs, st.route, st.params)
+	if t >= 0 {
+		ctx = withTopic(ctx, st.topics[t])
+	}
+	slot.CompareAndSwap(nil, ctx)
+	return slot.Load()
 }
 
 // resubscribe makes the stream's core subscriptions again on nc, which

@@ -48,7 +48,8 @@ func TestReleaseRacingShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := newClient(nil, 1)
-		id, err := s.identify(s.snapshot(), cfg.Routes[0], []string{strconv.Itoa(i)}, cty.NilVal)
+		vals := []string{strconv.Itoa(i)}
+		id, err := s.identify(s.snapshot(), cfg.Routes[0], vals, nil, streamVars(s.snapshot(), cfg.Routes[0], vals, cty.NilVal))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +212,7 @@ func TestResubscribeReplacesSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Shutdown(context.Background()) }()
-	id, err := s.identify(s.snapshot(), cfg.Routes[0], []string{"a"}, cty.NilVal)
+	id, err := s.identify(s.snapshot(), cfg.Routes[0], []string{"a"}, nil, streamVars(s.snapshot(), cfg.Routes[0], []string{"a"}, cty.NilVal))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func TestJetStreamHistorySurvivesRestart(t *testing.T) {
 func TestJetStreamResumeSeam(t *testing.T) {
 	t.Parallel()
 	h := startOn(t, loopback.JetStream(t, t.TempDir()), jsRoute)
-	resumeSeam(t, h)
+	resumeSeam(t, h, "/sse", "events")
 }
 
 // On a route whose history is in JetStream, a webhook is answered 202 once

@@ -186,14 +186,14 @@ func stripQueryOf(cfg *config.Config, a *config.Auth) []string {
 }
 
 // startRoute starts what runs for rt as a whole: its route-wide fetching
-// sources and, for a route whose one stream needs no client's path or
-// claims, that stream, so its history starts now.
+// sources and, for a route whose one stream needs no client's path,
+// topics or claims, that stream, so its history starts now.
 func (s *Server) startRoute(g *snapshot, rt *config.Route) error {
 	s.startRouteFeeds(g, rt)
-	if len(rt.Params) > 0 || len(rt.Auth) > 0 {
+	if len(rt.Params) > 0 || len(rt.Auth) > 0 || rt.Topics != nil {
 		return nil
 	}
-	id, err := s.identify(g, rt, nil, cty.NilVal)
+	id, err := s.identify(g, rt, nil, nil, streamVars(g, rt, nil, cty.NilVal))
 	if err != nil {
 		return fmt.Errorf("route %q: %w", rt.Path, err)
 	}

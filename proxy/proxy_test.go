@@ -570,14 +570,15 @@ func TestResumeSeamUnderConcurrentPublishing(t *testing.T) {
 route "/sse" {
   history = 5000
   source "nats" { subject = "events" }
-}`))
+}`), "/sse", "events")
 }
 
-// resumeSeam has a client on /sse drop and resume again and again while
-// events are published without pause, and checks it sees each once.
-func resumeSeam(t *testing.T, h *harness) {
+// resumeSeam has a client on path drop and resume again and again while
+// events are published without pause, in turn on each of subjects, and
+// checks it sees each once, in order.
+func resumeSeam(t *testing.T, h *harness, path string, subjects ...string) {
 	const n = 2000
-	c := h.open("/sse", nil) // joined before the first event
+	c := h.open(path, nil) // joined before the first event
 	published := make(chan error, 1)
 	// The publisher keeps up to two connections' reads ahead of the
 	// reader, so reconnects land mid-burst, and within a client's queue
@@ -595,7 +596,7 @@ func resumeSeam(t *testing.T, h *harness) {
 					return
 				}
 			}
-			if err := h.pub.Publish("events", []byte(fmt.Sprint(i))); err != nil {
+			if err := h.pub.Publish(subjects[i%len(subjects)], []byte(fmt.Sprint(i))); err != nil {
 				published <- err
 				return
 			}
@@ -606,7 +607,7 @@ func resumeSeam(t *testing.T, h *harness) {
 	next, lastID := 0, ""
 	for next < n {
 		if lastID != "" {
-			c = h.open("/sse", http.Header{"Last-Event-Id": {lastID}})
+			c = h.open(path, http.Header{"Last-Event-Id": {lastID}})
 		}
 		// Read a few events, then drop the connection.
 		for range 100 {

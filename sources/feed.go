@@ -57,10 +57,17 @@ func decodeFeed(content *hcl.BodyContent, block *hcl.Block, ctx *hcl.EvalContext
 	var d hcl.Diagnostics
 	f.Mapping, d = decodeMapping(a, ctx, scope)
 	diags = append(diags, d...)
-	// Whatever reads path needs a stream's values: the feed then runs per
-	// stream, or the expression would fail on every message.
+	// Whatever reads path or topic needs a stream's values: the feed then
+	// runs per stream, or the expression would fail on every message.
 	for _, e := range append([]hcl.Expression{f.url, f.headers, f.subject, f.Mapping.Event, f.Mapping.ID, f.Mapping.Data}, extra...) {
-		f.perStream = f.perStream || references(e, "path")
+		f.perStream = f.perStream || references(e, "path") || references(e, "topic")
+	}
+	if rt.Topics && f.perStream && !diags.HasErrors() {
+		// Streams of overlapping topic sets would each run the same
+		// fetch and publish it twice; one run per topic shared by the
+		// streams is not built yet.
+		diags = append(diags, hclattr.Errorf(block.DefRange, "Fetching source per topic",
+			"On a route whose clients pick topics, a poll or stream source cannot read path or topic yet. Run it on a route of its own that publishes to NATS, on subjects this route's nats source reads per topic, like subject = \"stocks.${topic.name}\".")...)
 	}
 	if f.subject != nil && f.perStream && !diags.HasErrors() {
 		for _, p := range rt.Params {

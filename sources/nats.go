@@ -97,7 +97,8 @@ func (n *natsSubject) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (sse.Event,
 // DefRange is where the block is declared.
 func (n *natsSubject) DefRange() hcl.Range { return n.Range }
 
-// Pattern is the subject with every part that reads path or auth as "*".
+// Pattern is the subject with every part that reads path, topic or auth
+// as "*".
 func (n *natsSubject) Pattern(ctx *hcl.EvalContext) (string, error) {
 	return pattern(n.SubjectExpr, ctx)
 }
@@ -140,7 +141,7 @@ func subject(expr hcl.Expression, ctx *hcl.EvalContext, placeholder bool) (strin
 func pattern(expr hcl.Expression, ctx *hcl.EvalContext) (string, error) {
 	var b strings.Builder
 	for _, part := range templateParts(expr) {
-		if references(part, "path") || references(part, "auth") {
+		if references(part, "path") || references(part, "topic") || references(part, "auth") {
 			b.WriteString("*")
 			continue
 		}

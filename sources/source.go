@@ -90,10 +90,17 @@ type RouteInfo struct {
 	Params []string
 	Index  int  // the block's position among the route's sources
 	Auth   bool // the route authenticates its clients
+	Topics bool // clients pick topics (topic.name)
 }
 
 // Scope is what the route's stream-level expressions may reference.
-func (r RouteInfo) Scope() Scope { return Scope{"path": r.Params} }
+func (r RouteInfo) Scope() Scope {
+	s := Scope{"path": r.Params}
+	if r.Topics {
+		s["topic"] = []string{"name"}
+	}
+	return s
+}
 
 // SubjectScope is what a subject a stream subscribes to may reference:
 // also the claims of the client, on a route with auth.

@@ -69,6 +69,12 @@ func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, 
 		DedupWindow: DefaultDedupWindow,
 		ctx:         ctx,
 	}
+	if rt.Topics {
+		// Its deliveries would need a topic as well as path values to
+		// pick a stream; a nats source reading per topic does that.
+		diags = append(diags, hclattr.Errorf(block.DefRange, "Webhook on a route with topics",
+			"A webhook cannot feed a route whose clients pick topics. Publish its deliveries to NATS from a webhook route of their own, on subjects this route's nats source reads per topic, like subject = \"stocks.${topic.name}\".")...)
+	}
 	diags = append(diags, hclattr.String(a, "path", ctx, &w.Path)...)
 	if attr, ok := a["path"]; ok && !diags.HasErrors() && !plainPath(w.Path) {
 		diags = append(diags, hclattr.Errorf(attr.Expr.Range(), "Invalid webhook path", "path = %q must be a clean absolute path without a trailing slash or parameters, like \"/hooks/github\": the subject, not the path, picks the stream.", w.Path)...)

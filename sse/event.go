@@ -51,6 +51,16 @@ func (e Event) WithID(id string) (Event, error) {
 	return e, nil
 }
 
+// WithName returns a copy of e named name, refused as NewEvent refuses it.
+func (e Event) WithName(name string) (Event, error) {
+	n, err := NewEvent(name, "")
+	if err != nil {
+		return Event{}, err
+	}
+	e.name = n.name
+	return e, nil
+}
+
 // ID returns the event's id and whether it has one.
 func (e Event) ID() (string, bool) { return e.id, e.hasID }
 

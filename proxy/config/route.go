@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -36,10 +37,13 @@ type Route struct {
 	Buffer       int           // frames queued per client before it is dropped
 	WriteTimeout time.Duration
 
+	// Topics, when set, lets each client pick what its stream carries.
+	Topics *Topics
+
 	// Auth names the auth blocks a client must pass one of; none: open.
 	Auth []string
 	// Allow, when set, is evaluated per request with path and auth in
-	// scope; false answers 403.
+	// scope, and per picked topic with topic too; false answers 403.
 	Allow hcl.Expression
 
 	MaxClients        int           // streams open on the route at once; 0: no limit
@@ -59,6 +63,25 @@ type Route struct {
 	// Range is where the route block is declared.
 	Range hcl.Range
 }
+
+// Topics lets a client of a route pick what its stream carries, as
+// /live?topic=AAPL&topic=MSFT: each value is a topic, validated like a
+// path parameter and in scope as topic.name, so that the route's
+// expressions map it into subjects (the config, never the client, decides
+// what is reachable). A stream is one set of topics.
+type Topics struct {
+	Query string // the query parameter, repeated once per topic
+	Max   int    // topics one connection may pick
+	// Drop: a topic that allow refuses is left out and the stream goes
+	// on with the others (its first event names them); otherwise the
+	// request is answered 403.
+	Drop  bool
+	Range hcl.Range
+}
+
+// DefaultMaxTopics is how many topics a connection may pick when the
+// topics block does not say.
+const DefaultMaxTopics = 20
 
 // JetStreamHistory configures a route's history in JetStream.
 type JetStreamHistory struct {
@@ -80,8 +103,15 @@ var routeSchema = &hcl.BodySchema{
 		{Name: "max_clients"}, {Name: "max_stream_duration"}, {Name: "max_streams"},
 		{Name: "auth"}, {Name: "allow"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}, {Type: "history"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}, {Type: "history"}, {Type: "topics"}},
 }
+
+var topicsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "query"}, {Name: "max"}, {Name: "refused"}},
+}
+
+// reservedQuery are query parameters ssegate reads itself.
+var reservedQuery = []string{"ticket", "lastEventId"}
 
 var historySchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
@@ -161,8 +191,19 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		rt.Auth = d.routeAuth(attr)
 		authRefs[rt] = attr.Expr.Range()
 	}
+	for _, tb := range content.Blocks {
+		if tb.Type != "topics" {
+			continue
+		}
+		if rt.Topics != nil {
+			d.duplicate(tb, "topics block", &hcl.Block{DefRange: rt.Topics.Range})
+			continue
+		}
+		rt.Topics = d.topics(tb)
+	}
+	info := sources.RouteInfo{Path: rt.Path, Params: rt.Params, Auth: len(rt.Auth) > 0, Topics: rt.Topics != nil}
 	if attr, ok := a["allow"]; ok {
-		scope := sources.RouteInfo{Params: rt.Params, Auth: len(rt.Auth) > 0}.SubjectScope()
+		scope := info.SubjectScope()
 		diags := scope.Check(attr.Expr, d.ctx)
 		d.diags = append(d.diags, diags...)
 		if !diags.HasErrors() {
@@ -189,6 +230,9 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 			d.history(sb, rt)
 			continue
 		}
+		if sb.Type == "topics" {
+			continue
+		}
 		if sb.Type != "cors" {
 			sourceBlocks = append(sourceBlocks, sb)
 			continue
@@ -200,7 +244,8 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		rt.CORS = d.cors(sb)
 	}
 	for i, sb := range sourceBlocks {
-		src, diags := sources.Decode(sb, d.ctx, sources.RouteInfo{Path: rt.Path, Params: rt.Params, Index: i, Auth: len(rt.Auth) > 0})
+		info.Index = i
+		src, diags := sources.Decode(sb, d.ctx, info)
 		d.diags = append(d.diags, diags...)
 		if src != nil {
 			rt.Sources = append(rt.Sources, src)
@@ -304,6 +349,28 @@ func (d *decoder) checkAllow(attr *hcl.Attribute, scope sources.Scope) {
 	if _, err := convert.Convert(v, cty.Bool); err != nil {
 		d.errorf(attr.Expr.Range(), "Invalid allow", "allow must be true or false; this gives %s.", v.Type().FriendlyName())
 	}
+}
+
+// topics reads a topics block.
+func (d *decoder) topics(b *hcl.Block) *Topics {
+	content, diags := b.Body.Content(topicsSchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+	t := &Topics{Query: "topic", Max: DefaultMaxTopics, Range: b.DefRange}
+	d.str(a, "query", &t.Query)
+	if attr, ok := a["query"]; ok && (t.Query == "" || url.QueryEscape(t.Query) != t.Query || slices.Contains(reservedQuery, t.Query)) {
+		d.errorf(attr.Expr.Range(), "Invalid query parameter", "query = %q must be a plain name (letters, digits, '-', '_', '.'), and not one ssegate reads itself (%q).", t.Query, reservedQuery)
+	}
+	// A stream's topics are all held, subscribed and evaluated per
+	// connection: the cap bounds what one request can make.
+	d.integer(a, "max", &t.Max, 1)
+	if attr, ok := a["max"]; ok && t.Max > 1000 {
+		d.errorf(attr.Expr.Range(), "Invalid max", "max is at most 1000 topics per connection.")
+	}
+	refused := "fail"
+	d.oneOf(a, "refused", &refused, "fail", "drop")
+	t.Drop = refused == "drop"
+	return t
 }
 
 // history reads a history block: memory (max_msgs events, as history = N)

@@ -1,0 +1,200 @@
+package proxy_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy"
+)
+
+// tickers is a route whose clients pick the symbols they follow.
+const tickers = `
+route "/live" {
+  topics {}
+  source "nats" { subject = "stocks.${topic.name}" }
+}`
+
+// topicsOf is the query that asks for topics.
+func topicsOf(topics ...string) string {
+	q := url.Values{"topic": topics}
+	return "?" + q.Encode()
+}
+
+// Several topics on one connection: each event comes named after its
+// topic, topics not picked stay out, and the same set in another order is
+// the same stream.
+func TestTopicsOnOneStream(t *testing.T) {
+	t.Parallel()
+	h := start(t, tickers)
+	c := h.open("/live"+topicsOf("MSFT", "AAPL"), nil)
+	h.publish("stocks.AAPL", "a1")
+	h.publish("stocks.GOOG", "g1")
+	h.publish("stocks.MSFT", "m1")
+	for _, want := range []struct{ name, data string }{{"AAPL", "a1"}, {"MSFT", "m1"}} {
+		if ev := c.Next(); ev.Type != want.name || ev.Data != want.data {
+			t.Fatalf("got %+v, want %s %q", ev, want.name, want.data)
+		}
+	}
+	h.open("/live"+topicsOf("AAPL", "MSFT", "AAPL"), nil)
+	if n := h.srv.RouteInfos()[0].Streams; n != 1 {
+		t.Errorf("%d streams for one set of topics asked in two orders, want 1", n)
+	}
+	h.open("/live"+topicsOf("AAPL"), nil)
+	if n := h.srv.RouteInfos()[0].Streams; n != 2 {
+		t.Errorf("%d streams for two sets of topics, want 2", n)
+	}
+}
+
+// What a client asks for is checked before anything opens: no topic, too
+// many, or one that would add a token or a wildcard to a subject is 400.
+func TestTopicsRefusedAtTheEdge(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+route "/live" {
+  topics { max = 3 }
+  source "nats" { subject = "stocks.${topic.name}" }
+}`)
+	for _, c := range []struct{ query, says string }{
+		{"", "pick at least one topic"},
+		{topicsOf("a", "b", "c", "d"), "at most 3"},
+		{topicsOf("a.b"), "cannot stand in a NATS subject"},
+		{topicsOf("*"), "cannot stand in a NATS subject"},
+		{topicsOf(">"), "cannot stand in a NATS subject"},
+		{topicsOf(""), "cannot stand in a NATS subject"},
+	} {
+		resp := get(t, h.ts.URL+"/live"+c.query, nil)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), c.says) {
+			t.Errorf("%q: %d %q, want 400 saying %q", c.query, resp.StatusCode, body, c.says)
+		}
+	}
+	if n := h.srv.RouteInfos()[0].Streams; n != 0 {
+		t.Errorf("%d streams opened by refused requests", n)
+	}
+}
+
+// allow is evaluated per topic with the token's claims in scope: a topic
+// it refuses is answered 403 naming it, or, where the route drops
+// refused topics, left out and named in the stream's first event.
+func TestTopicsAllowedPerTopic(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+auth "jwt" "users" {
+  hmac_secret = "`+jwtSecret+`"
+}
+route "/live" {
+  auth  = "users"
+  allow = contains(auth.claims.topics, topic.name)
+  topics {}
+  source "nats" { subject = "stocks.${topic.name}" }
+}
+route "/lenient" {
+  auth  = "users"
+  allow = contains(auth.claims.topics, topic.name)
+  topics { refused = "drop" }
+  source "nats" { subject = "stocks.${topic.name}" }
+}`)
+	alice := bearerWith(t, jwt.MapClaims{"sub": "alice", "topics": []string{"AAPL", "MSFT"}})
+	resp := get(t, h.ts.URL+"/live"+topicsOf("AAPL", "GOOG"), alice)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `topic "GOOG" is not allowed`) {
+		t.Errorf("a refused topic: %d %q, want 403 naming GOOG", resp.StatusCode, body)
+	}
+	if resp := get(t, h.ts.URL+"/lenient"+topicsOf("GOOG"), alice); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("every topic refused: %d, want 403", resp.StatusCode)
+	}
+	c := h.open("/lenient"+topicsOf("AAPL", "GOOG"), alice)
+	if ev := c.Next(); ev.Type != proxy.RefusedTopicsEvent || ev.Data != `{"topics":["GOOG"]}` {
+		t.Fatalf("first event %+v, want %s naming GOOG", ev, proxy.RefusedTopicsEvent)
+	}
+	h.publish("stocks.GOOG", "g1")
+	h.publish("stocks.AAPL", "a1")
+	if ev := c.Next(); ev.Type != "AAPL" || ev.Data != "a1" {
+		t.Fatalf("got %+v, want AAPL's event only", ev)
+	}
+}
+
+// On a JetStream history one Last-Event-ID resumes every topic exactly:
+// the ids are the stream's sequences, which order all its subjects. A
+// client that comes back with one more topic gets what it missed on every
+// topic it now asks for.
+func TestTopicsResumeFromJetStream(t *testing.T) {
+	t.Parallel()
+	h := startOn(t, loopback.JetStream(t, t.TempDir()), `
+route "/live" {
+  topics {}
+  history { store = "jetstream" }
+  source "nats" { subject = "stocks.${topic.name}" }
+}`)
+	c := h.open("/live"+topicsOf("AAPL", "MSFT"), nil)
+	h.publish("stocks.AAPL", "a1")
+	seen := c.Next().LastEventID
+	c.Close()
+	h.publish("stocks.MSFT", "m2")
+	h.publish("stocks.GOOG", "g2")
+	h.publish("stocks.AAPL", "a2")
+	back := h.open("/live"+topicsOf("AAPL", "MSFT"), http.Header{"Last-Event-Id": {seen}})
+	for _, want := range []string{"MSFT m2", "AAPL a2"} {
+		if ev := back.Next(); ev.Type+" "+ev.Data != want {
+			t.Fatalf("resumed: got %+v, want %s", ev, want)
+		}
+	}
+	more := h.open("/live"+topicsOf("AAPL", "GOOG", "MSFT"), http.Header{"Last-Event-Id": {seen}})
+	for _, want := range []string{"MSFT m2", "GOOG g2", "AAPL a2"} {
+		if ev := more.Next(); ev.Type+" "+ev.Data != want {
+			t.Fatalf("resumed with a topic more: got %+v, want %s", ev, want)
+		}
+	}
+}
+
+// On a memory history each set of topics is a stream with a history of
+// its own: the same set resumes exactly; another set is another stream,
+// which cannot know the id, so the client is told to reload (never a
+// silent gap).
+func TestTopicsResumeFromMemory(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+route "/live" {
+  topics {}
+  history = 100
+  linger  = "1m"
+  source "nats" { subject = "stocks.${topic.name}" }
+}`)
+	c := h.open("/live"+topicsOf("AAPL", "MSFT"), nil)
+	h.publish("stocks.AAPL", "a1")
+	seen := c.Next().LastEventID
+	c.Close()
+	h.publish("stocks.MSFT", "m2")
+	back := h.open("/live"+topicsOf("MSFT", "AAPL"), http.Header{"Last-Event-Id": {seen}})
+	if ev := back.Next(); ev.Type != "MSFT" || ev.Data != "m2" {
+		t.Fatalf("resumed: got %+v, want MSFT m2", ev)
+	}
+	more := h.open("/live"+topicsOf("AAPL", "GOOG", "MSFT"), http.Header{"Last-Event-Id": {seen}})
+	if ev := more.Next(); ev.Type != proxy.ResetEvent {
+		t.Fatalf("resumed with a topic more: got %+v, want %s", ev, proxy.ResetEvent)
+	}
+}
+
+// The seam between replay and live has no gap and no duplicate while
+// events keep coming on both topics of the stream.
+func TestTopicsResumeSeam(t *testing.T) {
+	t.Parallel()
+	for name, history := range map[string]string{"memory": "history = 5000", "jetstream": `history { store = "jetstream" }`} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := startOn(t, loopback.JetStream(t, t.TempDir()), `
+route "/live" {
+  topics {}
+  `+history+`
+  source "nats" { subject = "stocks.${topic.name}" }
+}`)
+			resumeSeam(t, h, "/live"+topicsOf("A", "B"), "stocks.A", "stocks.B")
+		})
+	}
+}
