@@ -22,3 +22,13 @@ route "/u/{n}" {
     subject = "u.${path.n}"
   }
 }
+
+# For -topics runs: each client picks a set of topics of its own.
+route "/t" {
+  topics {
+    max = 20
+  }
+  source "nats" {
+    subject = "t.${topic.name}"
+  }
+}

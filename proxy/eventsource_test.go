@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssegate/ssegate/proxy"
 )
 
 // A real EventSource client (the eventsource npm package, which follows
@@ -69,5 +72,64 @@ route "/ticks" {
 	}
 	if strings.Count(log, "open 3") != 2 {
 		t.Errorf("client 3 did not come back exactly once:\n%s", log)
+	}
+}
+
+// A real EventSource follows several topics on one stream, each event
+// dispatched to its topic's listener; when ssegate ends the stream it
+// comes back with its last id and gets what was published meanwhile,
+// once.
+func TestEventSourceFollowsTopics(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("testdata", "eventsource")
+	node := nodeWith(t, dir, "eventsource")
+	clients := make(chan *proxy.Client, 2)
+	h := start(t, `
+route "/live" {
+  topics {}
+  source "nats" { subject = "stocks.${topic.name}" }
+}`, proxy.OnConnect(func(c *proxy.Client) { clients <- c }))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "topics.mjs", h.ts.URL+"/live"+topicsOf("A", "B"), "4", "A", "B")
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	var back *proxy.Client
+	for sc := bufio.NewScanner(out); sc.Scan(); {
+		lines = append(lines, sc.Text())
+		switch {
+		case len(lines) == 1: // open
+			h.publish("stocks.A", "a1")
+			h.publish("stocks.B", "b1")
+		case len(lines) == 3: // both events are in
+			first := <-clients
+			first.Close(100 * time.Millisecond)
+			<-first.Done()
+			h.publish("stocks.B", "b2")
+			h.publish("stocks.A", "a2")
+			select {
+			case back = <-clients:
+			case <-ctx.Done():
+				t.Fatal("the client did not come back")
+			}
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("EventSource client: %v; it saw:\n%s", err, strings.Join(lines, "\n"))
+	}
+	want := []string{"open", "event A a1", "event B b1", "open", "event B b2", "event A a2"}
+	if !slices.Equal(lines, want) {
+		t.Errorf("the client saw %q, want %q", lines, want)
+	}
+	if back.Request().Header.Get("Last-Event-ID") == "" {
+		t.Error("the client came back without its Last-Event-ID")
 	}
 }

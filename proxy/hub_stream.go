@@ -1,10 +1,10 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +38,7 @@ type stream struct {
 	logs   *streamLogs
 	pinned bool   // never freed: a route without parameters
 	fanIn  *fanIn // where subs are read
-	subs   []*nats.Subscription
+	subs   []*reading
 	ready  chan struct{} // closed once NATS has confirmed subs
 
 	feeds feedGroup // the sources fetching for this stream alone
@@ -142,7 +142,7 @@ func (st *stream) hurry() {
 
 // subscribeCore subscribes to each source's subject.
 func (st *stream) subscribeCore(nc *nats.Conn) error {
-	var subs []*nats.Subscription
+	var subs []*reading
 	defer func() {
 		st.mu.Lock()
 		st.subs = append(st.subs, subs...)
@@ -151,7 +151,7 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 	for _, p := range st.parts {
 		subject := p.subject
 		received := st.m.received[p.source]
-		sub, err := st.fanIn.subscribe(nc, st.key, subject, func(m *nats.Msg) {
+		sub, err := st.fanIn.subscribe(nc, st.shardKey(), subject, func(m *nats.Msg) {
 			received.Inc()
 			ev, err := st.eventOf(p, m)
 			if err != nil {
@@ -166,6 +166,17 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 		subs = append(subs, sub)
 	}
 	return nil
+}
+
+// shardKey is what the stream's subscriptions are made under. The
+// streams of one route and path values share it when clients pick
+// topics, so that overlapping sets share their subscriptions, and each
+// still sees its messages in the order they came, across its topics.
+func (st *stream) shardKey() string {
+	if st.topics == nil {
+		return st.key
+	}
+	return st.route.Path + "\x00" + strings.Join(st.params, "\x00")
 }
 
 // mapVars is the context of the per-message expressions (event, id,
@@ -246,15 +257,12 @@ func (st *stream) unsubscribe() {
 	st.dropSubs(subs)
 }
 
-// dropSubs stops handing on the messages of subs and unsubscribes them.
-func (st *stream) dropSubs(subs []*nats.Subscription) {
-	for _, sub := range subs {
-		st.fanIn.forget(sub)
-		// A drained subscription is already gone, and so is everything on
-		// a closed connection.
-		err := sub.Unsubscribe()
-		if err != nil && !errors.Is(err, nats.ErrBadSubscription) && !errors.Is(err, nats.ErrConnectionClosed) {
-			st.warn().Err(err).Str("subject", sub.Subject).Msg("unsubscribe")
+// dropSubs stops handing on the messages of subs, unsubscribing those no
+// other stream reads.
+func (st *stream) dropSubs(subs []*reading) {
+	for _, r := range subs {
+		if err := st.fanIn.forget(r); err != nil {
+			st.warn().Err(err).Str("subject", r.s.key.subject).Msg("unsubscribe")
 		}
 	}
 }

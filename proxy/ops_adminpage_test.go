@@ -8,12 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/needs"
+	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/proxy/config"
 )
 
@@ -140,5 +143,64 @@ func TestREADMEDemoInChromium(t *testing.T) {
 	}, "demo.mjs", h.ts.URL+"/", "2")
 	if len(rows) != 2 || rows[0] != `ROW 1 {"price":187.5,"symbol":"AAPL"}` || !strings.HasSuffix(rows[1], ` "not json"`) {
 		t.Errorf("the page shows %q", rows)
+	}
+}
+
+// The README's many-topics snippet, run as it says in the console of the
+// demo page against config.example.hcl, follows several topics on one
+// EventSource; when ssegate closes the stream, the browser comes back
+// with the id it saw last and misses nothing.
+func TestREADMETopicsInChromium(t *testing.T) {
+	t.Parallel()
+	node, dir := chromium(t)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(readme, []byte("## Many topics on one EventSource"))
+	snippet := regexp.MustCompile("(?s)```js\n(.*?)```").FindSubmatch(readme[at:])
+	if at < 0 || snippet == nil {
+		t.Fatal("README.md has no many-topics snippet")
+	}
+	example, err := config.Load("../config.example.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := make(chan *proxy.Client, 2)
+	h := startConfig(t, loopback.NATS(t, ""), example, proxy.OnConnect(func(c *proxy.Client) {
+		if strings.HasPrefix(c.Request().URL.Path, "/tickers") {
+			clients <- c
+		}
+	}))
+	var logs []string
+	browse(t, node, dir, func(line string) {
+		switch {
+		case line == "READY":
+			h.publish("stocks.MSFT", `{"price": 411.2}`)
+			h.publish("stocks.AAPL", `{"price": 187.5}`)
+		case strings.HasPrefix(line, "LOG "), strings.HasPrefix(line, "ERROR "):
+			logs = append(logs, line)
+			if len(logs) != 2 {
+				break
+			}
+			// ssegate ends the stream; what is published before the page
+			// is back is replayed to it.
+			first := <-clients
+			first.Close(200 * time.Millisecond)
+			<-first.Done()
+			h.publish("stocks.GOOG", `{"price": 2.5}`)
+			select {
+			case back := <-clients:
+				if back.Request().Header.Get("Last-Event-ID") == "" {
+					t.Error("the browser came back without its Last-Event-ID")
+				}
+			case <-time.After(wait):
+				t.Error("the browser did not come back")
+			}
+		}
+	}, "topics.mjs", h.ts.URL+"/", string(snippet[1]), "3")
+	want := []string{`LOG MSFT {"price":411.2,"symbol":"MSFT"}`, `LOG AAPL {"price":187.5,"symbol":"AAPL"}`, `LOG GOOG {"price":2.5,"symbol":"GOOG"}`}
+	if !slices.Equal(logs, want) {
+		t.Errorf("the console shows %q, want %q", logs, want)
 	}
 }

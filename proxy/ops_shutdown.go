@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -117,7 +116,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // until ctx ends, for the messages NATS sent before the unsubscribe to be
 // delivered; then the streams take no more.
 func (s *Server) drainStreams(ctx context.Context, streams map[string]*stream) {
-	var closed []<-chan nats.SubStatus
 	var consumers []jetstream.ConsumeContext
 	readers := map[*jsReader]bool{}
 	// Every stream's sources are told to stop before any is waited for:
@@ -128,24 +126,14 @@ func (s *Server) drainStreams(ctx context.Context, streams map[string]*stream) {
 	}
 	for _, st := range streams {
 		st.feeds.halt()
-		st.mu.Lock()
-		subs := st.subs
-		st.mu.Unlock()
 		if r := st.reader; r != nil && !readers[r] {
 			readers[r] = true
 			if cc := r.drain(); cc != nil {
 				consumers = append(consumers, cc)
 			}
 		}
-		for _, sub := range subs {
-			ch := sub.StatusChanged(nats.SubscriptionClosed)
-			if err := sub.Drain(); err != nil {
-				continue
-			}
-			closed = append(closed, ch)
-		}
 	}
-	for _, ch := range closed {
+	for _, ch := range s.fanIn.drain() {
 		select {
 		case <-ch:
 		case <-ctx.Done():

@@ -44,7 +44,7 @@ import (
 //
 //	Server.reloadMu, Server.gapMu
 //	  Server.mu
-//	    jsReader.mu, limits.mu, feedBoard.mu, a fanIn shard's mu
+//	    jsReader.mu, limits.mu, feedBoard.mu, fanIn.mu (then a shard's mu)
 //	    stream.mu (a jsReader's handing is taken before it)
 //	      idleStreams.mu
 //	      Client.mu

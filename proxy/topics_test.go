@@ -51,6 +51,25 @@ func TestTopicsOnOneStream(t *testing.T) {
 	}
 }
 
+// Streams of overlapping sets of topics share the subscriptions
+// underneath: one NATS subscription per subject, not per set.
+func TestTopicsShareSubscriptions(t *testing.T) {
+	t.Parallel()
+	h := start(t, tickers)
+	before := h.ns.NumSubscriptions()
+	ab := h.open("/live"+topicsOf("A", "B"), nil)
+	bc := h.open("/live"+topicsOf("B", "C"), nil)
+	if n := h.ns.NumSubscriptions() - before; n != 3 {
+		t.Errorf("%d subscriptions for {A,B} and {B,C}, want 3", n)
+	}
+	h.publish("stocks.B", "b1")
+	for _, c := range []*client{ab, bc} {
+		if ev := c.Next(); ev.Type != "B" || ev.Data != "b1" {
+			t.Fatalf("got %+v, want B b1", ev)
+		}
+	}
+}
+
 // What a client asks for is checked before anything opens: no topic, too
 // many, or one that would add a token or a wildcard to a subject is 400.
 func TestTopicsRefusedAtTheEdge(t *testing.T) {

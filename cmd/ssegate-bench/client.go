@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,10 @@ func connectAll(ctx context.Context, o options, shared *counters) ([]*client, ti
 			target, p := o.url, path
 			if o.distinct {
 				target, p = fmt.Sprintf("%s/%d", o.url, i), fmt.Sprintf("%s/%d", path, i)
+			}
+			if o.topics > 0 {
+				q := topicsQuery(i, o.topics)
+				target, p = o.url+q, path+q
 			}
 			if h2 != nil {
 				c.err = c.openHTTP2(ctx, h2, target)
@@ -217,4 +222,14 @@ func leadingInt(b []byte) (int64, []byte, bool) {
 		i++
 	}
 	return n, b[i:], true
+}
+
+// topicsQuery asks for n topics of client i's own.
+func topicsQuery(i, n int) string {
+	var b strings.Builder
+	for k := range n {
+		b.WriteString("&topic=")
+		b.WriteString(strconv.Itoa(i) + "-" + strconv.Itoa(k))
+	}
+	return "?" + b.String()[1:]
 }

@@ -45,6 +45,7 @@ type options struct {
 	h2c                   bool
 	sources               int
 	distinct              bool
+	topics                int
 }
 
 func parse(args []string) (options, error) {
@@ -58,6 +59,7 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.sources, "sources", 1, "IPv4 loopback source addresses to spread HTTP/1.1 connections over (127.0.0.1 up): one has about 28,000 ports")
 	fs.BoolVar(&o.h2c, "h2c", false, "open the streams over cleartext HTTP/2 (ssegate's h2c = true), many to a connection")
 	fs.BoolVar(&o.distinct, "distinct", false, "a stream of its own for each client: client i opens the URL with /i added (a route like /u/{n}), as per-user routes do")
+	fs.IntVar(&o.topics, "topics", 0, "a set of topics of its own for each client: client i opens the URL with ?topic=i-0&topic=i-1... (a route with a topics block), this many")
 	fs.IntVar(&o.connectRate, "connect-rate", 2000, "connections opened per second at most")
 	fs.IntVar(&o.messages, "messages", 1000, "events to publish (0: none, to measure idle streams)")
 	fs.IntVar(&o.rate, "rate", 200, "events published per second")
@@ -80,8 +82,8 @@ func parse(args []string) (options, error) {
 			return o, fmt.Errorf("%q is not a loopback address: the load tool only loads this machine", raw)
 		}
 	}
-	if o.distinct && o.messages > 0 {
-		return o, fmt.Errorf("-distinct measures idle streams: give -messages 0")
+	if (o.distinct || o.topics > 0) && o.messages > 0 {
+		return o, fmt.Errorf("-distinct and -topics measure idle streams: give -messages 0")
 	}
 	if o.sources < 1 || o.sources > 254 {
 		return o, fmt.Errorf("-sources must be from 1 to 254")
