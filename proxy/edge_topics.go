@@ -48,15 +48,16 @@ func (e *topicRefused) Error() string { return fmt.Sprintf("topic %q is not allo
 // allowTopics evaluates rt's allow for each topic, with vars and the
 // topic in scope, and returns the topics allowed and those refused; on a
 // route that does not drop refused topics, the first refused is an
-// error.
+// error. A topic for which allow cannot be evaluated (a client's value
+// it cannot take) is refused like one it says no to.
 func allowTopics(rt *config.Route, vars *hcl.EvalContext, topics []string) (kept, refused []string, err error) {
 	for _, t := range topics {
 		err := allowed(rt, withTopic(vars, t))
 		switch {
-		case errors.Is(err, errNotAllowed) && !rt.Topics.Drop:
-			return nil, nil, &topicRefused{t}
-		case errors.Is(err, errNotAllowed):
+		case err != nil && rt.Topics.Drop:
 			refused = append(refused, t)
+		case errors.Is(err, errNotAllowed):
+			return nil, nil, &topicRefused{t}
 		case err != nil:
 			return nil, nil, err
 		default:

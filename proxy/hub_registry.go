@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/sources"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -58,36 +60,64 @@ func (s *Server) identify(g *snapshot, rt *config.Route, vals, topics []string, 
 	for _, v := range vals {
 		key.Write([]byte("\x00" + v))
 	}
-	var parts []part
-	resolve := func(t int, tv *hcl.EvalContext) error {
-		for i, src := range rt.Sources {
-			subject, err := src.Subject(tv)
-			if err != nil {
-				return err
-			}
-			// A subject that does not vary by topic is read once, and
-			// its events belong to no one topic.
-			if k := slices.IndexFunc(parts, func(p part) bool { return p.source == i && p.subject == subject }); k >= 0 {
-				parts[k].topic = -1
-				continue
-			}
-			key.Write([]byte("\x00" + subject))
-			parts = append(parts, part{source: i, topic: t, subject: subject})
-		}
-		return nil
-	}
-	if rt.Topics == nil {
-		if err := resolve(-1, vars); err != nil {
-			return streamID{}, err
-		}
-	}
-	for t, name := range topics {
+	for _, name := range topics {
 		key.Write([]byte("\x00topic\x00" + name))
-		if err := resolve(t, withTopic(vars, name)); err != nil {
+	}
+	var parts []part
+	for i, src := range rt.Sources {
+		p, err := sourceParts(src, i, vars, topics, rt.Topics != nil)
+		if err != nil {
 			return streamID{}, err
 		}
+		for _, q := range p {
+			key.Write([]byte("\x00" + q.subject))
+		}
+		parts = append(parts, p...)
 	}
 	return streamID{rt: rt, rs: g.routes[rt], vals: vals, topics: topics, vars: vars, parts: parts, key: string(key.Sum(nil))}, nil
+}
+
+// topicProbes are two topic names a subject is resolved with to learn
+// whether it varies by topic at all.
+var topicProbes = [2]string{"ssegate-probe-a", "ssegate-probe-b"}
+
+// sourceParts are what source i reads for a stream with variables vars
+// and topics. A source whose subject does not vary by topic (on a route
+// with topics) is read once, and its events belong to no one topic,
+// whatever the set; one whose subject does is read per topic, and two
+// topics that give it the same subject are refused, since its events
+// could not say which topic they are.
+func sourceParts(src sources.Spec, i int, vars *hcl.EvalContext, topics []string, byTopic bool) ([]part, error) {
+	if byTopic {
+		var probe [2]string
+		for k, name := range topicProbes {
+			var err error
+			if probe[k], err = src.Subject(withTopic(vars, name)); err != nil {
+				return nil, err
+			}
+		}
+		if probe[0] == probe[1] {
+			return []part{{source: i, topic: -1, subject: probe[0]}}, nil
+		}
+	} else {
+		subject, err := src.Subject(vars)
+		if err != nil {
+			return nil, err
+		}
+		return []part{{source: i, topic: -1, subject: subject}}, nil
+	}
+	parts := make([]part, 0, len(topics))
+	for t, name := range topics {
+		subject, err := src.Subject(withTopic(vars, name))
+		if err != nil {
+			return nil, err
+		}
+		if k := slices.IndexFunc(parts, func(p part) bool { return p.subject == subject }); k >= 0 {
+			return nil, fmt.Errorf("topics %q and %q make the same subject %q", topics[parts[k].topic], name, subject)
+		}
+		parts = append(parts, part{source: i, topic: t, subject: subject})
+	}
+	return parts, nil
 }
 
 // pathVars is a context with the functions of funcs and the route's path
@@ -178,7 +208,7 @@ func (s *Server) join(id streamID, c *Client, ip netip.Addr, lastID string, resu
 		if !s.limits.newStream(ip) {
 			return nil, false, nil, errNewStreamsRate
 		}
-		if freed, err = s.makeRoom(id.rt); err != nil {
+		if freed, err = s.makeRoom(id.rt, weight(id.topics)); err != nil {
 			return nil, false, freed, err
 		}
 		if st, err = s.openStream(id, false); err != nil {
@@ -215,17 +245,22 @@ var errStreamsFull = &refusal{http.StatusServiceUnavailable, "server at max_stre
 // than new_streams_per_ip of them a second.
 var errNewStreamsRate = &refusal{http.StatusTooManyRequests, "too many new streams from your address (new_streams_per_ip)"}
 
+// weight is what a stream counts for against max_streams: one, or one
+// per topic, since each topic costs about what a stream of its own does
+// (its subscription, its part of the key and the mapping contexts).
+func weight(topics []string) int { return max(1, len(topics)) }
+
 // makeRoom gives up the streams idle the longest until a new stream of
-// rt fits max_streams, in all and on rt, and returns them; called with
-// s.mu held. Their history goes with them: a client resuming from it
-// later gets ResetEvent. An open stream is never given up.
-func (s *Server) makeRoom(rt *config.Route) ([]*stream, error) {
+// rt, of weight w, fits max_streams, in all and on rt, and returns them;
+// called with s.mu held. Their history goes with them: a client resuming
+// from it later gets ResetEvent. An open stream is never given up.
+func (s *Server) makeRoom(rt *config.Route, w int) ([]*stream, error) {
 	var freed []*stream
 	for {
 		onRoute := false
 		switch {
-		case len(s.streams) >= s.config().MaxStreams:
-		case rt.MaxStreams > 0 && s.perRoute[rt] >= rt.MaxStreams:
+		case s.held+w > s.config().MaxStreams:
+		case rt.MaxStreams > 0 && s.perRoute[rt]+w > rt.MaxStreams:
 			onRoute = true
 		default:
 			return freed, nil
@@ -255,13 +290,17 @@ func (s *Server) makeRoom(rt *config.Route) ([]*stream, error) {
 // hold lists st among the Server's streams; called with s.mu held.
 func (s *Server) hold(st *stream) {
 	s.streams[st.key] = st
-	s.perRoute[st.route]++
+	w := weight(st.topics)
+	s.held += w
+	s.perRoute[st.route] += w
 }
 
 // drop takes st out of the Server's streams; called with s.mu held.
 func (s *Server) drop(st *stream) {
 	delete(s.streams, st.key)
-	if s.perRoute[st.route]--; s.perRoute[st.route] <= 0 {
+	w := weight(st.topics)
+	s.held -= w
+	if s.perRoute[st.route] -= w; s.perRoute[st.route] <= 0 {
 		delete(s.perRoute, st.route)
 	}
 	st.mu.Lock()

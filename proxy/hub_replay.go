@@ -98,7 +98,7 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 		}
 		return nil, nil
 	}
-	if seam-after > bigCatchUp {
+	if seam-after > bigCatchUp || len(st.parts) > manySubjects {
 		frames, read, err := st.readStoredInBatches(ctx, after, seam)
 		if err == nil {
 			return frames, nil
@@ -119,6 +119,11 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 // take seconds, and a catch-up that large is rare enough for the
 // consumers it makes (one each, for a moment) to stay few.
 const bigCatchUp = 500
+
+// manySubjects is the number of subjects past which a replay reads in
+// batches however short it is: reading message by message asks for the
+// next message of each subject first, one request each.
+const manySubjects = 8
 
 // errNoBatches is a replay that cannot read through a consumer (filters
 // the server refuses together): it reads message by message instead.

@@ -170,6 +170,19 @@ route "/sse" {
 	for i := 1; i <= 100; i++ {
 		b.publish("events", fmt.Sprint("e", i))
 	}
+	// Only once the stream has stored the last of them are 61..90 gone;
+	// before, a resume from 60 rightly gets them.
+	js, err := jetstreamFor(t, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	stream := onlyStream(ctx, t, js)
+	eventually(t, "the stream to keep only 91..100", func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.FirstSeq == 91 && info.State.LastSeq == 100
+	})
 	moved := b.open("/sse", http.Header{"Last-Event-Id": {"60"}})
 	link.Resume()
 	if ev := moved.Next(); ev.Type != proxy.ResetEvent {

@@ -88,7 +88,8 @@ type Server struct {
 	gapMu     sync.Mutex // one afterGap at a time
 	mu        sync.Mutex
 	streams   map[string]*stream
-	perRoute  map[*config.Route]int // streams held per route
+	held      int                   // the weights of the streams held (see weight)
+	perRoute  map[*config.Route]int // the same, per route
 	idle      idleStreams           // streams without a client
 	stopping  bool                  // Shutdown has begun: no new streams or clients
 	draining  bool                  // Drain was called: not ready, still serving

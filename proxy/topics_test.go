@@ -217,3 +217,62 @@ route "/live" {
 		})
 	}
 }
+
+// A source whose subject does not vary by topic is read once for the set
+// and its events belong to no topic, however many topics are asked for;
+// two topics that give a per-topic source one subject are refused, since
+// its events could not say which topic they are.
+func TestTopicsAndSharedSubjects(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+route "/live" {
+  topics {}
+  source "nats" { subject = "stocks.${lower(topic.name)}" }
+  source "nats" { subject = "market.status" }
+}`)
+	for _, set := range [][]string{{"A"}, {"A", "B"}} {
+		c := h.open("/live"+topicsOf(set...), nil)
+		h.publish("market.status", "open")
+		if ev := c.Next(); ev.Type != "" || ev.Data != "open" {
+			t.Errorf("%q: got %+v, want an unnamed status event", set, ev)
+		}
+	}
+	resp := get(t, h.ts.URL+"/live"+topicsOf("A", "a"), nil)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `topics "A" and "a" make the same subject`) {
+		t.Errorf("two topics, one subject: %d %q, want 400 naming them", resp.StatusCode, body)
+	}
+}
+
+// A stream of several topics counts once per topic against max_streams,
+// as each costs about what a stream of its own does.
+func TestTopicsCountAgainstMaxStreams(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+route "/live" {
+  topics {}
+  max_streams = 3
+  source "nats" { subject = "stocks.${topic.name}" }
+}`)
+	h.open("/live"+topicsOf("A", "B"), nil)
+	if resp := get(t, h.ts.URL+"/live"+topicsOf("C", "D"), nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("two topics more over max_streams 3: %d, want 503", resp.StatusCode)
+	}
+	h.open("/live"+topicsOf("C"), nil)
+}
+
+// Where refused topics are dropped, a topic allow cannot even evaluate (a
+// value it cannot take) is dropped too, not the whole request.
+func TestTopicsAllowThatCannotEvaluate(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+route "/live" {
+  topics { refused = "drop" }
+  allow = tonumber(topic.name) > 0
+  source "nats" { subject = "n.${topic.name}" }
+}`)
+	c := h.open("/live"+topicsOf("5", "abc"), nil)
+	if ev := c.Next(); ev.Type != proxy.RefusedTopicsEvent || ev.Data != `{"topics":["abc"]}` {
+		t.Fatalf("first event %+v, want abc named as refused", ev)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/ssegate/ssegate/internal/hclattr"
 	"github.com/ssegate/ssegate/sse"
 )
 
@@ -47,7 +48,18 @@ func decodeNATSSubject(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (*n
 	}
 	var d hcl.Diagnostics
 	src.Mapping, d = decodeMapping(content.Attributes, ctx, rt.Scope())
-	return src, append(diags, d...)
+	diags = append(diags, d...)
+	if rt.Topics && src.SubjectExpr != nil && !references(src.SubjectExpr, "topic") {
+		// Read once for every topic of a stream, its events belong to
+		// none of them.
+		for _, e := range []hcl.Expression{src.Mapping.Event, src.Mapping.ID, src.Mapping.Data} {
+			if references(e, "topic") {
+				diags = append(diags, hclattr.Errorf(e.Range(), "Topic of a subject shared by topics",
+					"This source's subject does not read topic.name, so it is read once for all the topics of a stream and its events belong to none of them: its event, id and data cannot read topic.")...)
+			}
+		}
+	}
+	return src, diags
 }
 
 // checkSubjectTemplate evaluates the subject with every stream variable set

@@ -99,6 +99,15 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`history_mistakes.hcl:20:5: error: Not for memory history`, `max_age applies to store = "jetstream"`,
 		}},
 		{"bad_numbers.hcl", []string{`bad_numbers.hcl:2:13: error: Invalid history`, `bad_numbers.hcl:3:13: error: Invalid buffer`}},
+		{"topics_mistakes.hcl", []string{
+			`topics_mistakes.hcl:3:15: error: Invalid query parameter`,
+			`topics_mistakes.hcl:4:15: error: Invalid max`,
+			`topics_mistakes.hcl:5:15: error: Invalid refused`,
+			`topics_mistakes.hcl:7:3: error: Duplicate topics`,
+			`topics_mistakes.hcl:10:15: error: Topic of a subject shared by topics`,
+			`topics_mistakes.hcl:15:3: error: Webhook on a route with topics`,
+			`topics_mistakes.hcl:22:3: error: Fetching source per topic`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
