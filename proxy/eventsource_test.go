@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,23 @@ import (
 
 	"github.com/ssegate/ssegate/proxy"
 )
+
+// startNode runs a script of dir with node until ctx ends, and returns
+// its standard output, to read to the end before Wait.
+func startNode(ctx context.Context, t *testing.T, node, dir string, args ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
+}
 
 // A real EventSource client (the eventsource npm package, which follows
 // the standard) over a route's max_clients: the first two stream on, the
@@ -30,16 +48,7 @@ route "/ticks" {
 }`)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "limit.mjs", h.ts.URL+"/ticks")
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startNode(ctx, t, node, dir, "limit.mjs", h.ts.URL+"/ticks")
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -91,16 +100,7 @@ route "/live" {
 }`, proxy.OnConnect(func(c *proxy.Client) { clients <- c }))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "topics.mjs", h.ts.URL+"/live"+topicsOf("A", "B"), "4", "A", "B")
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startNode(ctx, t, node, dir, "topics.mjs", h.ts.URL+"/live"+topicsOf("A", "B"), "4", "A", "B")
 	var lines []string
 	var back *proxy.Client
 	for sc := bufio.NewScanner(out); sc.Scan(); {

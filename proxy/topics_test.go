@@ -139,6 +139,16 @@ route "/lenient" {
 	}
 }
 
+// sawOneAndLeft has a client of {AAPL, MSFT} on /live see one event and
+// leave, and returns the id it saw.
+func sawOneAndLeft(h *harness) string {
+	c := h.open("/live"+topicsOf("AAPL", "MSFT"), nil)
+	h.publish("stocks.AAPL", "a1")
+	seen := c.Next().LastEventID
+	c.Close()
+	return seen
+}
+
 // On a JetStream history one Last-Event-ID resumes every topic exactly:
 // the ids are the stream's sequences, which order all its subjects. A
 // client that comes back with one more topic gets what it missed on every
@@ -151,10 +161,7 @@ route "/live" {
   history { store = "jetstream" }
   source "nats" { subject = "stocks.${topic.name}" }
 }`)
-	c := h.open("/live"+topicsOf("AAPL", "MSFT"), nil)
-	h.publish("stocks.AAPL", "a1")
-	seen := c.Next().LastEventID
-	c.Close()
+	seen := sawOneAndLeft(h)
 	h.publish("stocks.MSFT", "m2")
 	h.publish("stocks.GOOG", "g2")
 	h.publish("stocks.AAPL", "a2")
@@ -185,10 +192,7 @@ route "/live" {
   linger  = "1m"
   source "nats" { subject = "stocks.${topic.name}" }
 }`)
-	c := h.open("/live"+topicsOf("AAPL", "MSFT"), nil)
-	h.publish("stocks.AAPL", "a1")
-	seen := c.Next().LastEventID
-	c.Close()
+	seen := sawOneAndLeft(h)
 	h.publish("stocks.MSFT", "m2")
 	back := h.open("/live"+topicsOf("MSFT", "AAPL"), http.Header{"Last-Event-Id": {seen}})
 	if ev := back.Next(); ev.Type != "MSFT" || ev.Data != "m2" {
