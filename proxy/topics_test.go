@@ -280,3 +280,34 @@ route "/live" {
 		t.Fatalf("first event %+v, want abc named as refused", ev)
 	}
 }
+
+// docs/topics.md's inbox: a user's notifications and their teams'
+// channels on one stream, allow deciding which topics are theirs.
+func TestTopicsUserAndTeams(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+auth "jwt" "users" {
+  hmac_secret = "`+jwtSecret+`"
+}
+route "/inbox" {
+  auth  = "users"
+  allow = topic.name == "user-${auth.claims.sub}" || contains([for t in auth.claims.teams : "team-${t}"], topic.name)
+  topics {}
+  source "nats" { subject = "notify.${topic.name}" }
+}`)
+	alice := bearerWith(t, jwt.MapClaims{"sub": "alice", "teams": []string{"42"}})
+	c := h.open("/inbox"+topicsOf("user-alice", "team-42"), alice)
+	h.publish("notify.user-bob", "not hers")
+	h.publish("notify.team-42", "standup")
+	h.publish("notify.user-alice", "hello")
+	for _, want := range []string{"team-42 standup", "user-alice hello"} {
+		if ev := c.Next(); ev.Type+" "+ev.Data != want {
+			t.Fatalf("got %+v, want %s", ev, want)
+		}
+	}
+	for _, other := range []string{"team-7", "user-bob"} {
+		if resp := get(t, h.ts.URL+"/inbox"+topicsOf("user-alice", other), alice); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403", other, resp.StatusCode)
+		}
+	}
+}
