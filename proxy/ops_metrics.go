@@ -40,6 +40,7 @@ type metrics struct {
 	sourceErrors *prometheus.CounterVec
 	webhooks     *prometheus.CounterVec
 	polls        *prometheus.CounterVec
+	dropped      *prometheus.CounterVec
 	vecs         []*prometheus.CounterVec // every counter above
 }
 
@@ -50,6 +51,7 @@ type routeMetrics struct {
 	rejected, delivered, bytes prometheus.Counter
 	replayed, reset            prometheus.Counter
 	queueFull, writeTimeout    prometheus.Counter
+	dropped                    prometheus.Counter // events a slow client lost (slow_consumer = "drop")
 }
 
 func newMetrics(s *Server) *metrics {
@@ -68,6 +70,7 @@ func newMetrics(s *Server) *metrics {
 		bytes:        counter("bytes_written_total", "Bytes of frames, keepalives and retry hints written to clients.", "route"),
 		replays:      counter("replays_total", "Resuming clients: replayed from history, or sent the reset event.", "route", "result"),
 		slow:         counter("slow_clients_total", "Clients disconnected for falling behind: queue full, or a write that timed out.", "route", "reason"),
+		dropped:      counter("events_dropped_total", "Events a slow client lost on a route with slow_consumer = \"drop\" (it is told with ssegate-gap).", "route"),
 		sourceErrors: counter("source_errors_total", "Failures of fetching sources (polls, upstream streams), each retried with backoff.", "route", "source"),
 		webhooks:     counter("webhook_responses_total", "Webhook answers by status code.", "route", "code"),
 		polls:        counter("poll_requests_total", "Poll requests by outcome: changed, unchanged, not_modified, error.", "route", "source", "outcome"),
@@ -111,6 +114,7 @@ func (m *metrics) route(rt *config.Route) *routeMetrics {
 		reset:        m.replays.WithLabelValues(rt.Path, "reset"),
 		queueFull:    m.slow.WithLabelValues(rt.Path, "queue_full"),
 		writeTimeout: m.slow.WithLabelValues(rt.Path, "write_timeout"),
+		dropped:      m.dropped.WithLabelValues(rt.Path),
 	}
 	for i := range rt.Sources {
 		r.received = append(r.received, m.received.WithLabelValues(rt.Path, strconv.Itoa(i)))

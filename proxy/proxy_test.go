@@ -2,11 +2,13 @@ package proxy_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
 	"github.com/ssegate/ssegate/sse"
+	"github.com/ssegate/ssegate/sse/sseparse"
 )
 
 const basicRoute = `
@@ -660,4 +663,85 @@ func TestClientClose(t *testing.T) {
 	h.publish("events", "to one")
 	stays.ExpectData("to one")
 	closing.Close(0) // again: nothing happens
+}
+
+// With slow_consumer = "drop", a client that falls behind loses its
+// oldest queued events instead of its stream, and is told which with
+// ssegate-gap in their place; a client that keeps up loses nothing.
+// Checked event by event: what the slow client gets is every event in
+// order, but for runs that a gap event names exactly.
+func TestSlowConsumerDrop(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+route "/sse" {
+  buffer        = 8
+  write_timeout = "1m"
+  slow_consumer = "drop"
+  source "nats" { subject = "events" }
+}`)
+	fast := h.open("/sse", nil)
+	conn, resp := h.rawOpen("/sse")
+	eventually(t, "both clients to join", func() bool { return h.srv.Clients() == 2 })
+
+	// Far more than the slow client's socket buffers and queue hold; the
+	// fast client reads each batch before the next is sent, the slow one
+	// reads nothing until the end.
+	const n, batch = 400, 10
+	payload := strings.Repeat("x", 64<<10)
+	for i := 0; i < n; i += batch {
+		for j := i; j < i+batch; j++ {
+			if err := h.pub.Publish("events", []byte(fmt.Sprintf("%d %s", j, payload))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := h.pub.FlushTimeout(wait); err != nil {
+			t.Fatal(err)
+		}
+		for j := i; j < i+batch; j++ {
+			if ev := fast.Next(); !strings.HasPrefix(ev.Data, fmt.Sprint(j, " ")) {
+				t.Fatalf("fast client event %d: got %.20q", j, ev.Data)
+			}
+		}
+	}
+
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	events := sseparse.NewReader(resp.Body, 1<<20)
+	next, gaps := 0, 0
+	seq := func(id string) int {
+		n, _ := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
+		return n // ids are <epoch>-<seq>, seq 1 for event 0
+	}
+	for next < n {
+		ev, err := events.Next()
+		if err != nil {
+			t.Fatalf("after %d events: %v", next, err)
+		}
+		if ev.Type == proxy.GapEvent {
+			var gap struct {
+				First, Last string
+				Missed      int
+			}
+			if err := json.Unmarshal([]byte(ev.Data), &gap); err != nil {
+				t.Fatal(err)
+			}
+			first, last := seq(gap.First), seq(gap.Last)
+			if first-1 != next || gap.Missed != last-first+1 {
+				t.Fatalf("after %d events, a gap of %+v", next, gap)
+			}
+			next, gaps = last, gaps+1
+			continue
+		}
+		if !strings.HasPrefix(ev.Data, fmt.Sprint(next, " ")) || seq(ev.LastEventID) != next+1 {
+			t.Fatalf("after %d events got %.20q (id %s): a gap or a duplicate no gap event names", next, ev.Data, ev.LastEventID)
+		}
+		next++
+	}
+	if gaps == 0 {
+		t.Fatal("the slow client lost nothing: the test did not make it fall behind")
+	}
+	if c := h.srv.Clients(); c != 2 {
+		t.Errorf("%d clients: the slow one was disconnected", c)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -109,6 +110,13 @@ func (c *Client) run() {
 			return
 		}
 		batch := c.queue
+		if c.missed.n > 0 {
+			// In place of what was dropped: after the replay, before the
+			// live events that are left.
+			batch = slices.Insert(batch, c.backlog, c.missed.frame())
+			c.out.m.dropped.Add(float64(c.missed.n))
+			c.missed = missed{}
+		}
 		c.queue, c.spare, c.backlog = c.spare, nil, 0
 		events := len(batch)
 		if c.keepaliveDue {

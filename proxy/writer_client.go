@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +32,10 @@ type Client struct {
 	backlog int      // frames queued on joining (replay), not counted against limit
 	limit   int
 	hold    resumeHold // live frames kept back while a replay is fetched
+	// dropOldest: over limit, the oldest queued events are dropped (and
+	// the client told) instead of the client (slow_consumer = "drop").
+	dropOldest bool
+	missed     missed // dropped since the writer last took the queue
 
 	// The writing side, set by start; before it, frames only queue.
 	out          *writer
@@ -121,10 +126,15 @@ func (c *Client) push(frame []byte) (ok, pressed bool) {
 	}
 	queued := len(c.queue) - c.backlog
 	if queued >= c.limit {
-		if c.lose("slow client dropped: its queue overflowed") {
-			c.slow = slowQueueFull
+		if !c.dropOldest {
+			if c.lose("slow client dropped: its queue overflowed") {
+				c.slow = slowQueueFull
+			}
+			return false, false
 		}
-		return false, false
+		c.missed.add(c.queue[c.backlog])
+		c.queue = slices.Delete(c.queue, c.backlog, c.backlog+1)
+		queued--
 	}
 	c.queue = append(c.queue, frame)
 	c.kick()

@@ -32,9 +32,12 @@ type Route struct {
 	// JetStream, when set, keeps the history in a JetStream stream instead
 	// of memory: event ids are stream sequences, valid on every replica
 	// and across restarts.
-	JetStream    *JetStreamHistory
-	Linger       time.Duration // how long a stream outlives its last client
-	Buffer       int           // frames queued per client before it is dropped
+	JetStream *JetStreamHistory
+	Linger    time.Duration // how long a stream outlives its last client
+	Buffer    int           // frames queued per client before it is dropped
+	// DropOldest: a client whose queue is full loses its oldest queued
+	// events (and is told, with GapEvent) instead of being disconnected.
+	DropOldest   bool
 	WriteTimeout time.Duration
 
 	// Topics, when set, lets each client pick what its stream carries.
@@ -99,7 +102,7 @@ type JetStreamHistory struct {
 var routeSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "keepalive"}, {Name: "retry"}, {Name: "history"},
-		{Name: "linger"}, {Name: "buffer"}, {Name: "write_timeout"},
+		{Name: "linger"}, {Name: "buffer"}, {Name: "write_timeout"}, {Name: "slow_consumer"},
 		{Name: "max_clients"}, {Name: "max_stream_duration"}, {Name: "max_streams"},
 		{Name: "auth"}, {Name: "allow"},
 	},
@@ -187,6 +190,9 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 	d.duration(a, "write_timeout", &rt.WriteTimeout, time.Millisecond, false)
 	d.integer(a, "history", &rt.History, 0)
 	d.integer(a, "buffer", &rt.Buffer, 1)
+	slow := "disconnect"
+	d.oneOf(a, "slow_consumer", &slow, "disconnect", "drop")
+	rt.DropOldest = slow == "drop"
 	if attr, ok := a["auth"]; ok {
 		rt.Auth = d.routeAuth(attr)
 		authRefs[rt] = attr.Expr.Range()

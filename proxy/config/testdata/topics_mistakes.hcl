@@ -23,3 +23,7 @@ route "/c" {
     url = "http://127.0.0.1:1/${topic.name}"
   }
 }
+route "/d" {
+  slow_consumer = "latest"
+  source "nats" { subject = "d" }
+}
