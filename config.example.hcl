@@ -97,7 +97,9 @@ route "/sse" {
   write_timeout = "10s" # a write blocked this long drops the client
   slow_consumer = "disconnect" # or "drop": a client whose queue is full loses its
                                # oldest events instead, named by an ssegate-gap
-                               # event in their place, and keeps its stream
+                               # event in their place, and keeps its stream; or
+                               # "latest": of what is queued, only the newest
+                               # event of each subject is kept (prices, states)
   # max_clients         = 5000  # streams open on this route at once
   # max_streams         = 10000 # streams of this route held, open or lingering
   # max_stream_duration = "1h"  # then the stream ends with a retry: hint and resumes

@@ -45,7 +45,7 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				written.Add(n)
-				st.deliver(ev, 0)
+				st.deliver(ev, 0, "events")
 				written.Wait()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")

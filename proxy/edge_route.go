@@ -109,7 +109,8 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		// one, an idle stream does not keep the request (a kilobyte with
 		// its headers).
 		c := newClient(nil, rt.Buffer)
-		c.dropOldest = rt.DropOldest
+		c.dropOldest = rt.SlowConsumer != config.Disconnect
+		c.conflate = rt.SlowConsumer == config.Latest
 		if len(refusedTopics) > 0 {
 			_ = c.Send(refusedTopicsEvent(refusedTopics)) // a new client takes it
 		}

@@ -191,7 +191,7 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 			st.passOver(seq)
 			continue
 		}
-		st.deliver(ev, seq)
+		st.deliver(ev, seq, subject)
 	}
 }
 

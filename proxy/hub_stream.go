@@ -158,7 +158,7 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 				st.reject(err)
 				return
 			}
-			st.deliver(ev, 0)
+			st.deliver(ev, 0, m.Subject)
 		}, st.gap)
 		if err != nil {
 			return fmt.Errorf("subscribe to %q: %w", subject, err)
@@ -274,10 +274,11 @@ func (st *stream) reject(err error) {
 
 // deliver records e and queues it for every client, core NATS and
 // JetStream deliveries alike. seq is the JetStream sequence e was stored
-// at, 0 for core NATS. It runs on a subscription's goroutine and never
-// blocks on a client.
-func (st *stream) deliver(e sse.Event, seq uint64) {
-	yieldToWriters(st.record(e, seq))
+// at, 0 for core NATS; subject is the one it came on, its key for clients
+// that conflate. It runs on a subscription's goroutine and never blocks
+// on a client.
+func (st *stream) deliver(e sse.Event, seq uint64, subject string) {
+	yieldToWriters(st.record(e, seq, subject))
 }
 
 // record gives e its id, encodes it once and queues the same bytes for
@@ -285,7 +286,7 @@ func (st *stream) deliver(e sse.Event, seq uint64) {
 // JetStream the id is the sequence, alike on every replica, and the
 // history is the JetStream stream; from core NATS it is e's own or one
 // the stream assigns, and the history is kept here.
-func (st *stream) record(e sse.Event, seq uint64) (pressed bool) {
+func (st *stream) record(e sse.Event, seq uint64, subject string) (pressed bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
@@ -319,7 +320,7 @@ func (st *stream) record(e sse.Event, seq uint64) (pressed bool) {
 			continue // resumed past it: see Client.skipThrough
 		}
 		// A client that overflows is dropped inside push.
-		_, p := c.push(frame)
+		_, p := c.pushKeyed(frame, subject)
 		pressed = pressed || p
 	}
 	return pressed

@@ -745,3 +745,72 @@ route "/sse" {
 		t.Errorf("%d clients: the slow one was disconnected", c)
 	}
 }
+
+// With slow_consumer = "latest", a client that falls behind gets, of what
+// queued up for it, only the newest event of each subject: it always ends
+// with the latest state of every key, in id order, never an unbounded
+// queue; a client that keeps up gets everything.
+func TestSlowConsumerLatest(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+route "/quotes" {
+  buffer        = 64
+  write_timeout = "1m"
+  slow_consumer = "latest"
+  source "nats" { subject = "quotes.*" }
+}`)
+	fast := h.open("/quotes", nil)
+	conn, resp := h.rawOpen("/quotes")
+	eventually(t, "both clients to join", func() bool { return h.srv.Clients() == 2 })
+
+	const keys, rounds = 50, 6
+	payload := strings.Repeat("x", 64<<10)
+	for r := range rounds {
+		for k := range keys {
+			if err := h.pub.Publish(fmt.Sprint("quotes.k", k), []byte(fmt.Sprintf("k%d %d %s", k, r, payload))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := h.pub.FlushTimeout(wait); err != nil {
+			t.Fatal(err)
+		}
+		for k := range keys {
+			if ev := fast.Next(); !strings.HasPrefix(ev.Data, fmt.Sprintf("k%d %d ", k, r)) {
+				t.Fatalf("fast client, round %d key %d: got %.20q", r, k, ev.Data)
+			}
+		}
+	}
+
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	events := sseparse.NewReader(resp.Body, 1<<20)
+	latest := map[int]int{} // key: the last round seen
+	lastSeq, got := 0, 0
+	for done := 0; done < keys; {
+		ev, err := events.Next()
+		if err != nil {
+			t.Fatalf("after %d events: %v", got, err)
+		}
+		got++
+		var k, r int
+		if _, err := fmt.Sscanf(ev.Data, "k%d %d ", &k, &r); err != nil {
+			t.Fatalf("event %q (%.20q): %v", ev.Type, ev.Data, err)
+		}
+		seq, _ := strconv.Atoi(ev.LastEventID[strings.LastIndexByte(ev.LastEventID, '-')+1:])
+		if seq <= lastSeq {
+			t.Fatalf("id %s after seq %d: out of order", ev.LastEventID, lastSeq)
+		}
+		if prev, ok := latest[k]; ok && r <= prev {
+			t.Fatalf("key %d: round %d after round %d", k, r, prev)
+		}
+		lastSeq, latest[k] = seq, r
+		if r == rounds-1 {
+			done++
+		}
+	}
+	if got >= keys*rounds {
+		t.Fatalf("the slow client got all %d events: the test did not make it fall behind", got)
+	}
+	t.Logf("the slow client got %d of %d events, the latest of every key", got, keys*rounds)
+}

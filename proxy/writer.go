@@ -117,7 +117,7 @@ func (c *Client) run() {
 			c.out.m.dropped.Add(float64(c.missed.n))
 			c.missed = missed{}
 		}
-		c.queue, c.spare, c.backlog = c.spare, nil, 0
+		c.queue, c.spare, c.backlog, c.keys = c.spare, nil, 0, c.keys[:0]
 		events := len(batch)
 		if c.keepaliveDue {
 			c.keepaliveDue = false

@@ -36,6 +36,11 @@ type Client struct {
 	// the client told) instead of the client (slow_consumer = "drop").
 	dropOldest bool
 	missed     missed // dropped since the writer last took the queue
+	// conflate: an event queued replaces the one of its key still queued
+	// (slow_consumer = "latest"); keys are those of the live frames
+	// queued (after backlog), "" for none.
+	conflate bool
+	keys     []string
 
 	// The writing side, set by start; before it, frames only queue.
 	out          *writer
@@ -115,6 +120,13 @@ func (c *Client) Close(retry time.Duration) {
 // is dropped instead: it reconnects and resumes from history, and nobody
 // else waits for it.
 func (c *Client) push(frame []byte) (ok, pressed bool) {
+	return c.pushKeyed(frame, "")
+}
+
+// pushKeyed is push for a frame of conflation key key ("": none). On a
+// client that conflates, a queued frame of the same key is replaced: the
+// new one goes last, so ids still come in order.
+func (c *Client) pushKeyed(frame []byte, key string) (ok, pressed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.takesFrames() {
@@ -123,6 +135,12 @@ func (c *Client) push(frame []byte) (ok, pressed bool) {
 	if c.hold.on {
 		c.hold.keep(frame, c.limit)
 		return true, false
+	}
+	if c.conflate && key != "" {
+		if j := slices.Index(c.keys, key); j >= 0 {
+			c.queue = slices.Delete(c.queue, c.backlog+j, c.backlog+j+1)
+			c.keys = slices.Delete(c.keys, j, j+1)
+		}
 	}
 	queued := len(c.queue) - c.backlog
 	if queued >= c.limit {
@@ -134,9 +152,15 @@ func (c *Client) push(frame []byte) (ok, pressed bool) {
 		}
 		c.missed.add(c.queue[c.backlog])
 		c.queue = slices.Delete(c.queue, c.backlog, c.backlog+1)
+		if c.conflate {
+			c.keys = slices.Delete(c.keys, 0, 1)
+		}
 		queued--
 	}
 	c.queue = append(c.queue, frame)
+	if c.conflate {
+		c.keys = append(c.keys, key)
+	}
 	c.kick()
 	return true, c.writing && 2*(queued+1) >= c.limit
 }
@@ -182,7 +206,7 @@ func (c *Client) lose(why string) bool {
 	if c.why == "" {
 		c.why = why
 	}
-	c.queue, c.spare = nil, nil
+	c.queue, c.spare, c.keys = nil, nil, nil
 	if c.out == nil || c.out.sink == nil {
 		return true // start or fail runs the end
 	}

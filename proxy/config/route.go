@@ -35,9 +35,9 @@ type Route struct {
 	JetStream *JetStreamHistory
 	Linger    time.Duration // how long a stream outlives its last client
 	Buffer    int           // frames queued per client before it is dropped
-	// DropOldest: a client whose queue is full loses its oldest queued
-	// events (and is told, with GapEvent) instead of being disconnected.
-	DropOldest   bool
+	// SlowConsumer is what a client whose queue is full gets: Disconnect,
+	// DropOldest or Latest.
+	SlowConsumer string
 	WriteTimeout time.Duration
 
 	// Topics, when set, lets each client pick what its stream carries.
@@ -81,6 +81,17 @@ type Topics struct {
 	Drop  bool
 	Range hcl.Range
 }
+
+// What a slow client gets (a route's slow_consumer).
+const (
+	// Disconnect ends its stream; it reconnects and resumes.
+	Disconnect = "disconnect"
+	// DropOldest drops its oldest queued events, and tells it which.
+	DropOldest = "drop"
+	// Latest keeps, of its queued events, only the newest of each subject
+	// (conflation), and drops the oldest beyond that.
+	Latest = "latest"
+)
 
 // DefaultMaxTopics is how many topics a connection may pick when the
 // topics block does not say.
@@ -190,9 +201,8 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 	d.duration(a, "write_timeout", &rt.WriteTimeout, time.Millisecond, false)
 	d.integer(a, "history", &rt.History, 0)
 	d.integer(a, "buffer", &rt.Buffer, 1)
-	slow := "disconnect"
-	d.oneOf(a, "slow_consumer", &slow, "disconnect", "drop")
-	rt.DropOldest = slow == "drop"
+	rt.SlowConsumer = Disconnect
+	d.oneOf(a, "slow_consumer", &rt.SlowConsumer, Disconnect, DropOldest, Latest)
 	if attr, ok := a["auth"]; ok {
 		rt.Auth = d.routeAuth(attr)
 		authRefs[rt] = attr.Expr.Range()

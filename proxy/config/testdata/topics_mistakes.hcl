@@ -24,6 +24,6 @@ route "/c" {
   }
 }
 route "/d" {
-  slow_consumer = "latest"
+  slow_consumer = "newest"
   source "nats" { subject = "d" }
 }
