@@ -425,22 +425,23 @@ route "/idle" {
 
 // A client that stops reading fills its socket, then its queue, and is
 // dropped; a fast client on the same stream gets every event meanwhile.
-func TestSlowClientDroppedFastClientUnaffected(t *testing.T) {
-	t.Parallel()
-	h := start(t, `
-route "/sse" {
-  buffer        = 64
-  write_timeout = "300ms"
-  source "nats" { subject = "events" }
-}`)
-	fast := h.open("/sse", nil)
-	conn, resp := h.rawOpen("/sse")
+// fastAndSlow opens path twice: an event stream the test reads, and a
+// bare connection that reads nothing until the test reads resp.Body.
+func fastAndSlow(t *testing.T, h *harness, path string) (*client, net.Conn, *http.Response) {
+	t.Helper()
+	fast := h.open(path, nil)
+	conn, resp := h.rawOpen(path)
 	eventually(t, "both clients to join", func() bool { return h.srv.Clients() == 2 })
+	return fast, conn, resp
+}
 
-	// Far more than the slow client's socket buffers and queue hold, in
-	// batches the fast client reads before the next is sent: the fast
-	// client keeps up, the slow one never reads at all.
-	const n, batch = 400, 10
+// burstPastSlowClient publishes n events of 64 KiB on "events", "<i>
+// <payload>", far more than a client's socket buffers hold, in batches
+// that fast reads (and checks) before the next is sent; it returns the
+// payload.
+func burstPastSlowClient(t *testing.T, h *harness, fast *client, n int) string {
+	t.Helper()
+	const batch = 10
 	payload := strings.Repeat("x", 64<<10)
 	for i := 0; i < n; i += batch {
 		for j := i; j < i+batch; j++ {
@@ -458,6 +459,23 @@ route "/sse" {
 			}
 		}
 	}
+	return payload
+}
+
+func TestSlowClientDroppedFastClientUnaffected(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+route "/sse" {
+  buffer        = 64
+  write_timeout = "300ms"
+  source "nats" { subject = "events" }
+}`)
+	fast, conn, resp := fastAndSlow(t, h, "/sse")
+
+	// Far more than the slow client's socket buffers and queue hold: the
+	// fast client keeps up, the slow one never reads at all.
+	const n = 400
+	payload := burstPastSlowClient(t, h, fast, n)
 
 	// The server ended the slow client's stream: its body ends (cleanly or
 	// cut short, EventSource reconnects either way), well short of
@@ -679,30 +697,12 @@ route "/sse" {
   slow_consumer = "drop"
   source "nats" { subject = "events" }
 }`)
-	fast := h.open("/sse", nil)
-	conn, resp := h.rawOpen("/sse")
-	eventually(t, "both clients to join", func() bool { return h.srv.Clients() == 2 })
+	fast, conn, resp := fastAndSlow(t, h, "/sse")
 
 	// Far more than the slow client's socket buffers and queue hold; the
-	// fast client reads each batch before the next is sent, the slow one
-	// reads nothing until the end.
-	const n, batch = 400, 10
-	payload := strings.Repeat("x", 64<<10)
-	for i := 0; i < n; i += batch {
-		for j := i; j < i+batch; j++ {
-			if err := h.pub.Publish("events", []byte(fmt.Sprintf("%d %s", j, payload))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := h.pub.FlushTimeout(wait); err != nil {
-			t.Fatal(err)
-		}
-		for j := i; j < i+batch; j++ {
-			if ev := fast.Next(); !strings.HasPrefix(ev.Data, fmt.Sprint(j, " ")) {
-				t.Fatalf("fast client event %d: got %.20q", j, ev.Data)
-			}
-		}
-	}
+	// slow one reads nothing until the end.
+	const n = 400
+	burstPastSlowClient(t, h, fast, n)
 
 	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
 		t.Fatal(err)
@@ -759,9 +759,7 @@ route "/quotes" {
   slow_consumer = "latest"
   source "nats" { subject = "quotes.*" }
 }`)
-	fast := h.open("/quotes", nil)
-	conn, resp := h.rawOpen("/quotes")
-	eventually(t, "both clients to join", func() bool { return h.srv.Clients() == 2 })
+	fast, conn, resp := fastAndSlow(t, h, "/quotes")
 
 	const keys, rounds = 50, 6
 	payload := strings.Repeat("x", 64<<10)
