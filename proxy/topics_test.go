@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
 )
 
@@ -309,5 +311,54 @@ route "/inbox" {
 		if resp := get(t, h.ts.URL+"/inbox"+topicsOf("user-alice", other), alice); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s: %d, want 403", other, resp.StatusCode)
 		}
+	}
+}
+
+// A topic route behaves the same over HTTP/2 and with a ticket: the
+// ticket's claims decide the topics, and it is spent once.
+func TestTopicsOverHTTP2WithATicket(t *testing.T) {
+	t.Parallel()
+	h := start(t, `
+auth "jwt" "users" {
+  hmac_secret = "`+jwtSecret+`"
+  ticket {}
+}
+route "/live" {
+  auth  = "users"
+  allow = contains(auth.claims.topics, topic.name)
+  topics {}
+  source "nats" { subject = "stocks.${topic.name}" }
+}`)
+	ts := newTLSServer(t, h.srv)
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/ssegate/tickets/users", nil)
+	req.Header = bearerWith(t, jwt.MapClaims{"sub": "ada", "topics": []string{"A", "B"}})
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Ticket string }
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if err != nil || resp.ProtoMajor != 2 || body.Ticket == "" {
+		t.Fatalf("ticket over %s: %+v %v", resp.Proto, body, err)
+	}
+	c := ssetest.Open(t, ts.Client(), ts.URL+"/live"+topicsOf("A", "B")+"&ticket="+body.Ticket, nil)
+	if c.Resp.ProtoMajor != 2 {
+		t.Fatalf("stream over %s, want HTTP/2", c.Resp.Proto)
+	}
+	h.publish("stocks.B", "b1")
+	h.publish("stocks.A", "a1")
+	for _, want := range []string{"B b1", "A a1"} {
+		if ev := c.Next(); ev.Type+" "+ev.Data != want {
+			t.Fatalf("got %+v, want %s", ev, want)
+		}
+	}
+	again, err := ts.Client().Get(ts.URL + "/live" + topicsOf("A") + "&ticket=" + body.Ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the ticket used twice: %d, want 401", again.StatusCode)
 	}
 }
