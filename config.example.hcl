@@ -144,6 +144,9 @@ route "/stocks/{symbol}" {
     # A JSON body's own id, if it has one; otherwise ssegate assigns one.
     id      = try(tostring(msg.json.id), null)
     data    = try(jsonencode({ symbol = path.symbol, price = msg.json.price }), msg.body)
+    # With slow_consumer = "latest", what a slow client keeps the newest
+    # queued event of; default: the subject.
+    # conflation_key = try(msg.json.symbol, msg.subject)
   }
 
   # A route may merge several sources into one stream, in arrival order.

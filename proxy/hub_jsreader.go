@@ -191,7 +191,11 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 			st.passOver(seq)
 			continue
 		}
-		st.deliver(ev, seq, subject)
+		key := subject
+		if k := st.partOf(subject); k >= 0 {
+			key = st.conflationKey(st.parts[k], msg)
+		}
+		st.deliver(ev, seq, key)
 	}
 }
 

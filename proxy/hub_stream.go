@@ -158,7 +158,7 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 				st.reject(err)
 				return
 			}
-			st.deliver(ev, 0, m.Subject)
+			st.deliver(ev, 0, st.conflationKey(p, m))
 		}, st.gap)
 		if err != nil {
 			return fmt.Errorf("subscribe to %q: %w", subject, err)
@@ -274,11 +274,11 @@ func (st *stream) reject(err error) {
 
 // deliver records e and queues it for every client, core NATS and
 // JetStream deliveries alike. seq is the JetStream sequence e was stored
-// at, 0 for core NATS; subject is the one it came on, its key for clients
-// that conflate. It runs on a subscription's goroutine and never blocks
+// at, 0 for core NATS; key is its conflation key (conflationKey), for
+// clients that conflate. It runs on a subscription's goroutine and never blocks
 // on a client.
-func (st *stream) deliver(e sse.Event, seq uint64, subject string) {
-	yieldToWriters(st.record(e, seq, subject))
+func (st *stream) deliver(e sse.Event, seq uint64, key string) {
+	yieldToWriters(st.record(e, seq, key))
 }
 
 // record gives e its id, encodes it once and queues the same bytes for
@@ -286,7 +286,7 @@ func (st *stream) deliver(e sse.Event, seq uint64, subject string) {
 // JetStream the id is the sequence, alike on every replica, and the
 // history is the JetStream stream; from core NATS it is e's own or one
 // the stream assigns, and the history is kept here.
-func (st *stream) record(e sse.Event, seq uint64, subject string) (pressed bool) {
+func (st *stream) record(e sse.Event, seq uint64, key string) (pressed bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
@@ -320,7 +320,7 @@ func (st *stream) record(e sse.Event, seq uint64, subject string) (pressed bool)
 			continue // resumed past it: see Client.skipThrough
 		}
 		// A client that overflows is dropped inside push.
-		_, p := c.pushKeyed(frame, subject)
+		_, p := c.pushKeyed(frame, key)
 		pressed = pressed || p
 	}
 	return pressed

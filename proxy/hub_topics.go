@@ -8,6 +8,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/sources"
 	"github.com/ssegate/ssegate/sse"
 )
 
@@ -36,6 +38,25 @@ func (st *stream) eventOf(p part, m *nats.Msg) (sse.Event, error) {
 		e, err = e.WithName(st.topics[p.topic])
 	}
 	return e, err
+}
+
+// conflationKey is what a client that conflates (slow_consumer =
+// "latest") keeps one queued event of: the source's key for m, when it
+// has one, or m's subject. Only such routes evaluate a key expression.
+func (st *stream) conflationKey(p part, m *nats.Msg) string {
+	if st.route.SlowConsumer != config.Latest {
+		return m.Subject
+	}
+	if kd, ok := st.route.Sources[p.source].(sources.Keyed); ok {
+		key, err := kd.Key(st.mapVars(p.topic), m)
+		if err != nil {
+			st.sampledWarn().Err(err).Msg("no conflation key; the subject stands for it")
+		}
+		if key != "" {
+			return key
+		}
+	}
+	return m.Subject
 }
 
 // partOf is the index of the part whose subject matches subject, or -1.

@@ -747,25 +747,45 @@ route "/sse" {
 }
 
 // With slow_consumer = "latest", a client that falls behind gets, of what
-// queued up for it, only the newest event of each subject: it always ends
-// with the latest state of every key, in id order, never an unbounded
-// queue; a client that keeps up gets everything.
+// queued up for it, only the newest event of each key (the subject, or
+// the source's key expression): it always ends with the latest state of
+// every key, in id order, never an unbounded queue; a client that keeps
+// up gets everything.
 func TestSlowConsumerLatest(t *testing.T) {
 	t.Parallel()
-	h := start(t, `
+	for name, c := range map[string]struct{ source, subject string }{
+		"by subject":        {`source "nats" { subject = "quotes.*" }`, "quotes.k%d"},
+		"by key expression": {`source "nats" {` + "\n" + `subject = "quotes"` + "\n" + `conflation_key = split(" ", msg.body)[0]` + "\n" + `}`, "quotes"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := start(t, `
 route "/quotes" {
   buffer        = 64
   write_timeout = "1m"
   slow_consumer = "latest"
-  source "nats" { subject = "quotes.*" }
+  `+c.source+`
 }`)
-	fast, conn, resp := fastAndSlow(t, h, "/quotes")
+			conflated(t, h, func(k int) string {
+				if strings.Contains(c.subject, "%d") {
+					return fmt.Sprintf(c.subject, k)
+				}
+				return c.subject
+			})
+		})
+	}
+}
 
+// conflated has a slow client on /quotes fall behind while 50 keys get 6
+// rounds of events, published on subject(key), and checks what it gets.
+func conflated(t *testing.T, h *harness, subject func(key int) string) {
+	t.Helper()
+	fast, conn, resp := fastAndSlow(t, h, "/quotes")
 	const keys, rounds = 50, 6
 	payload := strings.Repeat("x", 64<<10)
 	for r := range rounds {
 		for k := range keys {
-			if err := h.pub.Publish(fmt.Sprint("quotes.k", k), []byte(fmt.Sprintf("k%d %d %s", k, r, payload))); err != nil {
+			if err := h.pub.Publish(subject(k), []byte(fmt.Sprintf("k%d %d %s", k, r, payload))); err != nil {
 				t.Fatal(err)
 			}
 		}

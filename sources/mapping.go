@@ -19,6 +19,9 @@ type Mapping struct {
 	Event hcl.Expression
 	ID    hcl.Expression
 	Data  hcl.Expression
+	// Key, when set, is a message's conflation key (a nats source's
+	// conflation_key): see Keyed.
+	Key hcl.Expression
 
 	need msgField
 }
@@ -39,7 +42,7 @@ func decodeMapping(attrs hcl.Attributes, ctx *hcl.EvalContext, scope Scope) (Map
 	for _, f := range []struct {
 		name string
 		dst  *hcl.Expression
-	}{{"event", &m.Event}, {"id", &m.ID}, {"data", &m.Data}} {
+	}{{"event", &m.Event}, {"id", &m.ID}, {"data", &m.Data}, {"conflation_key", &m.Key}} {
 		attr, ok := attrs[f.name]
 		if !ok {
 			continue
@@ -116,6 +119,16 @@ func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (sse.Event, er
 		}
 	}
 	return newEvent(name, id, data)
+}
+
+// KeyOf is msg's conflation key: the conflation_key expression's value,
+// or "" when the block has none.
+func (m *Mapping) KeyOf(streamCtx *hcl.EvalContext, msg *Message) (string, error) {
+	if m.Key == nil {
+		return "", nil
+	}
+	key, _, err := evalText(m.Key, msg.context(streamCtx, m.need), "conflation_key")
+	return key, err
 }
 
 // newEvent is the event named name carrying data, with id unless it is

@@ -24,10 +24,13 @@ type natsSubject struct {
 	Range       hcl.Range
 }
 
-var _ Spec = (*natsSubject)(nil)
+var (
+	_ Spec  = (*natsSubject)(nil)
+	_ Keyed = (*natsSubject)(nil)
+)
 
 var natsSchema = &hcl.BodySchema{
-	Attributes: append([]hcl.AttributeSchema{{Name: "subject", Required: true}}, mappingAttrs...),
+	Attributes: append([]hcl.AttributeSchema{{Name: "subject", Required: true}, {Name: "conflation_key"}}, mappingAttrs...),
 }
 
 // decodeNATSSubject decodes the body of a `source "nats"` block of route rt; ctx
@@ -52,7 +55,7 @@ func decodeNATSSubject(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (*n
 	if rt.Topics && src.SubjectExpr != nil && !references(src.SubjectExpr, "topic") {
 		// Read once for every topic of a stream, its events belong to
 		// none of them.
-		for _, e := range []hcl.Expression{src.Mapping.Event, src.Mapping.ID, src.Mapping.Data} {
+		for _, e := range []hcl.Expression{src.Mapping.Event, src.Mapping.ID, src.Mapping.Data, src.Mapping.Key} {
 			if references(e, "topic") {
 				diags = append(diags, hclattr.Errorf(e.Range(), "Topic of a subject shared by topics",
 					"This source's subject does not read topic.name, so it is read once for all the topics of a stream and its events belong to none of them: its event, id and data cannot read topic.")...)
@@ -104,6 +107,13 @@ func (n *natsSubject) Event(streamCtx *hcl.EvalContext, m *nats.Msg) (sse.Event,
 		return sse.Event{}, fmt.Errorf("message on %q: %w", m.Subject, err)
 	}
 	return ev, nil
+}
+
+// Key is m's conflation key: the block's conflation_key expression's
+// value, or "" when it has none.
+func (n *natsSubject) Key(streamCtx *hcl.EvalContext, m *nats.Msg) (string, error) {
+	msg := Message{Subject: m.Subject, Headers: m.Header, Body: m.Data}
+	return n.Mapping.KeyOf(streamCtx, &msg)
 }
 
 // DefRange is where the block is declared.

@@ -35,6 +35,15 @@ type Spec interface {
 	Pattern(ctx *hcl.EvalContext) (string, error)
 }
 
+// Keyed is a Spec whose messages have a conflation key of their own (a
+// nats source's conflation_key = ...): a route with slow_consumer = "latest" keeps,
+// for a slow client, the newest queued event of each key. Without one,
+// or when it gives "", the key is the message's subject.
+type Keyed interface {
+	Spec
+	Key(streamCtx *hcl.EvalContext, m *nats.Msg) (string, error)
+}
+
 // Feeder is a Spec whose messages ssegate fetches itself (poll, stream).
 type Feeder interface {
 	Spec
