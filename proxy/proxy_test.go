@@ -435,16 +435,19 @@ func fastAndSlow(t *testing.T, h *harness, path string) (*client, net.Conn, *htt
 	return fast, conn, resp
 }
 
+// burstBatch is how many events burstPastSlowClient sends at a time: a
+// client that keeps up has no more queued.
+const burstBatch = 10
+
 // burstPastSlowClient publishes n events of 64 KiB on "events", "<i>
 // <payload>", far more than a client's socket buffers hold, in batches
 // that fast reads (and checks) before the next is sent; it returns the
 // payload.
 func burstPastSlowClient(t *testing.T, h *harness, fast *client, n int) string {
 	t.Helper()
-	const batch = 10
 	payload := strings.Repeat("x", 64<<10)
-	for i := 0; i < n; i += batch {
-		for j := i; j < i+batch; j++ {
+	for i := 0; i < n; i += burstBatch {
+		for j := i; j < i+burstBatch; j++ {
 			if err := h.pub.Publish("events", []byte(fmt.Sprintf("%d %s", j, payload))); err != nil {
 				t.Fatal(err)
 			}
@@ -452,7 +455,7 @@ func burstPastSlowClient(t *testing.T, h *harness, fast *client, n int) string {
 		if err := h.pub.FlushTimeout(wait); err != nil {
 			t.Fatal(err)
 		}
-		for j := i; j < i+batch; j++ {
+		for j := i; j < i+burstBatch; j++ {
 			ev := fast.Next()
 			if want := fmt.Sprintf("%d %s", j, payload); ev.Data != want {
 				t.Fatalf("fast client event %d: got %.20q, want %.20q", j, ev.Data, want)
@@ -692,7 +695,7 @@ func TestSlowConsumerDrop(t *testing.T) {
 	t.Parallel()
 	h := start(t, `
 route "/sse" {
-  buffer        = 8
+  buffer        = 16 # over a burst's batch: the fast client never has more queued
   write_timeout = "1m"
   slow_consumer = "drop"
   source "nats" { subject = "events" }
