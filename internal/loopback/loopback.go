@@ -4,10 +4,14 @@ package loopback
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,15 +70,52 @@ func startServer(opts *server.Options) (*server.Server, error) {
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago, for a server the test starts itself.
+// ago, for a server the test starts itself. The port is below the
+// kernel's range for outgoing connections, so that another test's
+// connection cannot take it before the server binds it, and is handed out
+// once per test binary.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	low := ephemeralLow()
+	for range 200 {
+		port := freeFloor + rand.IntN(low-freeFloor)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	// Below the range every port tried was taken: the kernel's choice.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// freeFloor is the lowest port FreeAddr picks: above well-known and
+// registered services' usual ports.
+const freeFloor = 20000
+
+// handedOut are the ports FreeAddr has returned in this process.
+var handedOut sync.Map
+
+// ephemeralLow is the first port of the kernel's range for outgoing
+// connections (Linux's default when it cannot be read).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	return max(low, freeFloor+1000)
 }
 
 // Cluster runs n nats-servers with JetStream, routed to each other as one
