@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -59,10 +60,19 @@ func TestCheckAHealthyRoute(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"ok    HTTP/1.1 200 OK", "warn  HTTP/1.1: browsers open at most 6", "ok    probe event arrived in", "ok    keepalive comments every 1s", "ok    resume with Last-Event-ID", "all checks passed"} {
+	for _, want := range []string{"ok    HTTP/1.1 200 OK", "warn  HTTP/1.1: browsers open at most 6", "ok    probe event arrived in", "ok    keepalive comments every ", "ok    resume with Last-Event-ID", "all checks passed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+	// The route's keepalive is 1s: never sooner (a busy machine can only
+	// make the measured interval longer).
+	m := regexp.MustCompile(`keepalive comments every (\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatal("no keepalive interval measured")
+	}
+	if d, err := time.ParseDuration(m[1]); err != nil || d < 900*time.Millisecond {
+		t.Errorf("keepalive interval %q, want about 1s or more", m[1])
 	}
 }
 
