@@ -83,17 +83,20 @@ func (st *stream) subscribeJetStream(reader *jsReader) error {
 	return reader.add(ctx, st)
 }
 
-// jsEvent maps a stored message with the part whose subject it is on;
-// live, it counts the message as received by that part's source.
-func (st *stream) jsEvent(msg *nats.Msg, live bool) (sse.Event, error) {
+// jsEvent maps a stored message with the part whose subject it is on,
+// and returns that part too; live, it counts the message as received by
+// the part's source.
+func (st *stream) jsEvent(msg *nats.Msg, live bool) (sse.Event, part, error) {
 	k := st.partOf(msg.Subject)
 	if k < 0 {
-		return sse.Event{}, fmt.Errorf("message on %q matches no source", msg.Subject)
+		return sse.Event{}, part{}, fmt.Errorf("message on %q matches no source", msg.Subject)
 	}
+	p := st.parts[k]
 	if live {
-		st.m.received[st.parts[k].source].Inc()
+		st.m.received[p.source].Inc()
 	}
-	return st.eventOf(st.parts[k], msg)
+	e, err := st.eventOf(p, msg)
+	return e, p, err
 }
 
 // passOver moves the stream past seq, whose message could not be an

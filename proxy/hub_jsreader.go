@@ -185,17 +185,13 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 	r.pending.Store(md.NumPending)
 	msg := &nats.Msg{Subject: subject, Header: m.Headers(), Data: m.Data()}
 	for _, st := range targets {
-		ev, err := st.jsEvent(msg, true)
+		ev, p, err := st.jsEvent(msg, true)
 		if err != nil {
 			st.reject(err)
 			st.passOver(seq)
 			continue
 		}
-		key := subject
-		if k := st.partOf(subject); k >= 0 {
-			key = st.conflationKey(st.parts[k], msg)
-		}
-		st.deliver(ev, seq, key)
+		st.deliver(ev, seq, st.conflationKey(p, msg))
 	}
 }
 

@@ -238,7 +238,7 @@ func (st *stream) readStored(ctx context.Context, after, seam uint64) ([][]byte,
 // frames. A message that cannot be an event was rejected (and counted)
 // when it was live; here it is only skipped.
 func (st *stream) appendStored(frames [][]byte, m *nats.Msg, seq uint64) [][]byte {
-	ev, err := st.jsEvent(m, false)
+	ev, _, err := st.jsEvent(m, false)
 	if err != nil {
 		return frames
 	}
