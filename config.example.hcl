@@ -176,6 +176,12 @@ route "/tickers" {
     subject = "stocks.${topic.name}"
     data    = try(jsonencode({ symbol = topic.name, price = msg.json.price }), msg.body)
   }
+  # A poll or an upstream stream can fetch per topic too: once per topic,
+  # shared by every stream that follows it.
+  # source "poll" {
+  #   url      = "https://quotes.internal/v1/${topic.name}"
+  #   interval = "5s"
+  # }
 }
 
 # Webhooks: a sender POSTs to /hooks/deploy; each delivery becomes an event

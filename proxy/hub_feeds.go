@@ -23,21 +23,20 @@ var (
 // what undoes its listing once the source has stopped.
 type envFunc func(i int) (env sources.FeedEnv, untrack func())
 
-// feedGroup is the fetching sources running for a route as a whole, or
-// for one of its streams.
+// feedGroup is the fetching sources running for a route as a whole.
 type feedGroup struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
 
-// start runs rt's fetching sources that are per stream (or not, as
-// perStream says), each in the environment envOf makes.
-func (f *feedGroup) start(rt *config.Route, perStream bool, envOf envFunc) {
+// start runs rt's fetching sources that are not per stream, each in the
+// environment envOf makes.
+func (f *feedGroup) start(rt *config.Route, envOf envFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.stop = cancel
 	for i, src := range rt.Sources {
 		fd, ok := src.(sources.Feeder)
-		if !ok || fd.PerStream() != perStream {
+		if !ok || fd.PerStream() {
 			continue
 		}
 		env, untrack := envOf(i)
@@ -64,16 +63,18 @@ func (f *feedGroup) halt() {
 }
 
 // feedEnv assembles everything source i of rt needs to run, in one
-// place, for stream st (vars, its variables) or for the whole route (nil
-// st; vars, the config's functions): where it publishes, its HTTP
-// client, lease, log, status and counters. The source is listed for
+// place, for the streams with path values params (and topic, when the
+// source runs per topic; vars, their variables), or for the whole route
+// (nil params; vars, the config's functions): where it publishes, its
+// HTTP client, lease, log, status and counters. The source is listed for
 // /readyz until untrack is called.
-func (s *Server) feedEnv(rt *config.Route, i int, st *stream, vars *hcl.EvalContext) (env sources.FeedEnv, untrack func()) {
+func (s *Server) feedEnv(rt *config.Route, i int, params []string, topic string, vars *hcl.EvalContext) (env sources.FeedEnv, untrack func()) {
 	log := s.log.With().Str("route", rt.Path)
-	var params []string
-	if st != nil {
-		params = st.params
+	if params != nil {
 		log = log.Strs("params", params)
+	}
+	if topic != "" {
+		log = log.Str("topic", topic)
 	}
 	env = sources.FeedEnv{
 		Publish:   s.publisher(rt),
@@ -86,22 +87,37 @@ func (s *Server) feedEnv(rt *config.Route, i int, st *stream, vars *hcl.EvalCont
 		env.Lease = s.leases
 	}
 	s.metrics.feedHooks(rt, i, &env)
-	s.feedBoard.add(rt.Path, i, params, env.Status)
+	s.feedBoard.add(SourceReport{Route: rt.Path, Source: i, Params: params, Topic: topic}, env.Status)
 	return env, func() { s.feedBoard.remove(env.Status) }
 }
 
-// startStreamFeeds starts the sources that fetch for st alone, with the
-// stream's variables vars.
+// startStreamFeeds has st hold a run of each source that fetches per
+// stream, for each of its topics (vars, the stream's variables): the run
+// that the streams reading the same subject share, started if none is.
 func (s *Server) startStreamFeeds(st *stream, vars *hcl.EvalContext) {
-	st.feeds.start(st.route, true, func(i int) (sources.FeedEnv, func()) {
-		return s.feedEnv(st.route, i, st, vars)
-	})
+	rt, params := st.route, st.params
+	for _, p := range st.parts {
+		fd, ok := rt.Sources[p.source].(sources.Feeder)
+		if !ok || !fd.PerStream() {
+			continue
+		}
+		topic, topicVars := "", vars
+		if p.topic >= 0 {
+			topic = st.topics[p.topic]
+			topicVars = withTopic(vars, topic)
+		}
+		s.feedRuns.hold(&st.feeds, feedKey{rt, p.source, p.subject}, func(ctx context.Context) {
+			env, untrack := s.feedEnv(rt, p.source, params, topic, topicVars)
+			defer untrack()
+			fd.Feed(ctx, env)
+		})
+	}
 }
 
 // startRouteFeeds starts the sources that fetch for rt as a whole.
 func (s *Server) startRouteFeeds(g *snapshot, rt *config.Route) {
-	g.routes[rt].feeds.start(rt, false, func(i int) (sources.FeedEnv, func()) {
-		return s.feedEnv(rt, i, nil, g.cfg.EvalContext)
+	g.routes[rt].feeds.start(rt, func(i int) (sources.FeedEnv, func()) {
+		return s.feedEnv(rt, i, nil, "", g.cfg.EvalContext)
 	})
 }
 

@@ -41,7 +41,7 @@ type stream struct {
 	subs   []*reading
 	ready  chan struct{} // closed once NATS has confirmed subs
 
-	feeds feedGroup // the sources fetching for this stream alone
+	feeds streamFeeds // the runs of the sources fetching for it, shared
 
 	conns *natsconn.Conns // the NATS connection in use
 	// With a JetStream history, the route's reader, which replaces subs

@@ -101,6 +101,7 @@ type SourceReport struct {
 	Route  string   `json:"route"`
 	Source int      `json:"source"`
 	Params []string `json:"params,omitempty"`
+	Topic  string   `json:"topic,omitempty"`
 	State  string   `json:"state"`
 	Since  string   `json:"since"`
 	Error  string   `json:"error,omitempty"`
@@ -136,14 +137,14 @@ type feedBoard struct {
 	feeds map[*sources.Status]SourceReport
 }
 
-// add registers a source reporting to st.
-func (b *feedBoard) add(route string, source int, params []string, st *sources.Status) {
+// add registers the source rep names, reporting to st.
+func (b *feedBoard) add(rep SourceReport, st *sources.Status) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.feeds == nil {
 		b.feeds = map[*sources.Status]SourceReport{}
 	}
-	b.feeds[st] = SourceReport{Route: route, Source: source, Params: params}
+	b.feeds[st] = rep
 }
 
 func (b *feedBoard) remove(st *sources.Status) {
@@ -169,7 +170,10 @@ func (b *feedBoard) reports() []SourceReport {
 		if a.Source != b.Source {
 			return a.Source - b.Source
 		}
-		return slices.Compare(a.Params, b.Params)
+		if c := slices.Compare(a.Params, b.Params); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Topic, b.Topic)
 	})
 	return out
 }

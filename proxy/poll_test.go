@@ -213,3 +213,92 @@ route "/news/{topic}" {
 		c.ExpectQuiet(100 * time.Millisecond)
 	}
 }
+
+// quotes is an upstream with one version per symbol, which a test bumps,
+// and a count of the polls of each symbol.
+type quotes struct {
+	mu       sync.Mutex
+	versions map[string]int
+}
+
+func (q *quotes) bump(sym string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.versions[sym]++
+}
+
+func (q *quotes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sym := strings.TrimPrefix(r.URL.Path, "/q/")
+	q.mu.Lock()
+	v := q.versions[sym]
+	q.mu.Unlock()
+	fmt.Fprintf(w, `{"sym":%q,"v":%d}`, sym, v)
+}
+
+// A poll that reads topic runs once per topic, shared by every stream
+// following it: streams of the sets {A,B} and {B,C} run three polls, not
+// four, and each change of B reaches both once. A poll stops when its
+// last stream is freed.
+func TestPollPerTopicSharedByStreams(t *testing.T) {
+	t.Parallel()
+	q := &quotes{versions: map[string]int{}}
+	ts := httptest.NewServer(q)
+	defer ts.Close()
+	h := start(t, fmt.Sprintf(`
+route "/quotes" {
+  linger = "0s"
+  topics {}
+  source "poll" {
+    url      = "%s/q/${topic.name}"
+    interval = "20ms"
+    data     = "${topic.name}:${msg.json.v}"
+  }
+}`, ts.URL))
+	admin := httptest.NewServer(h.srv.Admin())
+	defer admin.Close()
+	polls := func() string {
+		_, r := readyz(t, admin, nil)
+		var topics []string
+		for _, s := range r.Sources {
+			topics = append(topics, s.Topic)
+		}
+		return strings.Join(topics, ",")
+	}
+	next := func(c *client, want string) {
+		t.Helper()
+		name, _, _ := strings.Cut(want, ":")
+		if ev := c.Next(); ev.Type != name || ev.Data != want {
+			t.Fatalf("got %s %q, want %s %q", ev.Type, ev.Data, name, want)
+		}
+	}
+
+	ab := h.open("/quotes"+topicsOf("A", "B"), nil)
+	got := []string{ab.Next().Data, ab.Next().Data}
+	slices.Sort(got)
+	if strings.Join(got, ",") != "A:0,B:0" {
+		t.Fatalf("first events %q, want A:0 and B:0", got)
+	}
+	// B's poll runs already: the new stream gets its changes from now on,
+	// as a second client of one stream would.
+	bc := h.open("/quotes"+topicsOf("B", "C"), nil)
+	next(bc, "C:0")
+	if p := polls(); p != "A,B,C" {
+		t.Errorf("polls for topics %q, want one each for A,B,C", p)
+	}
+	// Each event once: had B two polls, its change would come twice
+	// before the next topic's.
+	q.bump("B")
+	next(ab, "B:1")
+	next(bc, "B:1")
+	q.bump("A")
+	next(ab, "A:1")
+	q.bump("C")
+	next(bc, "C:1")
+
+	ab.Close()
+	eventually(t, "A's poll to stop, B's to go on for {B,C}", func() bool { return polls() == "B,C" })
+	q.bump("B")
+	next(bc, "B:2")
+	bc.Close()
+	eventually(t, "every poll to stop", func() bool { return polls() == "" })
+}

@@ -44,7 +44,7 @@ import (
 //
 //	Server.reloadMu, Server.gapMu
 //	  Server.mu
-//	    jsReader.mu, limits.mu, feedBoard.mu, fanIn.mu (then a shard's mu)
+//	    jsReader.mu, limits.mu, feedBoard.mu, feedRuns.mu, fanIn.mu (then a shard's mu)
 //	    stream.mu (a jsReader's handing is taken before it)
 //	      idleStreams.mu
 //	      Client.mu
@@ -82,6 +82,7 @@ type Server struct {
 	reloader   func() error
 	leases     *lease.Leases // one replica at a time runs each fetching source
 	feedBoard  feedBoard     // the fetching sources running here
+	feedRuns   feedRuns      // the runs of the sources fetching per stream
 	metrics    *metrics
 	fanIn      *fanIn // reads the streams' core subscriptions
 

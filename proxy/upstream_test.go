@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,4 +178,82 @@ func TestStreamNDJSON(t *testing.T) {
 	close(send)
 	c.ExpectData("n=1", "n=2")
 	c.ExpectQuiet(50 * time.Millisecond)
+}
+
+// symbolFeeds is an SSE upstream with one feed per symbol, at /s/SYM: a
+// test sends a feed's events and counts its connections.
+type symbolFeeds struct {
+	mu    sync.Mutex
+	feeds map[string]chan string
+	conns map[string]int
+}
+
+func (f *symbolFeeds) feed(sym string) chan string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.feeds[sym] == nil {
+		f.feeds[sym] = make(chan string, 8)
+	}
+	return f.feeds[sym]
+}
+
+func (f *symbolFeeds) connections(sym string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conns[sym]
+}
+
+func (f *symbolFeeds) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sym := strings.TrimPrefix(r.URL.Path, "/s/")
+	ch := f.feed(sym)
+	f.mu.Lock()
+	f.conns[sym]++
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	w.(http.Flusher).Flush()
+	for {
+		select {
+		case data := <-ch:
+			fmt.Fprintf(w, "data: %s\n\n", data)
+			w.(http.Flusher).Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// An upstream stream that reads topic is connected once per topic,
+// however many streams follow it, and its events reach each once.
+func TestStreamPerTopicSharedByStreams(t *testing.T) {
+	t.Parallel()
+	up := &symbolFeeds{feeds: map[string]chan string{}, conns: map[string]int{}}
+	ts := httptest.NewServer(up)
+	t.Cleanup(ts.Close) // after the proxy's, which ends the connections
+	h := start(t, `
+route "/ticks" {
+  topics {}
+  source "stream" { url = "`+ts.URL+`/s/${topic.name}" }
+}`)
+	ab := h.open("/ticks"+topicsOf("A", "B"), nil)
+	bc := h.open("/ticks"+topicsOf("B", "C"), nil)
+	eventually(t, "a connection for each of A, B and C", func() bool {
+		return up.connections("A") == 1 && up.connections("B") == 1 && up.connections("C") == 1
+	})
+	expect := func(c *client, name, data string) {
+		t.Helper()
+		if ev := c.Next(); ev.Type != name || ev.Data != data {
+			t.Fatalf("got %s %q, want %s %q", ev.Type, ev.Data, name, data)
+		}
+	}
+	up.feed("B") <- "b1"
+	expect(ab, "B", "b1")
+	expect(bc, "B", "b1")
+	up.feed("A") <- "a1"
+	expect(ab, "A", "a1") // not a second b1
+	up.feed("C") <- "c1"
+	expect(bc, "C", "c1")
+	if n := up.connections("B"); n != 1 {
+		t.Errorf("B's upstream connected %d times, want once", n)
+	}
 }

@@ -31,6 +31,7 @@ type feed struct {
 	base      string
 	params    []string
 	perStream bool
+	perTopic  bool // reads topic: runs once per topic of a stream
 	Mapping   Mapping
 }
 
@@ -58,23 +59,25 @@ func decodeFeed(content *hcl.BodyContent, block *hcl.Block, ctx *hcl.EvalContext
 	f.Mapping, d = decodeMapping(a, ctx, scope)
 	diags = append(diags, d...)
 	// Whatever reads path or topic needs a stream's values: the feed then
-	// runs per stream, or the expression would fail on every message.
+	// runs per stream (per topic, when it reads topic), or the expression
+	// would fail on every message.
 	for _, e := range append([]hcl.Expression{f.url, f.headers, f.subject, f.Mapping.Event, f.Mapping.ID, f.Mapping.Data}, extra...) {
-		f.perStream = f.perStream || references(e, "path") || references(e, "topic")
-	}
-	if rt.Topics && f.perStream && !diags.HasErrors() {
-		// Streams of overlapping topic sets would each run the same
-		// fetch and publish it twice; one run per topic shared by the
-		// streams is not built yet.
-		diags = append(diags, hclattr.Errorf(block.DefRange, "Fetching source per topic",
-			"On a route whose clients pick topics, a poll or stream source cannot read path or topic yet. Run it on a route of its own that publishes to NATS, on subjects this route's nats source reads per topic, like subject = \"stocks.${topic.name}\".")...)
+		f.perTopic = f.perTopic || references(e, "topic")
+		f.perStream = f.perStream || f.perTopic || references(e, "path")
 	}
 	if f.subject != nil && f.perStream && !diags.HasErrors() {
+		// A run is shared by every stream that reads its subject: one
+		// whose subject left out a value it fetches by would hand each
+		// stream the others' events.
 		for _, p := range rt.Params {
 			if !referencesAttr(f.subject, "path", p) {
 				diags = append(diags, hclattr.Errorf(f.subject.Range(), "Subject shared by streams",
 					"This source runs once per stream, since it reads path, but its subject does not use path.%s: the streams of this route would receive each other's events. Use every path parameter in subject, or leave subject out.", p)...)
 			}
+		}
+		if f.perTopic && !referencesAttr(f.subject, "topic", "name") {
+			diags = append(diags, hclattr.Errorf(f.subject.Range(), "Subject shared by topics",
+				"This source runs once per topic, since it reads topic, but its subject does not use topic.name: the topics of a stream would receive each other's events. Use topic.name in subject, or leave subject out.")...)
 		}
 	}
 	return f, diags
@@ -98,7 +101,7 @@ func (f *feed) PerStream() bool { return f.perStream }
 
 // Subject is where the feed publishes and its streams read: the block's
 // subject, or the route's default followed, for a feed run per stream, by
-// the stream's parameters.
+// the stream's parameters and, for one run per topic, by the topic.
 func (f *feed) Subject(streamCtx *hcl.EvalContext) (string, error) {
 	if f.subject != nil {
 		s, err := evalSubject(f.subject, streamCtx)
@@ -110,7 +113,22 @@ func (f *feed) Subject(streamCtx *hcl.EvalContext) (string, error) {
 	if !f.perStream {
 		return f.base, nil
 	}
-	return strings.Join(append([]string{f.base}, pathValues(streamCtx, f.params)...), "."), nil
+	tokens := append([]string{f.base}, pathValues(streamCtx, f.params)...)
+	if f.perTopic {
+		tokens = append(tokens, topicName(streamCtx))
+	}
+	return strings.Join(tokens, "."), nil
+}
+
+// topicName is the topic.name of streamCtx, or "" when it has none.
+func topicName(streamCtx *hcl.EvalContext) string {
+	topic, _ := lookupVar(streamCtx, "topic")
+	if topic.Type().IsObjectType() && topic.Type().HasAttribute("name") {
+		if v := topic.GetAttr("name"); v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+			return v.AsString()
+		}
+	}
+	return ""
 }
 
 // Pattern covers the subjects of every stream of the route.
@@ -121,7 +139,11 @@ func (f *feed) Pattern(ctx *hcl.EvalContext) (string, error) {
 	if !f.perStream {
 		return f.base, nil
 	}
-	return f.base + strings.Repeat(".*", len(f.params)), nil
+	varying := len(f.params)
+	if f.perTopic {
+		varying++
+	}
+	return f.base + strings.Repeat(".*", varying), nil
 }
 
 // request resolves the upstream URL and headers with the stream's

@@ -106,8 +106,8 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`topics_mistakes.hcl:7:3: error: Duplicate topics`,
 			`topics_mistakes.hcl:10:15: error: Topic of a subject shared by topics`,
 			`topics_mistakes.hcl:15:3: error: Webhook on a route with topics`,
-			`topics_mistakes.hcl:22:3: error: Fetching source per topic`,
-			`topics_mistakes.hcl:27:19: error: Invalid slow_consumer`, `use one of ["disconnect" "drop" "latest"]`,
+			`topics_mistakes.hcl:24:15: error: Subject shared by topics`,
+			`topics_mistakes.hcl:28:19: error: Invalid slow_consumer`, `use one of ["disconnect" "drop" "latest"]`,
 		}},
 	}
 	for _, tt := range tests {

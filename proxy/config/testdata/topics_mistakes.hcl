@@ -20,7 +20,8 @@ route "/b" {
 route "/c" {
   topics {}
   source "poll" {
-    url = "http://127.0.0.1:1/${topic.name}"
+    url     = "http://127.0.0.1:1/${topic.name}"
+    subject = "quotes.all"
   }
 }
 route "/d" {
