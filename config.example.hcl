@@ -42,7 +42,9 @@ new_streams_per_ip = 50
 # page, on a listener of their own: GET /healthz (alive), GET /readyz (503
 # while NATS is away or the process is shutting down, with a JSON body
 # saying why), GET /metrics (Prometheus), GET / (routes, streams, a tail of
-# each route's events). Beyond 127.0.0.1 it needs auth: /reload, /tail and
+# each route's events), POST /revoke (end streams on every replica:
+#   curl -d '{"claims": {"sub": "alice"}, "reason": "logged out"}' localhost:9090/revoke
+# ). Beyond 127.0.0.1 it needs auth: /reload, /revoke, /tail and
 # /debug/pprof are not for the network.
 admin {
   listen = "127.0.0.1:9090"
@@ -68,6 +70,10 @@ nats {
   # url        = "nats://n1:4222,nats://n2:4222" # omit: start an embedded server
   # name       = "ssegate"                       # connection name shown by NATS
   # creds_file = "/etc/ssegate/nats.creds"       # NATS credentials (JWT + nkey)
+  # Replicas take revocations (POST /revoke on the admin listener: end a
+  # user's streams everywhere) on control_subject.revoke; keep it to
+  # operators with NATS permissions. No route may read or publish under it.
+  # control_subject = "ssegate.control"
 
   # The embedded server, used when url is omitted.
   embedded {

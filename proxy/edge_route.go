@@ -111,6 +111,9 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 		c := newClient(nil, rt.Buffer)
 		c.dropOldest = rt.SlowConsumer != config.Disconnect
 		c.conflate = rt.SlowConsumer == config.Latest
+		if len(rt.Auth) > 0 {
+			c.claims = who.Claims
+		}
 		if len(refusedTopics) > 0 {
 			_ = c.Send(refusedTopicsEvent(refusedTopics)) // a new client takes it
 		}

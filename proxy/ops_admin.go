@@ -18,7 +18,8 @@ import (
 // while the process serves; /readyz answers 200 when this replica can
 // deliver events (NATS connected, not shutting down) and 503 otherwise,
 // with a JSON body that says why and how each fetching source is doing;
-// /metrics serves Prometheus metrics, /debug/pprof/ Go's profiles. With
+// /metrics serves Prometheus metrics, /debug/pprof/ Go's profiles;
+// POST /revoke ends the streams a Revocation selects, on every replica. With
 // the admin block's auth, every request but the probes must pass one of
 // its auth blocks. The probes stay open: an auth service outage must not
 // restart or unready every replica at once.
@@ -34,6 +35,7 @@ func (s *Server) Admin() http.Handler {
 			writeJSON(w, http.StatusOK, map[string]any{"reloaded": true})
 		})
 	}
+	rest.HandleFunc("POST /revoke", s.serveRevoke)
 	s.adminPages(rest)
 	// Profiles, for finding where time and memory go in production.
 	rest.HandleFunc("GET /debug/pprof/", pprof.Index)

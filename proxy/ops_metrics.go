@@ -41,6 +41,7 @@ type metrics struct {
 	webhooks     *prometheus.CounterVec
 	polls        *prometheus.CounterVec
 	dropped      *prometheus.CounterVec
+	revoked      *prometheus.CounterVec
 	vecs         []*prometheus.CounterVec // every counter above
 }
 
@@ -52,6 +53,7 @@ type routeMetrics struct {
 	replayed, reset            prometheus.Counter
 	queueFull, writeTimeout    prometheus.Counter
 	dropped                    prometheus.Counter // events a slow client lost (slow_consumer = "drop")
+	revoked                    prometheus.Counter // clients a Revocation ended
 }
 
 func newMetrics(s *Server) *metrics {
@@ -71,6 +73,7 @@ func newMetrics(s *Server) *metrics {
 		replays:      counter("replays_total", "Resuming clients: replayed from history, or sent the reset event.", "route", "result"),
 		slow:         counter("slow_clients_total", "Clients disconnected for falling behind: queue full, or a write that timed out.", "route", "reason"),
 		dropped:      counter("events_dropped_total", "Events a slow client lost on a route with slow_consumer = \"drop\" (it is told with ssegate-gap).", "route"),
+		revoked:      counter("clients_revoked_total", "Clients whose stream a revocation ended (or asked to reconnect).", "route"),
 		sourceErrors: counter("source_errors_total", "Failures of fetching sources (polls, upstream streams), each retried with backoff.", "route", "source"),
 		webhooks:     counter("webhook_responses_total", "Webhook answers by status code.", "route", "code"),
 		polls:        counter("poll_requests_total", "Poll requests by outcome: changed, unchanged, not_modified, error.", "route", "source", "outcome"),
@@ -115,6 +118,7 @@ func (m *metrics) route(rt *config.Route) *routeMetrics {
 		queueFull:    m.slow.WithLabelValues(rt.Path, "queue_full"),
 		writeTimeout: m.slow.WithLabelValues(rt.Path, "write_timeout"),
 		dropped:      m.dropped.WithLabelValues(rt.Path),
+		revoked:      m.revoked.WithLabelValues(rt.Path),
 	}
 	for i := range rt.Sources {
 		r.received = append(r.received, m.received.WithLabelValues(rt.Path, strconv.Itoa(i)))

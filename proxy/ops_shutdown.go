@@ -55,6 +55,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	ctx, cancelStreams := reserveEnd(ctx, 10, time.Second)
 	defer cancelStreams()
 	// Sources first, so that what they fetched last still reaches clients.
+	s.stopControl()
 	s.stopFeeding()
 	drainCtx, cancel := shareOf(ctx, 3)
 	s.drainStreams(drainCtx, streams)

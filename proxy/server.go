@@ -85,6 +85,10 @@ type Server struct {
 	feedRuns   feedRuns      // the runs of the sources fetching per stream
 	metrics    *metrics
 	fanIn      *fanIn // reads the streams' core subscriptions
+	replica    string // names this Server in answers to other replicas
+
+	controlMu sync.Mutex
+	control   *nats.Subscription // takes revocations (see Revoke)
 
 	gapMu     sync.Mutex // one afterGap at a time
 	mu        sync.Mutex
@@ -123,6 +127,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		closing:  make(chan struct{}),
 		limits:   newLimits(cfg),
 		fanIn:    newFanIn(fanInQueue),
+		replica:  replicaName(),
 	}
 	s.hurry, s.hurryStop = context.WithCancel(context.Background())
 	for _, o := range opts {
@@ -167,6 +172,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err := s.confirmSubscriptions(startTimeout); err != nil {
 		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
 	}
+	if err := s.listenControl(); err != nil {
+		s.abort(cfg)
+		return nil, err
+	}
 	s.conns.Notify(natsconn.Events{Gap: s.afterGap, SlowConsumer: s.fanIn.lost})
 	return s, nil
 }
@@ -191,6 +200,11 @@ func (s *Server) afterGap(replaced bool) {
 	for _, rs := range s.snapshot().routes {
 		if rs.reader != nil {
 			go rs.reader.reconsume()
+		}
+	}
+	if replaced {
+		if err := s.listenControl(); err != nil {
+			s.log.Error().Err(err).Msg("revocations are not taken on the new NATS connection")
 		}
 	}
 	for _, st := range streams {
@@ -219,6 +233,7 @@ func (s *Server) confirmSubscriptions(timeout time.Duration) error {
 
 // abort undoes a New that failed half way.
 func (s *Server) abort(cfg *config.Config) {
+	s.stopControl()
 	s.stopFeeding()
 	for _, st := range s.streams {
 		st.unsubscribe()

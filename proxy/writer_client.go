@@ -24,6 +24,9 @@ var ErrClientGone = errors.New("client gone")
 // back when they fire.
 type Client struct {
 	req *http.Request
+	// claims are the client's, on a route with auth: what a Revocation
+	// selects by. They are the map auth made for allow, kept.
+	claims map[string]any
 
 	mu      sync.Mutex
 	state   lifecycle

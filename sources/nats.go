@@ -235,6 +235,24 @@ func validSubject(s string) error {
 	return nil
 }
 
+// SubjectsOverlap reports whether some subject matches both a and b,
+// valid subjects that may hold wildcards.
+func SubjectsOverlap(a, b string) bool {
+	for {
+		x, restA, moreA := strings.Cut(a, ".")
+		y, restB, moreB := strings.Cut(b, ".")
+		switch {
+		case x == ">" || y == ">":
+			return true
+		case x != y && x != "*" && y != "*":
+			return false
+		case !moreA || !moreB:
+			return moreA == moreB
+		}
+		a, b = restA, restB
+	}
+}
+
 // ValidToken reports whether s can stand as one subject token: a path
 // parameter or claim filled into a subject must not add tokens or
 // wildcards, and must mean the bytes it is: HCL turns strings into their

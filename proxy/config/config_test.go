@@ -99,6 +99,12 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`history_mistakes.hcl:20:5: error: Not for memory history`, `max_age applies to store = "jetstream"`,
 		}},
 		{"bad_numbers.hcl", []string{`bad_numbers.hcl:2:13: error: Invalid history`, `bad_numbers.hcl:3:13: error: Invalid buffer`}},
+		{"control_mistakes.hcl", []string{
+			`control_mistakes.hcl:2:3: error: Subject under the control subject`, `(ssegate.control.revoke) can fall under ssegate.control.>`,
+			`control_mistakes.hcl:5:3: error: Subject under the control subject`, `(*.control.*)`,
+			`control_mistakes.hcl:8:3: error: Subject under the control subject`, `(ssegate.>)`,
+		}},
+		{"bad_control_subject.hcl", []string{`bad_control_subject.hcl:2:21: error: Invalid control_subject`}},
 		{"topics_mistakes.hcl", []string{
 			`topics_mistakes.hcl:3:15: error: Invalid query parameter`,
 			`topics_mistakes.hcl:4:15: error: Invalid max`,
@@ -170,7 +176,7 @@ func TestLoadFullConfig(t *testing.T) {
 	want.Listen = "0.0.0.0:9000"
 	want.ShutdownTimeout = 3 * time.Second
 	want.Log = Log{Level: zerolog.DebugLevel, Format: "json"}
-	want.NATS = NATS{Name: "edge-1", Embedded: Embedded{Listen: "127.0.0.1:4333", StoreDir: "/tmp/ssegate-js"}}
+	want.NATS = NATS{Name: "edge-1", Embedded: Embedded{Listen: "127.0.0.1:4333", StoreDir: "/tmp/ssegate-js"}, ControlSubject: DefaultControlSubject}
 	want.Routes = []route{
 		{"/stocks/{symbol}", []string{"symbol"}, 0, 2500 * time.Millisecond, time.Minute, 2 * time.Second, 10, 8, 2},
 		{"/files/{rest...}", []string{"rest"}, DefaultKeepalive, 0, DefaultLinger, DefaultWriteTimeout, DefaultHistory, DefaultBuffer, 1},

@@ -43,6 +43,7 @@ func decode(body hcl.Body, dir string, src []byte) (*Config, hcl.Diagnostics) {
 		MaxStreams:      DefaultMaxStreams(),
 		NewStreamsPerIP: DefaultNewStreamsPerIP,
 		Log:             Log{Level: zerolog.InfoLevel, Format: "console"},
+		NATS:            NATS{ControlSubject: DefaultControlSubject},
 		EvalContext:     d.ctx,
 	}
 	content, diags := body.Content(fileSchema)
@@ -127,6 +128,7 @@ func decode(body hcl.Body, dir string, src []byte) (*Config, hcl.Diagnostics) {
 		d.fingerprint(rt, cfg, own, corsText)
 	}
 	d.checkRouteConflicts(cfg)
+	d.checkControlSubject(cfg)
 	if len(routes) == 0 && !cfg.AllowNoRoutes {
 		d.errorf(body.MissingItemRange(), "No routes", "This config serves nothing: it has no route block. An emptied or half-written file looks like this, and reloaded it would end every stream; if no routes is what you mean, set allow_no_routes = true.")
 	}

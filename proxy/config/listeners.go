@@ -103,7 +103,7 @@ func (d *decoder) admin(b *hcl.Block, cfg *Config) *Admin {
 		a.Auth, a.AuthRange = d.routeAuth(attr), attr.Expr.Range()
 	}
 	if attr, ok := content.Attributes["listen"]; ok && a.Listen != "" && len(a.Auth) == 0 && !loopbackAddress(a.Listen) {
-		d.errorf(attr.Expr.Range(), "Admin open to the network", "The admin listener on %q serves /reload, /tail and /debug/pprof to anyone who reaches it. Listen on 127.0.0.1, or add auth = \"NAME\" naming an auth block (the /healthz and /readyz probes stay open).", a.Listen)
+		d.errorf(attr.Expr.Range(), "Admin open to the network", "The admin listener on %q serves /reload, /revoke, /tail and /debug/pprof to anyone who reaches it. Listen on 127.0.0.1, or add auth = \"NAME\" naming an auth block (the /healthz and /readyz probes stay open).", a.Listen)
 	}
 	return a
 }

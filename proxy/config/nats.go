@@ -2,8 +2,12 @@ package config
 
 import (
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/ssegate/ssegate/sources"
 )
 
 // NATS configures the NATS connection: an external server or cluster at URL, or
@@ -13,7 +17,15 @@ type NATS struct {
 	Name      string
 	CredsFile string
 	Embedded  Embedded
+	// ControlSubject is where replicas take revocations
+	// (ControlSubject.revoke); whoever may publish under it can end
+	// streams, so NATS permissions must keep it to operators.
+	ControlSubject string
 }
+
+// DefaultControlSubject is NATS.ControlSubject unless the nats block
+// says otherwise.
+const DefaultControlSubject = "ssegate.control"
 
 // Embedded configures the in-process nats-server.
 type Embedded struct {
@@ -37,7 +49,7 @@ type EmbeddedCluster struct {
 }
 
 var natsSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "url"}, {Name: "name"}, {Name: "creds_file"}},
+	Attributes: []hcl.AttributeSchema{{Name: "url"}, {Name: "name"}, {Name: "creds_file"}, {Name: "control_subject"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "embedded"}},
 }
 
@@ -56,6 +68,12 @@ func (d *decoder) nats(b *hcl.Block, n *NATS) {
 	d.str(content.Attributes, "url", &n.URL)
 	d.str(content.Attributes, "name", &n.Name)
 	d.str(content.Attributes, "creds_file", &n.CredsFile)
+	if attr, ok := content.Attributes["control_subject"]; ok {
+		d.str(content.Attributes, "control_subject", &n.ControlSubject)
+		if slices.ContainsFunc(strings.Split(n.ControlSubject, "."), func(tok string) bool { return !sources.ValidToken(tok) }) {
+			d.errorf(attr.Expr.Range(), "Invalid control_subject", "control_subject = %q must be a NATS subject without wildcards, like \"ssegate.control\".", n.ControlSubject)
+		}
+	}
 	var prev *hcl.Block
 	for _, eb := range content.Blocks {
 		if prev != nil {

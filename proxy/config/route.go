@@ -333,6 +333,22 @@ func (d *decoder) checkRouteConflicts(cfg *Config) {
 	}
 }
 
+// checkControlSubject reports sources that could read or publish under
+// the control subject: a browser would see revocations (claims and all),
+// or a webhook's sender could end streams. A source's pattern covers the
+// subjects of every stream; one that cannot be made (a subject of
+// partial tokens) is checked as each stream opens.
+func (d *decoder) checkControlSubject(cfg *Config) {
+	control := cfg.NATS.ControlSubject + ".>"
+	for _, rt := range cfg.Routes {
+		for _, src := range rt.Sources {
+			if p, err := src.Pattern(d.ctx); err == nil && sources.SubjectsOverlap(p, control) {
+				d.errorf(src.DefRange(), "Subject under the control subject", "This source's subjects (%s) can fall under %s, where replicas take revocations: its streams would read them, or its events could end streams. Give it subjects of their own, or move control_subject in the nats block.", p, control)
+			}
+		}
+	}
+}
+
 func upperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
 // conflict reports whether ServeMux refuses a and b together; a pattern

@@ -1,0 +1,6 @@
+nats {
+  control_subject = "ops.*"
+}
+route "/a" {
+  source "nats" { subject = "a" }
+}

@@ -1,0 +1,366 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ssegate/ssegate/sse"
+)
+
+// RevokedEvent is the event a revoked client gets before its stream
+// ends: {"reason": "..."}. Its EventSource then reconnects (after a
+// retry: hint), and is refused if its credentials no longer let it in.
+const RevokedEvent = "ssegate-revoked"
+
+// Revocation selects clients on every replica and ends their streams. At
+// least one of Route, Claims or All selects; every field given must
+// match. A stream ended this way keeps its history (it lingers as when
+// its clients leave), so a client still allowed resumes with no gap.
+type Revocation struct {
+	// Route is a route's path as configured, like "/u/{name}".
+	Route string `json:"route,omitempty"`
+	// Params are path parameter values of Route's streams.
+	Params map[string]string `json:"params,omitempty"`
+	// Topic is one of the topics of Route's streams.
+	Topic string `json:"topic,omitempty"`
+	// Claims are claim values of the clients, as text: a string, a
+	// number or a boolean claim, or one of a list claim's elements.
+	Claims map[string]string `json:"claims,omitempty"`
+	// All selects every client, as for a deploy (with Reconnect).
+	All bool `json:"all,omitempty"`
+
+	// Reason goes to the client in the RevokedEvent.
+	Reason string `json:"reason,omitempty"`
+	// Reconnect only asks the clients to come back: a retry: hint and no
+	// RevokedEvent, for deploys and rebalancing.
+	Reconnect bool `json:"reconnect,omitempty"`
+}
+
+// Bounds of a Revocation, which comes from NATS or the admin listener.
+const (
+	maxRevocationBytes = 64 << 10
+	maxSelectors       = 32  // params and claims, each
+	maxReasonBytes     = 256 // the reason, each value
+)
+
+// check says what is wrong with r, if anything.
+func (r *Revocation) check() error {
+	switch {
+	case r.All && (r.Route != "" || len(r.Params) > 0 || r.Topic != "" || len(r.Claims) > 0):
+		return errors.New("all selects every client: give it alone")
+	case !r.All && r.Route == "" && len(r.Claims) == 0:
+		return errors.New("select clients by route, claims, or all")
+	case r.Route == "" && (len(r.Params) > 0 || r.Topic != ""):
+		return errors.New("params and topic select streams of a route: give route")
+	case len(r.Params) > maxSelectors || len(r.Claims) > maxSelectors:
+		return fmt.Errorf("at most %d params and %d claims", maxSelectors, maxSelectors)
+	}
+	for _, s := range slices.Concat([]string{r.Route, r.Topic, r.Reason}, mapText(r.Params), mapText(r.Claims)) {
+		if len(s) > maxReasonBytes || !utf8.ValidString(s) {
+			return fmt.Errorf("%.32q...: each name and value is valid UTF-8 of at most %d bytes", s, maxReasonBytes)
+		}
+	}
+	return nil
+}
+
+func mapText(m map[string]string) []string {
+	out := make([]string, 0, 2*len(m))
+	for k, v := range m {
+		out = append(out, k, v)
+	}
+	return out
+}
+
+// selects reports whether r selects the streams of st.
+func (r *Revocation) selects(st *stream) bool {
+	if r.All {
+		return true
+	}
+	if r.Route != "" && st.route.Path != r.Route {
+		return false
+	}
+	for name, v := range r.Params {
+		if i := slices.Index(st.route.Params, name); i < 0 || st.params[i] != v {
+			return false
+		}
+	}
+	return r.Topic == "" || slices.Contains(st.topics, r.Topic)
+}
+
+// selectsClient reports whether r selects a client with claims.
+func (r *Revocation) selectsClient(claims map[string]any) bool {
+	for name, want := range r.Claims {
+		if !claimIs(claims[name], want, true) {
+			return false
+		}
+	}
+	return true
+}
+
+// claimIs reports whether claim v reads as want: a string, number or
+// boolean equal to it, or, with inList, a list holding one.
+func claimIs(v any, want string, inList bool) bool {
+	switch v := v.(type) {
+	case string:
+		return v == want
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64) == want
+	case json.Number:
+		return v.String() == want
+	case bool:
+		return strconv.FormatBool(v) == want
+	case []any:
+		return inList && slices.ContainsFunc(v, func(e any) bool { return claimIs(e, want, false) })
+	case []string:
+		return inList && slices.Contains(v, want)
+	}
+	return false
+}
+
+// revokeHere ends the clients of this replica that r selects and
+// returns how many.
+func (s *Server) revokeHere(r *Revocation) int {
+	s.mu.Lock()
+	var streams []*stream
+	for _, st := range s.streams {
+		if r.selects(st) {
+			streams = append(streams, st)
+		}
+	}
+	s.mu.Unlock()
+	ended := 0
+	for _, st := range streams {
+		st.mu.Lock()
+		var clients []*Client
+		for _, c := range st.clients {
+			if r.selectsClient(c.claims) {
+				clients = append(clients, c)
+			}
+		}
+		st.mu.Unlock()
+		frame, events, why := revokeFrame(r, st), 1, "stream revoked: "+r.Reason
+		if r.Reconnect {
+			events, why = 0, "asked to reconnect: "+r.Reason
+		}
+		for _, c := range clients {
+			c.finish(frame, events, why)
+		}
+		if len(clients) > 0 {
+			st.m.revoked.Add(float64(len(clients)))
+		}
+		ended += len(clients)
+	}
+	return ended
+}
+
+// revokeFrame is how r ends a client of st: the RevokedEvent and a retry
+// hint, or the hint alone for a reconnect.
+func revokeFrame(r *Revocation, st *stream) []byte {
+	if r.Reconnect {
+		return reconnectFrame(st.route, reloadRetry, "reconnect: "+r.Reason)
+	}
+	data, _ := json.Marshal(struct {
+		Reason string `json:"reason"`
+	}{r.Reason})
+	e, _ := sse.NewEvent(RevokedEvent, string(data)) // JSON of valid UTF-8
+	return append(e.Encode(), reconnectFrame(st.route, endOfLifeRetry, "revoked")...)
+}
+
+// RevokeResult is what the replicas answered to a Revocation.
+type RevokeResult struct {
+	// Ended is how many clients the replicas that answered ended.
+	Ended int `json:"ended"`
+	// Replicas are their answers, as they came.
+	Replicas []ReplicaRevoked `json:"replicas"`
+}
+
+// ReplicaRevoked is one replica's answer to a Revocation.
+type ReplicaRevoked struct {
+	Replica string `json:"replica"`
+	Ended   int    `json:"ended"`
+}
+
+// revokeQuiet is how long Revoke waits for one more replica's answer
+// when it is not told how many to expect.
+const revokeQuiet = 500 * time.Millisecond
+
+// Revoke ends the clients r selects on every replica on this NATS,
+// through the control subject, and gathers the replicas' answers: until
+// expect of them answered (0: until none answered for half a second), or
+// ctx ends. An error means r was not sent (it is invalid, or NATS is
+// away); a replica that was away meanwhile ends nothing.
+func (s *Server) Revoke(ctx context.Context, r Revocation, expect int) (RevokeResult, error) {
+	res := RevokeResult{Replicas: []ReplicaRevoked{}}
+	if err := r.check(); err != nil {
+		return res, fmt.Errorf("revocation: %w", err)
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return res, fmt.Errorf("revocation: %w", err)
+	}
+	nc := s.conns.Conn()
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return res, fmt.Errorf("revocation: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishMsg(&nats.Msg{Subject: s.revokeSubject(), Reply: inbox, Data: body}); err != nil {
+		return res, fmt.Errorf("revocation: %w", err)
+	}
+	for expect <= 0 || len(res.Replicas) < expect {
+		m, err := nextAnswer(ctx, sub, expect <= 0)
+		if err != nil {
+			break // the wait is over
+		}
+		var a ReplicaRevoked
+		if json.Unmarshal(m.Data, &a) == nil {
+			res.Replicas = append(res.Replicas, a)
+			res.Ended += a.Ended
+		}
+	}
+	return res, nil
+}
+
+// nextAnswer waits for the next message of sub until ctx ends, or for
+// revokeQuiet at most when quiet.
+func nextAnswer(ctx context.Context, sub *nats.Subscription, quiet bool) (*nats.Msg, error) {
+	if quiet {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, revokeQuiet)
+		defer cancel()
+	}
+	return sub.NextMsgWithContext(ctx)
+}
+
+// revokeSubject is where the replicas take revocations: the nats block
+// the Server started with is the one it keeps until a restart.
+func (s *Server) revokeSubject() string {
+	return s.startCfg.NATS.ControlSubject + ".revoke"
+}
+
+// listenControl subscribes to the control subject on the connection in
+// use; called again on a connection that replaced a closed one.
+func (s *Server) listenControl() error {
+	sub, err := s.conns.Conn().Subscribe(s.revokeSubject(), s.onRevoke)
+	if err != nil {
+		return fmt.Errorf("control subject: %w", err)
+	}
+	s.swapControl(sub)
+	return nil
+}
+
+// swapControl makes sub the control subscription, and drops the one it
+// replaces.
+func (s *Server) swapControl(sub *nats.Subscription) {
+	s.controlMu.Lock()
+	prev := s.control
+	s.control = sub
+	s.controlMu.Unlock()
+	if prev != nil {
+		_ = prev.Unsubscribe()
+	}
+}
+
+// onRevoke applies a revocation from NATS and answers how many clients
+// it ended here.
+func (s *Server) onRevoke(m *nats.Msg) {
+	var r Revocation
+	err := decodeRevocation(m.Data, &r)
+	if err != nil {
+		s.warn.Warn().Err(err).Str("subject", m.Subject).Msg("revocation refused")
+		return
+	}
+	n := s.revokeHere(&r)
+	s.log.Info().Str("route", r.Route).Bool("all", r.All).Int("ended", n).Bool("reconnect", r.Reconnect).Str("reason", r.Reason).Msg("revocation applied")
+	if m.Reply == "" {
+		return
+	}
+	answer, _ := json.Marshal(ReplicaRevoked{Replica: s.replica, Ended: n})
+	if err := m.Respond(answer); err != nil {
+		s.warn.Warn().Err(err).Msg("revocation not answered")
+	}
+}
+
+// decodeRevocation reads a revocation's JSON, refusing what it does not
+// know: a misspelled selector must not widen what is ended.
+func decodeRevocation(data []byte, r *Revocation) error {
+	if len(data) > maxRevocationBytes {
+		return fmt.Errorf("revocation of %d bytes, over %d", len(data), maxRevocationBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(r); err != nil {
+		return fmt.Errorf("revocation: %w", err)
+	}
+	if dec.More() {
+		return errors.New("revocation: more than one JSON value")
+	}
+	if err := r.check(); err != nil {
+		return fmt.Errorf("revocation: %w", err)
+	}
+	return nil
+}
+
+// stopControl stops taking revocations: on a connection the caller gave
+// (WithNATS), the subscription would outlive the Server.
+func (s *Server) stopControl() { s.swapControl(nil) }
+
+// replicaName names this process among the replicas: its host and a
+// random part, as two processes on one host are two replicas.
+func replicaName() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "/" + hex.EncodeToString(b[:])
+}
+
+// revokeWait bounds how long POST /revoke waits for the replicas.
+const revokeWait = 10 * time.Second
+
+// serveRevoke serves POST /revoke on the admin listener: a Revocation as
+// JSON in the body; ?expect=N waits for N replicas' answers (else until
+// none came for half a second), within revokeWait.
+func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	expect := 0
+	if v := r.URL.Query().Get("expect"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 10000 {
+			http.Error(w, "expect is the number of replicas to wait for, from 0 to 10000", http.StatusBadRequest)
+			return
+		}
+		expect = n
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRevocationBytes))
+	if err != nil {
+		http.Error(w, fmt.Sprintf("body: %v (at most %d bytes)", err, maxRevocationBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
+	var rev Revocation
+	if err := decodeRevocation(body, &rev); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), revokeWait)
+	defer cancel()
+	res, err := s.Revoke(ctx, rev, expect)
+	if err != nil {
+		http.Error(w, "not sent to the replicas: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
