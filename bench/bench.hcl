@@ -32,3 +32,23 @@ route "/t" {
     subject = "t.${topic.name}"
   }
 }
+
+# For -slow runs: a keyed feed (-keys publishes to k.0, k.1, ...) under
+# each slow_consumer policy.
+route "/latest" {
+  slow_consumer = "latest"
+  source "nats" {
+    subject = "k.*"
+  }
+}
+route "/drop" {
+  slow_consumer = "drop"
+  source "nats" {
+    subject = "k.*"
+  }
+}
+route "/disconnect" {
+  source "nats" {
+    subject = "k.*"
+  }
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/sse"
 )
 
@@ -65,6 +66,11 @@ func (s *Server) serveHijacked(w http.ResponseWriter, hj http.Hijacker, o *write
 	// What the client sent after its request stays unread in the dropped
 	// reader: an EventSource sends nothing, and the response's end (the
 	// connection's) answers nothing pipelined.
+	if o.rt.SlowConsumer == config.Disconnect {
+		limitUnsent(conn, unsentLimitDisconnect)
+	} else {
+		limitUnsent(conn, unsentLimit)
+	}
 	cs := newConnSink(conn, c.leave, &s.lingering)
 	o.sink = cs
 	// One buffer: a connection keeps the vector of its first writev.

@@ -109,21 +109,21 @@ func (c *Client) run() {
 			c.end()
 			return
 		}
-		batch := c.queue
-		if c.missed.n > 0 {
+		backlog := c.backlog
+		batch, all := c.takeBatch()
+		if c.missed.n > 0 && backlog <= len(batch) {
 			// In place of what was dropped: after the replay, before the
 			// live events that are left.
-			batch = slices.Insert(batch, c.backlog, c.missed.frame())
+			batch = slices.Insert(batch, backlog, c.missed.frame())
 			c.out.m.dropped.Add(float64(c.missed.n))
 			c.missed = missed{}
 		}
-		c.queue, c.spare, c.backlog, c.keys = c.spare, nil, 0, c.keys[:0]
 		events := len(batch)
 		if c.keepaliveDue {
 			c.keepaliveDue = false
 			batch = append(batch, keepaliveLine)
 		}
-		last := c.moveTo(draining)
+		last := all && c.moveTo(draining)
 		if last {
 			batch = append(batch, c.final)
 			events += c.finalEvents
@@ -134,6 +134,7 @@ func (c *Client) run() {
 			c.mu.Unlock()
 			return
 		}
+		c.inWrite = true
 		c.mu.Unlock()
 
 		n, err := o.write(batch)
@@ -142,6 +143,7 @@ func (c *Client) run() {
 			o.m.delivered.Add(float64(events))
 		}
 		c.mu.Lock()
+		c.inWrite = false
 		if cap(batch) <= keptQueue {
 			clear(batch)
 			c.spare = batch[:0]
@@ -157,6 +159,66 @@ func (c *Client) run() {
 			c.moveTo(closed)
 		}
 	}
+}
+
+// What a client's connection may hold that TCP has not sent yet (on
+// Linux; see limitUnsent): little where the route's slow_consumer policy
+// drops or replaces queued events, so that it acts on the queue; on
+// routes that disconnect a slow client, enough to take a burst, but not
+// the megabytes the kernel would give a client that reads slowly before
+// it is found out.
+const (
+	unsentLimit           = 16 << 10
+	unsentLimitDisconnect = 64 << 10
+)
+
+// batchLimit is about the most a writer of a client whose policy drops or
+// replaces events takes at once (see takeBatch): such a client stays as
+// long as it reads that much within write_timeout.
+const batchLimit = unsentLimit / 2
+
+// takeBatch takes what the writer writes next, with c.mu held, and
+// reports whether it is all that was queued: the whole queue, or, for a
+// client whose slow_consumer policy drops or replaces queued events, the
+// oldest frames up to about batchLimit bytes. What stays queued can still
+// be dropped or replaced, where frames taken cannot; and each write waits
+// for little more than that much to drain, so write_timeout ends a client
+// that stopped reading, not one that reads slowly.
+func (c *Client) takeBatch() (batch [][]byte, all bool) {
+	k := len(c.queue)
+	if c.dropOldest {
+		k = batchEnd(c.queue, batchLimit)
+	}
+	if k == len(c.queue) {
+		batch = c.queue
+		c.queue, c.spare, c.backlog, c.keys = c.spare, nil, 0, c.keys[:0]
+		return batch, true
+	}
+	// Its own capacity: what is inserted into the batch must not run
+	// over the frames left.
+	batch = c.queue[:k:k]
+	c.queue, c.spare = append(c.spare, c.queue[k:]...), nil
+	if k <= c.backlog {
+		c.backlog -= k
+	} else {
+		if c.conflate {
+			c.keys = c.keys[:copy(c.keys, c.keys[k-c.backlog:])]
+		}
+		c.backlog = 0
+	}
+	return batch, false
+}
+
+// batchEnd is how many of frames, at least one, fit in limit bytes.
+func batchEnd(frames [][]byte, limit int) int {
+	size := 0
+	for i, f := range frames {
+		size += len(f)
+		if size > limit && i > 0 {
+			return i
+		}
+	}
+	return len(frames)
 }
 
 // keepalive is the keepalive timer's call: a comment goes out only after

@@ -48,6 +48,7 @@ type Client struct {
 	// The writing side, set by start; before it, frames only queue.
 	out          *writer
 	writing      bool   // a writer goroutine runs, or is about to
+	inWrite      bool   // it is in a write to the sink, maybe waiting on the socket
 	final        []byte // the stream's end, written after what is queued
 	finalEvents  int    // how many of final's frames are events
 	keepaliveDue bool
@@ -119,9 +120,10 @@ func (c *Client) Close(retry time.Duration) {
 }
 
 // push queues a frame without blocking, and reports whether it did and
-// whether the client's queue is half full. A client whose queue is full
-// is dropped instead: it reconnects and resumes from history, and nobody
-// else waits for it.
+// whether the client's queue is half full (pressed: see yieldToWriters).
+// A client whose queue is full is dropped instead, unless its
+// slow_consumer policy drops or conflates events: it reconnects and
+// resumes from history, and nobody else waits for it.
 func (c *Client) push(frame []byte) (ok, pressed bool) {
 	return c.pushKeyed(frame, "")
 }
@@ -165,7 +167,10 @@ func (c *Client) pushKeyed(frame []byte, key string) (ok, pressed bool) {
 		c.keys = append(c.keys, key)
 	}
 	c.kick()
-	return true, c.writing && 2*(queued+1) >= c.limit
+	// Making way helps a writer that is about to run, not one waiting on
+	// its socket; and a client that drops or conflates loses nothing to a
+	// full queue but what its policy says.
+	return true, !c.dropOldest && c.writing && !c.inWrite && 2*(queued+1) >= c.limit
 }
 
 // preload queues frames that are not held against the limit: the replay a

@@ -19,16 +19,20 @@ import (
 
 // counters are shared by all clients.
 type counters struct {
-	got      atomic.Int64 // events received by all clients
+	got      atomic.Int64 // events received by the clients that keep up
+	slowGot  atomic.Int64 // events received by the slow ones
 	lastAt   atomic.Int64 // when the last of them came, in Unix ns
 	messages int
+	keys     int // events are keyed by sequence mod keys (0: not)
+	size     int // bytes of each event's data
 }
 
 // client is one SSE connection and what it received.
 type client struct {
-	conn  io.Closer // the connection, or the HTTP/2 stream's body
-	err   error
-	ended atomic.Bool // its stream ended
+	conn    io.Closer // the connection, or the HTTP/2 stream's body
+	err     error
+	ended   atomic.Bool  // its stream ended
+	endedAt atomic.Int64 // when, in Unix ns
 	*counters
 
 	mu         sync.Mutex
@@ -38,17 +42,72 @@ type client struct {
 	dups       int64
 	outOfOrder int64 // came after a higher one
 	latency    []time.Duration
+
+	newest []int64 // with keys, the newest sequence of each key it got
+	gaps   int64   // ssegate-gap events
+
+	// A slow client reads an event per pace at most.
+	slow bool
+	pace time.Duration
+	due  time.Time
+}
+
+// newClient makes a client for the run o; slow ones read at a tenth of
+// its rate.
+func newClient(o options, shared *counters, slow bool) *client {
+	c := &client{counters: shared, seen: make([]uint64, (o.messages+63)/64), highest: -1, slow: slow, newest: make([]int64, o.keys)}
+	for k := range c.newest {
+		c.newest[k] = -1
+	}
+	if slow {
+		c.pace = 10 * time.Second / time.Duration(o.rate)
+	}
+	return c
+}
+
+// caughtUp reports whether c has what every slow_consumer policy
+// promises once publishing has ended: the newest event of every key
+// (with keys) or the last event, unless its stream ended. (On a route
+// that conflates, a client a moment behind may miss an event that a
+// newer one of its key replaced.)
+func (c *client) caughtUp() bool {
+	if c.ended.Load() {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.staleKeys() == 0
+}
+
+// staleKeys counts the keys whose newest event c has not got (the last
+// event, without keys), with c.mu held.
+func (c *client) staleKeys() int64 {
+	if c.keys == 0 {
+		if c.highest == int64(c.messages)-1 {
+			return 0
+		}
+		return 1
+	}
+	var n int64
+	for k, got := range c.newest {
+		if got != lastOfKey(c.messages, c.keys, k) {
+			n++
+		}
+	}
+	return n
+}
+
+// lastOfKey is the last of messages events keyed k of keys, or -1.
+func lastOfKey(messages, keys, k int) int64 {
+	if k > messages-1 {
+		return -1
+	}
+	return int64(k + (messages-1-k)/keys*keys)
 }
 
 // connectAll opens the connections at the bounded rate; each then reads
 // in a goroutine of its own until ctx ends.
 func connectAll(ctx context.Context, o options, shared *counters) ([]*client, time.Duration) {
-	u, _ := url.Parse(o.url)
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
-	}
-	path := u.RequestURI()
 	clients := make([]*client, o.clients)
 	var h2 *http.Client
 	if o.h2c {
@@ -61,7 +120,8 @@ func connectAll(ctx context.Context, o options, shared *counters) ([]*client, ti
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256) // handshakes in flight
 	for i := range clients {
-		c := &client{counters: shared, seen: make([]uint64, (o.messages+63)/64), highest: -1}
+		// The slow clients are spread among the others.
+		c := newClient(o, shared, o.slow > 0 && i%(o.clients/o.slow) == 0 && i/(o.clients/o.slow) < o.slow)
 		clients[i] = c
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 			time.Sleep(d)
@@ -69,13 +129,19 @@ func connectAll(ctx context.Context, o options, shared *counters) ([]*client, ti
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			target, p := o.url, path
+			base := o.urls[i%len(o.urls)] // replicas in turn
+			u, _ := url.Parse(base)
+			host := u.Host
+			if u.Port() == "" {
+				host = net.JoinHostPort(u.Hostname(), "80")
+			}
+			target, p := base, u.RequestURI()
 			if o.distinct {
-				target, p = fmt.Sprintf("%s/%d", o.url, i), fmt.Sprintf("%s/%d", path, i)
+				target, p = fmt.Sprintf("%s/%d", target, i), fmt.Sprintf("%s/%d", p, i)
 			}
 			if o.topics > 0 {
 				q := topicsQuery(i, o.topics)
-				target, p = o.url+q, path+q
+				target, p = target+q, p+q
 			}
 			if h2 != nil {
 				c.err = c.openHTTP2(ctx, h2, target)
@@ -96,6 +162,13 @@ func connectAll(ctx context.Context, o options, shared *counters) ([]*client, ti
 // goroutine of its own.
 func (c *client) open(ctx context.Context, src net.Addr, addr, host, path string) error {
 	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src}
+	bufSize := max(4096, 2*maxEventSize)
+	if c.slow {
+		// As on a slow link, so that ssegate's queue for it fills rather
+		// than the kernel's buffers.
+		d.Control = slowLink
+		bufSize = 4096 + 2*c.size
+	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
@@ -135,7 +208,7 @@ func (c *client) open(ctx context.Context, src net.Addr, addr, host, path string
 	if chunked {
 		body = httputil.NewChunkedReader(br)
 	}
-	go c.read(bufio.NewReaderSize(body, max(4096, 2*maxEventSize)))
+	go c.read(bufio.NewReaderSize(body, bufSize))
 	return nil
 }
 
@@ -167,11 +240,20 @@ const maxEventSize = 64 << 10
 // read parses the events' data lines: "<seq> <unix nanoseconds> <padding>".
 // It allocates nothing per event: the tool shares the CPU with ssegate.
 func (c *client) read(br *bufio.Reader) {
-	defer c.ended.Store(true)
+	defer func() {
+		c.endedAt.Store(time.Now().UnixNano())
+		c.ended.Store(true)
+	}()
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
 			return // the end, or a line longer than the buffer: counted as ended
+		}
+		if bytes.Equal(line, gapLine) {
+			c.mu.Lock()
+			c.gaps++
+			c.mu.Unlock()
+			continue
 		}
 		rest, ok := bytes.CutPrefix(line, []byte("data: "))
 		if !ok {
@@ -183,28 +265,54 @@ func (c *client) read(br *bufio.Reader) {
 			continue
 		}
 		now := time.Now()
-		lat := now.Sub(time.Unix(0, sent))
 		if seq < 0 || seq >= int64(c.messages) {
 			continue // not one of this run's
 		}
-		word, bit := seq/64, uint64(1)<<(seq%64)
-		c.mu.Lock()
-		switch {
-		case c.seen[word]&bit != 0:
-			c.dups++
-		case seq < c.highest:
-			c.outOfOrder++
+		c.count(seq, now, now.Sub(time.Unix(0, sent)))
+		if c.slow {
+			c.due = c.due.Add(c.pace)
+			if c.due.Before(now) {
+				c.due = now.Add(c.pace)
+			}
+			time.Sleep(time.Until(c.due))
 		}
-		if c.seen[word]&bit == 0 {
-			c.seen[word] |= bit
-			c.distinct++
-		}
-		c.highest = max(c.highest, seq)
-		c.latency = append(c.latency, lat)
-		c.mu.Unlock()
-		c.got.Add(1)
-		c.lastAt.Store(now.UnixNano())
 	}
+}
+
+// gapLine starts the event ssegate sends a client whose oldest queued
+// events it dropped.
+var gapLine = []byte("event: ssegate-gap\n")
+
+// count records event seq, received at now after lat.
+func (c *client) count(seq int64, now time.Time, lat time.Duration) {
+	word, bit := seq/64, uint64(1)<<(seq%64)
+	c.mu.Lock()
+	switch {
+	case c.seen[word]&bit != 0:
+		c.dups++
+	case seq < c.highest:
+		c.outOfOrder++
+	}
+	if c.seen[word]&bit == 0 {
+		c.seen[word] |= bit
+		c.distinct++
+	}
+	c.highest = max(c.highest, seq)
+	if c.keys > 0 {
+		k := seq % int64(c.keys)
+		c.newest[k] = max(c.newest[k], seq)
+	}
+	if !c.slow {
+		// A slow client's latency is its own pace.
+		c.latency = append(c.latency, lat)
+	}
+	c.mu.Unlock()
+	if c.slow {
+		c.slowGot.Add(1)
+	} else {
+		c.got.Add(1)
+	}
+	c.lastAt.Store(now.UnixNano())
 }
 
 // leadingInt parses the decimal number b starts with, and returns what

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -33,6 +34,34 @@ func (p procStats) rss() int64 {
 		}
 	}
 	return 0
+}
+
+// sample reads the RSS every interval until ctx ends or the returned
+// function is called, which stops it and gives the highest reading.
+func (p procStats) sample(ctx context.Context, interval time.Duration) (peak func() int64) {
+	if p.pid == 0 {
+		return func() int64 { return 0 }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	result := make(chan int64, 1)
+	go func() {
+		high := p.rss()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				high = max(high, p.rss())
+			case <-ctx.Done():
+				result <- max(high, p.rss())
+				return
+			}
+		}
+	}()
+	return func() int64 {
+		cancel()
+		return <-result
+	}
 }
 
 // cpu returns the user and system CPU time used so far.
