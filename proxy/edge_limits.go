@@ -188,11 +188,15 @@ func limitKey(ip netip.Addr) netip.Addr {
 // acceptsEventStream reports whether the request names text/event-stream
 // in Accept, as EventSource does: such a client must never see an error
 // status, after which it would not reconnect.
-func acceptsEventStream(r *http.Request) bool {
+func acceptsEventStream(r *http.Request) bool { return accepts(r, "text/event-stream") }
+
+// accepts reports whether r's Accept header names the media type mt
+// (parameters and quality aside).
+func accepts(r *http.Request, mt string) bool {
 	for _, v := range r.Header.Values("Accept") {
 		for part := range strings.SplitSeq(v, ",") {
-			mt, _, _ := strings.Cut(part, ";")
-			if strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
+			t, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(t), mt) {
 				return true
 			}
 		}

@@ -86,6 +86,11 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			http.Error(w, "forbidden: "+errNotAllowed.Error(), http.StatusForbidden)
 			return
 		}
+		ip := limitKey(clientIP(r, s.config().TrustedProxies))
+		if wantsPosition(r) {
+			s.servePosition(w, r, id, ip)
+			return
+		}
 		if r.Method == http.MethodHead {
 			setStreamHeaders(w)
 			w.WriteHeader(http.StatusOK)
@@ -98,7 +103,6 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			count(connLimit)
 			s.comeBackLater(w, r, rt, refused.status, refused.reason)
 		}
-		ip := limitKey(clientIP(r, s.config().TrustedProxies))
 		giveBack, refused := s.limits.acquire(rt, ip)
 		if refused != nil {
 			turnAway(refused)

@@ -171,6 +171,13 @@ func (s *Server) openStream(id streamID, pinned bool) (*stream, error) {
 // reaches the client.
 func (s *Server) attach(ctx context.Context, id streamID, c *Client, ip netip.Addr, lastID string, resume bool) (*stream, error) {
 	st, created, freed, err := s.join(id, c, ip, lastID, resume)
+	return s.settle(ctx, id, st, created, freed, err)
+}
+
+// settle finishes what join or place began, with s.mu let go: it frees
+// the streams given up for st and returns once st's subscriptions are
+// known to the NATS server (ctx ending the wait for another's).
+func (s *Server) settle(ctx context.Context, id streamID, st *stream, created bool, freed []*stream, err error) (*stream, error) {
 	if len(freed) > 0 {
 		go s.free(freed)
 	}
@@ -197,24 +204,8 @@ func (s *Server) attach(ctx context.Context, id streamID, c *Client, ip netip.Ad
 func (s *Server) join(id streamID, c *Client, ip netip.Addr, lastID string, resume bool) (st *stream, created bool, freed []*stream, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopping {
-		return nil, false, nil, errClosing
-	}
-	st = s.streams[id.key]
-	if st == nil {
-		if id.rs == nil || id.rs.ended {
-			return nil, false, nil, errReloaded
-		}
-		if !s.limits.newStream(ip) {
-			return nil, false, nil, errNewStreamsRate
-		}
-		if freed, err = s.makeRoom(id.rt, weight(id.topics)); err != nil {
-			return nil, false, freed, err
-		}
-		if st, err = s.openStream(id, false); err != nil {
-			return nil, false, freed, err
-		}
-		created = true
+	if st, created, freed, err = s.findOrOpen(id, ip); err != nil {
+		return nil, false, freed, err
 	}
 	st.join(c, lastID, resume)
 	if created {
@@ -223,6 +214,48 @@ func (s *Server) join(id streamID, c *Client, ip netip.Addr, lastID string, resu
 	}
 	s.handlers.Add(1)
 	return st, created, freed, nil
+}
+
+// place finds or opens the stream id names for a client at address ip
+// that is still to come: one that read the stream's position (see
+// servePosition). A stream without a client lingers from now, so that
+// the client finds it, and its history, within the route's linger.
+func (s *Server) place(ctx context.Context, id streamID, ip netip.Addr) (*stream, error) {
+	s.mu.Lock()
+	st, created, freed, err := s.findOrOpen(id, ip)
+	if err == nil {
+		if created {
+			s.startStreamFeeds(st, id.vars)
+		}
+		st.lingerAgain(func(gen uint64) { s.freeAfterLinger(st, gen) })
+	}
+	s.mu.Unlock()
+	return s.settle(ctx, id, st, created, freed, err)
+}
+
+// findOrOpen finds the stream id names, or opens it for a client at
+// address ip; freed are the lingering streams given up to make room
+// (see join). Called with s.mu held.
+func (s *Server) findOrOpen(id streamID, ip netip.Addr) (st *stream, created bool, freed []*stream, err error) {
+	if s.stopping {
+		return nil, false, nil, errClosing
+	}
+	if st = s.streams[id.key]; st != nil {
+		return st, false, nil, nil
+	}
+	if id.rs == nil || id.rs.ended {
+		return nil, false, nil, errReloaded
+	}
+	if !s.limits.newStream(ip) {
+		return nil, false, nil, errNewStreamsRate
+	}
+	if freed, err = s.makeRoom(id.rt, weight(id.topics)); err != nil {
+		return nil, false, freed, err
+	}
+	if st, err = s.openStream(id, false); err != nil {
+		return nil, false, freed, err
+	}
+	return st, true, freed, nil
 }
 
 // leave is the one place a client's end takes it out of its stream st,

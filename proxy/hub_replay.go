@@ -75,14 +75,7 @@ func (st *stream) fetch(ctx context.Context, lastID string, seam uint64) ([][]by
 	if after == seam {
 		return nil, nil
 	}
-	var state jetstream.StreamState
-	err = retryJS(ctx, func(ctx context.Context) error {
-		info, err := st.conns.JS().Stream(ctx, st.reader.name)
-		if err == nil {
-			state = info.CachedInfo().State
-		}
-		return err
-	})
+	state, err := st.reader.state(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -380,6 +380,31 @@ func (st *stream) leave(c *Client, free func(gen uint64)) {
 	st.clients = st.clients[:last]
 	c.slot = -1
 	st.gen++
+	st.startLinger(free)
+}
+
+// lingerAgain starts the linger of a stream without a client over, as if
+// its last client had just left: a client is on its way.
+func (st *stream) lingerAgain(free func(gen uint64)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.clients) > 0 {
+		return
+	}
+	st.gen++ // voids the running timer, which may be firing
+	if st.linger != nil {
+		st.linger.Stop()
+		st.linger = nil
+	}
+	st.idle.remove(st)
+	st.startLinger(free)
+}
+
+// startLinger has a stream without a client freed after the route's
+// linger (free is called with the generation it was started in), and
+// lists it idle; called with st.mu held. A pinned, closed or dropped
+// stream does not linger.
+func (st *stream) startLinger(free func(gen uint64)) {
 	if len(st.clients) == 0 && !st.pinned && !st.closed && !st.dropped {
 		gen := st.gen
 		st.linger = time.AfterFunc(st.route.Linger, func() { free(gen) })

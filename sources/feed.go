@@ -203,7 +203,8 @@ func (f *feed) publisher(env FeedEnv, subject string) func(context.Context, Batc
 		if len(msgs) == 0 {
 			return nil
 		}
-		return env.Publish.Publish(ctx, msgs...)
+		_, err := env.Publish.Publish(ctx, msgs...)
+		return err
 	}
 }
 

@@ -22,10 +22,12 @@ var errTooLarge = errors.New("larger than the NATS server's max_payload")
 // to the server, or, for a route whose history is in JetStream, stored and
 // acknowledged.
 type Publisher interface {
-	// Publish sends msgs in order. The wait does not end with ctx (a
-	// sender hanging up must not turn a sent event into one reported
-	// lost), only after publishTimeout.
-	Publish(ctx context.Context, msgs ...*nats.Msg) error
+	// Publish sends msgs in order and returns, for a route whose history
+	// is in JetStream, the sequence each got (the id its event has on
+	// every replica), or nil. The wait does not end with ctx (a sender
+	// hanging up must not turn a sent event into one reported lost), only
+	// after publishTimeout.
+	Publish(ctx context.Context, msgs ...*nats.Msg) ([]uint64, error)
 	// Fits checks m against the server's payload limit.
 	Fits(m *nats.Msg) error
 }
@@ -69,35 +71,40 @@ func (p corePublisher) Fits(m *nats.Msg) error {
 	return nil
 }
 
-func (p corePublisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
+func (p corePublisher) Publish(ctx context.Context, msgs ...*nats.Msg) ([]uint64, error) {
 	nc := p.conns.Conn()
 	if !nc.IsConnected() {
-		return errors.New("NATS is not connected")
+		return nil, errors.New("NATS is not connected")
 	}
 	for _, m := range msgs {
 		if err := nc.PublishMsg(m); err != nil {
-			return fmt.Errorf("publish to %q: %w", m.Subject, err)
+			return nil, fmt.Errorf("publish to %q: %w", m.Subject, err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	if err := nc.FlushWithContext(ctx); err != nil {
-		return fmt.Errorf("wait for NATS to take the events: %w", err)
+		return nil, fmt.Errorf("wait for NATS to take the events: %w", err)
 	}
-	return nil
+	return nil, nil
 }
 
 type jsPublisher struct{ corePublisher }
 
 var _ Publisher = jsPublisher{}
 
-func (p jsPublisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
+func (p jsPublisher) Publish(ctx context.Context, msgs ...*nats.Msg) ([]uint64, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
+	seqs := make([]uint64, 0, len(msgs))
 	for _, m := range msgs {
-		if _, err := p.conns.JS().PublishMsg(ctx, m); err != nil {
-			return fmt.Errorf("publish to %q in JetStream: %w", m.Subject, err)
+		// A message JetStream has seen (its Nats-Msg-Id, in the duplicate
+		// window) is acknowledged with the sequence it was stored at.
+		ack, err := p.conns.JS().PublishMsg(ctx, m)
+		if err != nil {
+			return seqs, fmt.Errorf("publish to %q in JetStream: %w", m.Subject, err)
 		}
+		seqs = append(seqs, ack.Sequence)
 	}
-	return nil
+	return seqs, nil
 }

@@ -1,12 +1,14 @@
 package sources
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,7 +30,7 @@ type webhookHandler struct {
 }
 
 func (h *webhookHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	status, reason := h.serve(rw, r)
+	status, reason, eventID := h.serve(rw, r)
 	if h.answered != nil {
 		h.answered(status)
 	}
@@ -37,15 +39,24 @@ func (h *webhookHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, reason, status)
 		return
 	}
-	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	// The id lets a backend tell a page where its state stands (see
+	// docs/control.md, "A page load with no gap").
+	rw.Header().Set("Content-Type", "application/json")
 	rw.WriteHeader(status)
-	_, _ = io.WriteString(rw, reason+"\n")
+	_ = json.NewEncoder(rw).Encode(struct {
+		Status string `json:"status"`
+		ID     string `json:"id,omitempty"`
+	}{reason, eventID})
 }
 
-func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, string) {
+// serve handles a delivery and returns the answer's status and reason,
+// and, once accepted, the id its event has on its streams when that is
+// known here: the JetStream sequence on a route whose history is there,
+// else the event's own id ("" when the streams assign one).
+func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (status int, reason, eventID string) {
 	w := h.w
 	if len(w.ContentTypes) > 0 && !h.acceptsType(r.Header.Get("Content-Type")) {
-		return http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not accepted here; send one of %s", r.Header.Get("Content-Type"), strings.Join(w.ContentTypes, ", "))
+		return http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not accepted here; send one of %s", r.Header.Get("Content-Type"), strings.Join(w.ContentTypes, ", ")), ""
 	}
 	// A sender that trickles its body would hold a handler, a connection
 	// and up to max_body of memory for as long as it likes.
@@ -56,12 +67,12 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", w.MaxBody)
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", w.MaxBody), ""
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		rw.Header().Set("Connection", "close")
-		return http.StatusRequestTimeout, fmt.Sprintf("body not received within %v", w.BodyTimeout)
+		return http.StatusRequestTimeout, fmt.Sprintf("body not received within %v", w.BodyTimeout), ""
 	case err != nil:
-		return http.StatusBadRequest, "reading the body: " + err.Error()
+		return http.StatusBadRequest, "reading the body: " + err.Error(), ""
 	}
 	if w.verify != nil {
 		if err := w.verify.Verify(r.Header, body, time.Now()); err != nil {
@@ -71,7 +82,7 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 				scheme = "Bearer"
 			}
 			rw.Header().Set("WWW-Authenticate", scheme)
-			return http.StatusUnauthorized, "verification failed: " + err.Error()
+			return http.StatusUnauthorized, "verification failed: " + err.Error(), ""
 		}
 	}
 
@@ -80,17 +91,17 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 	switch {
 	case errors.Is(err, sse.ErrInvalidField):
 		// Accepted, it would be dropped by every replica.
-		return http.StatusUnprocessableEntity, "this delivery makes an event that cannot be sent: " + err.Error()
+		return http.StatusUnprocessableEntity, "this delivery makes an event that cannot be sent: " + err.Error(), ""
 	case err != nil:
 		h.log.Debug().Err(err).Msg("webhook delivery not mapped")
-		return http.StatusBadRequest, "cannot map this delivery: " + forSender(err)
+		return http.StatusBadRequest, "cannot map this delivery: " + forSender(err), ""
 	}
 	subject := w.defaultTo
 	if w.subject.parts != nil {
 		ctx := msg.context(w.ctx, allFields)
 		if subject, err = w.subject.forMessage(ctx); err != nil {
 			h.log.Debug().Err(err).Msg("webhook delivery makes no subject")
-			return http.StatusUnprocessableEntity, "this delivery makes no subject NATS takes: " + forSender(err)
+			return http.StatusUnprocessableEntity, "this delivery makes no subject NATS takes: " + forSender(err), ""
 		}
 	}
 
@@ -103,34 +114,39 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (int, st
 	if id != "" {
 		switch h.seen.reserve(id, time.Now()) {
 		case dupSeen:
-			return http.StatusAccepted, "duplicate delivery, accepted before"
+			return http.StatusAccepted, "duplicate", ""
 		case dupInFlight:
-			return http.StatusConflict, "the same delivery is being accepted right now; retry later"
+			return http.StatusConflict, "the same delivery is being accepted right now; retry later", ""
 		}
 	}
 	m := EncodeEvent(subject, ev)
 	if id != "" {
 		m.Header.Set(nats.MsgIdHdr, id)
 	}
+	var seqs []uint64
 	err = h.pub.Fits(m)
 	if err == nil {
-		err = h.pub.Publish(r.Context(), m)
+		seqs, err = h.pub.Publish(r.Context(), m)
 	}
 	if err != nil {
 		if id != "" {
 			h.seen.cancel(id)
 		}
 		if errors.Is(err, errTooLarge) {
-			return http.StatusRequestEntityTooLarge, "the event is " + err.Error()
+			return http.StatusRequestEntityTooLarge, "the event is " + err.Error(), ""
 		}
 		h.warn.Warn().Err(err).Str("subject", subject).Msg("webhook not handed on to NATS")
 		rw.Header().Set("Retry-After", "5")
-		return http.StatusServiceUnavailable, "event bus unavailable; retry later"
+		return http.StatusServiceUnavailable, "event bus unavailable; retry later", ""
 	}
 	if id != "" {
 		h.seen.confirm(id, time.Now())
 	}
-	return http.StatusAccepted, "accepted"
+	eventID, _ = ev.ID()
+	if len(seqs) == 1 {
+		eventID = strconv.FormatUint(seqs[0], 10)
+	}
+	return http.StatusAccepted, "accepted", eventID
 }
 
 // forSender is err as a delivery's sender may read it: an expression's
