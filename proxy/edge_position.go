@@ -6,9 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ssegate/ssegate/proxy/auth"
+	"github.com/ssegate/ssegate/proxy/config"
+	"github.com/ssegate/ssegate/sources"
 )
 
 // Position is the answer to a position request: the id to resume the
@@ -100,4 +105,45 @@ func (r *jsReader) state(ctx context.Context) (jetstream.StreamState, error) {
 		return state, fmt.Errorf("stream %s: %w", r.name, err)
 	}
 	return state, nil
+}
+
+// StreamRef names a stream from the backend's side, as a client's request
+// would make it: a route as configured, its path values, topics and, on a
+// route with auth, the claims of the user it is for.
+type StreamRef struct {
+	Route  string            `json:"route"`
+	Params map[string]string `json:"params,omitempty"`
+	Topics []string          `json:"topics,omitempty"`
+	Claims map[string]any    `json:"claims,omitempty"`
+}
+
+// Position reads the position of the stream ref names, as a position
+// request does (see Position), for a backend: on a route with auth, ref's
+// claims stand for the user's credentials and must pass allow.
+func (s *Server) Position(ctx context.Context, ref StreamRef) (Position, error) {
+	g := s.snapshot()
+	i := slices.IndexFunc(g.cfg.Routes, func(rt *config.Route) bool { return rt.Path == ref.Route })
+	if i < 0 {
+		return Position{}, fmt.Errorf("no route %q", ref.Route)
+	}
+	rt := g.cfg.Routes[i]
+	vals := make([]string, len(rt.Params))
+	for k, p := range rt.Params {
+		vals[k] = ref.Params[p]
+		if !sources.ValidToken(vals[k]) {
+			return Position{}, fmt.Errorf("path parameter %s = %.64q cannot stand in a NATS subject", p, vals[k])
+		}
+	}
+	var topics []string
+	if rt.Topics != nil {
+		var err error
+		if topics, err = checkTopics(ref.Topics, rt.Topics); err != nil {
+			return Position{}, err
+		}
+	}
+	id, _, err := s.identifyClient(g, rt, vals, topics, &auth.Identity{Claims: ref.Claims})
+	if err != nil {
+		return Position{}, err
+	}
+	return s.position(ctx, id, netip.Addr{})
 }

@@ -24,7 +24,12 @@ const RefusedTopicsEvent = "ssegate-refused-topics"
 // cannot add a wildcard or a token to a subject), sorted and each once,
 // so that the same set in another order is the same stream.
 func pickTopics(r *http.Request, t *config.Topics) ([]string, error) {
-	asked := r.URL.Query()[t.Query]
+	return checkTopics(r.URL.Query()[t.Query], t)
+}
+
+// checkTopics checks the topics asked of a route with topics t, and
+// returns them sorted, each once.
+func checkTopics(asked []string, t *config.Topics) ([]string, error) {
 	switch {
 	case len(asked) == 0:
 		return nil, fmt.Errorf("pick at least one topic: ?%s=NAME, repeated for more", t.Query)

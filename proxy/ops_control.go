@@ -52,9 +52,9 @@ type Revocation struct {
 
 // Bounds of a Revocation, which comes from NATS or the admin listener.
 const (
-	maxRevocationBytes = 64 << 10
-	maxSelectors       = 32  // params and claims, each
-	maxReasonBytes     = 256 // the reason, each value
+	maxControlBytes = 64 << 10
+	maxSelectors    = 32  // params and claims, each
+	maxReasonBytes  = 256 // the reason, each value
 )
 
 // check says what is wrong with r, if anything.
@@ -247,32 +247,42 @@ func nextAnswer(ctx context.Context, sub *nats.Subscription, quiet bool) (*nats.
 	return sub.NextMsgWithContext(ctx)
 }
 
-// revokeSubject is where the replicas take revocations: the nats block
-// the Server started with is the one it keeps until a restart.
-func (s *Server) revokeSubject() string {
-	return s.startCfg.NATS.ControlSubject + ".revoke"
-}
+// revokeSubject is where the replicas take revocations, and
+// positionSubject where one of them answers position requests: the nats
+// block the Server started with is the one it keeps until a restart.
+func (s *Server) revokeSubject() string   { return s.startCfg.NATS.ControlSubject + ".revoke" }
+func (s *Server) positionSubject() string { return s.startCfg.NATS.ControlSubject + ".position" }
 
-// listenControl subscribes to the control subject on the connection in
+// positionQueue is the queue group of the replicas' position
+// subscriptions: one of them answers each request.
+const positionQueue = "ssegate"
+
+// listenControl subscribes to the control subjects on the connection in
 // use; called again on a connection that replaced a closed one.
 func (s *Server) listenControl() error {
-	sub, err := s.conns.Conn().Subscribe(s.revokeSubject(), s.onRevoke)
+	nc := s.conns.Conn()
+	revoke, err := nc.Subscribe(s.revokeSubject(), s.onRevoke)
 	if err != nil {
 		return fmt.Errorf("control subject: %w", err)
 	}
-	s.swapControl(sub)
+	position, err := nc.QueueSubscribe(s.positionSubject(), positionQueue, s.onPosition)
+	if err != nil {
+		_ = revoke.Unsubscribe()
+		return fmt.Errorf("control subject: %w", err)
+	}
+	s.swapControl([]*nats.Subscription{revoke, position})
 	return nil
 }
 
-// swapControl makes sub the control subscription, and drops the one it
+// swapControl makes subs the control subscriptions, and drops those it
 // replaces.
-func (s *Server) swapControl(sub *nats.Subscription) {
+func (s *Server) swapControl(subs []*nats.Subscription) {
 	s.controlMu.Lock()
 	prev := s.control
-	s.control = sub
+	s.control = subs
 	s.controlMu.Unlock()
-	if prev != nil {
-		_ = prev.Unsubscribe()
+	for _, sub := range prev {
+		_ = sub.Unsubscribe()
 	}
 }
 
@@ -296,22 +306,54 @@ func (s *Server) onRevoke(m *nats.Msg) {
 	}
 }
 
+// onPosition answers a position request from NATS: a StreamRef as JSON,
+// answered with the Position, or {"error": "..."}.
+func (s *Server) onPosition(m *nats.Msg) {
+	if m.Reply == "" {
+		return
+	}
+	var ref StreamRef
+	var answer any
+	err := decodeControl(m.Data, &ref)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
+		answer, err = s.Position(ctx, ref)
+		cancel()
+	}
+	if err != nil {
+		answer = map[string]string{"error": err.Error()}
+	}
+	data, _ := json.Marshal(answer)
+	if err := m.Respond(data); err != nil {
+		s.warn.Warn().Err(err).Msg("position request not answered")
+	}
+}
+
 // decodeRevocation reads a revocation's JSON, refusing what it does not
 // know: a misspelled selector must not widen what is ended.
 func decodeRevocation(data []byte, r *Revocation) error {
-	if len(data) > maxRevocationBytes {
-		return fmt.Errorf("revocation of %d bytes, over %d", len(data), maxRevocationBytes)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(r); err != nil {
+	if err := decodeControl(data, r); err != nil {
 		return fmt.Errorf("revocation: %w", err)
-	}
-	if dec.More() {
-		return errors.New("revocation: more than one JSON value")
 	}
 	if err := r.check(); err != nil {
 		return fmt.Errorf("revocation: %w", err)
+	}
+	return nil
+}
+
+// decodeControl reads one JSON value of at most maxControlBytes into
+// v, refusing fields v does not have.
+func decodeControl(data []byte, v any) error {
+	if len(data) > maxControlBytes {
+		return fmt.Errorf("%d bytes, over %d", len(data), maxControlBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value")
 	}
 	return nil
 }
@@ -345,9 +387,9 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		}
 		expect = n
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRevocationBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBytes))
 	if err != nil {
-		http.Error(w, fmt.Sprintf("body: %v (at most %d bytes)", err, maxRevocationBytes), http.StatusRequestEntityTooLarge)
+		http.Error(w, fmt.Sprintf("body: %v (at most %d bytes)", err, maxControlBytes), http.StatusRequestEntityTooLarge)
 		return
 	}
 	var rev Revocation

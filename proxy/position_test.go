@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -192,5 +193,71 @@ route "/board" {
 				}
 			}
 		})
+	}
+}
+
+// A backend reads a position through the library or over NATS, with the
+// user's claims standing for their credentials, and publishes through
+// the library: the id Publish returns is the one the user's stream
+// gives the event.
+func TestPositionAndPublishForABackend(t *testing.T) {
+	t.Parallel()
+	h := startOn(t, loopback.JetStream(t, t.TempDir()), `
+auth "jwt" "users" {
+  hmac_secret = "`+jwtSecret+`"
+}
+route "/inbox" {
+  auth = "users"
+  history { store = "jetstream" }
+  source "nats" { subject = "inbox.${auth.claims.sub}" }
+}
+route "/news" {
+  source "nats" { subject = "news" }
+}`)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ada := proxy.StreamRef{Route: "/inbox", Claims: map[string]any{"sub": "ada"}}
+	pos, err := h.srv.Position(ctx, ada)
+	if err != nil || pos.Store != "jetstream" {
+		t.Fatalf("Position: %+v, %v", pos, err)
+	}
+	id, err := h.srv.Publish(ctx, "inbox.ada", []byte("hello"))
+	if err != nil || id == "" {
+		t.Fatalf("Publish: %q, %v; want the event's sequence", id, err)
+	}
+	c := h.open("/inbox?lastEventId="+pos.LastEventID, bearerWith(t, map[string]any{"sub": "ada"}))
+	if ev := c.Next(); ev.Data != "hello" || ev.LastEventID != id {
+		t.Fatalf("got %+v, want hello with id %s", ev, id)
+	}
+
+	nc := connect(t, h.ns)
+	ask := func(request string) map[string]string {
+		t.Helper()
+		m, err := nc.Request("ssegate.control.position", []byte(request), wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer map[string]string
+		if err := json.Unmarshal(m.Data, &answer); err != nil {
+			t.Fatalf("answer %q: %v", m.Data, err)
+		}
+		return answer
+	}
+	if a := ask(`{"route": "/inbox", "claims": {"sub": "ada"}}`); a["last_event_id"] != id {
+		t.Errorf("position over NATS: %v, want %s", a, id)
+	}
+	for _, bad := range []string{`{"route": "/nowhere"}`, `{"route": "/inbox"}`, `{"route": "/inbox", "claim": {}}`, `not json`} {
+		if a := ask(bad); a["error"] == "" {
+			t.Errorf("position of %s: %v, want an error", bad, a)
+		}
+	}
+
+	if id, err := h.srv.Publish(ctx, "news", []byte("n")); err != nil || id != "" {
+		t.Errorf("Publish to a memory route: %q, %v; want no id", id, err)
+	}
+	for _, subject := range []string{"ssegate.control.revoke", "news.*", ""} {
+		if _, err := h.srv.Publish(ctx, subject, nil); err == nil {
+			t.Errorf("Publish to %q was accepted", subject)
+		}
 	}
 }

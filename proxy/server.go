@@ -88,7 +88,7 @@ type Server struct {
 	replica    string // names this Server in answers to other replicas
 
 	controlMu sync.Mutex
-	control   *nats.Subscription // takes revocations (see Revoke)
+	control   []*nats.Subscription // take revocations and position requests
 
 	gapMu     sync.Mutex // one afterGap at a time
 	mu        sync.Mutex

@@ -118,6 +118,13 @@ func (hs hookSubject) forMessage(ctx *hcl.EvalContext) (string, error) {
 	return publishable(b.String())
 }
 
+// CheckPublishable says why s is not a subject to publish to, if it is
+// not: invalid, or with wildcards.
+func CheckPublishable(s string) error {
+	_, err := publishable(s)
+	return err
+}
+
 // publishable checks a subject to publish to: valid, without wildcards.
 func publishable(s string) (string, error) {
 	if err := validSubject(s); err != nil {

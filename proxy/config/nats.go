@@ -2,8 +2,6 @@ package config
 
 import (
 	"net/url"
-	"slices"
-	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -70,7 +68,7 @@ func (d *decoder) nats(b *hcl.Block, n *NATS) {
 	d.str(content.Attributes, "creds_file", &n.CredsFile)
 	if attr, ok := content.Attributes["control_subject"]; ok {
 		d.str(content.Attributes, "control_subject", &n.ControlSubject)
-		if slices.ContainsFunc(strings.Split(n.ControlSubject, "."), func(tok string) bool { return !sources.ValidToken(tok) }) {
+		if sources.CheckPublishable(n.ControlSubject) != nil {
 			d.errorf(attr.Expr.Range(), "Invalid control_subject", "control_subject = %q must be a NATS subject without wildcards, like \"ssegate.control\".", n.ControlSubject)
 		}
 	}
