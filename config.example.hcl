@@ -301,3 +301,24 @@ route "/me/notes" {
     subject = "user.${auth.claims.sub}.notes"
   }
 }
+
+# A room whose members see each other come and go. presence makes who is
+# on each stream known: POST /presence on the admin listener asks every
+# replica (curl -d '{"route": "/rooms/{room}", "params": {"room": "42"}}'
+# localhost:9090/presence), and with subject, each join and leave is
+# published there as JSON. The second source reads
+# those back, so every member gets them in band, from every replica.
+route "/rooms/{room}" {
+  auth = "users"
+  presence {
+    claims  = ["sub", "name"]                # what a member shows of itself (default ["sub"])
+    subject = "presence.rooms.${path.room}"  # where joins and leaves go; omit for none
+  }
+  source "nats" {
+    subject = "rooms.${path.room}"
+  }
+  source "nats" {
+    subject = "presence.rooms.${path.room}"
+    event   = "presence"
+  }
+}

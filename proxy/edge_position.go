@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/config"
@@ -121,29 +122,46 @@ type StreamRef struct {
 // request does (see Position), for a backend: on a route with auth, ref's
 // claims stand for the user's credentials and must pass allow.
 func (s *Server) Position(ctx context.Context, ref StreamRef) (Position, error) {
+	id, err := s.identifyRef(ref, true)
+	if err != nil {
+		return Position{}, err
+	}
+	return s.position(ctx, id, netip.Addr{})
+}
+
+// identifyRef names the stream ref does, as for a client with ref's
+// claims; with allow, the route's allow must let them in.
+func (s *Server) identifyRef(ref StreamRef, allow bool) (streamID, error) {
 	g := s.snapshot()
 	i := slices.IndexFunc(g.cfg.Routes, func(rt *config.Route) bool { return rt.Path == ref.Route })
 	if i < 0 {
-		return Position{}, fmt.Errorf("no route %q", ref.Route)
+		return streamID{}, fmt.Errorf("no route %q", ref.Route)
 	}
 	rt := g.cfg.Routes[i]
 	vals := make([]string, len(rt.Params))
 	for k, p := range rt.Params {
 		vals[k] = ref.Params[p]
 		if !sources.ValidToken(vals[k]) {
-			return Position{}, fmt.Errorf("path parameter %s = %.64q cannot stand in a NATS subject", p, vals[k])
+			return streamID{}, fmt.Errorf("path parameter %s = %.64q cannot stand in a NATS subject", p, vals[k])
 		}
 	}
 	var topics []string
 	if rt.Topics != nil {
 		var err error
 		if topics, err = checkTopics(ref.Topics, rt.Topics); err != nil {
-			return Position{}, err
+			return streamID{}, err
 		}
 	}
-	id, _, err := s.identifyClient(g, rt, vals, topics, &auth.Identity{Claims: ref.Claims})
-	if err != nil {
-		return Position{}, err
+	if allow {
+		id, _, err := s.identifyClient(g, rt, vals, topics, &auth.Identity{Claims: ref.Claims})
+		return id, err
 	}
-	return s.position(ctx, id, netip.Addr{})
+	claims := cty.NilVal
+	if len(rt.Auth) > 0 {
+		var err error
+		if claims, err = claimsValue(ref.Claims); err != nil {
+			return streamID{}, fmt.Errorf("claims: %w", err)
+		}
+	}
+	return s.identify(g, rt, vals, topics, streamVars(g, rt, vals, claims))
 }

@@ -157,6 +157,9 @@ func (s *Server) routeHandler(rt *config.Route) http.HandlerFunc {
 			return
 		}
 		count(connAccepted)
+		if c.present = st.presence != ""; c.present {
+			s.announce(st, c, "join")
+		}
 		setStreamHeaders(w)
 		s.serve(w, r, o, c, who.Expires)
 	}

@@ -159,6 +159,7 @@ func (s *Server) openStream(id streamID, pinned bool) (*stream, error) {
 	if err := st.subscribe(s.conns, rs.reader); err != nil {
 		return nil, err
 	}
+	st.presence = s.presenceOf(st, id)
 	s.hold(st)
 	st.debug().Msg("stream opened")
 	return st, nil
@@ -264,6 +265,9 @@ func (s *Server) findOrOpen(id streamID, ip netip.Addr) (st *stream, created boo
 // waiting for it.
 func (s *Server) leave(st *stream, c *Client, giveBack func(), remote, why string) {
 	st.leave(c, func(gen uint64) { s.freeAfterLinger(st, gen) })
+	if c.present {
+		s.announce(st, c, "leave")
+	}
 	s.forgetEnded(st)
 	giveBack()
 	s.log.Debug().Str("route", st.route.Path).Str("remote", remote).Msg(why)

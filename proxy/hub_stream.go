@@ -43,6 +43,8 @@ type stream struct {
 
 	feeds streamFeeds // the runs of the sources fetching for it, shared
 
+	presence string // where its joins and leaves are published, or ""
+
 	conns *natsconn.Conns // the NATS connection in use
 	// With a JetStream history, the route's reader, which replaces subs
 	// and names the JetStream stream.

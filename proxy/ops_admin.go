@@ -19,7 +19,8 @@ import (
 // deliver events (NATS connected, not shutting down) and 503 otherwise,
 // with a JSON body that says why and how each fetching source is doing;
 // /metrics serves Prometheus metrics, /debug/pprof/ Go's profiles;
-// POST /revoke ends the streams a Revocation selects, on every replica. With
+// POST /revoke ends the streams a Revocation selects, on every replica;
+// POST /presence says who is on a stream, on every replica. With
 // the admin block's auth, every request but the probes must pass one of
 // its auth blocks. The probes stay open: an auth service outage must not
 // restart or unready every replica at once.
@@ -36,6 +37,7 @@ func (s *Server) Admin() http.Handler {
 		})
 	}
 	rest.HandleFunc("POST /revoke", s.serveRevoke)
+	rest.HandleFunc("POST /presence", s.servePresence)
 	s.adminPages(rest)
 	// Profiles, for finding where time and memory go in production.
 	rest.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -194,9 +194,9 @@ type ReplicaRevoked struct {
 	Ended   int    `json:"ended"`
 }
 
-// revokeQuiet is how long Revoke waits for one more replica's answer
-// when it is not told how many to expect.
-const revokeQuiet = 500 * time.Millisecond
+// gatherQuiet is how long a question to every replica waits for one
+// more answer when it is not told how many to expect.
+const gatherQuiet = 500 * time.Millisecond
 
 // Revoke ends the clients r selects on every replica on this NATS,
 // through the control subject, and gathers the replicas' answers: until
@@ -208,40 +208,58 @@ func (s *Server) Revoke(ctx context.Context, r Revocation, expect int) (RevokeRe
 	if err := r.check(); err != nil {
 		return res, fmt.Errorf("revocation: %w", err)
 	}
-	body, err := json.Marshal(r)
+	err := s.gather(ctx, s.revokeSubject(), r, expect, func(data []byte) bool {
+		var a ReplicaRevoked
+		if json.Unmarshal(data, &a) != nil {
+			return false
+		}
+		res.Replicas = append(res.Replicas, a)
+		res.Ended += a.Ended
+		return true
+	})
 	if err != nil {
 		return res, fmt.Errorf("revocation: %w", err)
+	}
+	return res, nil
+}
+
+// gather asks every replica question, as JSON on subject, and hands each
+// answer to take, which reports whether it was one: until expect answers
+// were (0: until none came for gatherQuiet), or ctx ends. An error means
+// the question was not sent.
+func (s *Server) gather(ctx context.Context, subject string, question any, expect int, take func([]byte) bool) error {
+	body, err := json.Marshal(question)
+	if err != nil {
+		return err
 	}
 	nc := s.conns.Conn()
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
-		return res, fmt.Errorf("revocation: %w", err)
+		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishMsg(&nats.Msg{Subject: s.revokeSubject(), Reply: inbox, Data: body}); err != nil {
-		return res, fmt.Errorf("revocation: %w", err)
+	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Data: body}); err != nil {
+		return err
 	}
-	for expect <= 0 || len(res.Replicas) < expect {
+	for answers := 0; expect <= 0 || answers < expect; {
 		m, err := nextAnswer(ctx, sub, expect <= 0)
 		if err != nil {
-			break // the wait is over
+			return nil // the wait is over
 		}
-		var a ReplicaRevoked
-		if json.Unmarshal(m.Data, &a) == nil {
-			res.Replicas = append(res.Replicas, a)
-			res.Ended += a.Ended
+		if take(m.Data) {
+			answers++
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // nextAnswer waits for the next message of sub until ctx ends, or for
-// revokeQuiet at most when quiet.
+// gatherQuiet at most when quiet.
 func nextAnswer(ctx context.Context, sub *nats.Subscription, quiet bool) (*nats.Msg, error) {
 	if quiet {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, revokeQuiet)
+		ctx, cancel = context.WithTimeout(ctx, gatherQuiet)
 		defer cancel()
 	}
 	return sub.NextMsgWithContext(ctx)
@@ -270,7 +288,13 @@ func (s *Server) listenControl() error {
 		_ = revoke.Unsubscribe()
 		return fmt.Errorf("control subject: %w", err)
 	}
-	s.swapControl([]*nats.Subscription{revoke, position})
+	presence, err := nc.Subscribe(s.presenceSubject(), s.onPresence)
+	if err != nil {
+		_ = revoke.Unsubscribe()
+		_ = position.Unsubscribe()
+		return fmt.Errorf("control subject: %w", err)
+	}
+	s.swapControl([]*nats.Subscription{revoke, position, presence})
 	return nil
 }
 
@@ -306,26 +330,33 @@ func (s *Server) onRevoke(m *nats.Msg) {
 	}
 }
 
-// onPosition answers a position request from NATS: a StreamRef as JSON,
-// answered with the Position, or {"error": "..."}.
+// onPosition answers a position request from NATS with the Position.
 func (s *Server) onPosition(m *nats.Msg) {
+	s.answerRef(m, "position request", func(ref StreamRef) (any, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
+		defer cancel()
+		return s.Position(ctx, ref)
+	})
+}
+
+// answerRef answers a question about a stream from NATS: a StreamRef as
+// JSON, answered with what answer says of it, or {"error": "..."}.
+func (s *Server) answerRef(m *nats.Msg, what string, answer func(StreamRef) (any, error)) {
 	if m.Reply == "" {
 		return
 	}
 	var ref StreamRef
-	var answer any
+	var a any
 	err := decodeControl(m.Data, &ref)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
-		answer, err = s.Position(ctx, ref)
-		cancel()
+		a, err = answer(ref)
 	}
 	if err != nil {
-		answer = map[string]string{"error": err.Error()}
+		a = map[string]string{"error": err.Error()}
 	}
-	data, _ := json.Marshal(answer)
+	data, _ := json.Marshal(a)
 	if err := m.Respond(data); err != nil {
-		s.warn.Warn().Err(err).Msg("position request not answered")
+		s.warn.Warn().Err(err).Msg(what + " not answered")
 	}
 }
 
@@ -371,13 +402,16 @@ func replicaName() string {
 	return host + "/" + hex.EncodeToString(b[:])
 }
 
-// revokeWait bounds how long POST /revoke waits for the replicas.
-const revokeWait = 10 * time.Second
+// adminWait bounds how long POST /revoke and /presence wait for the
+// replicas.
+const adminWait = 10 * time.Second
 
-// serveRevoke serves POST /revoke on the admin listener: a Revocation as
-// JSON in the body; ?expect=N waits for N replicas' answers (else until
-// none came for half a second), within revokeWait.
-func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+// serveAsk answers an admin request that asks every replica (POST
+// /revoke, /presence): a JSON body of at most maxControlBytes, which read
+// parses and checks (400 when it fails), and ?expect=N, the replicas whose
+// answers ask waits for (0: until none came for half a second), within
+// adminWait (503 when it could not ask).
+func serveAsk[Q, A any](w http.ResponseWriter, r *http.Request, read func([]byte) (Q, error), ask func(context.Context, Q, int) (A, error)) {
 	expect := 0
 	if v := r.URL.Query().Get("expect"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -392,17 +426,26 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("body: %v (at most %d bytes)", err, maxControlBytes), http.StatusRequestEntityTooLarge)
 		return
 	}
-	var rev Revocation
-	if err := decodeRevocation(body, &rev); err != nil {
+	q, err := read(body)
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), revokeWait)
+	ctx, cancel := context.WithTimeout(r.Context(), adminWait)
 	defer cancel()
-	res, err := s.Revoke(ctx, rev, expect)
+	a, err := ask(ctx, q, expect)
 	if err != nil {
-		http.Error(w, "not sent to the replicas: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, "not asked of the replicas: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, a)
+}
+
+// serveRevoke serves POST /revoke on the admin listener: a Revocation,
+// answered with the RevokeResult (see serveAsk).
+func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	serveAsk(w, r, func(body []byte) (Revocation, error) {
+		var rev Revocation
+		return rev, decodeRevocation(body, &rev)
+	}, s.Revoke)
 }

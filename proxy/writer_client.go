@@ -27,6 +27,9 @@ type Client struct {
 	// claims are the client's, on a route with auth: what a Revocation
 	// selects by. They are the map auth made for allow, kept.
 	claims map[string]any
+	// present: its join was announced (see Server.announce), so its
+	// leave is too. Set before the client starts.
+	present bool
 
 	mu      sync.Mutex
 	state   lifecycle

@@ -28,7 +28,7 @@ func TestValidate(t *testing.T) {
 	if code := run([]string{"validate", "-config", "../../config.example.hcl"}, &out, &errOut); code != 0 {
 		t.Fatalf("validate example: exit %d: %s", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "valid, 7 route(s)") {
+	if !strings.Contains(out.String(), "valid, 8 route(s)") {
 		t.Errorf("validate output: %q", out.String())
 	}
 

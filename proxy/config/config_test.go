@@ -104,6 +104,13 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`control_mistakes.hcl:5:3: error: Subject under the control subject`, `(*.control.*)`,
 			`control_mistakes.hcl:8:3: error: Subject under the control subject`, `(ssegate.>)`,
 		}},
+		{"presence_mistakes.hcl", []string{
+			`presence_mistakes.hcl:7:15: error: Presence subject shared by streams`, `path.room`,
+			`presence_mistakes.hcl:13:14: error: Claims without auth`,
+			`presence_mistakes.hcl:15:3: error: Duplicate presence`,
+			`presence_mistakes.hcl:20:15: error: Subject under the control subject`,
+			`presence_mistakes.hcl:26:27: error: Unknown variable`,
+		}},
 		{"bad_control_subject.hcl", []string{`bad_control_subject.hcl:2:21: error: Invalid control_subject`}},
 		{"topics_mistakes.hcl", []string{
 			`topics_mistakes.hcl:3:15: error: Invalid query parameter`,

@@ -42,6 +42,8 @@ type Route struct {
 
 	// Topics, when set, lets each client pick what its stream carries.
 	Topics *Topics
+	// Presence, when set, makes who is on the route's streams known.
+	Presence *Presence
 
 	// Auth names the auth blocks a client must pass one of; none: open.
 	Auth []string
@@ -117,7 +119,7 @@ var routeSchema = &hcl.BodySchema{
 		{Name: "max_clients"}, {Name: "max_stream_duration"}, {Name: "max_streams"},
 		{Name: "auth"}, {Name: "allow"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}, {Type: "history"}, {Type: "topics"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "source", LabelNames: []string{"kind"}}, {Type: "cors"}, {Type: "history"}, {Type: "topics"}, {Type: "presence"}},
 }
 
 var topicsSchema = &hcl.BodySchema{
@@ -249,6 +251,14 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		if sb.Type == "topics" {
 			continue
 		}
+		if sb.Type == "presence" {
+			if rt.Presence != nil {
+				d.duplicate(sb, "presence block", &hcl.Block{DefRange: rt.Presence.Range})
+				continue
+			}
+			rt.Presence = d.presence(sb, rt)
+			continue
+		}
 		if sb.Type != "cors" {
 			sourceBlocks = append(sourceBlocks, sb)
 			continue
@@ -345,6 +355,12 @@ func (d *decoder) checkControlSubject(cfg *Config) {
 			if p, err := src.Pattern(d.ctx); err == nil && sources.SubjectsOverlap(p, control) {
 				d.errorf(src.DefRange(), "Subject under the control subject", "This source's subjects (%s) can fall under %s, where replicas take revocations: its streams would read them, or its events could end streams. Give it subjects of their own, or move control_subject in the nats block.", p, control)
 			}
+		}
+		if rt.Presence == nil || rt.Presence.Subject == nil {
+			continue
+		}
+		if p, err := d.presencePattern(rt.Presence.Subject, rt, "*"); err == nil && sources.SubjectsOverlap(p, control) {
+			d.errorf(rt.Presence.Subject.Range(), "Subject under the control subject", "The presence subject (%s) can fall under %s, where replicas take revocations. Give it a subject of its own, or move control_subject in the nats block.", p, control)
 		}
 	}
 }

@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ssegate/ssegate/sources"
+)
+
+// PresenceEvent is what a route with presence { subject = ... }
+// publishes there when a client joins or leaves one of its streams.
+type PresenceEvent struct {
+	Event   string            `json:"event"` // "join" or "leave"
+	Route   string            `json:"route"`
+	Params  map[string]string `json:"params,omitempty"`
+	Topics  []string          `json:"topics,omitempty"`
+	Replica string            `json:"replica"`
+	// Client is what the route's presence shows of the client: its
+	// claims of the names presence { claims } gives.
+	Client map[string]any `json:"client,omitempty"`
+	// Here is how many clients the stream has on this replica, after.
+	Here int       `json:"here"`
+	Time time.Time `json:"time"`
+}
+
+// PresenceResult is who is on a stream, as the replicas that answered
+// know it.
+type PresenceResult struct {
+	Count    int               `json:"count"`
+	Clients  []PresentClient   `json:"clients"`
+	Replicas []ReplicaPresence `json:"replicas"`
+}
+
+// PresentClient is one client on a stream: what the route's presence
+// shows of it, and the replica it is on.
+type PresentClient struct {
+	Replica string         `json:"replica"`
+	Client  map[string]any `json:"client,omitempty"`
+}
+
+// ReplicaPresence is one replica's answer: how many clients it has on
+// the stream, and whether it listed them all (at most maxPresent).
+type ReplicaPresence struct {
+	Replica   string           `json:"replica"`
+	Count     int              `json:"count"`
+	Clients   []map[string]any `json:"clients,omitempty"`
+	Truncated bool             `json:"truncated,omitempty"`
+}
+
+// maxPresent bounds the clients one replica lists in an answer; the
+// count is always whole.
+const maxPresent = 1000
+
+// presenceSubject is where the replicas answer presence questions.
+func (s *Server) presenceSubject() string { return s.startCfg.NATS.ControlSubject + ".presence" }
+
+// Presence asks every replica who is on the stream ref names (its claims
+// only pick the stream, as for a route whose subject reads them; allow is
+// not asked), and gathers the answers: until expect replicas answered (0:
+// until none answered for half a second), or ctx ends. The route must
+// have a presence block.
+func (s *Server) Presence(ctx context.Context, ref StreamRef, expect int) (PresenceResult, error) {
+	res := PresenceResult{Clients: []PresentClient{}, Replicas: []ReplicaPresence{}}
+	if _, err := s.presentHere(ref); err != nil {
+		return res, err // the same here as on every replica with this config
+	}
+	err := s.gather(ctx, s.presenceSubject(), ref, expect, func(data []byte) bool {
+		var a ReplicaPresence
+		if json.Unmarshal(data, &a) != nil || a.Replica == "" {
+			return false
+		}
+		res.Count += a.Count
+		for _, c := range a.Clients {
+			res.Clients = append(res.Clients, PresentClient{Replica: a.Replica, Client: c})
+		}
+		a.Clients = nil
+		res.Replicas = append(res.Replicas, a)
+		return true
+	})
+	if err != nil {
+		return res, fmt.Errorf("presence: %w", err)
+	}
+	return res, nil
+}
+
+// presentHere is who is on the stream ref names on this replica.
+func (s *Server) presentHere(ref StreamRef) (ReplicaPresence, error) {
+	a := ReplicaPresence{Replica: s.replica}
+	id, err := s.identifyRef(ref, false)
+	if err != nil {
+		return a, err
+	}
+	if id.rt.Presence == nil {
+		return a, fmt.Errorf("route %q has no presence block", ref.Route)
+	}
+	s.mu.Lock()
+	st := s.streams[id.key]
+	s.mu.Unlock()
+	if st == nil {
+		return a, nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	a.Count = len(st.clients)
+	for _, c := range st.clients {
+		if len(a.Clients) == maxPresent {
+			a.Truncated = true
+			break
+		}
+		a.Clients = append(a.Clients, shown(id.rt.Presence.Claims, c.claims))
+	}
+	return a, nil
+}
+
+// onPresence answers a presence question from NATS with what this
+// replica knows.
+func (s *Server) onPresence(m *nats.Msg) {
+	s.answerRef(m, "presence question", func(ref StreamRef) (any, error) { return s.presentHere(ref) })
+}
+
+// shown is what a presence shows of a client with claims: those named.
+func shown(names []string, claims map[string]any) map[string]any {
+	if len(names) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(names))
+	for _, n := range names {
+		if v, ok := claims[n]; ok {
+			out[n] = v
+		}
+	}
+	return out
+}
+
+// announce publishes that c joined or left st ("join", "leave") on the
+// stream's presence subject, if it has one. Core NATS, not waited for: a
+// presence event lost to a NATS outage is not worth holding a client.
+func (s *Server) announce(st *stream, c *Client, event string) {
+	if st.presence == "" {
+		return
+	}
+	st.mu.Lock()
+	here := len(st.clients)
+	st.mu.Unlock()
+	e := PresenceEvent{
+		Event: event, Route: st.route.Path, Topics: st.topics, Replica: s.replica,
+		Client: shown(st.route.Presence.Claims, c.claims), Here: here, Time: time.Now().UTC(),
+	}
+	if len(st.params) > 0 {
+		e.Params = make(map[string]string, len(st.params))
+		for i, p := range st.route.Params {
+			e.Params[p] = st.params[i]
+		}
+	}
+	data, _ := json.Marshal(e)
+	if err := s.conns.Conn().Publish(st.presence, data); err != nil {
+		st.sampledWarn().Err(err).Msg("presence event not published")
+	}
+}
+
+// presenceOf resolves the presence subject of stream st, named by id,
+// or "" when its route publishes none or the subject cannot be one
+// (logged).
+func (s *Server) presenceOf(st *stream, id streamID) string {
+	p := st.route.Presence
+	if p == nil || p.Subject == nil {
+		return ""
+	}
+	v, diags := p.Subject.Value(id.vars)
+	var err error
+	switch {
+	case diags.HasErrors():
+		err = diags
+	case v.IsNull() || !v.IsKnown() || !v.Type().Equals(cty.String):
+		err = fmt.Errorf("presence subject is not a string")
+	default:
+		subject := v.AsString()
+		if err = sources.CheckPublishable(subject); err == nil && sources.SubjectsOverlap(subject, s.startCfg.NATS.ControlSubject+".>") {
+			err = fmt.Errorf("presence subject %q is under the control subject", subject)
+		}
+		if err == nil {
+			return subject
+		}
+	}
+	st.warn().Err(err).Msg("no presence events for this stream")
+	return ""
+}
+
+// servePresence serves POST /presence on the admin listener: a
+// StreamRef, answered with the PresenceResult (see serveAsk).
+func (s *Server) servePresence(w http.ResponseWriter, r *http.Request) {
+	serveAsk(w, r, func(body []byte) (StreamRef, error) {
+		var ref StreamRef
+		err := decodeControl(body, &ref)
+		if err == nil {
+			_, err = s.presentHere(ref) // what is wrong with ref, first
+		}
+		if err != nil {
+			return ref, fmt.Errorf("stream: %w", err)
+		}
+		return ref, nil
+	}, s.Presence)
+}
