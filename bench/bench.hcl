@@ -52,3 +52,14 @@ route "/disconnect" {
     subject = "k.*"
   }
 }
+
+# For -streams and -churn runs: clients spread over rooms whose joins
+# and leaves are published (presence); /u/{n} above is the same without.
+route "/rooms/{n}" {
+  presence {
+    subject = "presence.rooms.${path.n}"
+  }
+  source "nats" {
+    subject = "rooms.${path.n}"
+  }
+}

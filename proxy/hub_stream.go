@@ -43,7 +43,8 @@ type stream struct {
 
 	feeds streamFeeds // the runs of the sources fetching for it, shared
 
-	presence string // where its joins and leaves are published, or ""
+	presence       string            // where its joins and leaves are published, or ""
+	presenceParams map[string]string // its path values by name, for those
 
 	conns *natsconn.Conns // the NATS connection in use
 	// With a JetStream history, the route's reader, which replaces subs

@@ -148,17 +148,10 @@ func (s *Server) announce(st *stream, c *Client, event string) {
 	st.mu.Lock()
 	here := len(st.clients)
 	st.mu.Unlock()
-	e := PresenceEvent{
-		Event: event, Route: st.route.Path, Topics: st.topics, Replica: s.replica,
+	data, _ := json.Marshal(PresenceEvent{
+		Event: event, Route: st.route.Path, Params: st.presenceParams, Topics: st.topics, Replica: s.replica,
 		Client: shown(st.route.Presence.Claims, c.claims), Here: here, Time: time.Now().UTC(),
-	}
-	if len(st.params) > 0 {
-		e.Params = make(map[string]string, len(st.params))
-		for i, p := range st.route.Params {
-			e.Params[p] = st.params[i]
-		}
-	}
-	data, _ := json.Marshal(e)
+	})
 	if err := s.conns.Conn().Publish(st.presence, data); err != nil {
 		st.sampledWarn().Err(err).Msg("presence event not published")
 	}
@@ -185,6 +178,13 @@ func (s *Server) presenceOf(st *stream, id streamID) string {
 			err = fmt.Errorf("presence subject %q is under the control subject", subject)
 		}
 		if err == nil {
+			// Made once: each join and leave names them.
+			if len(st.params) > 0 {
+				st.presenceParams = make(map[string]string, len(st.params))
+				for i, p := range st.route.Params {
+					st.presenceParams[p] = st.params[i]
+				}
+			}
 			return subject
 		}
 	}

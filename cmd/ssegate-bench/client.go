@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -129,33 +130,72 @@ func connectAll(ctx context.Context, o options, shared *counters) ([]*client, ti
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			base := o.urls[i%len(o.urls)] // replicas in turn
-			u, _ := url.Parse(base)
-			host := u.Host
-			if u.Port() == "" {
-				host = net.JoinHostPort(u.Hostname(), "80")
+			stream := i
+			if o.streams > 0 {
+				stream = i % o.streams
 			}
-			target, p := base, u.RequestURI()
-			if o.distinct {
-				target, p = fmt.Sprintf("%s/%d", target, i), fmt.Sprintf("%s/%d", p, i)
-			}
-			if o.topics > 0 {
-				q := topicsQuery(i, o.topics)
-				target, p = target+q, p+q
-			}
-			if h2 != nil {
-				c.err = c.openHTTP2(ctx, h2, target)
-			} else {
-				var src net.Addr // the system's choice
-				if o.sources > 1 {
-					src = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%o.sources))}
-				}
-				c.err = c.open(ctx, src, host, u.Host, p)
-			}
+			c.err = c.connect(ctx, o, h2, i, stream)
 		})
 	}
 	wg.Wait()
 	return clients, time.Since(start)
+}
+
+// connect opens client i's stream: on the replica of its turn, with the
+// stream number stream added to the URL (-distinct, -streams) or its
+// topics (-topics), over HTTP/2 when h2 is set.
+func (c *client) connect(ctx context.Context, o options, h2 *http.Client, i, stream int) error {
+	base := o.urls[i%len(o.urls)] // replicas in turn
+	u, _ := url.Parse(base)
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	target, p := base, u.RequestURI()
+	if o.distinct || o.streams > 0 {
+		target, p = fmt.Sprintf("%s/%d", target, stream), fmt.Sprintf("%s/%d", p, stream)
+	}
+	if o.topics > 0 {
+		q := topicsQuery(i, o.topics)
+		target, p = target+q, p+q
+	}
+	if h2 != nil {
+		return c.openHTTP2(ctx, h2, target)
+	}
+	var src net.Addr // the system's choice
+	if o.sources > 1 {
+		src = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%o.sources))}
+	}
+	return c.open(ctx, src, host, u.Host, p)
+}
+
+// churn replaces clients at rate a second for d: each time the next one,
+// in turn, leaves and a new client opens a stream picked at random of
+// o.streams (or of the clients, with -distinct). It returns how many
+// joined.
+func churn(ctx context.Context, o options, shared *counters, clients []*client, rate int, d time.Duration) int {
+	streams := o.streams
+	if streams == 0 {
+		streams = len(clients)
+	}
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	joined := 0
+	for k := 0; time.Since(start) < d && ctx.Err() == nil; k++ {
+		if wait := time.Until(start.Add(time.Duration(k) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		i := k % len(clients)
+		if old := clients[i]; old.conn != nil {
+			old.conn.Close()
+		}
+		c := newClient(o, shared, false)
+		if c.err = c.connect(ctx, o, nil, i, rand.N(streams)); c.err == nil {
+			joined++
+		}
+		clients[i] = c
+	}
+	return joined
 }
 
 // open connects and reads the response head; the events are read in a

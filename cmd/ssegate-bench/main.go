@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -50,6 +51,10 @@ type options struct {
 	topics                int
 	slow, keys            int
 	revoke, control       string
+	streams               int
+	churn                 int
+	churnFor              time.Duration
+	watch                 string
 }
 
 func parse(args []string) (options, error) {
@@ -68,6 +73,10 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.keys, "keys", 0, "publish event i to -subject followed by .(i mod keys), as a keyed state feed does (0: to -subject)")
 	fs.StringVar(&o.revoke, "revoke", "", `after connecting, publish this revocation to -control.revoke (like {"all": true}) and measure how long each stream takes to end`)
 	fs.StringVar(&o.control, "control", "ssegate.control", "ssegate's control subject (nats { control_subject })")
+	fs.IntVar(&o.streams, "streams", 0, "spread the clients over this many streams: client i opens the URL with /(i mod streams) added (a route like /rooms/{n})")
+	fs.IntVar(&o.churn, "churn", 0, "after connecting, replace this many clients a second (one leaves, one joins a stream at random), for -churn-for, and report ssegate's CPU per join")
+	fs.DurationVar(&o.churnFor, "churn-for", 30*time.Second, "how long -churn goes on")
+	fs.StringVar(&o.watch, "watch", "", "count the messages and bytes on this NATS subject (wildcards allowed) while -churn goes on: what presence events cost NATS")
 	fs.IntVar(&o.connectRate, "connect-rate", 2000, "connections opened per second at most")
 	fs.IntVar(&o.messages, "messages", 1000, "events to publish (0: none, to measure idle streams)")
 	fs.IntVar(&o.rate, "rate", 200, "events published per second")
@@ -91,8 +100,11 @@ func parse(args []string) (options, error) {
 			return o, fmt.Errorf("%q is not a loopback address: the load tool only loads this machine", raw)
 		}
 	}
-	if (o.distinct || o.topics > 0 || o.revoke != "") && o.messages > 0 {
-		return o, fmt.Errorf("-distinct, -topics and -revoke measure idle streams: give -messages 0")
+	if (o.distinct || o.topics > 0 || o.revoke != "" || o.streams > 0 || o.churn > 0) && o.messages > 0 {
+		return o, fmt.Errorf("-distinct, -streams, -topics, -churn and -revoke measure idle streams: give -messages 0")
+	}
+	if o.streams < 0 || o.churn < 0 || (o.churn > 0 && o.h2c) || (o.streams > 0 && o.distinct) {
+		return o, fmt.Errorf("-streams and -churn must not be negative; -churn is over HTTP/1.1; -streams and -distinct exclude each other")
 	}
 	if o.sources < 1 || o.sources > 254 {
 		return o, fmt.Errorf("-sources must be from 1 to 254")
@@ -157,6 +169,15 @@ type Report struct {
 	RevokeP50Ms float64 `json:"revoke_p50_ms,omitempty"`
 	RevokeP99Ms float64 `json:"revoke_p99_ms,omitempty"`
 	RevokeMaxMs float64 `json:"revoke_max_ms,omitempty"`
+
+	// With -churn: clients that joined (as many left), ssegate's CPU over
+	// that time and per join, and with -watch what NATS carried on the
+	// watched subject meanwhile.
+	Joined        int     `json:"joined,omitempty"`
+	ChurnCPU      float64 `json:"churn_cpu_seconds,omitempty"`
+	CPUPerJoinUs  float64 `json:"cpu_per_join_us,omitempty"`
+	WatchMessages int64   `json:"watch_messages,omitempty"`
+	WatchBytes    int64   `json:"watch_bytes,omitempty"`
 }
 
 func run(args []string, out io.Writer) error {
@@ -195,6 +216,13 @@ func run(args []string, out io.Writer) error {
 	}
 	time.Sleep(o.idle)
 
+	if o.churn > 0 {
+		if err := churnAll(ctx, o, shared, clients, proc, &r); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "churn: %d joins and as many leaves in %v; ssegate CPU %.2f s, %.1f µs a join; %s: %d messages, %d bytes\n",
+			r.Joined, o.churnFor, r.ChurnCPU, r.CPUPerJoinUs, o.watch, r.WatchMessages, r.WatchBytes)
+	}
 	if o.revoke != "" {
 		if err := revokeAll(o, clients, &r); err != nil {
 			return err
@@ -284,6 +312,36 @@ func run(args []string, out io.Writer) error {
 		}
 	}
 	return json.NewEncoder(out).Encode(r)
+}
+
+// churnAll runs churn, measuring ssegate's CPU and, with o.watch, the
+// NATS messages on that subject.
+func churnAll(ctx context.Context, o options, shared *counters, clients []*client, proc procStats, r *Report) error {
+	var msgs, bytes atomic.Int64
+	if o.watch != "" {
+		nc, err := nats.Connect(o.natsURL, nats.Name("ssegate-bench"), nats.IgnoreDiscoveredServers())
+		if err != nil {
+			return fmt.Errorf("connect to NATS: %w", err)
+		}
+		defer nc.Close()
+		if _, err := nc.Subscribe(o.watch, func(m *nats.Msg) {
+			msgs.Add(1)
+			bytes.Add(int64(len(m.Subject) + len(m.Data)))
+		}); err != nil {
+			return fmt.Errorf("watch %s: %w", o.watch, err)
+		}
+		if err := nc.Flush(); err != nil {
+			return fmt.Errorf("watch %s: %w", o.watch, err)
+		}
+	}
+	cpu0 := proc.cpu()
+	r.Joined = churn(ctx, o, shared, clients, o.churn, o.churnFor)
+	if o.pid != 0 {
+		r.ChurnCPU = (proc.cpu() - cpu0).Seconds()
+		r.CPUPerJoinUs = r.ChurnCPU * 1e6 / float64(max(r.Joined, 1))
+	}
+	r.WatchMessages, r.WatchBytes = msgs.Load(), bytes.Load()
+	return nil
 }
 
 // revokeAll publishes o.revoke to the control subject and waits, within

@@ -213,3 +213,22 @@ func TestBenchConfigsLoad(t *testing.T) {
 		}
 	}
 }
+
+// The presence figure: clients spread over streams, replaced at a rate,
+// with the presence events counted on NATS.
+func TestBenchChurn(t *testing.T) {
+	t.Parallel()
+	ns := loopback.NATS(t, "")
+	url := serve(t, ns, `route "/rooms/{n}" {
+  presence { subject = "presence.rooms.${path.n}" }
+  source "nats" { subject = "rooms.${path.n}" }
+}`)
+	r, out := report(t,
+		"-url", url+"/rooms", "-nats", ns.ClientURL(), "-streams", "5", "-messages", "0",
+		"-pid", strconv.Itoa(os.Getpid()), "-clients", "20", "-settle", "10ms",
+		"-churn", "100", "-churn-for", "300ms", "-watch", "presence.rooms.>",
+	)
+	if r.Connected != 20 || r.Joined < 10 || r.WatchMessages < int64(r.Joined) || r.WatchBytes <= r.WatchMessages || r.ChurnCPU <= 0 {
+		t.Fatalf("report %+v\n%s", r, out)
+	}
+}
