@@ -1,12 +1,17 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,5 +207,59 @@ route "/live" {
 	h.publish("stocks.B", "b")
 	if ev := bc.Next(); ev.Type != "B" || ev.Data != "b" {
 		t.Fatalf("got %+v, want B b", ev)
+	}
+}
+
+// A real EventSource (the eventsource npm package) of a user who logs
+// out: it gets ssegate-revoked with the reason, comes back after the
+// retry hint as every EventSource does, is refused by the auth service
+// now, and gives up for good.
+func TestEventSourceRevoked(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("testdata", "eventsource")
+	node := nodeWith(t, dir, "eventsource")
+	var loggedOut atomic.Bool
+	authsvc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, err := url.Parse(r.Header.Get("X-Forwarded-Uri"))
+		if err != nil || u.Query().Get("user") == "" || loggedOut.Load() {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		w.Header().Set("X-User-Id", u.Query().Get("user"))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer authsvc.Close()
+	h := start(t, `
+auth "forward" "gateway" {
+  url          = "`+authsvc.URL+`"
+  copy_headers = ["X-User-Id"]
+}
+route "/inbox" {
+  auth  = "gateway"
+  retry = "100ms"
+  source "nats" { subject = "inbox.${auth.claims.x_user_id}" }
+}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd, out := startNode(ctx, t, node, dir, "revoked.mjs", h.ts.URL+"/inbox?user=alice")
+	var lines []string
+	for sc := bufio.NewScanner(out); sc.Scan(); {
+		lines = append(lines, sc.Text())
+		switch sc.Text() {
+		case "open":
+			h.publish("inbox.alice", "hello")
+		case "event hello":
+			loggedOut.Store(true)
+			res, err := h.srv.Revoke(ctx, proxy.Revocation{Claims: map[string]string{"x_user_id": "alice"}, Reason: "logged out"}, 1)
+			if err != nil || res.Ended != 1 {
+				t.Errorf("Revoke: %+v, %v", res, err)
+			}
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("EventSource client: %v; it saw:\n%s", err, strings.Join(lines, "\n"))
+	}
+	if want := []string{"open", "event hello", "revoked logged out", "closed"}; !slices.Equal(lines, want) {
+		t.Errorf("the client saw %q, want %q", lines, want)
 	}
 }
