@@ -19,7 +19,7 @@ import (
 
 // Position is the answer to a position request: the id to resume the
 // stream from, so that a client gets exactly what happened after it was
-// read. See docs/control.md, "A page load with no gap".
+// read. See docs/positions.md.
 type Position struct {
 	LastEventID string `json:"last_event_id"`
 	// Store is where the stream's history is: "jetstream" (the position

@@ -146,9 +146,9 @@ func (s *Server) setupLeases() error {
 // never lost and a retried one never doubled.
 func (s *Server) publisher(rt *config.Route) sources.Publisher {
 	if rt.JetStream != nil {
-		return sources.JetStreamPublisher(s.conns)
+		return guarded{sources.JetStreamPublisher(s.conns), s}
 	}
-	return sources.CorePublisher(s.conns)
+	return guarded{sources.CorePublisher(s.conns), s}
 }
 
 // stopFeeding stops the sources that fetch for whole routes, and the auth

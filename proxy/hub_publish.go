@@ -23,7 +23,7 @@ func (s *Server) Publish(ctx context.Context, subject string, data []byte) (stri
 	if err := sources.CheckPublishable(subject); err != nil {
 		return "", fmt.Errorf("publish: %w", err)
 	}
-	if sources.SubjectsOverlap(subject, s.startCfg.NATS.ControlSubject+".>") {
+	if s.controlled(subject) {
 		return "", errors.New("publish: the control subject is not for events")
 	}
 	m := &nats.Msg{Subject: subject, Data: data}

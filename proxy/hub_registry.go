@@ -70,6 +70,9 @@ func (s *Server) identify(g *snapshot, rt *config.Route, vals, topics []string, 
 			return streamID{}, err
 		}
 		for _, q := range p {
+			if s.controlled(q.subject) {
+				return streamID{}, fmt.Errorf("subject %q is under the control subject", q.subject)
+			}
 			key.Write([]byte("\x00" + q.subject))
 		}
 		parts = append(parts, p...)

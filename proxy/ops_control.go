@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ssegate/ssegate/sources"
 	"github.com/ssegate/ssegate/sse"
 )
 
@@ -152,12 +153,14 @@ func (s *Server) revokeHere(r *Revocation) int {
 			}
 		}
 		st.mu.Unlock()
-		frame, events, why := revokeFrame(r, st), 1, "stream revoked: "+r.Reason
+		events, why := 1, "stream revoked: "+r.Reason
 		if r.Reconnect {
 			events, why = 0, "asked to reconnect: "+r.Reason
 		}
 		for _, c := range clients {
-			c.finish(frame, events, why)
+			// A frame each: its retry hint's jitter spreads the clients'
+			// return.
+			c.finish(revokeFrame(r, st), events, why)
 		}
 		if len(clients) > 0 {
 			st.m.revoked.Add(float64(len(clients)))
@@ -265,6 +268,29 @@ func nextAnswer(ctx context.Context, sub *nats.Subscription, quiet bool) (*nats.
 	return sub.NextMsgWithContext(ctx)
 }
 
+// controlled reports whether subject (which may hold wildcards) could
+// reach the control subjects this Server listens on. The config refuses
+// sources whose subjects could, as far as it can tell; this checks each
+// subject a stream reads or a source publishes to, for the rest (a
+// subject of partial tokens, a config reloaded with another
+// control_subject than the one the Server started with).
+func (s *Server) controlled(subject string) bool {
+	return sources.SubjectsOverlap(subject, s.startCfg.NATS.ControlSubject+".>")
+}
+
+// guarded is a publisher that refuses subjects under the control subject.
+type guarded struct {
+	sources.Publisher
+	s *Server
+}
+
+func (g guarded) Fits(m *nats.Msg) error {
+	if g.s.controlled(m.Subject) {
+		return fmt.Errorf("subject %q: %w", m.Subject, sources.ErrReserved)
+	}
+	return g.Publisher.Fits(m)
+}
+
 // revokeSubject is where the replicas take revocations, and
 // positionSubject where one of them answers position requests: the nats
 // block the Server started with is the one it keeps until a restart.
@@ -320,7 +346,8 @@ func (s *Server) onRevoke(m *nats.Msg) {
 		return
 	}
 	n := s.revokeHere(&r)
-	s.log.Info().Str("route", r.Route).Bool("all", r.All).Int("ended", n).Bool("reconnect", r.Reconnect).Str("reason", r.Reason).Msg("revocation applied")
+	s.log.Info().Str("route", r.Route).Interface("params", r.Params).Str("topic", r.Topic).Interface("claims", r.Claims).Bool("all", r.All).
+		Bool("reconnect", r.Reconnect).Str("reason", r.Reason).Int("ended", n).Msg("revocation applied")
 	if m.Reply == "" {
 		return
 	}

@@ -45,7 +45,8 @@ type PresentClient struct {
 }
 
 // ReplicaPresence is one replica's answer: how many clients it has on
-// the stream, and whether it listed them all (at most maxPresent).
+// the stream, and whether it listed them all (at most maxPresent, and
+// what fits in a NATS message).
 type ReplicaPresence struct {
 	Replica   string           `json:"replica"`
 	Count     int              `json:"count"`
@@ -105,18 +106,30 @@ func (s *Server) presentHere(ref StreamRef) (ReplicaPresence, error) {
 	if st == nil {
 		return a, nil
 	}
+	// The answer must fit in a NATS message, whatever the claims hold.
+	room := int(s.conns.Conn().MaxPayload()) - presenceHeadroom
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	a.Count = len(st.clients)
 	for _, c := range st.clients {
-		if len(a.Clients) == maxPresent {
+		client := shown(id.rt.Presence.Claims, c.claims)
+		size := 3 // "{}" and a comma
+		if client != nil {
+			b, _ := json.Marshal(client) // claims came from JSON
+			size = len(b) + 1
+		}
+		if len(a.Clients) == maxPresent || size > room {
 			a.Truncated = true
 			break
 		}
-		a.Clients = append(a.Clients, shown(id.rt.Presence.Claims, c.claims))
+		room -= size
+		a.Clients = append(a.Clients, client)
 	}
 	return a, nil
 }
+
+// presenceHeadroom is what a presence answer takes beside its clients.
+const presenceHeadroom = 1 << 10
 
 // onPresence answers a presence question from NATS with what this
 // replica knows.
@@ -174,7 +187,7 @@ func (s *Server) presenceOf(st *stream, id streamID) string {
 		err = fmt.Errorf("presence subject is not a string")
 	default:
 		subject := v.AsString()
-		if err = sources.CheckPublishable(subject); err == nil && sources.SubjectsOverlap(subject, s.startCfg.NATS.ControlSubject+".>") {
+		if err = sources.CheckPublishable(subject); err == nil && s.controlled(subject) {
 			err = fmt.Errorf("presence subject %q is under the control subject", subject)
 		}
 		if err == nil {

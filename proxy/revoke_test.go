@@ -17,6 +17,7 @@ import (
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
+	"github.com/ssegate/ssegate/proxy/config"
 )
 
 // revoke posts a revocation to an admin listener and returns the answer.
@@ -261,5 +262,54 @@ route "/inbox" {
 	}
 	if want := []string{"open", "event hello", "revoked logged out", "closed"}; !slices.Equal(lines, want) {
 		t.Errorf("the client saw %q, want %q", lines, want)
+	}
+}
+
+// What the config cannot tell ahead never reaches the control subject:
+// a stream reading it through a subject of partial tokens is refused as it
+// opens; a webhook publishing to it, accepted by a reload that moved
+// control_subject (which only a restart applies), is refused per delivery;
+// nothing is revoked.
+func TestControlSubjectOutOfReach(t *testing.T) {
+	t.Parallel()
+	const calm = `
+route "/calm" {
+  source "nats" { subject = "calm" }
+}`
+	h := start(t, calm+`
+route "/odd/{a}/{b}" {
+  source "nats" { subject = "ssegate.c${path.a}.${path.b}" }
+}`)
+	c := h.open("/calm", nil)
+	if resp := get(t, h.ts.URL+"/odd/ontrol/revoke", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a stream on the control subject: %d, want 400", resp.StatusCode)
+	}
+	cfg, err := config.Parse([]byte(calm+`
+nats {
+  control_subject = "ops.control"
+}
+route "/hooked/{x}" {
+  source "webhook" {
+    path    = "/hooks/any"
+    subject = "ssegate.control.${msg.json.x}"
+    verify "none" {}
+  }
+}`), "test.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	code, answer := post(t, h.ts.URL+"/hooks/any", "application/json", nil, `{"x": "revoke", "all": true}`)
+	if code != http.StatusUnprocessableEntity {
+		t.Errorf("a delivery to the control subject: %d %q, want 422", code, answer)
+	}
+	h.publish("calm", "still here")
+	c.ExpectData("still here")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := h.srv.Publish(ctx, "ssegate.control.revoke", []byte(`{"all": true}`)); err == nil {
+		t.Error("Publish to the control subject was accepted")
 	}
 }

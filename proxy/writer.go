@@ -179,14 +179,18 @@ const batchLimit = unsentLimit / 2
 
 // takeBatch takes what the writer writes next, with c.mu held, and
 // reports whether it is all that was queued: the whole queue, or, for a
-// client whose slow_consumer policy drops or replaces queued events, the
-// oldest frames up to about batchLimit bytes. What stays queued can still
+// client whose slow_consumer policy drops or replaces queued events and
+// that is not being ended, the oldest frames up to about batchLimit
+// bytes. What stays queued can still
 // be dropped or replaced, where frames taken cannot; and each write waits
 // for little more than that much to drain, so write_timeout ends a client
 // that stopped reading, not one that reads slowly.
 func (c *Client) takeBatch() (batch [][]byte, all bool) {
 	k := len(c.queue)
-	if c.dropOldest {
+	// A client being ended takes what is queued at once: taken in parts,
+	// a queue that a slow reader keeps full would never let the end
+	// come (write_timeout bounds that last write).
+	if c.dropOldest && c.state != closing {
 		k = batchEnd(c.queue, batchLimit)
 	}
 	if k == len(c.queue) {

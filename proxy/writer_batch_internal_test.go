@@ -59,3 +59,22 @@ func TestSlowPolicyTakesBoundedBatches(t *testing.T) {
 		t.Errorf("a client that disconnects when slow took %d of 5 frames", len(batch))
 	}
 }
+
+// A client that drops events and is being ended takes its whole queue,
+// so that its end comes even while events keep its queue full.
+func TestEndingClientTakesItsWholeQueue(t *testing.T) {
+	t.Parallel()
+	c := newClient(nil, 100)
+	c.dropOldest = true
+	for range 10 {
+		c.push(bytes.Repeat([]byte{'x'}, 3<<10))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.moveTo(closing) {
+		t.Fatal("an open client cannot be ended")
+	}
+	if batch, all := c.takeBatch(); len(batch) != 10 || !all {
+		t.Fatalf("took %d of 10 frames (all: %v)", len(batch), all)
+	}
+}

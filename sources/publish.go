@@ -18,6 +18,10 @@ const publishTimeout = 5 * time.Second
 // again would fail again.
 var errTooLarge = errors.New("larger than the NATS server's max_payload")
 
+// ErrReserved is a subject a Publisher does not publish to: ssegate's
+// own control subjects.
+var ErrReserved = errors.New("reserved for ssegate's control")
+
 // Publisher hands events to NATS and returns once they are safe: flushed
 // to the server, or, for a route whose history is in JetStream, stored and
 // acknowledged.

@@ -40,7 +40,7 @@ func (h *webhookHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The id lets a backend tell a page where its state stands (see
-	// docs/control.md, "A page load with no gap").
+	// docs/positions.md).
 	rw.Header().Set("Content-Type", "application/json")
 	rw.WriteHeader(status)
 	_ = json.NewEncoder(rw).Encode(struct {
@@ -134,6 +134,9 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (status 
 		}
 		if errors.Is(err, errTooLarge) {
 			return http.StatusRequestEntityTooLarge, "the event is " + err.Error(), ""
+		}
+		if errors.Is(err, ErrReserved) {
+			return http.StatusUnprocessableEntity, "this delivery makes a subject ssegate keeps for itself: " + forSender(err), ""
 		}
 		h.warn.Warn().Err(err).Str("subject", subject).Msg("webhook not handed on to NATS")
 		rw.Header().Set("Retry-After", "5")
