@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,6 +106,28 @@ func (st *stream) passOver(seq uint64) {
 	st.mu.Lock()
 	st.lastSeq = max(st.lastSeq, seq)
 	st.mu.Unlock()
+}
+
+// missedLive tells the stream's clients that the JetStream messages after
+// sequence last, through upTo, went before this replica read them: every
+// stream of the route is told (which subjects they were on is lost with
+// them), with a reset whose id resumes after upTo. A client that resumed
+// past them on another replica (skipThrough) missed nothing.
+func (st *stream) missedLive(last, upTo uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return
+	}
+	st.lastSeq = max(st.lastSeq, upTo)
+	frame := resetFrame(strconv.FormatUint(last, 10), strconv.FormatUint(upTo, 10))
+	for _, c := range st.clients {
+		if c.skipThrough >= upTo {
+			continue
+		}
+		st.m.reset.Inc()
+		c.push(frame)
+	}
 }
 
 // jsAttemptTimeout bounds one JetStream request of a replay: an answer

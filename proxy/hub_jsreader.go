@@ -27,6 +27,10 @@ type jsReader struct {
 	conns    *natsconn.Conns
 	name     string   // the JetStream stream
 	subjects []string // the route's subjects, "*" where a stream's varies
+	// owned: the JetStream stream is ssegate's for the route, and holds
+	// the route's subjects alone, so the sequences the reader gets follow
+	// each other unless messages went before it read them.
+	owned bool
 	warn     zerolog.Logger
 	done     <-chan struct{} // the Server's closing
 
@@ -55,8 +59,8 @@ type jsReader struct {
 // heartbeats, and made again on another.
 const jsHeartbeat = time.Second
 
-func newJSReader(conns *natsconn.Conns, name string, subjects []string, warn zerolog.Logger, done <-chan struct{}) *jsReader {
-	return &jsReader{conns: conns, name: name, subjects: subjects, warn: warn, done: done, plain: map[string][]*stream{}}
+func newJSReader(conns *natsconn.Conns, name string, subjects []string, owned bool, warn zerolog.Logger, done <-chan struct{}) *jsReader {
+	return &jsReader{conns: conns, name: name, subjects: subjects, owned: owned, warn: warn, done: done, plain: map[string][]*stream{}}
 }
 
 // add starts handing st the messages on its subjects after the last one
@@ -174,6 +178,17 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 		r.mu.Unlock()
 		return
 	}
+	// Messages between went before they were read: the stream's limits
+	// discarded them while this replica's NATS link was down or slow, or
+	// they were deleted. Their subjects are gone with them.
+	var missed []*stream
+	from := r.lastSeq
+	if r.owned && seq > from+1 {
+		missed = slices.Clone(r.wild)
+		for _, sts := range r.plain {
+			missed = append(missed, sts...)
+		}
+	}
 	r.lastSeq = seq
 	targets := slices.Clone(r.plain[subject])
 	for _, st := range r.wild {
@@ -182,6 +197,16 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 		}
 	}
 	r.mu.Unlock()
+	if len(missed) > 0 {
+		r.warn.Warn().Str("stream", r.name).Uint64("after", from).Uint64("through", seq-1).Msg("JetStream dropped events before this replica read them; its clients get a reset")
+		told := map[*stream]bool{} // a stream of several subjects is listed for each
+		for _, st := range missed {
+			if !told[st] {
+				told[st] = true
+				st.missedLive(from, seq-1)
+			}
+		}
+	}
 	r.pending.Store(md.NumPending)
 	msg := &nats.Msg{Subject: subject, Header: m.Headers(), Data: m.Data()}
 	for _, st := range targets {

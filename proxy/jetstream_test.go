@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/ssetest"
 	"github.com/ssegate/ssegate/proxy"
@@ -187,5 +188,54 @@ route "/sse" {
 	link.Resume()
 	if ev := moved.Next(); ev.Type != proxy.ResetEvent {
 		t.Fatalf("events 61..90 are gone, yet no reset: got %+v", ev)
+	}
+}
+
+// A replica cut off from NATS while the stream's limits discard events it
+// had not read: when it is back, its clients get a reset, never a silent
+// gap, and then the events after it.
+func TestLiveGapPastTheLimits(t *testing.T) {
+	t.Parallel()
+	ns := loopback.JetStream(t, t.TempDir())
+	link := loopback.NewLink(t, ns.Addr().String())
+	nc, err := nats.Connect("nats://"+link.Addr(), nats.ReconnectWait(20*time.Millisecond), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	h := startOn(t, ns, `
+route "/sse" {
+  history {
+    store    = "jetstream"
+    max_msgs = 10
+  }
+  source "nats" { subject = "events" }
+}`, proxy.WithNATS(nc))
+	live := h.open("/sse", nil)
+	h.publish("events", "e0")
+	live.ExpectData("e0")
+
+	link.Down()
+	eventually(t, "the replica to lose NATS", func() bool { return !nc.IsConnected() })
+	for i := 1; i <= 100; i++ {
+		h.publish("events", fmt.Sprint("e", i))
+	}
+	js, err := jetstreamFor(t, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	stream := onlyStream(ctx, t, js)
+	eventually(t, "the stream to keep only e91..e100", func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.FirstSeq == 92 && info.State.LastSeq == 101
+	})
+	link.Up()
+	if ev := live.Next(); ev.Type != proxy.ResetEvent || ev.LastEventID != "91" {
+		t.Fatalf("e1..e90 are gone, yet no reset: got %+v", ev)
+	}
+	if ev := live.Next(); ev.Data != "e91" || ev.LastEventID != "92" {
+		t.Fatalf("after the reset: %+v, want e91 with id 92", ev)
 	}
 }

@@ -142,7 +142,7 @@ func (s *Server) build(cfg *config.Config, prev *snapshot) (*snapshot, error) {
 		if err != nil {
 			return fail(fmt.Errorf("route %q: JetStream history: %w", rt.Path, err))
 		}
-		g.routes[rt].reader = newJSReader(s.conns, name, subjects, s.warn.With().Str("route", rt.Path).Logger(), s.closing)
+		g.routes[rt].reader = newJSReader(s.conns, name, subjects, rt.JetStream.Stream == "", s.warn.With().Str("route", rt.Path).Logger(), s.closing)
 	}
 	return g, nil
 }

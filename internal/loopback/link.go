@@ -16,6 +16,7 @@ type Link struct {
 	gate   sync.RWMutex // held for writing while paused
 	mu     sync.Mutex
 	conns  []net.Conn
+	down   bool // connections are refused (see Down)
 }
 
 // NewLink relays to target until the test ends.
@@ -40,11 +41,37 @@ func (l *Link) Pause() { l.gate.Lock() }
 // Resume lets the held bytes through.
 func (l *Link) Resume() { l.gate.Unlock() }
 
+// Down cuts every connection and refuses new ones until Up: the path is
+// gone, and a client's reconnects fail.
+func (l *Link) Down() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.down = true
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
+}
+
+// Up lets connections through again.
+func (l *Link) Up() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.down = false
+}
+
 func (l *Link) accept() {
 	for {
 		in, err := l.ln.Accept()
 		if err != nil {
 			return
+		}
+		l.mu.Lock()
+		down := l.down
+		l.mu.Unlock()
+		if down {
+			in.Close()
+			continue
 		}
 		out, err := net.Dial("tcp", l.target)
 		if err != nil {
