@@ -31,8 +31,8 @@ type jsReader struct {
 	// the route's subjects alone, so the sequences the reader gets follow
 	// each other unless messages went before it read them.
 	owned bool
-	warn     zerolog.Logger
-	done     <-chan struct{} // the Server's closing
+	warn  zerolog.Logger
+	done  <-chan struct{} // the Server's closing
 
 	mu      sync.Mutex
 	plain   map[string][]*stream // streams by their one subject without wildcards

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/ssetest"
@@ -152,6 +153,16 @@ func TestResumeOnALaggingReplica(t *testing.T) {
 	moved.ExpectData("e4")
 }
 
+// jsRouteKeeping10 is jsRoute with a stream that keeps 10 events.
+const jsRouteKeeping10 = `
+route "/sse" {
+  history {
+    store    = "jetstream"
+    max_msgs = 10
+  }
+  source "nats" { subject = "events" }
+}`
+
 // On a lagging replica, an id whose followers the stream's limits have
 // dropped gets a reset, as on any replica: events were missed.
 func TestResumeOnALaggingReplicaPastTheLimits(t *testing.T) {
@@ -159,31 +170,14 @@ func TestResumeOnALaggingReplicaPastTheLimits(t *testing.T) {
 	ns := loopback.JetStream(t, t.TempDir())
 	link := loopback.NewLink(t, ns.Addr().String())
 	nc := connectTo(t, "nats://"+link.Addr())
-	b := startOn(t, ns, `
-route "/sse" {
-  history {
-    store    = "jetstream"
-    max_msgs = 10
-  }
-  source "nats" { subject = "events" }
-}`, proxy.WithNATS(nc))
+	b := startOn(t, ns, jsRouteKeeping10, proxy.WithNATS(nc))
 	link.Pause()
 	for i := 1; i <= 100; i++ {
 		b.publish("events", fmt.Sprint("e", i))
 	}
 	// Only once the stream has stored the last of them are 61..90 gone;
 	// before, a resume from 60 rightly gets them.
-	js, err := jetstreamFor(t, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	stream := onlyStream(ctx, t, js)
-	eventually(t, "the stream to keep only 91..100", func() bool {
-		info, err := stream.Info(ctx)
-		return err == nil && info.State.FirstSeq == 91 && info.State.LastSeq == 100
-	})
+	keepsOnly(t, ns, 91, 100)
 	moved := b.open("/sse", http.Header{"Last-Event-Id": {"60"}})
 	link.Resume()
 	if ev := moved.Next(); ev.Type != proxy.ResetEvent {
@@ -203,14 +197,7 @@ func TestLiveGapPastTheLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	h := startOn(t, ns, `
-route "/sse" {
-  history {
-    store    = "jetstream"
-    max_msgs = 10
-  }
-  source "nats" { subject = "events" }
-}`, proxy.WithNATS(nc))
+	h := startOn(t, ns, jsRouteKeeping10, proxy.WithNATS(nc))
 	live := h.open("/sse", nil)
 	h.publish("events", "e0")
 	live.ExpectData("e0")
@@ -220,17 +207,7 @@ route "/sse" {
 	for i := 1; i <= 100; i++ {
 		h.publish("events", fmt.Sprint("e", i))
 	}
-	js, err := jetstreamFor(t, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	stream := onlyStream(ctx, t, js)
-	eventually(t, "the stream to keep only e91..e100", func() bool {
-		info, err := stream.Info(ctx)
-		return err == nil && info.State.FirstSeq == 92 && info.State.LastSeq == 101
-	})
+	keepsOnly(t, ns, 92, 101) // e91..e100
 	link.Up()
 	if ev := live.Next(); ev.Type != proxy.ResetEvent || ev.LastEventID != "91" {
 		t.Fatalf("e1..e90 are gone, yet no reset: got %+v", ev)
@@ -238,4 +215,21 @@ route "/sse" {
 	if ev := live.Next(); ev.Data != "e91" || ev.LastEventID != "92" {
 		t.Fatalf("after the reset: %+v, want e91 with id 92", ev)
 	}
+}
+
+// keepsOnly waits for the one JetStream stream on ns to hold sequences
+// first through last alone.
+func keepsOnly(t *testing.T, ns *server.Server, first, last uint64) {
+	t.Helper()
+	js, err := jetstreamFor(t, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	stream := onlyStream(ctx, t, js)
+	eventually(t, fmt.Sprintf("the stream to keep only %d..%d", first, last), func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.FirstSeq == first && info.State.LastSeq == last
+	})
 }
