@@ -29,7 +29,8 @@ type jsReader struct {
 	subjects []string // the route's subjects, "*" where a stream's varies
 	// owned: the JetStream stream is ssegate's for the route, and holds
 	// the route's subjects alone, so the sequences the reader gets follow
-	// each other unless messages went before it read them.
+	// each other unless messages went before it read them. Guarded by mu:
+	// cleared once the stream is found to hold more (see lostBefore).
 	owned bool
 	warn  zerolog.Logger
 	done  <-chan struct{} // the Server's closing
@@ -178,9 +179,9 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 		r.mu.Unlock()
 		return
 	}
-	// Messages between went before they were read: the stream's limits
-	// discarded them while this replica's NATS link was down or slow, or
-	// they were deleted. Their subjects are gone with them.
+	// Messages between may have gone before they were read: the
+	// stream's limits discarded them while this replica's NATS link was
+	// down or slow. Their subjects are gone with them.
 	var missed []*stream
 	from := r.lastSeq
 	if r.owned && seq > from+1 {
@@ -197,7 +198,7 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 		}
 	}
 	r.mu.Unlock()
-	if len(missed) > 0 {
+	if len(missed) > 0 && r.lostBefore(from, seq) {
 		r.warn.Warn().Str("stream", r.name).Uint64("after", from).Uint64("through", seq-1).Msg("JetStream dropped events before this replica read them; its clients get a reset")
 		told := map[*stream]bool{} // a stream of several subjects is listed for each
 		for _, st := range missed {
@@ -218,6 +219,32 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 		}
 		st.deliver(ev, seq, st.conflationKey(p, msg))
 	}
+}
+
+// lostBefore reports whether messages after sequence from, before seq,
+// went from the JetStream stream before the reader read them: its first
+// message is past them now. Messages still there were on subjects the
+// reader does not read: another replica's config widened the stream (a
+// rolling deploy adding a source), or this one's did before a reload
+// ended this reader; the reader then judges no more jumps. When the
+// stream cannot be asked, it says they went: a reset too many is
+// better than a silent gap.
+func (r *jsReader) lostBefore(from, seq uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), jsAttemptTimeout)
+	defer cancel()
+	state, err := r.state(ctx)
+	if err != nil {
+		r.warn.Warn().Err(err).Str("stream", r.name).Msg("JetStream sequences jumped, and the stream cannot tell why")
+		return true
+	}
+	if state.FirstSeq > from+1 {
+		return true
+	}
+	r.mu.Lock()
+	r.owned = false
+	r.mu.Unlock()
+	r.warn.Debug().Str("stream", r.name).Uint64("after", from).Uint64("to", seq).Msg("JetStream stream holds more subjects than this reader reads; its jumps are not losses")
+	return false
 }
 
 // reconsumeTimeout bounds one attempt of reconsume: short, since a

@@ -233,3 +233,31 @@ func keepsOnly(t *testing.T, ns *server.Server, first, last uint64) {
 		return err == nil && info.State.FirstSeq == first && info.State.LastSeq == last
 	})
 }
+
+// During a rolling deploy that adds a source to a JetStream route, the
+// new replicas widen the stream to the new subject; on an old replica,
+// the sequences its reader gets jump over the new subject's messages.
+// Those are not lost events: no reset.
+func TestWidenedStreamIsNoGap(t *testing.T) {
+	t.Parallel()
+	ns := loopback.JetStream(t, t.TempDir())
+	old := startOn(t, ns, jsRoute)
+	c := old.open("/sse", nil)
+	old.publish("events", "e0")
+	c.ExpectData("e0")
+	startOn(t, ns, `
+route "/sse" {
+  history { store = "jetstream" }
+  source "nats" { subject = "events" }
+  source "nats" { subject = "alerts" }
+}`)
+	old.publish("alerts", "a1")
+	old.publish("events", "e1")
+	old.publish("alerts", "a2")
+	old.publish("events", "e2")
+	for _, want := range []string{"e1", "e2"} {
+		if ev := c.Next(); ev.Type == proxy.ResetEvent || ev.Data != want {
+			t.Fatalf("got %+v, want %s", ev, want)
+		}
+	}
+}

@@ -113,7 +113,7 @@ func (s *Server) presentHere(ref StreamRef) (ReplicaPresence, error) {
 	a.Count = len(st.clients)
 	for _, c := range st.clients {
 		client := shown(id.rt.Presence.Claims, c.claims)
-		size := 3 // "{}" and a comma
+		size := 5 // null and a comma
 		if client != nil {
 			b, _ := json.Marshal(client) // claims came from JSON
 			size = len(b) + 1
