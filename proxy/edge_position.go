@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/config"
@@ -156,12 +155,9 @@ func (s *Server) identifyRef(ref StreamRef, allow bool) (streamID, error) {
 		id, _, err := s.identifyClient(g, rt, vals, topics, &auth.Identity{Claims: ref.Claims})
 		return id, err
 	}
-	claims := cty.NilVal
-	if len(rt.Auth) > 0 {
-		var err error
-		if claims, err = claimsValue(ref.Claims); err != nil {
-			return streamID{}, fmt.Errorf("claims: %w", err)
-		}
+	vars, err := clientVars(g, rt, vals, ref.Claims)
+	if err != nil {
+		return streamID{}, err
 	}
-	return s.identify(g, rt, vals, topics, streamVars(g, rt, vals, claims))
+	return s.identify(g, rt, vals, topics, vars)
 }

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/zclconf/go-cty/cty"
-
 	"github.com/ssegate/ssegate/proxy/auth"
 	"github.com/ssegate/ssegate/proxy/config"
 	"github.com/ssegate/ssegate/sources"
@@ -173,13 +171,10 @@ var errBadSubject = errors.New("invalid subject")
 // topics, once the route's allow let it in: the whole request, or each
 // topic (it returns those refused on a route that drops them).
 func (s *Server) identifyClient(g *snapshot, rt *config.Route, vals, topics []string, who *auth.Identity) (id streamID, refused []string, err error) {
-	claims := cty.NilVal
-	if len(rt.Auth) > 0 {
-		if claims, err = claimsValue(who.Claims); err != nil {
-			return streamID{}, nil, fmt.Errorf("claims: %w", err)
-		}
+	vars, err := clientVars(g, rt, vals, who.Claims)
+	if err != nil {
+		return streamID{}, nil, err
 	}
-	vars := streamVars(g, rt, vals, claims)
 	if rt.Topics != nil {
 		topics, refused, err = allowTopics(rt, vars, topics)
 	} else {

@@ -88,7 +88,11 @@ func (st *stream) subscribeJetStream(reader *jsReader) error {
 // and returns that part too; live, it counts the message as received by
 // the part's source.
 func (st *stream) jsEvent(msg *nats.Msg, live bool) (sse.Event, part, error) {
-	k := st.partOf(msg.Subject)
+	return st.jsEventAt(st.partOf(msg.Subject), msg, live)
+}
+
+// jsEventAt is jsEvent for a message found on part k (-1: none).
+func (st *stream) jsEventAt(k int, msg *nats.Msg, live bool) (sse.Event, part, error) {
 	if k < 0 {
 		return sse.Event{}, part{}, fmt.Errorf("message on %q matches no source", msg.Subject)
 	}

@@ -191,10 +191,18 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 		}
 	}
 	r.lastSeq = seq
-	targets := slices.Clone(r.plain[subject])
+	// Each stream the message is for, with the part it is on.
+	type target struct {
+		st *stream
+		k  int
+	}
+	targets := make([]target, 0, len(r.plain[subject]))
+	for _, st := range r.plain[subject] {
+		targets = append(targets, target{st, st.partOf(subject)})
+	}
 	for _, st := range r.wild {
-		if st.partOf(subject) >= 0 {
-			targets = append(targets, st)
+		if k := st.partOf(subject); k >= 0 {
+			targets = append(targets, target{st, k})
 		}
 	}
 	r.mu.Unlock()
@@ -210,14 +218,14 @@ func (r *jsReader) hand(m jetstream.Msg, gen uint64) {
 	}
 	r.pending.Store(md.NumPending)
 	msg := &nats.Msg{Subject: subject, Header: m.Headers(), Data: m.Data()}
-	for _, st := range targets {
-		ev, p, err := st.jsEvent(msg, true)
+	for _, t := range targets {
+		ev, p, err := t.st.jsEventAt(t.k, msg, true)
 		if err != nil {
-			st.reject(err)
-			st.passOver(seq)
+			t.st.reject(err)
+			t.st.passOver(seq)
 			continue
 		}
-		st.deliver(ev, seq, st.conflationKey(p, msg))
+		t.st.deliver(ev, seq, t.st.conflationKey(p, msg))
 	}
 }
 

@@ -48,6 +48,19 @@ func streamVars(g *snapshot, rt *config.Route, vals []string, claims cty.Value) 
 	return vars
 }
 
+// clientVars are the variables of the stream of rt with path values vals
+// for a client with claims, which only a route with auth reads.
+func clientVars(g *snapshot, rt *config.Route, vals []string, claims map[string]any) (*hcl.EvalContext, error) {
+	v := cty.NilVal
+	if len(rt.Auth) > 0 {
+		var err error
+		if v, err = claimsValue(claims); err != nil {
+			return nil, fmt.Errorf("claims: %w", err)
+		}
+	}
+	return streamVars(g, rt, vals, v), nil
+}
+
 // identify resolves the stream that a client of rt with path values
 // vals, topics (sorted, each once; nil without) and the stream's
 // variables vars (streamVars) reads.

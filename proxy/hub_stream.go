@@ -341,12 +341,7 @@ func storedFrame(e sse.Event, seq uint64) []byte {
 func (st *stream) join(c *Client, lastID string, resume bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.gen++
-	if st.linger != nil {
-		st.linger.Stop()
-		st.linger = nil
-	}
-	st.idle.remove(st)
+	st.unlinger()
 	switch {
 	case resume && st.reader != nil:
 		// The history is in JetStream: live events wait behind the replay.
@@ -394,13 +389,20 @@ func (st *stream) lingerAgain(free func(gen uint64)) {
 	if len(st.clients) > 0 {
 		return
 	}
-	st.gen++ // voids the running timer, which may be firing
+	st.unlinger()
+	st.startLinger(free)
+}
+
+// unlinger stops the linger of a stream about to have a client, with
+// st.mu held: the bumped gen voids a timer that may be firing, and the
+// stream is no longer listed idle.
+func (st *stream) unlinger() {
+	st.gen++
 	if st.linger != nil {
 		st.linger.Stop()
 		st.linger = nil
 	}
 	st.idle.remove(st)
-	st.startLinger(free)
 }
 
 // startLinger has a stream without a client freed after the route's

@@ -275,7 +275,7 @@ func nextAnswer(ctx context.Context, sub *nats.Subscription, quiet bool) (*nats.
 // subject of partial tokens, a config reloaded with another
 // control_subject than the one the Server started with).
 func (s *Server) controlled(subject string) bool {
-	return sources.SubjectsOverlap(subject, s.startCfg.NATS.ControlSubject+".>")
+	return sources.SubjectsOverlap(subject, s.controlAll)
 }
 
 // guarded is a publisher that refuses subjects under the control subject.

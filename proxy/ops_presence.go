@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ssegate/ssegate/sources"
 )
@@ -68,7 +67,7 @@ func (s *Server) presenceSubject() string { return s.startCfg.NATS.ControlSubjec
 // have a presence block.
 func (s *Server) Presence(ctx context.Context, ref StreamRef, expect int) (PresenceResult, error) {
 	res := PresenceResult{Clients: []PresentClient{}, Replicas: []ReplicaPresence{}}
-	if _, err := s.presentHere(ref); err != nil {
+	if _, err := s.presenceStream(ref); err != nil {
 		return res, err // the same here as on every replica with this config
 	}
 	err := s.gather(ctx, s.presenceSubject(), ref, expect, func(data []byte) bool {
@@ -93,12 +92,9 @@ func (s *Server) Presence(ctx context.Context, ref StreamRef, expect int) (Prese
 // presentHere is who is on the stream ref names on this replica.
 func (s *Server) presentHere(ref StreamRef) (ReplicaPresence, error) {
 	a := ReplicaPresence{Replica: s.replica}
-	id, err := s.identifyRef(ref, false)
+	id, err := s.presenceStream(ref)
 	if err != nil {
 		return a, err
-	}
-	if id.rt.Presence == nil {
-		return a, fmt.Errorf("route %q has no presence block", ref.Route)
 	}
 	s.mu.Lock()
 	st := s.streams[id.key]
@@ -130,6 +126,15 @@ func (s *Server) presentHere(ref StreamRef) (ReplicaPresence, error) {
 
 // presenceHeadroom is what a presence answer takes beside its clients.
 const presenceHeadroom = 1 << 10
+
+// presenceStream names the stream ref does, on a route with presence.
+func (s *Server) presenceStream(ref StreamRef) (streamID, error) {
+	id, err := s.identifyRef(ref, false)
+	if err == nil && id.rt.Presence == nil {
+		err = fmt.Errorf("route %q has no presence block", ref.Route)
+	}
+	return id, err
+}
 
 // onPresence answers a presence question from NATS with what this
 // replica knows.
@@ -178,28 +183,21 @@ func (s *Server) presenceOf(st *stream, id streamID) string {
 	if p == nil || p.Subject == nil {
 		return ""
 	}
-	v, diags := p.Subject.Value(id.vars)
-	var err error
-	switch {
-	case diags.HasErrors():
-		err = diags
-	case v.IsNull() || !v.IsKnown() || !v.Type().Equals(cty.String):
-		err = fmt.Errorf("presence subject is not a string")
-	default:
-		subject := v.AsString()
+	subject, err := p.SubjectIn(id.vars)
+	if err == nil {
 		if err = sources.CheckPublishable(subject); err == nil && s.controlled(subject) {
 			err = fmt.Errorf("presence subject %q is under the control subject", subject)
 		}
-		if err == nil {
-			// Made once: each join and leave names them.
-			if len(st.params) > 0 {
-				st.presenceParams = make(map[string]string, len(st.params))
-				for i, p := range st.route.Params {
-					st.presenceParams[p] = st.params[i]
-				}
+	}
+	if err == nil {
+		// Made once: each join and leave names them.
+		if len(st.params) > 0 {
+			st.presenceParams = make(map[string]string, len(st.params))
+			for i, name := range st.route.Params {
+				st.presenceParams[name] = st.params[i]
 			}
-			return subject
 		}
+		return subject
 	}
 	st.warn().Err(err).Msg("no presence events for this stream")
 	return ""
@@ -212,7 +210,7 @@ func (s *Server) servePresence(w http.ResponseWriter, r *http.Request) {
 		var ref StreamRef
 		err := decodeControl(body, &ref)
 		if err == nil {
-			_, err = s.presentHere(ref) // what is wrong with ref, first
+			_, err = s.presenceStream(ref) // what is wrong with ref, first
 		}
 		if err != nil {
 			return ref, fmt.Errorf("stream: %w", err)

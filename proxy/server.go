@@ -86,6 +86,7 @@ type Server struct {
 	metrics    *metrics
 	fanIn      *fanIn // reads the streams' core subscriptions
 	replica    string // names this Server in answers to other replicas
+	controlAll string // every control subject: the start config's control_subject.>
 
 	controlMu sync.Mutex
 	control   []*nats.Subscription // take revocations and position requests
@@ -153,6 +154,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.startCfg = cfg
+	s.controlAll = cfg.NATS.ControlSubject + ".>"
 	if err := s.setupLeases(); err != nil {
 		s.abort(cfg)
 		return nil, err

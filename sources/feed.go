@@ -70,12 +70,12 @@ func decodeFeed(content *hcl.BodyContent, block *hcl.Block, ctx *hcl.EvalContext
 		// whose subject left out a value it fetches by would hand each
 		// stream the others' events.
 		for _, p := range rt.Params {
-			if !referencesAttr(f.subject, "path", p) {
+			if !ReferencesAttr(f.subject, "path", p) {
 				diags = append(diags, hclattr.Errorf(f.subject.Range(), "Subject shared by streams",
 					"This source runs once per stream, since it reads path, but its subject does not use path.%s: the streams of this route would receive each other's events. Use every path parameter in subject, or leave subject out.", p)...)
 			}
 		}
-		if f.perTopic && !referencesAttr(f.subject, "topic", "name") {
+		if f.perTopic && !ReferencesAttr(f.subject, "topic", "name") {
 			diags = append(diags, hclattr.Errorf(f.subject.Range(), "Subject shared by topics",
 				"This source runs once per topic, since it reads topic, but its subject does not use topic.name: the topics of a stream would receive each other's events. Use topic.name in subject, or leave subject out.")...)
 		}
@@ -83,8 +83,8 @@ func decodeFeed(content *hcl.BodyContent, block *hcl.Block, ctx *hcl.EvalContext
 	return f, diags
 }
 
-// referencesAttr reports whether expr reads root.attr.
-func referencesAttr(expr hcl.Expression, root, attr string) bool {
+// ReferencesAttr reports whether expr reads root.attr (or root["attr"]).
+func ReferencesAttr(expr hcl.Expression, root, attr string) bool {
 	for _, tr := range expr.Variables() {
 		if tr.RootName() != root || len(tr) < 2 {
 			continue

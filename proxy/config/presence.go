@@ -64,23 +64,15 @@ func (d *decoder) presenceSubject(attr *hcl.Attribute, rt *Route) {
 	if diags.HasErrors() {
 		return
 	}
-	read := map[string]bool{}
-	for _, tr := range attr.Expr.Variables() {
-		if len(tr) > 1 {
-			if step, ok := tr[1].(hcl.TraverseAttr); ok {
-				read[step.Name] = true
-			}
-		}
-	}
 	for _, p := range rt.Params {
-		if !read[p] {
+		if !sources.ReferencesAttr(attr.Expr, "path", p) {
 			d.errorf(attr.Expr.Range(), "Presence subject shared by streams", "The subject does not use path.%s: the joins and leaves of the route's streams would mix. Use every path parameter in it.", p)
 			return
 		}
 	}
 	// With "x" for every value: a subject then, or a template that can
 	// never make one.
-	subject, err := d.presencePattern(attr.Expr, rt, "x")
+	subject, err := d.presencePattern(&Presence{Subject: attr.Expr}, rt, "x")
 	if err == nil {
 		err = sources.CheckPublishable(subject)
 	}
@@ -89,21 +81,25 @@ func (d *decoder) presenceSubject(attr *hcl.Attribute, rt *Route) {
 	}
 }
 
-// presencePattern evaluates a presence subject with every path value
-// set to v.
-func (d *decoder) presencePattern(expr hcl.Expression, rt *Route, v string) (string, error) {
+// presencePattern evaluates p's subject with every path value set to v.
+func (d *decoder) presencePattern(p *Presence, rt *Route, v string) (string, error) {
 	path := map[string]cty.Value{}
-	for _, p := range rt.Params {
-		path[p] = cty.StringVal(v)
+	for _, name := range rt.Params {
+		path[name] = cty.StringVal(v)
 	}
 	ctx := d.ctx.NewChild()
 	ctx.Variables = map[string]cty.Value{"path": cty.ObjectVal(path)}
-	val, diags := expr.Value(ctx)
+	return p.SubjectIn(ctx)
+}
+
+// SubjectIn evaluates the presence subject with a stream's variables.
+func (p *Presence) SubjectIn(streamCtx *hcl.EvalContext) (string, error) {
+	val, diags := p.Subject.Value(streamCtx)
 	if diags.HasErrors() {
 		return "", diags
 	}
 	if val.IsNull() || !val.IsKnown() || val.Type() != cty.String {
-		return "", errors.New("the subject must be a string")
+		return "", errors.New("the presence subject must be a string")
 	}
 	return val.AsString(), nil
 }

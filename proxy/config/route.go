@@ -359,7 +359,7 @@ func (d *decoder) checkControlSubject(cfg *Config) {
 		if rt.Presence == nil || rt.Presence.Subject == nil {
 			continue
 		}
-		if p, err := d.presencePattern(rt.Presence.Subject, rt, "*"); err == nil && sources.SubjectsOverlap(p, control) {
+		if p, err := d.presencePattern(rt.Presence, rt, "*"); err == nil && sources.SubjectsOverlap(p, control) {
 			d.errorf(rt.Presence.Subject.Range(), "Subject under the control subject", "The presence subject (%s) can fall under %s, where replicas take revocations. Give it a subject of its own, or move control_subject in the nats block.", p, control)
 		}
 	}
