@@ -171,12 +171,14 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := s.confirmSubscriptions(startTimeout); err != nil {
-		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
-	}
 	if err := s.listenControl(); err != nil {
 		s.abort(cfg)
 		return nil, err
+	}
+	// The control subscriptions too: a revocation published once New has
+	// returned reaches this Server.
+	if err := s.confirmSubscriptions(startTimeout); err != nil {
+		s.log.Warn().Err(err).Msg("NATS did not confirm the subscriptions; events may arrive late")
 	}
 	s.conns.Notify(natsconn.Events{Gap: s.afterGap, SlowConsumer: s.fanIn.lost})
 	return s, nil
