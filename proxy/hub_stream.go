@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,7 +163,7 @@ func (st *stream) subscribeCore(nc *nats.Conn) error {
 				return
 			}
 			st.deliver(ev, 0, st.conflationKey(p, m))
-		}, st.gap)
+		}, st.lostMessages)
 		if err != nil {
 			return fmt.Errorf("subscribe to %q: %w", subject, err)
 		}
@@ -231,21 +232,29 @@ func (st *stream) isClosed() bool {
 
 // gap tells the stream's clients that events may have been missed (NATS
 // was away, and keeps nothing for a core subscriber), and forgets the
-// history: a resume from before the gap cannot be made whole.
-func (st *stream) gap() {
+// history: a resume from before the gap cannot be made whole. A client
+// that joined at the connection's epoch of the gap, or later, came once
+// NATS was back and missed nothing: it is not told.
+func (st *stream) gap(epoch uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
 		return
 	}
-	st.m.reset.Add(float64(len(st.clients)))
 	frame := st.resetFrame(st.history.lastID())
 	st.history = newHistory(st.route.History)
 	st.history.evicted = true
 	for _, c := range st.clients {
-		c.push(frame)
+		if c.epoch < epoch {
+			st.m.reset.Inc()
+			c.push(frame)
+		}
 	}
 }
+
+// lostMessages is a gap every client of the stream may have had: NATS
+// dropped messages of a subscription that did not keep up.
+func (st *stream) lostMessages() { st.gap(math.MaxUint64) }
 
 // unsubscribe stops the sources and the subscriptions.
 func (st *stream) unsubscribe() {
@@ -342,6 +351,9 @@ func (st *stream) join(c *Client, lastID string, resume bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.unlinger()
+	if st.conns != nil {
+		c.epoch = st.conns.Epoch()
+	}
 	switch {
 	case resume && st.reader != nil:
 		// The history is in JetStream: live events wait behind the replay.

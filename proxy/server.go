@@ -24,6 +24,7 @@ package proxy
 import (
 	"context"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -194,6 +195,13 @@ func (s *Server) afterGap(replaced bool) {
 	// stream's subscriptions twice.
 	s.gapMu.Lock()
 	defer s.gapMu.Unlock()
+	// Clients that joined once NATS was back missed nothing; on a
+	// replaced connection, whose subscriptions are made again below,
+	// every client may have.
+	epoch := s.conns.Epoch()
+	if replaced {
+		epoch = math.MaxUint64
+	}
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
@@ -220,7 +228,7 @@ func (s *Server) afterGap(replaced bool) {
 				st.warn().Err(err).Msg("subscription not made again on the new NATS connection")
 			}
 		}
-		st.gap()
+		st.gap(epoch)
 	}
 }
 

@@ -61,6 +61,9 @@ type Client struct {
 	done         chan struct{}  // closed when over; made by Done
 
 	slot int // index in the stream's client list, guarded by the stream's lock
+	// epoch is the NATS connection's when the client joined (see
+	// stream.gap). Guarded by the stream's lock.
+	epoch uint64
 	// skipThrough: with a JetStream history, live events up to this
 	// sequence are not for this client, who resumed from an id this
 	// replica had not delivered yet. Guarded by the stream's lock.

@@ -39,7 +39,8 @@ type Conns struct {
 	owned    bool          // made here: recovered, and closed by Close
 
 	cur      atomic.Pointer[link]
-	stopping atomic.Bool // Close was called: a closed connection stays so
+	stopping atomic.Bool   // Close was called: a closed connection stays so
+	replaced atomic.Uint64 // connections made to replace a closed one
 
 	mu     sync.Mutex
 	events Events
@@ -84,6 +85,15 @@ func (b *Conns) notified() Events {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.events
+}
+
+// Epoch counts the connection's comebacks: its reconnects, and the
+// connections made to replace a closed one. nats.go counts a reconnect
+// before the connection is back in use, so a subscriber that began at
+// the epoch a Gap is reported at came after the gap, and missed nothing
+// of it.
+func (b *Conns) Epoch() uint64 {
+	return b.replaced.Load()<<32 | uint64(uint32(b.Conn().Stats().Reconnects))
 }
 
 func (b *Conns) gap(replaced bool) {
@@ -242,6 +252,10 @@ func (b *Conns) replace() {
 		l, err := b.dial()
 		if err == nil {
 			b.cur.Store(l)
+			// After the store: one who reads the epoch between the two
+			// takes it for older, and is told of a gap it did not have,
+			// rather than missing one it had.
+			b.replaced.Add(1)
 			if b.stopping.Load() {
 				l.nc.Close()
 				return
