@@ -82,6 +82,7 @@ func (s *Server) feedEnv(rt *config.Route, i int, params []string, topic string,
 		Log:       log.Int("source", i).Logger(),
 		StreamCtx: vars,
 		Name:      feedName(rt, i),
+		Route:     rt.Path,
 	}
 	if s.leases != nil {
 		env.Lease = s.leases

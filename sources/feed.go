@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/nats-io/nats.go"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/gocty"
@@ -181,33 +180,6 @@ func (f *feed) request(streamCtx *hcl.EvalContext) (string, http.Header, error) 
 	return target, h, nil
 }
 
-// publisher maps each message of a batch and publishes it to subject, and
-// returns once NATS has taken them all. A message that can never be sent
-// (its mapping fails, it is too large for NATS) is dropped with a warning;
-// NATS being unavailable fails the batch, so the reader fetches it again.
-func (f *feed) publisher(env FeedEnv, subject string) func(context.Context, Batch) error {
-	warn := sampled(env.Log)
-	return func(ctx context.Context, b Batch) error {
-		msgs := make([]*nats.Msg, 0, len(b.Messages))
-		for i := range b.Messages {
-			ev, err := f.Mapping.Apply(env.StreamCtx, &b.Messages[i])
-			if err == nil {
-				m := EncodeEvent(subject, ev)
-				if err = env.Publish.Fits(m); err == nil {
-					msgs = append(msgs, m)
-					continue
-				}
-			}
-			warn.Warn().Err(err).Msg("upstream message dropped")
-		}
-		if len(msgs) == 0 {
-			return nil
-		}
-		_, err := env.Publish.Publish(ctx, msgs...)
-		return err
-	}
-}
-
 // run resolves the feed for one stream (or route) and runs the reader
 // newReader makes on it: on one replica at a time when env has a lease,
 // the reader then carrying on from where the last holder got to.
@@ -218,16 +190,8 @@ func (f *feed) run(ctx context.Context, env FeedEnv, newReader func(target strin
 		var h http.Header
 		if target, h, err = f.request(env.StreamCtx); err == nil {
 			env.Log = env.Log.With().Str("url", redactURL(target)).Str("subject", subject).Logger()
-			handle := f.publisher(env, subject)
-			if env.Lease == nil {
-				Run(ctx, newReader(target, h), handle, env.Log, env.Status)
-				return
-			}
-			env.Lease.Hold(ctx, leaseKey(env.Name, subject, target), func(ctx context.Context, saved []byte, save func(context.Context, []byte) error) {
-				env.Log.Info().Msg("source runs on this replica")
-				env.Status.set(StateStarting, nil)
-				runCheckpointed(ctx, newReader(target, h), saved, save, handle, env.Log, env.Status)
-			}, func() { env.Status.set(StateStandby, nil) })
+			handle := publishMapped(env, &f.Mapping, func(*Message) (string, error) { return subject, nil })
+			hold(ctx, env, leaseKey(env.Name, subject, target), func() Reader { return newReader(target, h) }, handle)
 			return
 		}
 	}

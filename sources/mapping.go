@@ -30,7 +30,8 @@ type Mapping struct {
 var mappingAttrs = []hcl.AttributeSchema{{Name: "event"}, {Name: "id"}, {Name: "data"}}
 
 // decodeMapping takes the mapping attributes out of content and checks each
-// expression against scope (the stream's variables plus msg).
+// expression against scope (the stream's variables plus msg, with the
+// common attributes unless scope names those of its kind).
 func decodeMapping(attrs hcl.Attributes, ctx *hcl.EvalContext, scope Scope) (Mapping, hcl.Diagnostics) {
 	var m Mapping
 	var diags hcl.Diagnostics

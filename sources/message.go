@@ -22,12 +22,29 @@ type Message struct {
 	// default; empty for other sources.
 	Event string
 	ID    string
+	// Record is what a database or log source knows of the message
+	// besides its body; nil for the other sources.
+	Record *Record
+}
+
+// Record is the part of a message that only some sources have: the
+// columns of an outbox row (postgres), the fields of a stream entry
+// (redis), the key and place of a record (kafka). What a source does not
+// have is null in msg.
+type Record struct {
+	Row       []byte            // a JSON object: msg.row
+	Fields    map[string]string // msg.fields
+	Key       []byte            // msg.key; nil is null
+	Partition int32             // msg.partition, with Positioned
+	Offset    int64             // msg.offset, with Positioned
+	// Positioned says that Partition and Offset are set.
+	Positioned bool
 }
 
 // msgField is one attribute of the msg object; a mapping builds only the
 // attributes its expressions reference, so an unused msg.json never costs a
 // JSON decode.
-type msgField uint8
+type msgField uint16
 
 const (
 	fieldSubject msgField = 1 << iota
@@ -38,8 +55,13 @@ const (
 	fieldJSON
 	fieldEvent
 	fieldID
+	fieldRow
+	fieldFields
+	fieldKey
+	fieldPartition
+	fieldOffset
 
-	allFields = fieldSubject | fieldSubjectTokens | fieldHeaders | fieldBody | fieldBodyBase64 | fieldJSON | fieldEvent | fieldID
+	allFields = fieldOffset<<1 - 1
 )
 
 // msgFields names the attributes of msg, in the order the docs list them.
@@ -55,13 +77,30 @@ var msgFields = []struct {
 	{"json", fieldJSON},
 	{"event", fieldEvent},
 	{"id", fieldID},
+	{"row", fieldRow},
+	{"fields", fieldFields},
+	{"key", fieldKey},
+	{"partition", fieldPartition},
+	{"offset", fieldOffset},
 }
 
-// msgAttrNames lists the attribute names of msg, for scope checks.
-func msgAttrNames() []string {
-	names := make([]string, len(msgFields))
-	for i, f := range msgFields {
-		names[i] = f.name
+// commonFields are the attributes msg has for every source; a source
+// that brings more names them to msgAttrNames.
+const commonFields = fieldSubject | fieldSubjectTokens | fieldHeaders | fieldBody | fieldBodyBase64 | fieldJSON | fieldEvent | fieldID
+
+// msgAttrNames lists the attribute names of msg for a source that has
+// the common ones and extra, for scope checks: msg.row on a kafka source
+// is a typo found at load.
+func msgAttrNames(extra ...msgField) []string {
+	have := commonFields
+	for _, f := range extra {
+		have |= f
+	}
+	var names []string
+	for _, f := range msgFields {
+		if have&f.field != 0 {
+			names = append(names, f.name)
+		}
 	}
 	return names
 }
@@ -92,6 +131,8 @@ func (m *Message) value(need msgField) cty.Value {
 			attrs[f.name] = optionalString(m.Event)
 		case fieldID:
 			attrs[f.name] = optionalString(m.ID)
+		default:
+			attrs[f.name] = m.Record.value(f.field)
 		}
 	}
 	return cty.ObjectVal(attrs)
@@ -104,23 +145,66 @@ func (m *Message) context(parent *hcl.EvalContext, need msgField) *hcl.EvalConte
 	return ctx
 }
 
-// headersValue is a map from canonical header name to its values joined with
-// ", ", as HTTP folds repeated headers.
+// value is the msg attribute field of a record, null when the record does
+// not have it.
+func (r *Record) value(field msgField) cty.Value {
+	null := cty.NullVal(cty.DynamicPseudoType)
+	if r == nil {
+		return null
+	}
+	switch field {
+	case fieldRow:
+		if r.Row != nil {
+			return jsonValue(r.Row)
+		}
+	case fieldFields:
+		if r.Fields != nil {
+			return stringMap(r.Fields)
+		}
+	case fieldKey:
+		if r.Key != nil {
+			return cty.StringVal(strings.ToValidUTF8(string(r.Key), "\uFFFD"))
+		}
+	case fieldPartition:
+		if r.Positioned {
+			return cty.NumberIntVal(int64(r.Partition))
+		}
+	case fieldOffset:
+		if r.Positioned {
+			return cty.NumberIntVal(r.Offset)
+		}
+	}
+	return null
+}
+
+// headersValue is a map from header name to its values joined with ", ",
+// as HTTP folds repeated headers; names are canonical, as in HTTP, except
+// a record's (Kafka header names are case-sensitive).
 func (m *Message) headersValue() cty.Value {
 	if len(m.Headers) == 0 {
 		return cty.MapValEmpty(cty.String)
 	}
 	joined := make(map[string]string, len(m.Headers))
 	for k, v := range m.Headers {
-		k = textproto.CanonicalMIMEHeaderKey(k)
+		if m.Record == nil {
+			k = textproto.CanonicalMIMEHeaderKey(k)
+		}
 		if prev, ok := joined[k]; ok {
 			v = append([]string{prev}, v...)
 		}
 		joined[k] = strings.Join(v, ", ")
 	}
-	vals := make(map[string]cty.Value, len(joined))
-	for k, v := range joined {
-		vals[k] = cty.StringVal(strings.ToValidUTF8(v, "\uFFFD"))
+	return stringMap(joined)
+}
+
+// stringMap is m as a map of strings, invalid UTF-8 replaced.
+func stringMap(m map[string]string) cty.Value {
+	if len(m) == 0 {
+		return cty.MapValEmpty(cty.String)
+	}
+	vals := make(map[string]cty.Value, len(m))
+	for k, v := range m {
+		vals[strings.ToValidUTF8(k, "\uFFFD")] = cty.StringVal(strings.ToValidUTF8(v, "\uFFFD"))
 	}
 	return cty.MapVal(vals)
 }

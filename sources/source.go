@@ -64,6 +64,10 @@ type FeedEnv struct {
 	// Name identifies the feed's block the same way on every replica
 	// (its route and place in it); with the subject it names the lease.
 	Name string
+	// Route is the path of the feed's route. A source whose progress is
+	// worth more than a change of config (an outbox's cursor) names its
+	// lease with it, not with Name.
+	Route string
 	// Lease, when set, runs the feed on one replica at a time.
 	Lease Lease
 	// Status, when set, is kept up to date with the feed's state.

@@ -39,11 +39,10 @@ type webhookSource struct {
 	DedupWindow  time.Duration
 	Mapping      Mapping
 
-	subject   hookSubject
-	defaultTo string // the route's default subject, when subject is not set
-	verify    hookverify.Verifier
-	bearer    bool // verified by bearer token: a 401 names the scheme
-	ctx       *hcl.EvalContext
+	routing
+	verify hookverify.Verifier
+	bearer bool // verified by bearer token: a 401 names the scheme
+	ctx    *hcl.EvalContext
 }
 
 var _ Ingress = (*webhookSource)(nil)
@@ -69,12 +68,6 @@ func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, 
 		DedupWindow: DefaultDedupWindow,
 		ctx:         ctx,
 	}
-	if rt.Topics {
-		// Its deliveries would need a topic as well as path values to
-		// pick a stream; a nats source reading per topic does that.
-		diags = append(diags, hclattr.Errorf(block.DefRange, "Webhook on a route with topics",
-			"A webhook cannot feed a route whose clients pick topics. Publish its deliveries to NATS from a webhook route of their own, on subjects this route's nats source reads per topic, like subject = \"stocks.${topic.name}\".")...)
-	}
 	diags = append(diags, hclattr.String(a, "path", ctx, &w.Path)...)
 	if attr, ok := a["path"]; ok && !diags.HasErrors() && !plainPath(w.Path) {
 		diags = append(diags, hclattr.Errorf(attr.Expr.Range(), "Invalid webhook path", "path = %q must be a clean absolute path without a trailing slash or parameters, like \"/hooks/github\": the subject, not the path, picks the stream.", w.Path)...)
@@ -93,16 +86,9 @@ func decodeWebhook(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, 
 		}
 	}
 	diags = append(diags, hclattr.Duration(a, "dedup_window", ctx, &w.DedupWindow, 0, true)...)
-	if attr, ok := a["subject"]; ok {
-		var d hcl.Diagnostics
-		w.subject, d = decodeHookSubject(attr, ctx, rt)
-		diags = append(diags, d...)
-	} else if len(rt.Params) > 0 {
-		diags = append(diags, hclattr.Errorf(block.DefRange, "Missing subject", "Route %q has path parameters, so a webhook needs a subject that says which stream a delivery feeds, like subject = \"gh.${msg.json.repository.name}\" for /repos/{repo}.", rt.Path)...)
-	} else {
-		w.defaultTo = rt.DefaultSubject()
-	}
 	var d hcl.Diagnostics
+	w.routing, d = decodeRouting(a, block, ctx, rt, "webhook", msgAttrNames(), "gh.${msg.json.repository.name}")
+	diags = append(diags, d...)
 	w.Mapping, d = decodeMapping(a, ctx, Scope{})
 	diags = append(diags, d...)
 	w.verify, d = decodeVerify(content.Blocks, block, ctx)
@@ -214,34 +200,6 @@ func httpToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// Subject is what a stream of the route reads.
-func (w *webhookSource) Subject(streamCtx *hcl.EvalContext) (string, error) {
-	if w.subject.parts == nil {
-		return w.defaultTo, nil
-	}
-	return w.subject.forStream(streamCtx, pathValues(streamCtx, w.subject.params()))
-}
-
-// Pattern covers the subjects of every stream of the route.
-func (w *webhookSource) Pattern(ctx *hcl.EvalContext) (string, error) {
-	if w.subject.parts == nil {
-		return w.defaultTo, nil
-	}
-	var b strings.Builder
-	for _, p := range w.subject.parts {
-		if p.param != "" {
-			b.WriteString("*")
-			continue
-		}
-		s, _, err := evalText(p.expr, ctx, "subject")
-		if err != nil {
-			return "", err
-		}
-		b.WriteString(s)
-	}
-	return b.String(), validSubject(b.String())
 }
 
 func (hs hookSubject) params() []string {

@@ -96,13 +96,10 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (status 
 		h.log.Debug().Err(err).Msg("webhook delivery not mapped")
 		return http.StatusBadRequest, "cannot map this delivery: " + forSender(err), ""
 	}
-	subject := w.defaultTo
-	if w.subject.parts != nil {
-		ctx := msg.context(w.ctx, allFields)
-		if subject, err = w.subject.forMessage(ctx); err != nil {
-			h.log.Debug().Err(err).Msg("webhook delivery makes no subject")
-			return http.StatusUnprocessableEntity, "this delivery makes no subject NATS takes: " + forSender(err), ""
-		}
+	subject, err := w.subjectOf(w.ctx, &msg)
+	if err != nil {
+		h.log.Debug().Err(err).Msg("webhook delivery makes no subject")
+		return http.StatusUnprocessableEntity, "this delivery makes no subject NATS takes: " + forSender(err), ""
 	}
 
 	// A sender retries what it thinks failed: the same delivery id within

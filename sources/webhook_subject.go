@@ -10,8 +10,9 @@ import (
 	"github.com/ssegate/ssegate/internal/hclattr"
 )
 
-// hookSubject is a webhook's subject template. A webhook arrives at one
-// path for every stream of its route, so the subject picks the stream: the
+// hookSubject is the subject template of a source that receives for a
+// whole route. A webhook arrives at one path for every stream of its
+// route, so the subject picks the stream: the
 // parts of the template that read the message stand, in order, for the
 // route's path parameters. With `subject = "gh.${msg.json.repository.name}"`
 // on route /repos/{repo}, a delivery for repository "web" is published to
@@ -25,12 +26,79 @@ type subjectPart struct {
 	param string // the path parameter it stands for; "" for a fixed part
 }
 
-func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt RouteInfo) (hookSubject, hcl.Diagnostics) {
-	scope := Scope{"msg": msgAttrNames()}
+// routing is how a source that receives for a whole route (webhook,
+// postgres, redis, kafka) picks the stream of each message: by its
+// subject template, or, on a route without parameters, the route's
+// default subject.
+type routing struct {
+	subject   hookSubject
+	defaultTo string // when subject is not set
+	need      msgField
+}
+
+// decodeRouting reads the subject attribute of a block of kind (a word
+// for messages, like "webhook"), whose messages have the msg attributes
+// msgAttrs; example is a subject that fits route /repos/{repo}.
+func decodeRouting(a hcl.Attributes, block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo, kind string, msgAttrs []string, example string) (routing, hcl.Diagnostics) {
+	if rt.Topics {
+		// Its messages would need a topic as well as path values to pick
+		// a stream; a nats source reading per topic does that.
+		return routing{}, hclattr.Errorf(block.DefRange, "Source for a whole route on a route with topics",
+			"A %s source cannot feed a route whose clients pick topics. Publish its messages to NATS from a route of their own, on subjects this route's nats source reads per topic, like subject = \"stocks.${topic.name}\".", kind)
+	}
+	attr, ok := a["subject"]
+	switch {
+	case ok:
+		hs, diags := decodeHookSubject(attr, ctx, rt, kind, msgAttrs)
+		return routing{subject: hs, need: msgFieldsUsed(attr.Expr)}, diags
+	case len(rt.Params) > 0:
+		return routing{}, hclattr.Errorf(block.DefRange, "Missing subject", "Route %q has path parameters, so a %s source needs a subject that says which stream a message feeds, like subject = %q for /repos/{repo}.", rt.Path, kind, example)
+	}
+	return routing{defaultTo: rt.DefaultSubject()}, nil
+}
+
+// Subject is what a stream of the route reads.
+func (r *routing) Subject(streamCtx *hcl.EvalContext) (string, error) {
+	if r.subject.parts == nil {
+		return r.defaultTo, nil
+	}
+	return r.subject.forStream(streamCtx, pathValues(streamCtx, r.subject.params()))
+}
+
+// Pattern covers the subjects of every stream of the route.
+func (r *routing) Pattern(ctx *hcl.EvalContext) (string, error) {
+	if r.subject.parts == nil {
+		return r.defaultTo, nil
+	}
+	var b strings.Builder
+	for _, p := range r.subject.parts {
+		if p.param != "" {
+			b.WriteString("*")
+			continue
+		}
+		s, _, err := evalText(p.expr, ctx, "subject")
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(s)
+	}
+	return b.String(), validSubject(b.String())
+}
+
+// subjectOf is the subject m is published to; ctx holds the functions.
+func (r *routing) subjectOf(ctx *hcl.EvalContext, m *Message) (string, error) {
+	if r.subject.parts == nil {
+		return r.defaultTo, nil
+	}
+	return r.subject.forMessage(m.context(ctx, r.need))
+}
+
+func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt RouteInfo, kind string, msgAttrs []string) (hookSubject, hcl.Diagnostics) {
+	scope := Scope{"msg": msgAttrs}
 	if diags := scope.Check(attr.Expr, ctx); diags.HasErrors() {
 		for _, d := range diags {
 			if d.Summary == "Unknown variable" && references(attr.Expr, "path") {
-				d.Detail = "A webhook's subject is evaluated when a delivery arrives, when no stream is known: read the stream's parameter from the message instead (its parts that read msg stand for the route's parameters, in order)."
+				d.Detail = fmt.Sprintf("A %s source's subject is evaluated for each message, when no stream is known: read the stream's parameter from the message instead (its parts that read msg stand for the route's parameters, in order).", kind)
 			}
 		}
 		return hookSubject{}, diags
@@ -49,7 +117,7 @@ func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt RouteInfo) 
 	}
 	if dynamic != len(rt.Params) {
 		return hookSubject{}, hclattr.Errorf(attr.Expr.Range(), "Subject does not match the route",
-			"The parts of a webhook's subject that read the message pick the stream: one per path parameter of the route, in order. Route %q has %d parameter(s) and this subject reads the message in %d part(s).", rt.Path, len(rt.Params), dynamic)
+			"The parts of a %s source's subject that read the message pick the stream: one per path parameter of the route, in order. Route %q has %d parameter(s) and this subject reads the message in %d part(s).", kind, rt.Path, len(rt.Params), dynamic)
 	}
 	// Each part that stands for a parameter must be a whole token, or the
 	// stream's subject could not be rebuilt from its parameters.

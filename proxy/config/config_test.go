@@ -55,7 +55,7 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`short_durations.hcl:6:19: error: Duration too short`, `write_timeout = "0s" is too short; use at least "1ms"`,
 		}},
 		{"webhook_mistakes.hcl", []string{
-			`webhook_mistakes.hcl:2:3: error: Missing subject`, `says which stream a delivery feeds`,
+			`webhook_mistakes.hcl:2:3: error: Missing subject`, `says which stream a message feeds`,
 			`webhook_mistakes.hcl:11:15: error: Subject does not match the route`, `has 2 parameter(s) and this subject reads the message in 1 part(s)`,
 			`webhook_mistakes.hcl:19:22: error: Unknown variable`, `when no stream is known`,
 			`webhook_mistakes.hcl:25:3: error: Missing verify block`, `verify "none" {}`,
@@ -118,7 +118,7 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`topics_mistakes.hcl:5:15: error: Invalid refused`,
 			`topics_mistakes.hcl:7:3: error: Duplicate topics`,
 			`topics_mistakes.hcl:10:15: error: Topic of a subject shared by topics`,
-			`topics_mistakes.hcl:15:3: error: Webhook on a route with topics`,
+			`topics_mistakes.hcl:15:3: error: Source for a whole route on a route with topics`,
 			`topics_mistakes.hcl:24:15: error: Subject shared by topics`,
 			`topics_mistakes.hcl:28:19: error: Invalid slow_consumer`, `use one of ["disconnect" "drop" "latest"]`,
 		}},
