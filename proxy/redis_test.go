@@ -1,0 +1,233 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+	gosse "github.com/tmaxmax/go-sse"
+
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/internal/redistest"
+	"github.com/ssegate/ssegate/proxy"
+)
+
+// Messages published on a channel, or on one a pattern matches, reach
+// the browsers of the stream their subject picks.
+func TestRedisPubSubReachesBrowser(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	h := start(t, fmt.Sprintf(`
+route "/news" {
+  source "redis" {
+    url     = %q
+    channel = "news"
+  }
+}
+route "/scores/{game}" {
+  source "redis" {
+    url     = %q
+    pattern = "scores.*"
+    subject = "scores.${msg.subject_tokens[1]}"
+    event   = "score"
+  }
+}`, rs.URL(), rs.URL()))
+	news, chess := h.open("/news", nil), h.open("/scores/chess", nil)
+	sourcesRunning(t, h.srv)
+	rc := rs.Client(t)
+	ctx := context.Background()
+	for _, p := range [][2]string{{"news", "hello"}, {"scores.go", "1-0"}, {"scores.chess", "½-½"}, {"other", "no"}, {"news", "again"}} {
+		if err := rc.Publish(ctx, p[0], p[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	news.ExpectData("hello", "again")
+	if ev := chess.ExpectData("½-½")[0]; ev.Type != "score" {
+		t.Errorf("event name %q, want score", ev.Type)
+	}
+}
+
+// xadd appends entries n = 1 to count to stream, a pipeline of batch at
+// a time, retrying a batch refused (while the server restarts): each
+// entry once, since its id is given.
+func xadd(ctx context.Context, rc *redis.Client, stream string, count, batch int, added func(int)) {
+	for from := 1; from <= count; {
+		if ctx.Err() != nil {
+			return
+		}
+		to := min(from+batch-1, count)
+		_, err := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := from; i <= to; i++ {
+				p.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: strconv.Itoa(i) + "-1", Values: []string{"n", strconv.Itoa(i), "kind", "tick"}})
+			}
+			return nil
+		})
+		if err != nil && !isDuplicateID(err) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		added(to)
+		from = to + 1
+	}
+}
+
+// isDuplicateID is Redis refusing an id not above the stream's last: a
+// retried batch that had been written.
+func isDuplicateID(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "equal or smaller")
+}
+
+func streamRoute(url, history, extra string) string {
+	return fmt.Sprintf(`
+route "/events" {
+  %s
+  source "redis" {
+    url    = %q
+    stream = "events"
+    event  = msg.fields.kind
+    data   = msg.fields.n
+    %s
+  }
+}`, history, url, extra)
+}
+
+// 10,000 entries are added to a stream while the ssegate reading it is
+// killed and another starts: the browser, resuming on the new one, gets
+// every entry once, in order.
+func TestRedisStreamExactlyOnceAcrossRestart(t *testing.T) {
+	t.Parallel()
+	const entries = 10_000
+	rs := redistest.Start(t)
+	ns := loopback.JetStream(t, t.TempDir())
+	replica := func() (*harness, *nats.Conn) {
+		nc := connect(t, ns)
+		return startOn(t, ns, streamRoute(rs.URL(), `history { store = "jetstream" }`, ""), proxy.WithNATS(nc), proxy.WithLeaseTTL(500*time.Millisecond)), nc
+	}
+	a, ncA := replica()
+	onA := a.open("/events", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var writer sync.WaitGroup
+	writer.Go(func() { xadd(ctx, rs.Client(t), "events", entries, 50, func(int) {}) })
+
+	var got []gosse.Event
+	readUntil(t, onA, &got, 3000)
+	ncA.Close() // killed: its progress is saved no more
+	shut, done := context.WithTimeout(context.Background(), wait)
+	defer done()
+	_ = a.srv.Shutdown(shut)
+	for ev := range onA.Drain() {
+		got = append(got, ev)
+	}
+	b, _ := replica()
+	onB := b.open("/events", http.Header{"Last-Event-ID": {got[len(got)-1].LastEventID}})
+	readUntil(t, onB, &got, entries)
+	writer.Wait()
+	onB.ExpectQuiet(200 * time.Millisecond)
+	inOrderOnce(t, got, entries)
+}
+
+// redis-server restarts while entries are added and messages published:
+// the stream is read on from where it was, every entry once, and the
+// subscriber subscribes again.
+func TestRedisRestartUnderLoad(t *testing.T) {
+	t.Parallel()
+	const entries = 3000
+	rs := redistest.Start(t)
+	h := start(t, streamRoute(rs.URL(), "history = 100", "")+fmt.Sprintf(`
+route "/pings" {
+  source "redis" {
+    url     = %q
+    channel = "pings"
+  }
+}`, rs.URL()))
+	events, pings := h.open("/events", nil), h.open("/pings", nil)
+	sourcesRunning(t, h.srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	added := 0
+	var writer sync.WaitGroup
+	writer.Go(func() {
+		xadd(ctx, rs.Client(t), "events", entries, 10, func(n int) {
+			mu.Lock()
+			added = n
+			mu.Unlock()
+		})
+	})
+	eventually(t, "a third of the entries added", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return added >= entries/3
+	})
+	rs.Stop()
+	rs.Start()
+	var got []gosse.Event
+	readUntil(t, events, &got, entries)
+	writer.Wait()
+	inOrderOnce(t, got, entries)
+
+	// What is published before the subscriber is back is lost, as Redis
+	// loses it: ping until one arrives.
+	rc := rs.Client(t)
+	deadline := time.Now().Add(wait)
+	for i := 0; ; i++ {
+		if err := rc.Publish(ctx, "pings", fmt.Sprint("ping ", i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-pings.Events():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscriber did not come back after redis-server restarted")
+		}
+	}
+}
+
+// Two replicas consume a stream as one group: each entry reaches the
+// browser once, and is acknowledged once NATS has it.
+func TestRedisGroupSharesAndAcknowledges(t *testing.T) {
+	t.Parallel()
+	const entries = 1000
+	rs := redistest.Start(t)
+	ns := loopback.JetStream(t, t.TempDir())
+	a := startOn(t, ns, streamRoute(rs.URL(), `history { store = "jetstream" }`, `group = "ssegate"
+    consumer = "a"`))
+	b := startOn(t, ns, streamRoute(rs.URL(), `history { store = "jetstream" }`, `group = "ssegate"
+    consumer = "b"`))
+	c := a.open("/events", nil)
+	sourcesRunning(t, a.srv)
+	sourcesRunning(t, b.srv)
+	rc := rs.Client(t)
+	ctx := context.Background()
+	xadd(ctx, rc, "events", entries, 100, func(int) {})
+	seen := map[string]bool{}
+	for len(seen) < entries {
+		ev := c.Next()
+		if seen[ev.Data] {
+			t.Fatalf("entry %s twice", ev.Data)
+		}
+		seen[ev.Data] = true
+	}
+	c.ExpectQuiet(200 * time.Millisecond)
+	eventually(t, "every entry acknowledged", func() bool {
+		p, err := rc.XPending(ctx, "events", "ssegate").Result()
+		return err == nil && p.Count == 0
+	})
+	groups, err := rc.XInfoConsumers(ctx, "events", "ssegate").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 2 {
+		t.Errorf("%d consumers in the group, want 2 (a and b)", len(groups))
+	}
+}

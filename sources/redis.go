@@ -1,0 +1,342 @@
+package sources
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ssegate/ssegate/internal/hclattr"
+)
+
+// Defaults of a redis block.
+const (
+	defaultRedisCount     = 500
+	defaultRedisBlock     = 10 * time.Second
+	defaultRedisClaimIdle = time.Minute
+	defaultRedisStart     = "0"
+)
+
+// redisSource is a `source "redis" { ... }` block: the messages of a
+// pub/sub channel or pattern, or the entries of a stream, read from the
+// last id handed on or as a member of a consumer group.
+type redisSource struct {
+	relayed
+	routing
+	Mapping        Mapping
+	options        *redis.Options
+	server         string // address and database: what names the lease
+	Channel        string
+	ChannelPattern string
+	Stream         string
+	// With a group, the entries are shared among its consumers (one per
+	// replica) and acknowledged once NATS has them; without, one replica
+	// at a time reads the stream from the last id handed on, or Start.
+	Group     string
+	Consumer  string
+	Start     string
+	Count     int
+	ClaimIdle time.Duration
+}
+
+var _ Feeder = (*redisSource)(nil)
+
+var redisSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
+	{Name: "url", Required: true}, {Name: "channel"}, {Name: "pattern"}, {Name: "stream"},
+	{Name: "group"}, {Name: "consumer"}, {Name: "start"}, {Name: "count"}, {Name: "claim_idle"},
+	{Name: "subject"},
+}, mappingAttrs...)}
+
+func init() { Register("redis", decodeRedis) }
+
+func decodeRedis(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl.Diagnostics) {
+	content, diags := block.Body.Content(redisSchema)
+	a := content.Attributes
+	r := &redisSource{relayed: relayed{block.DefRange}, Start: defaultRedisStart, Count: defaultRedisCount, ClaimIdle: defaultRedisClaimIdle}
+	r.Consumer, _ = os.Hostname()
+	var url string
+	diags = append(diags, hclattr.String(a, "url", ctx, &url)...)
+	for _, x := range []struct {
+		name string
+		dst  *string
+	}{{"channel", &r.Channel}, {"pattern", &r.ChannelPattern}, {"stream", &r.Stream}, {"group", &r.Group}, {"consumer", &r.Consumer}, {"start", &r.Start}} {
+		diags = append(diags, hclattr.String(a, x.name, ctx, x.dst)...)
+	}
+	diags = append(diags, hclattr.Int(a, "count", ctx, &r.Count, 1)...)
+	diags = append(diags, hclattr.Duration(a, "claim_idle", ctx, &r.ClaimIdle, time.Second, false)...)
+	if diags.HasErrors() {
+		return r, diags
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		// The error may quote the URL, password and all.
+		return r, hclattr.Errorf(a["url"].Expr.Range(), "Invalid url", "url is not a Redis URL, like \"redis://:password@host:6379/0\" (rediss:// for TLS).")
+	}
+	r.options = opts
+	r.server = fmt.Sprintf("%s/%d", opts.Addr, opts.DB)
+	set := 0
+	for _, v := range []string{r.Channel, r.ChannelPattern, r.Stream} {
+		if v != "" {
+			set++
+		}
+	}
+	switch {
+	case set != 1:
+		diags = append(diags, hclattr.Errorf(block.DefRange, "Nothing to read", "A redis source reads one of: channel = \"news\" (pub/sub), pattern = \"news.*\" (pub/sub by pattern), stream = \"events\" (a stream).")...)
+	case r.Stream == "" && (a["group"] != nil || a["consumer"] != nil || a["start"] != nil || a["count"] != nil || a["claim_idle"] != nil):
+		diags = append(diags, hclattr.Errorf(block.DefRange, "Stream settings without a stream", "group, consumer, start, count and claim_idle belong to a stream; pub/sub emits each message as it comes.")...)
+	case r.Group == "" && (a["consumer"] != nil || a["claim_idle"] != nil):
+		diags = append(diags, hclattr.Errorf(block.DefRange, "Group settings without a group", "consumer and claim_idle belong to a consumer group (group = \"ssegate\").")...)
+	case r.Group != "" && r.Consumer == "":
+		diags = append(diags, hclattr.Errorf(block.DefRange, "Missing consumer", "This machine has no host name to name its consumer in group %q: set consumer, one name per replica that stays the same across its restarts.", r.Group)...)
+	}
+	var extra []msgField
+	if r.Stream != "" {
+		extra = []msgField{fieldFields}
+	}
+	var d hcl.Diagnostics
+	r.routing, d = decodeRouting(a, block, ctx, rt, "redis", msgAttrNames(extra...), "news.${msg.fields.topic}")
+	diags = append(diags, d...)
+	r.Mapping, d = decodeMapping(a, ctx, Scope{"msg": msgAttrNames(extra...)})
+	return r, append(diags, d...)
+}
+
+// PerStream is false: one connection serves the whole route.
+func (r *redisSource) PerStream() bool { return false }
+
+// Feed reads until ctx ends: a group's consumer on every replica, the
+// others on one replica at a time.
+func (r *redisSource) Feed(ctx context.Context, env FeedEnv) {
+	env.Log = env.Log.With().Str("redis", r.server).Logger()
+	handle := publishMapped(env, &r.Mapping, func(m *Message) (string, error) { return r.subjectOf(env.StreamCtx, m) })
+	if r.Group != "" {
+		// The group shares the entries out: every replica reads its part.
+		env.Lease = nil
+	}
+	hold(ctx, env, durableKey(env.Route, "redis", r.server, r.Channel, r.ChannelPattern, r.Stream), func() Reader {
+		switch {
+		case r.Group != "":
+			return &redisGroupReader{r: r}
+		case r.Stream != "":
+			return &redisStreamReader{r: r, last: r.Start}
+		}
+		return &redisPubSubReader{r: r}
+	}, handle)
+}
+
+// redisConn is a client whose blocking reads end with the feed: go-redis
+// does not interrupt a command blocked in the server when its context
+// ends, closing the client does.
+type redisConn struct {
+	client *redis.Client
+	stop   func() bool
+}
+
+func (c *redisConn) open(ctx context.Context, opts *redis.Options) error {
+	o := *opts
+	o.MaxRetries = -1 // Run retries, with backoff
+	c.client = redis.NewClient(&o)
+	c.stop = context.AfterFunc(ctx, func() { c.client.Close() })
+	return c.client.Ping(ctx).Err()
+}
+
+func (c *redisConn) Close() error {
+	if c.client == nil {
+		return nil
+	}
+	c.stop()
+	err := c.client.Close()
+	c.client = nil
+	if errors.Is(err, redis.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// redisPubSubReader emits the messages of a channel or pattern. Redis
+// keeps nothing for a subscriber that is not there: what is published
+// while it reconnects is lost (a stream is the exact alternative).
+type redisPubSubReader struct {
+	redisConn
+	r  *redisSource
+	ps *redis.PubSub
+}
+
+func (p *redisPubSubReader) Connect(ctx context.Context) error {
+	if err := p.open(ctx, p.r.options); err != nil {
+		return err
+	}
+	if p.r.ChannelPattern != "" {
+		p.ps = p.client.PSubscribe(ctx, p.r.ChannelPattern)
+	} else {
+		p.ps = p.client.Subscribe(ctx, p.r.Channel)
+	}
+	// The subscription stands once Redis confirms it.
+	_, err := p.ps.Receive(ctx)
+	return err
+}
+
+func (p *redisPubSubReader) Read(ctx context.Context) (Batch, error) {
+	for {
+		m, err := p.ps.Receive(ctx)
+		if err != nil {
+			return Batch{}, err
+		}
+		if msg, ok := m.(*redis.Message); ok {
+			return Batch{Messages: []Message{{Subject: msg.Channel, Body: []byte(msg.Payload)}}}, nil
+		}
+	}
+}
+
+func (p *redisPubSubReader) Close() error {
+	if p.ps != nil {
+		p.ps.Close()
+		p.ps = nil
+	}
+	return p.redisConn.Close()
+}
+
+// redisStreamReader reads a stream from the last id handed on.
+type redisStreamReader struct {
+	redisConn
+	r       *redisSource
+	last    string
+	changed bool
+}
+
+var _ progressor = (*redisStreamReader)(nil)
+
+func (s *redisStreamReader) progress() []byte {
+	if !s.changed {
+		return nil
+	}
+	s.changed = false
+	return []byte(s.last)
+}
+
+func (s *redisStreamReader) resume(b []byte) error {
+	s.last = string(b)
+	return nil
+}
+
+func (s *redisStreamReader) Connect(ctx context.Context) error { return s.open(ctx, s.r.options) }
+
+// Read waits up to defaultRedisBlock for entries after the last one; an
+// empty batch when none came.
+func (s *redisStreamReader) Read(ctx context.Context) (Batch, error) {
+	res, err := s.client.XRead(ctx, &redis.XReadArgs{Streams: []string{s.r.Stream, s.last}, Count: int64(s.r.Count), Block: defaultRedisBlock}).Result()
+	if errors.Is(err, redis.Nil) {
+		return Batch{}, nil
+	}
+	if err != nil {
+		return Batch{}, fmt.Errorf("XREAD: %w", err)
+	}
+	msgs := s.r.entries(res)
+	if len(msgs) == 0 {
+		return Batch{}, nil
+	}
+	last := msgs[len(msgs)-1].ID
+	return Batch{Messages: msgs, Commit: func() { s.last, s.changed = last, true }}, nil
+}
+
+// entries are the messages of what XREAD or XREADGROUP returned: the
+// entry id is the event's id, its fields are msg.fields and, as a JSON
+// object, the body.
+func (r *redisSource) entries(res []redis.XStream) []Message {
+	var msgs []Message
+	for _, st := range res {
+		for _, e := range st.Messages {
+			msgs = append(msgs, r.entry(e))
+		}
+	}
+	return msgs
+}
+
+func (r *redisSource) entry(e redis.XMessage) Message {
+	fields := make(map[string]string, len(e.Values))
+	for k, v := range e.Values {
+		fields[k] = fmt.Sprint(v)
+	}
+	body, err := json.Marshal(fields)
+	if err != nil {
+		panic(err) // strings always encode
+	}
+	return Message{Subject: r.Stream, ID: e.ID, Body: body, Record: &Record{Fields: fields}}
+}
+
+// redisGroupReader reads a stream as a consumer of a group, and
+// acknowledges each entry once NATS has it. It starts with the entries
+// it read and did not acknowledge before (a restart), and takes over
+// those another consumer left pending longer than claim_idle (a replica
+// that is gone).
+type redisGroupReader struct {
+	redisConn
+	r         *redisSource
+	ownDone   bool      // its own pending entries are handed on
+	claimNext string    // where the next XAUTOCLAIM starts
+	claimAt   time.Time // when it is due
+}
+
+func (g *redisGroupReader) Connect(ctx context.Context) error {
+	if err := g.open(ctx, g.r.options); err != nil {
+		return err
+	}
+	err := g.client.XGroupCreateMkStream(ctx, g.r.Stream, g.r.Group, g.r.Start).Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("XGROUP CREATE: %w", err)
+	}
+	g.ownDone, g.claimNext, g.claimAt = false, "0-0", time.Time{}
+	return nil
+}
+
+func (g *redisGroupReader) Read(ctx context.Context) (Batch, error) {
+	r := g.r
+	var msgs []Message
+	switch {
+	case !g.ownDone:
+		res, err := g.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.Group, Consumer: r.Consumer, Streams: []string{r.Stream, "0"}, Count: int64(r.Count)}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return Batch{}, fmt.Errorf("XREADGROUP: %w", err)
+		}
+		msgs = r.entries(res)
+		g.ownDone = len(msgs) == 0
+	case time.Now().After(g.claimAt):
+		entries, next, err := g.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.Stream, Group: r.Group, Consumer: r.Consumer, MinIdle: r.ClaimIdle, Start: g.claimNext, Count: int64(r.Count)}).Result()
+		if err != nil {
+			return Batch{}, fmt.Errorf("XAUTOCLAIM: %w", err)
+		}
+		for _, e := range entries {
+			msgs = append(msgs, r.entry(e))
+		}
+		g.claimNext = next
+		if next == "0-0" {
+			g.claimAt = time.Now().Add(r.ClaimIdle)
+		}
+	default:
+		res, err := g.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.Group, Consumer: r.Consumer, Streams: []string{r.Stream, ">"}, Count: int64(r.Count), Block: min(defaultRedisBlock, max(time.Until(g.claimAt), time.Millisecond))}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return Batch{}, fmt.Errorf("XREADGROUP: %w", err)
+		}
+		msgs = r.entries(res)
+	}
+	if len(msgs) == 0 {
+		return Batch{}, nil
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return Batch{Messages: msgs, Commit: func() {
+		// Unacknowledged, the entries stay pending: read again by this
+		// consumer after a reconnect, or claimed by another.
+		actx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		defer cancel()
+		_ = g.client.XAck(actx, r.Stream, r.Group, ids...).Err()
+	}}, nil
+}
