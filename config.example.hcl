@@ -258,6 +258,55 @@ route "/feeds/{feed}" {
   }
 }
 
+# Where the events already are: PostgreSQL, Redis, Kafka. One connection
+# serves a route; what it reads goes through NATS like everything else.
+# Uncomment with a database at hand. See docs/postgres.md, docs/redis.md,
+# docs/kafka.md.
+#
+# route "/orders/{id}" {
+#   history { store = "jetstream" } # exact resume, and duplicates dropped
+#   # An outbox table, every row once, in order, across restarts:
+#   source "postgres" {
+#     dsn     = env("DATABASE_URL") # postgres://user:password@host:5432/db
+#     channel = "outbox"            # NOTIFY'd by a trigger: wakes the query
+#     query   = "SELECT id, order_id, payload FROM outbox WHERE id > $1 AND txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id LIMIT 500"
+#     cursor  = "id"                # progress, and the event id
+#     # start = "0", interval = "1m" (the query without a notification), max_rows = 1000
+#     subject = "orders.${msg.row.order_id}" # picks /orders/{id}
+#     data    = jsonencode(msg.row.payload)
+#   }
+#   # Or LISTEN alone (what is notified while ssegate reconnects is lost):
+#   # source "postgres" { dsn = env("DATABASE_URL"), channel = "orders" }
+# }
+#
+# route "/activity" {
+#   # A Redis stream, from the last entry id handed on; group = "ssegate"
+#   # shares it among the replicas instead. Or channel/pattern: pub/sub.
+#   source "redis" {
+#     url    = env("REDIS_URL") # redis://:password@host:6379/0
+#     stream = "activity"
+#     # start = "0" ("$": new entries only), count = 500
+#     # group = "ssegate", consumer = "replica-1", claim_idle = "1m"
+#     # pattern = "news.*" (pub/sub by pattern)
+#     event  = msg.fields.kind
+#     data   = msg.fields.text
+#   }
+# }
+#
+# route "/payments" {
+#   # A Kafka topic, as a consumer group over the replicas; offsets are
+#   # committed once NATS has the events.
+#   source "kafka" {
+#     brokers = ["127.0.0.1:9092"]
+#     topic   = "payments"
+#     # group = "ssegate:/payments#0", start = "earliest", count = 500
+#     # sasl_mechanism = "SCRAM-SHA-512", sasl_username = "...", sasl_password = env("KAFKA_PASSWORD")
+#     # tls = true, ca_file = "kafka-ca.pem"
+#     event   = lookup(msg.headers, "type", "")
+#     data    = msg.body
+#   }
+# }
+
 # Auth: who may open a stream. Routes name auth blocks (auth = "users").
 # Browsers cannot set headers on EventSource: use a cookie, a ticket, or
 # (least safe) a token in the query. See docs/auth.md.

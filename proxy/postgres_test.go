@@ -3,14 +3,11 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
@@ -19,23 +16,6 @@ import (
 	"github.com/ssegate/ssegate/internal/pgtest"
 	"github.com/ssegate/ssegate/proxy"
 )
-
-// sourcesRunning waits until every source srv runs reports itself
-// running: connected, listening.
-func sourcesRunning(t *testing.T, srv *proxy.Server) {
-	t.Helper()
-	admin := httptest.NewServer(srv.Admin())
-	defer admin.Close()
-	eventually(t, "the sources to run", func() bool {
-		_, r := readyz(t, admin, nil)
-		for _, s := range r.Sources {
-			if s.State != "running" {
-				return false
-			}
-		}
-		return len(r.Sources) > 0
-	})
-}
 
 // pgExec runs statements on dsn.
 func pgExec(t *testing.T, dsn string, stmts ...string) {
@@ -82,46 +62,24 @@ route "/orders/{id}" {
 	eight.ExpectData("shipped")
 }
 
-// outboxSchema is the outbox of the docs: each row carries the
-// transaction that wrote it, so the query leaves out rows whose
-// transaction an older, still running one could be followed by.
-var outboxSchema = []string{
-	`CREATE TABLE outbox (
-  id      bigserial PRIMARY KEY,
-  txid    xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  topic   text NOT NULL,
-  payload jsonb NOT NULL
-)`,
-	`CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_notify('outbox', '');
-  RETURN NULL;
-END $$`,
-	`CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-  FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()`,
+// outboxSchema is the outbox table of docs/postgres.md, statement by
+// statement.
+func outboxSchema(t *testing.T) []string {
+	sql := docBlocks(t, "postgres.md", "sql")[0]
+	// The function's body is one statement, semicolons and all.
+	stmts := regexp.MustCompile(`;\nCREATE`).Split(sql, -1)
+	for i := 1; i < len(stmts); i++ {
+		stmts[i] = "CREATE" + stmts[i]
+	}
+	return stmts
 }
 
-const outboxQuery = `SELECT id, topic, payload FROM outbox
-  WHERE id > $1 AND txid < pg_snapshot_xmin(pg_current_snapshot())
-  ORDER BY id LIMIT 500`
-
-// outboxRoute reads the outbox at dsn; history is the route's history
-// block.
-func outboxRoute(dsn, history string) string {
-	return fmt.Sprintf(`
-route "/outbox" {
-  %s
-  source "postgres" {
-    dsn     = %q
-    channel = "outbox"
-    query   = <<-SQL
-      %s
-    SQL
-    cursor  = "id"
-    event   = msg.row.topic
-    data    = msg.row.payload.n
-  }
-}`, history, dsn, outboxQuery)
+// outboxRoute is the outbox route of docs/postgres.md, reading the
+// database at dsn; history replaces its history block.
+func outboxRoute(t *testing.T, dsn, history string) string {
+	route := docBlocks(t, "postgres.md", "hcl")[1]
+	route = regexp.MustCompile(`dsn\s*=.*`).ReplaceAllString(route, fmt.Sprintf("dsn = %q", dsn))
+	return strings.Replace(route, `history { store = "jetstream" }`, history, 1)
 }
 
 // insertRows writes rows 1 to n into the outbox, a batch per
@@ -159,67 +117,38 @@ func insertRows(ctx context.Context, t *testing.T, dsn string, n, batch int, wri
 	}
 }
 
-// readUntil reads c's events into got until it holds n, or c ends.
-func readUntil(t *testing.T, c *client, got *[]gosse.Event, n int) {
-	t.Helper()
-	for len(*got) < n {
-		select {
-		case ev := <-c.Events():
-			*got = append(*got, ev)
-		case <-time.After(wait):
-			t.Fatalf("%d events of %d, then none for %v", len(*got), n, wait)
-		}
-	}
-}
-
-// inOrderOnce checks that events carry 1, 2, ... n, each once.
-func inOrderOnce(t *testing.T, got []gosse.Event, n int) {
-	t.Helper()
-	if len(got) != n {
-		t.Fatalf("%d events, want %d", len(got), n)
-	}
-	for i, ev := range got {
-		if ev.Data != strconv.Itoa(i+1) {
-			t.Fatalf("event %d is %q, want %d (the one before: %q)", i, ev.Data, i+1, got[max(i-1, 0)].Data)
-		}
-	}
-}
-
 // 10,000 rows are written to the outbox while the ssegate reading it is
 // killed (cut off from NATS, then stopped) and another starts: the
 // browser, resuming on the new one, gets every row once, in order.
 func TestPostgresOutboxExactlyOnceAcrossRestart(t *testing.T) {
 	t.Parallel()
 	const rows = 10_000
-	dsn := pgtest.Start(t).NewDatabase(t, outboxSchema...)
+	dsn := pgtest.Start(t).NewDatabase(t, outboxSchema(t)...)
 	ns := loopback.JetStream(t, t.TempDir())
 	replica := func() (*harness, *nats.Conn) {
 		nc := connect(t, ns)
-		return startOn(t, ns, outboxRoute(dsn, `history { store = "jetstream" }`), proxy.WithNATS(nc), proxy.WithLeaseTTL(500*time.Millisecond)), nc
+		return startOn(t, ns, outboxRoute(t, dsn, `history { store = "jetstream" }`), proxy.WithNATS(nc), proxy.WithLeaseTTL(500*time.Millisecond)), nc
 	}
 	a, ncA := replica()
-	onA := a.open("/outbox", nil)
+	f := follow(t, "/outbox")
+	f.open(a)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var writer sync.WaitGroup
 	writer.Go(func() { insertRows(ctx, t, dsn, rows, 50, func(int) {}) })
 
-	var got []gosse.Event
-	readUntil(t, onA, &got, 3000)
+	f.readUntil(a, 3000, wait)
 	ncA.Close() // killed: its progress is saved no more
 	shut, done := context.WithTimeout(context.Background(), wait)
 	defer done()
 	_ = a.srv.Shutdown(shut)
-	for ev := range onA.Drain() {
-		got = append(got, ev)
-	}
+	f.drain()
 	b, _ := replica()
-	onB := b.open("/outbox", http.Header{"Last-Event-ID": {got[len(got)-1].LastEventID}})
-	readUntil(t, onB, &got, rows)
+	f.readUntil(b, rows, wait)
 	writer.Wait()
-	onB.ExpectQuiet(200 * time.Millisecond)
-	inOrderOnce(t, got, rows)
+	f.c.ExpectQuiet(200 * time.Millisecond)
+	inOrderOnce(t, f.got, rows)
 }
 
 // The database restarts while rows are written and notifications sent:
@@ -229,15 +158,16 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	const rows = 3000
 	pg := pgtest.Start(t)
-	dsn := pg.NewDatabase(t, outboxSchema...)
-	h := start(t, outboxRoute(dsn, "history = 100")+fmt.Sprintf(`
+	dsn := pg.NewDatabase(t, outboxSchema(t)...)
+	h := start(t, outboxRoute(t, dsn, "history = 10000")+fmt.Sprintf(`
 route "/pings" {
   source "postgres" {
     dsn     = %q
     channel = "pings"
   }
 }`, dsn))
-	outbox, pings := h.open("/outbox", nil), h.open("/pings", nil)
+	f, pings := follow(t, "/outbox"), h.open("/pings", nil)
+	f.open(h)
 	sourcesRunning(t, h.srv)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -259,14 +189,13 @@ route "/pings" {
 	})
 	pg.Stop()
 	pg.Start()
-	var got []gosse.Event
-	readUntil(t, outbox, &got, rows)
+	f.readUntil(h, rows, afterRestart)
 	writer.Wait()
-	inOrderOnce(t, got, rows)
+	inOrderOnce(t, f.got, rows)
 
 	// A notification sent before the listener is back is lost, as
 	// PostgreSQL loses it: ping until one arrives.
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(afterRestart)
 	for i := 0; ; i++ {
 		pgExec(t, dsn, fmt.Sprintf("SELECT pg_notify('pings', 'ping %d')", i))
 		select {

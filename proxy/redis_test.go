@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
-	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/redistest"
@@ -111,27 +109,24 @@ func TestRedisStreamExactlyOnceAcrossRestart(t *testing.T) {
 		return startOn(t, ns, streamRoute(rs.URL(), `history { store = "jetstream" }`, ""), proxy.WithNATS(nc), proxy.WithLeaseTTL(500*time.Millisecond)), nc
 	}
 	a, ncA := replica()
-	onA := a.open("/events", nil)
+	f := follow(t, "/events")
+	f.open(a)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var writer sync.WaitGroup
 	writer.Go(func() { xadd(ctx, rs.Client(t), "events", entries, 50, func(int) {}) })
 
-	var got []gosse.Event
-	readUntil(t, onA, &got, 3000)
+	f.readUntil(a, 3000, wait)
 	ncA.Close() // killed: its progress is saved no more
 	shut, done := context.WithTimeout(context.Background(), wait)
 	defer done()
 	_ = a.srv.Shutdown(shut)
-	for ev := range onA.Drain() {
-		got = append(got, ev)
-	}
+	f.drain()
 	b, _ := replica()
-	onB := b.open("/events", http.Header{"Last-Event-ID": {got[len(got)-1].LastEventID}})
-	readUntil(t, onB, &got, entries)
+	f.readUntil(b, entries, wait)
 	writer.Wait()
-	onB.ExpectQuiet(200 * time.Millisecond)
-	inOrderOnce(t, got, entries)
+	f.c.ExpectQuiet(200 * time.Millisecond)
+	inOrderOnce(t, f.got, entries)
 }
 
 // redis-server restarts while entries are added and messages published:
@@ -141,14 +136,15 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	const entries = 3000
 	rs := redistest.Start(t)
-	h := start(t, streamRoute(rs.URL(), "history = 100", "")+fmt.Sprintf(`
+	h := start(t, streamRoute(rs.URL(), "history = 10000", "")+fmt.Sprintf(`
 route "/pings" {
   source "redis" {
     url     = %q
     channel = "pings"
   }
 }`, rs.URL()))
-	events, pings := h.open("/events", nil), h.open("/pings", nil)
+	f, pings := follow(t, "/events"), h.open("/pings", nil)
+	f.open(h)
 	sourcesRunning(t, h.srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -169,15 +165,14 @@ route "/pings" {
 	})
 	rs.Stop()
 	rs.Start()
-	var got []gosse.Event
-	readUntil(t, events, &got, entries)
+	f.readUntil(h, entries, afterRestart)
 	writer.Wait()
-	inOrderOnce(t, got, entries)
+	inOrderOnce(t, f.got, entries)
 
 	// What is published before the subscriber is back is lost, as Redis
 	// loses it: ping until one arrives.
 	rc := rs.Client(t)
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(afterRestart)
 	for i := 0; ; i++ {
 		if err := rc.Publish(ctx, "pings", fmt.Sprint("ping ", i)).Err(); err != nil {
 			t.Fatal(err)

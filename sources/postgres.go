@@ -287,6 +287,11 @@ func (r *outboxReader) query(ctx context.Context) ([]Message, string, error) {
 	}
 	defer rows.Close()
 	fields := rows.FieldDescriptions()
+	if fields == nil {
+		// The query failed before it described its rows.
+		rows.Close()
+		return nil, "", fmt.Errorf("outbox query: %w", rows.Err())
+	}
 	col := -1
 	for i, f := range fields {
 		if f.Name == r.p.Cursor {
@@ -323,14 +328,15 @@ func rowJSON(fields []pgconn.FieldDescription, raw [][]byte) []byte {
 	b := []byte{'{'}
 	seen := make(map[string]bool, len(fields))
 	for i, f := range fields {
-		if seen[f.Name] {
+		name := strings.ToValidUTF8(f.Name, "\uFFFD")
+		if seen[name] {
 			continue
 		}
-		seen[f.Name] = true
+		seen[name] = true
 		if len(seen) > 1 {
 			b = append(b, ',')
 		}
-		b, _ = appendJSON(b, f.Name)
+		b, _ = appendJSON(b, name)
 		b = append(b, ':')
 		v := raw[i]
 		switch {

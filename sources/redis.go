@@ -141,9 +141,10 @@ type redisConn struct {
 func (c *redisConn) open(ctx context.Context, opts *redis.Options) error {
 	o := *opts
 	o.MaxRetries = -1 // Run retries, with backoff
-	c.client = redis.NewClient(&o)
-	c.stop = context.AfterFunc(ctx, func() { c.client.Close() })
-	return c.client.Ping(ctx).Err()
+	client := redis.NewClient(&o)
+	c.client = client
+	c.stop = context.AfterFunc(ctx, func() { client.Close() })
+	return client.Ping(ctx).Err()
 }
 
 func (c *redisConn) Close() error {

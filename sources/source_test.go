@@ -19,15 +19,15 @@ func TestRegisterRefusesEmptyAndDuplicateKinds(t *testing.T) {
 			Register(kind, decodePoll)
 		}()
 	}
-	if got := strings.Join(Kinds(), ","); got != "nats,poll,stream,webhook" {
+	if got := strings.Join(Kinds(), ","); got != "kafka,nats,poll,postgres,redis,stream,webhook" {
 		t.Errorf("Kinds() = %s", got)
 	}
 }
 
 func TestDecodeUnknownKindNamesTheKinds(t *testing.T) {
 	t.Parallel()
-	_, diags := Decode(parseSource(t, `source "kafka" {}`), &hcl.EvalContext{}, RouteInfo{Path: "/x"})
-	if !diags.HasErrors() || !strings.Contains(diags.Error(), `There is no source kind "kafka"; the kinds are: "nats", "poll", "stream", "webhook"`) {
+	_, diags := Decode(parseSource(t, `source "rabbitmq" {}`), &hcl.EvalContext{}, RouteInfo{Path: "/x"})
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), `There is no source kind "rabbitmq"; the kinds are: "kafka", "nats", "poll", "postgres", "redis", "stream", "webhook"`) {
 		t.Errorf("diagnostics: %v", diags)
 	}
 }

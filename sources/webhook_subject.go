@@ -52,7 +52,7 @@ func decodeRouting(a hcl.Attributes, block *hcl.Block, ctx *hcl.EvalContext, rt 
 		hs, diags := decodeHookSubject(attr, ctx, rt, kind, msgAttrs)
 		return routing{subject: hs, need: msgFieldsUsed(attr.Expr)}, diags
 	case len(rt.Params) > 0:
-		return routing{}, hclattr.Errorf(block.DefRange, "Missing subject", "Route %q has path parameters, so a %s source needs a subject that says which stream a message feeds, like subject = %q for /repos/{repo}.", rt.Path, kind, example)
+		return routing{}, hclattr.Errorf(block.DefRange, "Missing subject", "Route %q has path parameters, so a %s source needs a subject that says which stream a message feeds: its parts that read the message stand for the parameters, in order, like subject = %q for a route with one.", rt.Path, kind, example)
 	}
 	return routing{defaultTo: rt.DefaultSubject()}, nil
 }

@@ -6,7 +6,7 @@ package pgtest
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"

@@ -92,6 +92,10 @@ func (s *Stream) Close() {
 // Drain.
 func (s *Stream) Events() <-chan gosse.Event { return s.events }
 
+// Done is closed when the stream has ended, its events still to be read
+// from Events.
+func (s *Stream) Done() <-chan struct{} { return s.done }
+
 // Next returns the next event, failing the test if the stream ends or
 // none comes within Wait.
 func (s *Stream) Next() gosse.Event {

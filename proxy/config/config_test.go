@@ -54,6 +54,16 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`short_durations.hcl:5:19: error: Duration too short`, `retry = "500us"`,
 			`short_durations.hcl:6:19: error: Duration too short`, `write_timeout = "0s" is too short; use at least "1ms"`,
 		}},
+		{"database_mistakes.hcl", []string{
+			`database_mistakes.hcl:4:13: error: Missing cursor`,
+			`database_mistakes.hcl:9:11: error: Invalid dsn`,
+			`database_mistakes.hcl:18:14: error: Unsupported attribute`, `msg has no attribute "fields"`,
+			`database_mistakes.hcl:22:3: error: Nothing to read`,
+			`database_mistakes.hcl:29:3: error: Missing subject`, `a redis source needs a subject`,
+			`database_mistakes.hcl:38:22: error: Missing credentials`,
+			`database_mistakes.hcl:39:22: error: Unsupported attribute`, `msg has no attribute "row"`,
+			`database_mistakes.hcl:44:15: error: Invalid url`,
+		}},
 		{"webhook_mistakes.hcl", []string{
 			`webhook_mistakes.hcl:2:3: error: Missing subject`, `says which stream a message feeds`,
 			`webhook_mistakes.hcl:11:15: error: Subject does not match the route`, `has 2 parameter(s) and this subject reads the message in 1 part(s)`,

@@ -1,0 +1,148 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	gosse "github.com/tmaxmax/go-sse"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ssegate/ssegate/internal/kafkatest"
+	"github.com/ssegate/ssegate/internal/loopback"
+	"github.com/ssegate/ssegate/proxy"
+)
+
+// Records reach the browsers of the stream their key picks, with their
+// headers, partition and offset in reach of the mapping.
+func TestKafkaRecordsReachBrowser(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.Start(t)
+	topic := k.Topic(t, 1)
+	h := start(t, fmt.Sprintf(`
+route "/orders/{id}" {
+  source "kafka" {
+    brokers = %q
+    topic   = %q
+    subject = "orders.${msg.key}"
+    event   = lookup(msg.headers, "kind", "")
+    data    = "${msg.body} at ${msg.partition}/${msg.offset}"
+  }
+}`, k.Brokers, topic))
+	seven, eight := h.open("/orders/7", nil), h.open("/orders/8", nil)
+	produce(t, k.Client(t), topic,
+		&kgo.Record{Key: []byte("7"), Value: []byte("paid"), Headers: []kgo.RecordHeader{{Key: "kind", Value: []byte("payment")}}},
+		&kgo.Record{Key: []byte("8"), Value: []byte("paid")},
+		&kgo.Record{Key: []byte("7"), Value: []byte("shipped")})
+	got := seven.ExpectData("paid at 0/0", "shipped at 0/2")
+	if got[0].Type != "payment" || got[1].Type != "" {
+		t.Errorf("event names %q, %q; want payment, then none", got[0].Type, got[1].Type)
+	}
+	eight.ExpectData("paid at 0/1")
+}
+
+func produce(t *testing.T, cl *kgo.Client, topic string, recs ...*kgo.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for _, r := range recs {
+		r.Topic = topic
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// produceCount sends records n = 1 to count, keyed n%7, batch at a time.
+func produceCount(ctx context.Context, t *testing.T, cl *kgo.Client, topic string, count, batch int) {
+	for from := 1; from <= count && ctx.Err() == nil; from += batch {
+		var recs []*kgo.Record
+		for n := from; n < from+batch && n <= count; n++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(n % 7)), Value: []byte(strconv.Itoa(n))})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil && ctx.Err() == nil {
+			t.Error(err)
+			return
+		}
+	}
+}
+
+// eachOnceInKeyOrder checks that events carry 1 to n each once, and the
+// records of a key (of a partition) in the order they were produced.
+func eachOnceInKeyOrder(t *testing.T, got []gosse.Event, n int) {
+	t.Helper()
+	seen := make(map[int]bool, n)
+	last := map[int]int{}
+	for _, ev := range got {
+		v, err := strconv.Atoi(ev.Data)
+		if err != nil || v < 1 || v > n {
+			t.Fatalf("unexpected event %q", ev.Data)
+		}
+		if seen[v] {
+			t.Fatalf("record %d twice", v)
+		}
+		seen[v] = true
+		if v < last[v%7] {
+			t.Fatalf("record %d after %d, of the same key", v, last[v%7])
+		}
+		last[v%7] = v
+	}
+	if len(seen) != n {
+		t.Fatalf("%d records of %d", len(seen), n)
+	}
+}
+
+// 10,000 records are produced to a topic of 3 partitions while the group
+// changes under them: a second instance joins, then the first leaves
+// (cleanly, or killed: cut off from NATS first). The browser, on the
+// first and then resuming on the second, gets every record once.
+func TestKafkaRebalanceAndRestartLoseNothing(t *testing.T) {
+	t.Parallel()
+	for _, killed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rebalance", true: "killed"}[killed], func(t *testing.T) {
+			t.Parallel()
+			const records = 10_000
+			k := kafkatest.Start(t)
+			topic := k.Topic(t, 3)
+			ns := loopback.JetStream(t, t.TempDir())
+			hcl := fmt.Sprintf(`
+route "/orders" {
+  history { store = "jetstream" }
+  source "kafka" {
+    brokers = %q
+    topic   = %q
+  }
+}`, k.Brokers, topic)
+			replica := func() (*harness, *nats.Conn) {
+				nc := connect(t, ns)
+				return startOn(t, ns, hcl, proxy.WithNATS(nc)), nc
+			}
+			a, ncA := replica()
+			f := follow(t, "/orders")
+			f.open(a)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var producer sync.WaitGroup
+			producer.Go(func() { produceCount(ctx, t, k.Client(t), topic, records, 100) })
+
+			f.readUntil(a, 2000, wait)
+			b, _ := replica()
+			f.readUntil(a, 4000, wait)
+			if killed {
+				ncA.Close()
+			}
+			shut, done := context.WithTimeout(context.Background(), wait)
+			defer done()
+			_ = a.srv.Shutdown(shut)
+			f.drain()
+			f.readUntil(b, records, wait)
+			producer.Wait()
+			f.c.ExpectQuiet(200 * time.Millisecond)
+			eachOnceInKeyOrder(t, f.got, records)
+		})
+	}
+}

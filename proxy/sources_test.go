@@ -1,0 +1,121 @@
+package proxy_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	gosse "github.com/tmaxmax/go-sse"
+
+	"github.com/ssegate/ssegate/proxy"
+)
+
+// What the tests of the sources that read a database or log share.
+
+// sourcesRunning waits until every source srv runs reports itself
+// running: connected, listening.
+func sourcesRunning(t *testing.T, srv *proxy.Server) {
+	t.Helper()
+	admin := httptest.NewServer(srv.Admin())
+	defer admin.Close()
+	eventually(t, "the sources to run", func() bool {
+		_, r := readyz(t, admin, nil)
+		for _, s := range r.Sources {
+			if s.State != "running" {
+				return false
+			}
+		}
+		return len(r.Sources) > 0
+	})
+}
+
+// docBlocks are the code blocks of lang on a page of docs/.
+func docBlocks(t *testing.T, page, lang string) []string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join("..", "docs", page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	for _, m := range regexp.MustCompile("(?s)```"+lang+"\n(.*?)```").FindAllStringSubmatch(string(text), -1) {
+		blocks = append(blocks, m[1])
+	}
+	return blocks
+}
+
+// follower reads a stream as a browser does: when the stream ends (a
+// client dropped for falling behind a burst, a server gone), it opens it
+// again with the id of the last event it got.
+type follower struct {
+	t    *testing.T
+	path string
+	got  []gosse.Event
+	c    *client
+}
+
+func follow(t *testing.T, path string) *follower { return &follower{t: t, path: path} }
+
+// open connects to h, resuming after the last event got.
+func (f *follower) open(h *harness) {
+	f.t.Helper()
+	var header http.Header
+	if len(f.got) > 0 {
+		header = http.Header{"Last-Event-ID": {f.got[len(f.got)-1].LastEventID}}
+	}
+	f.c = h.open(f.path, header)
+}
+
+// readUntil reads events from h until it holds n, reconnecting when the
+// stream ends, and fails when none comes for within.
+func (f *follower) readUntil(h *harness, n int, within time.Duration) {
+	f.t.Helper()
+	if f.c == nil {
+		f.open(h)
+	}
+	for len(f.got) < n {
+		select {
+		case ev := <-f.c.Events():
+			f.got = append(f.got, ev)
+		case <-f.c.Done():
+			// What it read before the end is still to be taken.
+			for len(f.c.Events()) > 0 {
+				f.got = append(f.got, <-f.c.Events())
+			}
+			f.open(h)
+		case <-time.After(within):
+			f.t.Fatalf("%d events of %d, then none for %v", len(f.got), n, within)
+		}
+	}
+}
+
+// drain takes what the stream still sends until it ends (its server
+// stopped); the next readUntil opens it again.
+func (f *follower) drain() {
+	f.t.Helper()
+	for ev := range f.c.Drain() {
+		f.got = append(f.got, ev)
+	}
+	f.c = nil
+}
+
+// afterRestart bounds the wait for a source to come back after its
+// server restarted: its backoff may have grown to 8 s meanwhile.
+const afterRestart = time.Minute
+
+// inOrderOnce checks that events carry 1, 2, ... n, each once.
+func inOrderOnce(t *testing.T, got []gosse.Event, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("%d events, want %d", len(got), n)
+	}
+	for i, ev := range got {
+		if ev.Data != strconv.Itoa(i+1) {
+			t.Fatalf("event %d is %q, want %d (the one before: %q)", i, ev.Data, i+1, got[max(i-1, 0)].Data)
+		}
+	}
+}
