@@ -55,6 +55,7 @@ func replicaAt(t *testing.T, url string, ttl time.Duration) *replica {
 type job struct {
 	running, most atomic.Int32
 	waits         atomic.Int32 // times a replica found the lease held by another
+	saves         atomic.Int32 // runs whose first save has landed
 	mu            sync.Mutex
 	ran           []string
 	saved         []string // what each run found saved
@@ -77,6 +78,7 @@ func (j *job) as(name string) lease.Job {
 		if err := save(ctx, []byte("left by "+name)); err != nil && ctx.Err() == nil {
 			panic(err)
 		}
+		j.saves.Add(1)
 		<-ctx.Done()
 		// As a feed saves its last progress on its way out.
 		err := save(context.Background(), []byte("stopped "+name))
@@ -194,7 +196,8 @@ func TestSilentHolderIsTakenOver(t *testing.T) {
 	var j job
 	stopA := hold(a, "poll.y", &j, "a")
 	defer stopA()
-	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
+	// Cut off before its save lands, a would leave nothing to take over.
+	waitFor(t, "a runs and saves", 5*time.Second, func() bool { return j.saves.Load() == 1 })
 	stopB := hold(b, "poll.y", &j, "b")
 	defer stopB()
 	waitFor(t, "b finds the lease held", 5*time.Second, func() bool { return j.waits.Load() > 0 })
@@ -223,7 +226,7 @@ func TestStalledHolderStopsBeforeTakeover(t *testing.T) {
 	b := newReplica(t, ns)
 	var j job
 	defer hold(a, "poll.s", &j, "a")()
-	waitFor(t, "a runs", 5*time.Second, func() bool { return len(j.runs()) == 1 })
+	waitFor(t, "a runs and saves", 5*time.Second, func() bool { return j.saves.Load() == 1 })
 	defer hold(b, "poll.s", &j, "b")()
 	waitFor(t, "b finds the lease held", 5*time.Second, func() bool { return j.waits.Load() > 0 })
 	link.Pause()
