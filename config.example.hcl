@@ -269,14 +269,14 @@ route "/feeds/{feed}" {
 #   source "postgres" {
 #     dsn     = env("DATABASE_URL") # postgres://user:password@host:5432/db
 #     channel = "outbox"            # NOTIFY'd by a trigger: wakes the query
-#     query   = "SELECT id, order_id, payload FROM outbox WHERE id > $1 AND txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id LIMIT 500"
-#     cursor  = "id"                # progress, and the event id
-#     # start = "0", interval = "1m" (the query without a notification), max_rows = 1000
+#     query   = "SELECT txid, id, order_id, payload FROM outbox WHERE (txid, id) > ($1, $2) AND txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid, id LIMIT 500"
+#     cursor  = ["txid", "id"]      # progress, and the event id; see docs/postgres.md
+#     # start = ["0", "0"], interval = "1m" (the query without a notification)
 #     subject = "orders.${msg.row.order_id}" # picks /orders/{id}
 #     data    = jsonencode(msg.row.payload)
 #   }
 #   # Or LISTEN alone (what is notified while ssegate reconnects is lost):
-#   # source "postgres" { dsn = env("DATABASE_URL"), channel = "orders" }
+#   # channel = "orders" without query: each NOTIFY is an event.
 # }
 #
 # route "/activity" {

@@ -18,7 +18,7 @@ import (
 )
 
 // readyz fetches /readyz from the admin handler.
-func readyz(t *testing.T, admin *httptest.Server, header http.Header) (int, proxy.Readiness) {
+func readyz(t testing.TB, admin *httptest.Server, header http.Header) (int, proxy.Readiness) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, admin.URL+"/readyz", nil)
 	for k, v := range header {

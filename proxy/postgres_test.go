@@ -82,6 +82,49 @@ func outboxRoute(t *testing.T, dsn, history string) string {
 	return strings.Replace(route, `history { store = "jetstream" }`, history, 1)
 }
 
+// A transaction that wrote elsewhere first, then to the outbox, commits
+// before one that wrote to the outbox earlier: the recipe of the docs
+// sends both rows (with ids alone, the cursor would pass the earlier row
+// before it committed, and lose it).
+func TestPostgresOutboxKeepsLateCommits(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Start(t).NewDatabase(t, append(outboxSchema(t), "CREATE TABLE orders (id int)")...)
+	h := start(t, outboxRoute(t, dsn, "history = 10"))
+	c := h.open("/outbox", nil)
+	sourcesRunning(t, h.srv)
+	ctx := context.Background()
+	begin := func() pgx.Tx {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(ctx) })
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	exec := func(tx pgx.Tx, sql string) {
+		t.Helper()
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	early, late := begin(), begin()
+	exec(early, "INSERT INTO orders VALUES (1)") // takes its transaction id now
+	exec(late, `INSERT INTO outbox (topic, payload) VALUES ('tick', '{"n": 1}')`)
+	exec(early, `INSERT INTO outbox (topic, payload) VALUES ('tick', '{"n": 2}')`)
+	if err := early.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectData("2")
+	if err := late.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectData("1")
+}
+
 // insertRows writes rows 1 to n into the outbox, a batch per
 // transaction, retrying a batch the database refused (while it restarts).
 func insertRows(ctx context.Context, t *testing.T, dsn string, n, batch int, written func(int)) {

@@ -19,7 +19,7 @@ import (
 
 // sourcesRunning waits until every source srv runs reports itself
 // running: connected, listening.
-func sourcesRunning(t *testing.T, srv *proxy.Server) {
+func sourcesRunning(t testing.TB, srv *proxy.Server) {
 	t.Helper()
 	admin := httptest.NewServer(srv.Admin())
 	defer admin.Close()

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,6 +23,7 @@ import (
 const (
 	defaultKafkaCount    = 500
 	defaultKafkaMaxBytes = 16 << 20
+	kafkaLeaveTimeout    = 3 * time.Second
 )
 
 // kafkaSource is a `source "kafka" { ... }` block: the records of a topic,
@@ -40,7 +41,10 @@ type kafkaSource struct {
 	opts    []kgo.Opt // TLS and SASL
 }
 
-var _ Feeder = (*kafkaSource)(nil)
+var (
+	_ Feeder = (*kafkaSource)(nil)
+	_ OwnIDs = (*kafkaSource)(nil)
+)
 
 var kafkaSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 	{Name: "brokers", Required: true}, {Name: "topic", Required: true}, {Name: "group"},
@@ -53,9 +57,7 @@ func init() { Register("kafka", decodeKafka) }
 func decodeKafka(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl.Diagnostics) {
 	content, diags := block.Body.Content(kafkaSchema)
 	a := content.Attributes
-	// A group of its own per route and block: two routes reading one
-	// topic each get every record.
-	k := &kafkaSource{relayed: relayed{block.DefRange}, Group: "ssegate:" + rt.Path + "#" + strconv.Itoa(rt.Index), Start: "earliest", Count: defaultKafkaCount}
+	k := &kafkaSource{relayed: relayed{block.DefRange}, Start: "earliest", Count: defaultKafkaCount}
 	var useTLS bool
 	var caFile, mechanism, user, password string
 	diags = append(diags, hclattr.Strings(a, "brokers", ctx, &k.Brokers)...)
@@ -70,6 +72,11 @@ func decodeKafka(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hc
 	diags = append(diags, hclattr.String(a, "sasl_password", ctx, &password)...)
 	if diags.HasErrors() {
 		return k, diags
+	}
+	if a["group"] == nil {
+		// A group of its own per route and topic: two routes reading one
+		// topic each get every record.
+		k.Group = "ssegate:" + rt.Path + ":" + k.Topic
 	}
 	if len(k.Brokers) == 0 || k.Topic == "" || k.Group == "" {
 		diags = append(diags, hclattr.Errorf(block.DefRange, "Nothing to read", "A kafka source needs brokers (like [\"kafka-1:9092\"]), a topic and, when set, a group that are not empty.")...)
@@ -111,6 +118,9 @@ func decodeKafka(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hc
 	return k, append(diags, d...)
 }
 
+// OwnIDs reports whether events keep the ids the source gives them.
+func (k *kafkaSource) OwnIDs() bool { return k.Mapping.ID == nil }
+
 // PerStream is false: one group member per replica serves the route.
 func (k *kafkaSource) PerStream() bool { return false }
 
@@ -127,8 +137,9 @@ func (k *kafkaSource) Feed(ctx context.Context, env FeedEnv) {
 // once its offsets are committed: a record is handed on again only when
 // its replica failed before committing, and then it has the same id.
 type kafkaReader struct {
-	k      *kafkaSource
-	client *kgo.Client
+	k         *kafkaSource
+	client    *kgo.Client
+	commitErr error // the last commit's failure, told by the next Read
 }
 
 func (r *kafkaReader) Connect(ctx context.Context) error {
@@ -154,12 +165,17 @@ func (r *kafkaReader) Connect(ctx context.Context) error {
 		client.Close()
 		return err
 	}
-	r.client = client
+	r.client, r.commitErr = client, nil
 	return nil
 }
 
 // Read returns the next records; an empty batch when a poll found none.
 func (r *kafkaReader) Read(ctx context.Context) (Batch, error) {
+	if err := r.commitErr; err != nil {
+		// Reconnected, the member reads on from the last offsets
+		// committed: nothing is lost, and the repeats have the same ids.
+		return Batch{}, fmt.Errorf("commit offsets: %w", err)
+	}
 	// The last batch is committed (or this reader is being closed): the
 	// group may rebalance now.
 	r.client.AllowRebalance()
@@ -172,12 +188,12 @@ func (r *kafkaReader) Read(ctx context.Context) (Batch, error) {
 	}
 	recs := fetches.Records()
 	if len(recs) == 0 {
-		var errs []string
+		var errs []error
 		fetches.EachError(func(topic string, p int32, err error) {
-			errs = append(errs, fmt.Sprintf("%s[%d]: %v", topic, p, err))
+			errs = append(errs, fmt.Errorf("%s[%d]: %w", topic, p, err))
 		})
 		if len(errs) > 0 {
-			return Batch{}, fmt.Errorf("fetch: %s", strings.Join(errs, "; "))
+			return Batch{}, fmt.Errorf("fetch: %w", errors.Join(errs...))
 		}
 		return Batch{}, nil
 	}
@@ -190,7 +206,7 @@ func (r *kafkaReader) Read(ctx context.Context) (Batch, error) {
 		defer cancel()
 		// Not committed, the records are read again by whoever holds
 		// their partition next, with the same ids.
-		_ = r.client.CommitRecords(cctx, recs...)
+		r.commitErr = r.client.CommitRecords(cctx, recs...)
 	}}, nil
 }
 
@@ -216,7 +232,13 @@ func record(rec *kgo.Record) Message {
 func (r *kafkaReader) Close() error {
 	if r.client != nil {
 		// Leaving the group hands its partitions to the others at once;
-		// what was read and not committed is read again there.
+		// what was read and not committed is read again there. A broker
+		// out of reach must not hold up a shutdown: the group finds the
+		// member gone after its session timeout instead.
+		ctx, cancel := context.WithTimeout(context.Background(), kafkaLeaveTimeout)
+		defer cancel()
+		r.client.AllowRebalance()
+		_ = r.client.LeaveGroupContext(ctx)
 		r.client.CloseAllowingRebalance()
 		r.client = nil
 	}

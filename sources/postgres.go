@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ssegate/ssegate/internal/hclattr"
 )
@@ -22,7 +26,6 @@ import (
 const (
 	defaultOutboxInterval       = time.Second // without a channel to wake it
 	defaultOutboxNotifyInterval = time.Minute // with one: a safety net
-	defaultOutboxMaxRows        = 1000
 	defaultPostgresConnect      = 10 * time.Second
 	// maxChannel is PostgreSQL's longest identifier (NAMEDATALEN - 1).
 	maxChannel = 63
@@ -37,20 +40,23 @@ type postgresSource struct {
 	config  *pgx.ConnConfig
 	db      string // host, port and database: what names the lease
 	Channel string
-	// The outbox: Query selects the rows after $1, the Cursor column of
-	// the last row emitted, in Cursor order; Start is $1 before any row.
+	// The outbox: Query selects the rows after the Cursor columns' values
+	// in the last row emitted ($1, $2, ...), in Cursor order, with a
+	// LIMIT; Start are those values before any row.
 	Query    string
-	Cursor   string
-	Start    string
+	Cursor   []string
+	Start    []string
 	Interval time.Duration
-	MaxRows  int
 }
 
-var _ Feeder = (*postgresSource)(nil)
+var (
+	_ Feeder = (*postgresSource)(nil)
+	_ OwnIDs = (*postgresSource)(nil)
+)
 
 var postgresSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 	{Name: "dsn", Required: true}, {Name: "channel"}, {Name: "query"}, {Name: "cursor"},
-	{Name: "start"}, {Name: "interval"}, {Name: "max_rows"}, {Name: "subject"},
+	{Name: "start"}, {Name: "interval"}, {Name: "subject"},
 }, mappingAttrs...)}
 
 func init() { Register("postgres", decodePostgres) }
@@ -58,14 +64,13 @@ func init() { Register("postgres", decodePostgres) }
 func decodePostgres(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl.Diagnostics) {
 	content, diags := block.Body.Content(postgresSchema)
 	a := content.Attributes
-	p := &postgresSource{relayed: relayed{block.DefRange}, Start: "0", MaxRows: defaultOutboxMaxRows}
+	p := &postgresSource{relayed: relayed{block.DefRange}}
 	var dsn string
 	diags = append(diags, hclattr.String(a, "dsn", ctx, &dsn)...)
 	diags = append(diags, hclattr.String(a, "channel", ctx, &p.Channel)...)
 	diags = append(diags, hclattr.String(a, "query", ctx, &p.Query)...)
-	diags = append(diags, hclattr.String(a, "cursor", ctx, &p.Cursor)...)
-	diags = append(diags, hclattr.String(a, "start", ctx, &p.Start)...)
-	diags = append(diags, hclattr.Int(a, "max_rows", ctx, &p.MaxRows, 1)...)
+	diags = append(diags, stringOrList(a, "cursor", ctx, &p.Cursor)...)
+	diags = append(diags, stringOrList(a, "start", ctx, &p.Start)...)
 	p.Interval = defaultOutboxInterval
 	if p.Channel != "" {
 		p.Interval = defaultOutboxNotifyInterval
@@ -92,12 +97,10 @@ func decodePostgres(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec,
 	switch {
 	case p.Query == "" && p.Channel == "":
 		diags = append(diags, hclattr.Errorf(block.DefRange, "Nothing to read", "A postgres source reads a LISTEN channel (channel = \"orders\") or an outbox table (query = \"SELECT ... WHERE id > $1 ORDER BY id LIMIT 500\" with cursor = \"id\").")...)
-	case p.Query != "" && p.Cursor == "":
-		diags = append(diags, hclattr.Errorf(a["query"].Expr.Range(), "Missing cursor", "An outbox query needs cursor, the column its rows are ordered by and $1 is compared with, like cursor = \"id\": its value in the last row emitted is where the next query starts.")...)
-	case p.Query != "" && !strings.Contains(p.Query, "$1"):
-		diags = append(diags, hclattr.Errorf(a["query"].Expr.Range(), "Query without $1", "An outbox query selects the rows after the cursor's last value, $1, in cursor order: WHERE id > $1 ORDER BY id LIMIT 500.")...)
-	case p.Query == "" && (a["cursor"] != nil || a["start"] != nil || a["max_rows"] != nil):
-		diags = append(diags, hclattr.Errorf(block.DefRange, "Cursor without a query", "cursor, start and max_rows belong to an outbox query; a source with only a channel emits each notification as it comes.")...)
+	case p.Query == "" && (a["cursor"] != nil || a["start"] != nil):
+		diags = append(diags, hclattr.Errorf(block.DefRange, "Cursor without a query", "cursor and start belong to an outbox query; a source with only a channel emits each notification as it comes.")...)
+	case p.Query != "":
+		diags = append(diags, p.checkOutbox(a)...)
 	}
 	extra := []msgField{fieldRow}
 	if p.Query == "" {
@@ -110,6 +113,52 @@ func decodePostgres(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec,
 	return p, append(diags, d...)
 }
 
+// checkOutbox checks what an outbox query needs: a cursor, one $N per
+// cursor column, a LIMIT, and as many start values as columns.
+func (p *postgresSource) checkOutbox(a hcl.Attributes) hcl.Diagnostics {
+	q := a["query"].Expr.Range()
+	if len(p.Cursor) == 0 || slices.Contains(p.Cursor, "") {
+		return hclattr.Errorf(q, "Missing cursor", "An outbox query needs cursor, the column (or columns) its rows are ordered by and $1 (, $2 ...) are compared with, like cursor = \"id\": their values in the last row emitted are where the next query starts. They must be unique and only ever grow.")
+	}
+	for i := range p.Cursor {
+		if !strings.Contains(p.Query, "$"+strconv.Itoa(i+1)) {
+			return hclattr.Errorf(q, "Query without its parameters", "An outbox query selects the rows after the cursor's last values, $1 for %q and so on, in cursor order, like WHERE id > $1 ORDER BY id LIMIT 500; this one has no $%d.", p.Cursor[0], i+1)
+		}
+	}
+	if !regexp.MustCompile(`(?i)\blimit\b`).MatchString(p.Query) {
+		return hclattr.Errorf(q, "Query without a LIMIT", "An outbox query takes a LIMIT, like LIMIT 500: without one, a backlog of a million rows would be read in one go.")
+	}
+	switch {
+	case a["start"] == nil:
+		p.Start = make([]string, len(p.Cursor))
+		for i := range p.Start {
+			p.Start[i] = "0"
+		}
+	case len(p.Start) != len(p.Cursor):
+		return hclattr.Errorf(a["start"].Expr.Range(), "Start does not match the cursor", "start gives %d value(s) for a cursor of %d column(s).", len(p.Start), len(p.Cursor))
+	}
+	return nil
+}
+
+// stringOrList reads attribute name, a string or a list of strings, into
+// dst.
+func stringOrList(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *[]string) hcl.Diagnostics {
+	attr, ok := attrs[name]
+	if !ok {
+		return nil
+	}
+	if v, diags := attr.Expr.Value(ctx); !diags.HasErrors() && v.Type() == cty.String {
+		var s string
+		diags = hclattr.String(attrs, name, ctx, &s)
+		*dst = []string{s}
+		return diags
+	}
+	return hclattr.Strings(attrs, name, ctx, dst)
+}
+
+// OwnIDs reports whether events keep the ids the source gives them.
+func (p *postgresSource) OwnIDs() bool { return p.Query != "" && p.Mapping.ID == nil }
+
 // PerStream is false: one connection serves the whole route, each
 // message finding its stream by its subject.
 func (p *postgresSource) PerStream() bool { return false }
@@ -118,7 +167,7 @@ func (p *postgresSource) PerStream() bool { return false }
 func (p *postgresSource) Feed(ctx context.Context, env FeedEnv) {
 	what := "channel " + p.Channel
 	if p.Query != "" {
-		what = "query " + p.Query + "\x00" + p.Cursor
+		what = "query " + p.Query + "\x00" + strings.Join(p.Cursor, "\x00")
 	}
 	env.Log = env.Log.With().Str("database", p.db).Str("channel", p.Channel).Logger()
 	handle := publishMapped(env, &p.Mapping, func(m *Message) (string, error) { return p.subjectOf(env.StreamCtx, m) })
@@ -204,9 +253,9 @@ func (r *listenReader) Close() error {
 type outboxReader struct {
 	p       *postgresSource
 	conn    *pgx.Conn
-	cursor  string // the last row handed on, or Start
-	changed bool   // cursor, since progress was last taken
-	more    bool   // run the query again at once
+	cursor  []string // the last row handed on, or Start
+	changed bool     // cursor, since progress was last taken
+	more    bool     // run the query again at once
 }
 
 var _ progressor = (*outboxReader)(nil)
@@ -216,11 +265,22 @@ func (r *outboxReader) progress() []byte {
 		return nil
 	}
 	r.changed = false
-	return []byte(r.cursor)
+	b, err := json.Marshal(r.cursor)
+	if err != nil {
+		panic(err) // strings always encode
+	}
+	return b
 }
 
 func (r *outboxReader) resume(b []byte) error {
-	r.cursor = string(b)
+	var cursor []string
+	if err := json.Unmarshal(b, &cursor); err != nil {
+		return fmt.Errorf("outbox progress: %w", err)
+	}
+	if len(cursor) != len(r.p.Cursor) {
+		return fmt.Errorf("outbox progress has %d cursor values, the cursor %d columns", len(cursor), len(r.p.Cursor))
+	}
+	r.cursor = cursor
 	return nil
 }
 
@@ -256,6 +316,9 @@ func (r *outboxReader) Read(ctx context.Context) (Batch, error) {
 	if len(msgs) == 0 {
 		return Batch{}, nil
 	}
+	if r.p.Channel != "" {
+		r.dropNotifications()
+	}
 	return Batch{Messages: msgs, Commit: func() { r.cursor, r.changed = last, true }}, nil
 }
 
@@ -271,52 +334,77 @@ func (r *outboxReader) wait(ctx context.Context) error {
 	defer cancel()
 	_, err := r.conn.WaitForNotification(wctx)
 	if err != nil && ctx.Err() == nil && errors.Is(wctx.Err(), context.DeadlineExceeded) && !r.conn.IsClosed() {
-		return nil // the interval is up: query anyway
+		err = nil // the interval is up: query anyway
+	}
+	if err == nil {
+		r.dropNotifications()
 	}
 	return err
 }
 
+// dropNotifications forgets the notifications the connection holds: the
+// query about to run reads what they announce, and pgx would keep every
+// one that arrives during a query, without bound, while a busy outbox
+// never waits.
+func (r *outboxReader) dropNotifications() {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	// Held ones come first; then a context already done returns at once
+	// and leaves the connection as it is.
+	for {
+		if _, err := r.conn.WaitForNotification(done); err != nil {
+			return
+		}
+	}
+}
+
 // query runs the outbox query from the cursor and returns its rows as
-// messages, with the cursor's value in the last of them.
-func (r *outboxReader) query(ctx context.Context) ([]Message, string, error) {
+// messages, with the cursor's values in the last of them.
+func (r *outboxReader) query(ctx context.Context) ([]Message, []string, error) {
+	args := make([]any, 0, 1+len(r.cursor))
 	// Text results: each value as PostgreSQL writes it, so a numeric or
-	// a timestamp reaches msg.row without a detour through Go types.
-	rows, err := r.conn.Query(ctx, r.p.Query, pgx.QueryResultFormats{pgx.TextFormatCode}, r.cursor)
+	// a timestamp reaches msg.row without a detour through Go types. The
+	// cursor goes as text too, which the server reads as the type it
+	// compares with.
+	args = append(args, pgx.QueryResultFormats{pgx.TextFormatCode})
+	for _, v := range r.cursor {
+		args = append(args, v)
+	}
+	rows, err := r.conn.Query(ctx, r.p.Query, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("outbox query: %w", err)
+		return nil, nil, fmt.Errorf("outbox query: %w", err)
 	}
 	defer rows.Close()
 	fields := rows.FieldDescriptions()
-	if fields == nil {
-		// The query failed before it described its rows.
-		rows.Close()
-		return nil, "", fmt.Errorf("outbox query: %w", rows.Err())
-	}
-	col := -1
-	for i, f := range fields {
-		if f.Name == r.p.Cursor {
-			col = i
-			break
+	cols := make([]int, len(r.p.Cursor))
+	for i, name := range r.p.Cursor {
+		cols[i] = slices.IndexFunc(fields, func(f pgconn.FieldDescription) bool { return f.Name == name })
+		if cols[i] < 0 {
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				// It failed before it described its rows.
+				return nil, nil, fmt.Errorf("outbox query: %w", err)
+			}
+			return nil, nil, fmt.Errorf("outbox query returns no column %q, of its cursor", name)
 		}
-	}
-	if col < 0 {
-		return nil, "", fmt.Errorf("outbox query returns no column %q, its cursor", r.p.Cursor)
 	}
 	var msgs []Message
 	last := r.cursor
-	// max_rows bounds the memory of one query, whatever its LIMIT: the
-	// rest comes with the next one, from the cursor.
-	for len(msgs) < r.p.MaxRows && rows.Next() {
+	for rows.Next() {
 		raw := rows.RawValues()
-		if raw[col] == nil {
-			return nil, "", fmt.Errorf("outbox query returned a row whose cursor %q is NULL", r.p.Cursor)
+		vals := make([]string, len(cols))
+		for i, c := range cols {
+			if raw[c] == nil {
+				return nil, nil, fmt.Errorf("outbox query returned a row whose cursor column %q is NULL", r.p.Cursor[i])
+			}
+			vals[i] = string(raw[c])
 		}
 		row := rowJSON(fields, raw)
-		last = string(raw[col])
-		msgs = append(msgs, Message{ID: last, Body: row, Record: &Record{Row: row}})
+		last = vals
+		msgs = append(msgs, Message{ID: strings.Join(vals, "-"), Body: row, Record: &Record{Row: row}})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("outbox query: %w", err)
+		return nil, nil, fmt.Errorf("outbox query: %w", err)
 	}
 	return msgs, last, nil
 }

@@ -30,7 +30,7 @@ type Publisher interface {
 	// is in JetStream, the sequence each got (the id its event has on
 	// every replica), or nil. The wait does not end with ctx (a sender
 	// hanging up must not turn a sent event into one reported lost), only
-	// after publishTimeout.
+	// after publishTimeout (for each message, in JetStream).
 	Publish(ctx context.Context, msgs ...*nats.Msg) ([]uint64, error)
 	// Fits checks m against the server's payload limit.
 	Fits(m *nats.Msg) error
@@ -98,13 +98,16 @@ type jsPublisher struct{ corePublisher }
 var _ Publisher = jsPublisher{}
 
 func (p jsPublisher) Publish(ctx context.Context, msgs ...*nats.Msg) ([]uint64, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
 	seqs := make([]uint64, 0, len(msgs))
 	for _, m := range msgs {
-		// A message JetStream has seen (its Nats-Msg-Id, in the duplicate
-		// window) is acknowledged with the sequence it was stored at.
+		// One at a time, so they are stored in order; each has
+		// publishTimeout, so a large batch on a slow store still goes.
+		// A message JetStream has seen (its Nats-Msg-Id, in the
+		// duplicate window) is acknowledged with the sequence it was
+		// stored at.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 		ack, err := p.conns.JS().PublishMsg(ctx, m)
+		cancel()
 		if err != nil {
 			return seqs, fmt.Errorf("publish to %q in JetStream: %w", m.Subject, err)
 		}

@@ -45,7 +45,10 @@ type redisSource struct {
 	ClaimIdle time.Duration
 }
 
-var _ Feeder = (*redisSource)(nil)
+var (
+	_ Feeder = (*redisSource)(nil)
+	_ OwnIDs = (*redisSource)(nil)
+)
 
 var redisSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 	{Name: "url", Required: true}, {Name: "channel"}, {Name: "pattern"}, {Name: "stream"},
@@ -107,6 +110,9 @@ func decodeRedis(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hc
 	return r, append(diags, d...)
 }
 
+// OwnIDs reports whether events keep the ids the source gives them.
+func (r *redisSource) OwnIDs() bool { return r.Stream != "" && r.Mapping.ID == nil }
+
 // PerStream is false: one connection serves the whole route.
 func (r *redisSource) PerStream() bool { return false }
 
@@ -130,28 +136,32 @@ func (r *redisSource) Feed(ctx context.Context, env FeedEnv) {
 	}, handle)
 }
 
-// redisConn is a client whose blocking reads end with the feed: go-redis
-// does not interrupt a command blocked in the server when its context
-// ends, closing the client does.
+// redisConn is the client of a reader.
 type redisConn struct {
 	client *redis.Client
-	stop   func() bool
 }
 
 func (c *redisConn) open(ctx context.Context, opts *redis.Options) error {
 	o := *opts
 	o.MaxRetries = -1 // Run retries, with backoff
-	client := redis.NewClient(&o)
-	c.client = client
-	c.stop = context.AfterFunc(ctx, func() { client.Close() })
-	return client.Ping(ctx).Err()
+	c.client = redis.NewClient(&o)
+	return c.client.Ping(ctx).Err()
+}
+
+// blocking runs fn, a command that may wait in the server, so that it
+// ends with ctx: go-redis does not interrupt such a command when its
+// context ends, closing the client does (the feed is stopping).
+func (c *redisConn) blocking(ctx context.Context, fn func() error) error {
+	client := c.client
+	stop := context.AfterFunc(ctx, func() { client.Close() })
+	defer stop()
+	return fn()
 }
 
 func (c *redisConn) Close() error {
 	if c.client == nil {
 		return nil
 	}
-	c.stop()
 	err := c.client.Close()
 	c.client = nil
 	if errors.Is(err, redis.ErrClosed) {
@@ -179,13 +189,19 @@ func (p *redisPubSubReader) Connect(ctx context.Context) error {
 		p.ps = p.client.Subscribe(ctx, p.r.Channel)
 	}
 	// The subscription stands once Redis confirms it.
-	_, err := p.ps.Receive(ctx)
-	return err
+	return p.blocking(ctx, func() error {
+		_, err := p.ps.Receive(ctx)
+		return err
+	})
 }
 
 func (p *redisPubSubReader) Read(ctx context.Context) (Batch, error) {
 	for {
-		m, err := p.ps.Receive(ctx)
+		var m any
+		err := p.blocking(ctx, func() (err error) {
+			m, err = p.ps.Receive(ctx)
+			return err
+		})
 		if err != nil {
 			return Batch{}, err
 		}
@@ -231,32 +247,40 @@ func (s *redisStreamReader) Connect(ctx context.Context) error { return s.open(c
 // Read waits up to defaultRedisBlock for entries after the last one; an
 // empty batch when none came.
 func (s *redisStreamReader) Read(ctx context.Context) (Batch, error) {
-	res, err := s.client.XRead(ctx, &redis.XReadArgs{Streams: []string{s.r.Stream, s.last}, Count: int64(s.r.Count), Block: defaultRedisBlock}).Result()
+	var res []redis.XStream
+	err := s.blocking(ctx, func() (err error) {
+		res, err = s.client.XRead(ctx, &redis.XReadArgs{Streams: []string{s.r.Stream, s.last}, Count: int64(s.r.Count), Block: defaultRedisBlock}).Result()
+		return err
+	})
 	if errors.Is(err, redis.Nil) {
 		return Batch{}, nil
 	}
 	if err != nil {
 		return Batch{}, fmt.Errorf("XREAD: %w", err)
 	}
-	msgs := s.r.entries(res)
-	if len(msgs) == 0 {
+	msgs, ids := s.r.entries(res)
+	if len(ids) == 0 {
 		return Batch{}, nil
 	}
-	last := msgs[len(msgs)-1].ID
+	last := ids[len(ids)-1]
 	return Batch{Messages: msgs, Commit: func() { s.last, s.changed = last, true }}, nil
 }
 
-// entries are the messages of what XREAD or XREADGROUP returned: the
-// entry id is the event's id, its fields are msg.fields and, as a JSON
-// object, the body.
-func (r *redisSource) entries(res []redis.XStream) []Message {
-	var msgs []Message
+// entries are the messages of what XREAD or XREADGROUP returned, and the
+// ids of every entry read: the entry id is the event's id, its fields
+// are msg.fields and, as a JSON object, the body. An entry deleted or
+// trimmed since it was read into a group's pending list comes back
+// without fields: it has nothing to send, only to acknowledge.
+func (r *redisSource) entries(res []redis.XStream) (msgs []Message, ids []string) {
 	for _, st := range res {
 		for _, e := range st.Messages {
-			msgs = append(msgs, r.entry(e))
+			ids = append(ids, e.ID)
+			if e.Values != nil {
+				msgs = append(msgs, r.entry(e))
+			}
 		}
 	}
-	return msgs
+	return msgs, ids
 }
 
 func (r *redisSource) entry(e redis.XMessage) Message {
@@ -279,9 +303,10 @@ func (r *redisSource) entry(e redis.XMessage) Message {
 type redisGroupReader struct {
 	redisConn
 	r         *redisSource
-	ownDone   bool      // its own pending entries are handed on
+	ownNext   string    // after which its own pending entries are read; "" once done
 	claimNext string    // where the next XAUTOCLAIM starts
 	claimAt   time.Time // when it is due
+	ackErr    error     // the last XACK's failure, told by the next Read
 }
 
 func (g *redisGroupReader) Connect(ctx context.Context) error {
@@ -292,52 +317,59 @@ func (g *redisGroupReader) Connect(ctx context.Context) error {
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return fmt.Errorf("XGROUP CREATE: %w", err)
 	}
-	g.ownDone, g.claimNext, g.claimAt = false, "0-0", time.Time{}
+	g.ownNext, g.claimNext, g.claimAt, g.ackErr = "0", "0-0", time.Time{}, nil
 	return nil
 }
 
 func (g *redisGroupReader) Read(ctx context.Context) (Batch, error) {
+	if err := g.ackErr; err != nil {
+		// Reconnected, it reads its pending entries again: none is lost,
+		// and their ids make the repeats one event.
+		return Batch{}, fmt.Errorf("XACK: %w", err)
+	}
 	r := g.r
 	var msgs []Message
+	var ids []string
 	switch {
-	case !g.ownDone:
-		res, err := g.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.Group, Consumer: r.Consumer, Streams: []string{r.Stream, "0"}, Count: int64(r.Count)}).Result()
+	case g.ownNext != "":
+		res, err := g.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.Group, Consumer: r.Consumer, Streams: []string{r.Stream, g.ownNext}, Count: int64(r.Count)}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return Batch{}, fmt.Errorf("XREADGROUP: %w", err)
 		}
-		msgs = r.entries(res)
-		g.ownDone = len(msgs) == 0
+		msgs, ids = r.entries(res)
+		g.ownNext = ""
+		if len(ids) > 0 {
+			g.ownNext = ids[len(ids)-1]
+		}
 	case time.Now().After(g.claimAt):
 		entries, next, err := g.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.Stream, Group: r.Group, Consumer: r.Consumer, MinIdle: r.ClaimIdle, Start: g.claimNext, Count: int64(r.Count)}).Result()
 		if err != nil {
 			return Batch{}, fmt.Errorf("XAUTOCLAIM: %w", err)
 		}
-		for _, e := range entries {
-			msgs = append(msgs, r.entry(e))
-		}
+		msgs, ids = r.entries([]redis.XStream{{Messages: entries}})
 		g.claimNext = next
 		if next == "0-0" {
 			g.claimAt = time.Now().Add(r.ClaimIdle)
 		}
 	default:
-		res, err := g.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.Group, Consumer: r.Consumer, Streams: []string{r.Stream, ">"}, Count: int64(r.Count), Block: min(defaultRedisBlock, max(time.Until(g.claimAt), time.Millisecond))}).Result()
+		var res []redis.XStream
+		err := g.blocking(ctx, func() (err error) {
+			res, err = g.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.Group, Consumer: r.Consumer, Streams: []string{r.Stream, ">"}, Count: int64(r.Count), Block: min(defaultRedisBlock, max(time.Until(g.claimAt), time.Millisecond))}).Result()
+			return err
+		})
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return Batch{}, fmt.Errorf("XREADGROUP: %w", err)
 		}
-		msgs = r.entries(res)
+		msgs, ids = r.entries(res)
 	}
-	if len(msgs) == 0 {
+	if len(ids) == 0 {
 		return Batch{}, nil
-	}
-	ids := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
 	}
 	return Batch{Messages: msgs, Commit: func() {
 		// Unacknowledged, the entries stay pending: read again by this
 		// consumer after a reconnect, or claimed by another.
 		actx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 		defer cancel()
-		_ = g.client.XAck(actx, r.Stream, r.Group, ids...).Err()
+		g.ackErr = g.client.XAck(actx, r.Stream, r.Group, ids...).Err()
 	}}, nil
 }

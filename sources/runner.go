@@ -18,7 +18,7 @@ type Reader interface {
 	// Read blocks until it has messages, or fails. A batch may be empty
 	// (a poll that found nothing new).
 	Read(ctx context.Context) (Batch, error)
-	// Close releases what Connect opened.
+	// Close releases what Connect opened, even when Connect failed.
 	Close() error
 }
 
@@ -129,6 +129,11 @@ func Run(ctx context.Context, r Reader, handle func(context.Context, Batch) erro
 // called once it is connected, ok after each batch handed on.
 func session(ctx context.Context, r Reader, handle func(context.Context, Batch) error, log zerolog.Logger, connected, ok func()) error {
 	if err := r.Connect(ctx); err != nil {
+		// What a failed Connect opened (a client, a connection) goes
+		// too, or each retry would leave one behind.
+		if cerr := r.Close(); cerr != nil {
+			log.Debug().Err(cerr).Msg("source close")
+		}
 		return fmt.Errorf("connect: %w", err)
 	}
 	connected()

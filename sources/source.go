@@ -44,6 +44,17 @@ type Keyed interface {
 	Key(streamCtx *hcl.EvalContext, m *nats.Msg) (string, error)
 }
 
+// OwnIDs is a Spec whose events have, by default, ids of its kind's
+// making (an outbox cursor, a stream entry id, a partition and offset):
+// two such sources on one route can give two events the same id, and
+// the history keeps only the first.
+type OwnIDs interface {
+	Spec
+	// OwnIDs reports whether the block leaves the ids to its kind (it
+	// has no id expression).
+	OwnIDs() bool
+}
+
 // Feeder is a Spec whose messages ssegate fetches itself (poll, stream).
 type Feeder interface {
 	Spec

@@ -269,13 +269,21 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		}
 		rt.CORS = d.cors(sb)
 	}
+	var ownIDs *hcl.Block // the first source giving ids of its own making
 	for i, sb := range sourceBlocks {
 		info.Index = i
 		src, diags := sources.Decode(sb, d.ctx, info)
 		d.diags = append(d.diags, diags...)
-		if src != nil {
-			rt.Sources = append(rt.Sources, src)
-			rt.SourceKinds = append(rt.SourceKinds, sb.Labels[0])
+		if src == nil {
+			continue
+		}
+		rt.Sources = append(rt.Sources, src)
+		rt.SourceKinds = append(rt.SourceKinds, sb.Labels[0])
+		if o, ok := src.(sources.OwnIDs); ok && o.OwnIDs() && !diags.HasErrors() {
+			if ownIDs != nil {
+				d.errorf(sb.DefRange, "Ids that can collide", "This source and the one at %s:%d both give their events ids of their own making (an outbox cursor, a stream entry id, a partition and offset), which can be equal; the history drops an event whose id it already holds. Give this one ids of its own, like id = \"b-${msg.id}\".", ownIDs.DefRange.Filename, ownIDs.DefRange.Start.Line)
+			}
+			ownIDs = sb
 		}
 	}
 	if len(sourceBlocks) == 0 && !unknownBlock {

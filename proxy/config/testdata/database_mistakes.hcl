@@ -13,7 +13,7 @@ route "/b" {
 route "/c" {
   source "postgres" {
     dsn    = "postgres://db/app"
-    query  = "SELECT id FROM outbox WHERE id > $1"
+    query  = "SELECT id FROM outbox WHERE id > $1 ORDER BY id LIMIT 10"
     cursor = "id"
     data   = msg.fields.n
   }
@@ -43,5 +43,22 @@ route "/g" {
   source "redis" {
     url     = "memcached://cache"
     channel = "a"
+  }
+}
+route "/h" {
+  source "kafka" {
+    brokers = ["k:9092"]
+    topic   = "a"
+  }
+  source "kafka" {
+    brokers = ["k:9092"]
+    topic   = "b"
+  }
+}
+route "/i" {
+  source "postgres" {
+    dsn    = "postgres://db/app"
+    query  = "SELECT id FROM outbox WHERE id > $1 ORDER BY id"
+    cursor = "id"
   }
 }
