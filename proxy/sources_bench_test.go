@@ -82,7 +82,7 @@ func redisBackend(b *testing.B, stream bool) backend {
     channel = "bench"
     subject = "bench.out"
   }`, rs.URL()),
-			write:  func(ctx context.Context, data string) error { return rc.Publish(ctx, "bench", data).Err() },
+			write: func(ctx context.Context, data string) error { return rc.Publish(ctx, "bench", data).Err() },
 		}
 	}
 	return backend{
