@@ -4,17 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats.go"
 	gosse "github.com/tmaxmax/go-sse"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ssegate/ssegate/internal/kafkatest"
-	"github.com/ssegate/ssegate/internal/loopback"
-	"github.com/ssegate/ssegate/proxy"
 )
 
 // Records reach the browsers of the stream their key picks, with their
@@ -108,7 +103,6 @@ func TestKafkaRebalanceAndRestartLoseNothing(t *testing.T) {
 			const records = 10_000
 			k := kafkatest.Start(t)
 			topic := k.Topic(t, 3)
-			ns := loopback.JetStream(t, t.TempDir())
 			hcl := fmt.Sprintf(`
 route "/orders" {
   history { store = "jetstream" }
@@ -117,32 +111,15 @@ route "/orders" {
     topic   = %q
   }
 }`, k.Brokers, topic)
-			replica := func() (*harness, *nats.Conn) {
-				nc := connect(t, ns)
-				return startOn(t, ns, hcl, proxy.WithNATS(nc)), nc
-			}
-			a, ncA := replica()
-			f := follow(t, "/orders")
-			f.open(a)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var producer sync.WaitGroup
-			producer.Go(func() { produceCount(ctx, t, k.Client(t), topic, records, 100) })
-
-			f.readUntil(a, 2000, wait)
-			b, _ := replica()
-			f.readUntil(a, 4000, wait)
-			if killed {
-				ncA.Close()
-			}
-			shut, done := context.WithTimeout(context.Background(), wait)
-			defer done()
-			_ = a.srv.Shutdown(shut)
-			f.drain()
-			f.readUntil(b, records, wait)
-			producer.Wait()
-			f.c.ExpectQuiet(200 * time.Millisecond)
-			eachOnceInKeyOrder(t, f.got, records)
+			got := handover{
+				hcl:       hcl,
+				path:      "/orders",
+				events:    records,
+				write:     func(ctx context.Context) { produceCount(ctx, t, k.Client(t), topic, records, 100) },
+				joinEarly: true,
+				killed:    killed,
+			}.run(t)
+			eachOnceInKeyOrder(t, got, records)
 		})
 	}
 }

@@ -10,11 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
 
-	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/pgtest"
-	"github.com/ssegate/ssegate/proxy"
 )
 
 // pgExec runs statements on dsn.
@@ -167,31 +164,14 @@ func TestPostgresOutboxExactlyOnceAcrossRestart(t *testing.T) {
 	t.Parallel()
 	const rows = 10_000
 	dsn := pgtest.Start(t).NewDatabase(t, outboxSchema(t)...)
-	ns := loopback.JetStream(t, t.TempDir())
-	replica := func() (*harness, *nats.Conn) {
-		nc := connect(t, ns)
-		return startOn(t, ns, outboxRoute(t, dsn, `history { store = "jetstream" }`), proxy.WithNATS(nc), proxy.WithLeaseTTL(500*time.Millisecond)), nc
-	}
-	a, ncA := replica()
-	f := follow(t, "/outbox")
-	f.open(a)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var writer sync.WaitGroup
-	writer.Go(func() { insertRows(ctx, t, dsn, rows, 50, func(int) {}) })
-
-	f.readUntil(a, 3000, wait)
-	ncA.Close() // killed: its progress is saved no more
-	shut, done := context.WithTimeout(context.Background(), wait)
-	defer done()
-	_ = a.srv.Shutdown(shut)
-	f.drain()
-	b, _ := replica()
-	f.readUntil(b, rows, wait)
-	writer.Wait()
-	f.c.ExpectQuiet(200 * time.Millisecond)
-	inOrderOnce(t, f.got, rows)
+	got := handover{
+		hcl:    outboxRoute(t, dsn, `history { store = "jetstream" }`),
+		path:   "/outbox",
+		events: rows,
+		write:  func(ctx context.Context) { insertRows(ctx, t, dsn, rows, 50, func(int) {}) },
+		killed: true,
+	}.run(t)
+	inOrderOnce(t, got, rows)
 }
 
 // The database restarts while rows are written and notifications sent:

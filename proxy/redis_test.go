@@ -9,12 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/redistest"
-	"github.com/ssegate/ssegate/proxy"
 )
 
 // Messages published on a channel, or on one a pattern matches, reach
@@ -103,30 +101,14 @@ func TestRedisStreamExactlyOnceAcrossRestart(t *testing.T) {
 	t.Parallel()
 	const entries = 10_000
 	rs := redistest.Start(t)
-	ns := loopback.JetStream(t, t.TempDir())
-	replica := func() (*harness, *nats.Conn) {
-		nc := connect(t, ns)
-		return startOn(t, ns, streamRoute(rs.URL(), `history { store = "jetstream" }`, ""), proxy.WithNATS(nc), proxy.WithLeaseTTL(500*time.Millisecond)), nc
-	}
-	a, ncA := replica()
-	f := follow(t, "/events")
-	f.open(a)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var writer sync.WaitGroup
-	writer.Go(func() { xadd(ctx, rs.Client(t), "events", entries, 50, func(int) {}) })
-
-	f.readUntil(a, 3000, wait)
-	ncA.Close() // killed: its progress is saved no more
-	shut, done := context.WithTimeout(context.Background(), wait)
-	defer done()
-	_ = a.srv.Shutdown(shut)
-	f.drain()
-	b, _ := replica()
-	f.readUntil(b, entries, wait)
-	writer.Wait()
-	f.c.ExpectQuiet(200 * time.Millisecond)
-	inOrderOnce(t, f.got, entries)
+	got := handover{
+		hcl:    streamRoute(rs.URL(), `history { store = "jetstream" }`, ""),
+		path:   "/events",
+		events: entries,
+		write:  func(ctx context.Context) { xadd(ctx, rs.Client(t), "events", entries, 50, func(int) {}) },
+		killed: true,
+	}.run(t)
+	inOrderOnce(t, got, entries)
 }
 
 // redis-server restarts while entries are added and messages published:

@@ -1,17 +1,21 @@
 package proxy_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	gosse "github.com/tmaxmax/go-sse"
 
+	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/proxy"
 )
 
@@ -101,6 +105,60 @@ func (f *follower) drain() {
 		f.got = append(f.got, ev)
 	}
 	f.c = nil
+}
+
+// handover is the scenario of the tests that no event is lost or
+// doubled when the ssegate reading a backend goes away: a browser reads
+// path from replica a (on a JetStream NATS, so its history outlives a)
+// while write adds events 1 to events; midway a stops, and the browser
+// resumes on replica b. The events it got are returned.
+type handover struct {
+	hcl, path string
+	events    int
+	write     func(ctx context.Context)
+	// joinEarly starts b while a still runs, before a leaves (a group
+	// rebalancing); otherwise b starts once a has stopped.
+	joinEarly bool
+	// killed cuts a off from NATS before it stops: it saves nothing
+	// more and lets no lease go.
+	killed bool
+}
+
+func (s handover) run(t *testing.T) []gosse.Event {
+	t.Helper()
+	ns := loopback.JetStream(t, t.TempDir())
+	replica := func() (*harness, *nats.Conn) {
+		nc := connect(t, ns)
+		return startOn(t, ns, s.hcl, proxy.WithNATS(nc), proxy.WithLeaseTTL(500*time.Millisecond)), nc
+	}
+	a, ncA := replica()
+	f := follow(t, s.path)
+	f.open(a)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var writer sync.WaitGroup
+	writer.Go(func() { s.write(ctx) })
+
+	var b *harness
+	if s.joinEarly {
+		f.readUntil(a, s.events/5, wait)
+		b, _ = replica()
+	}
+	f.readUntil(a, s.events*3/10, wait)
+	if s.killed {
+		ncA.Close()
+	}
+	shut, done := context.WithTimeout(context.Background(), wait)
+	defer done()
+	_ = a.srv.Shutdown(shut)
+	f.drain()
+	if b == nil {
+		b, _ = replica()
+	}
+	f.readUntil(b, s.events, wait)
+	writer.Wait()
+	f.c.ExpectQuiet(200 * time.Millisecond)
+	return f.got
 }
 
 // afterRestart bounds the wait for a source to come back after its

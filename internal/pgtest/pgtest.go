@@ -23,6 +23,7 @@ import (
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/needs"
+	"github.com/ssegate/ssegate/internal/testproc"
 )
 
 // Server is a PostgreSQL server run by a test.
@@ -32,8 +33,7 @@ type Server struct {
 	dir  string
 	port int
 	cred *syscall.Credential // the user the server runs as, when the test runs as root
-	proc *exec.Cmd
-	done chan struct{}
+	proc *testproc.Proc
 	dbs  atomic.Int64
 }
 
@@ -112,60 +112,28 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 // connections.
 func (s *Server) Start() {
 	s.t.Helper()
-	log, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer log.Close()
-	s.proc = s.command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"),
+	cmd := s.command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"),
 		"-p", strconv.Itoa(s.port), "-k", s.dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200")
-	s.proc.Stdout, s.proc.Stderr = log, log
-	if err := s.proc.Start(); err != nil {
-		s.t.Fatalf("start postgres: %v", err)
-	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(s.proc, s.done)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	s.proc = testproc.Start(s.t, cmd, filepath.Join(s.dir, "server.log"), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		conn, err := pgx.Connect(ctx, s.DSN("postgres"))
-		cancel()
 		if err == nil {
-			conn.Close(context.Background())
-			return
+			conn.Close(ctx)
 		}
-		select {
-		case <-s.done:
-			out, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-			s.t.Fatalf("postgres exited at start:\n%s", out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("postgres not ready after 30 s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // Stop stops the server at once (a fast shutdown: clients are cut off),
 // and waits for it to exit.
 func (s *Server) Stop() {
-	if s.proc == nil {
-		return
+	if s.proc != nil {
+		s.proc.Stop(syscall.SIGINT)
+		s.proc = nil
 	}
-	_ = s.proc.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.proc.Process.Kill()
-		<-s.done
-	}
-	s.proc = nil
 }
 
 // DSN is the URL of database db on the server.

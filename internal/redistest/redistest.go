@@ -6,7 +6,6 @@ package redistest
 import (
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/needs"
+	"github.com/ssegate/ssegate/internal/testproc"
 )
 
 // Server is a redis-server run by a test.
@@ -25,8 +25,7 @@ type Server struct {
 	bin  string
 	dir  string
 	addr string
-	proc *exec.Cmd
-	done chan struct{}
+	proc *testproc.Proc
 }
 
 // Start starts a server until the test ends; the test is skipped when
@@ -58,52 +57,22 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 func (s *Server) Start() {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.addr)
-	s.proc = exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "no",
-		"--logfile", filepath.Join(s.dir, "server.log"), "--daemonize", "no")
-	if err := s.proc.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(s.proc, s.done)
+	cmd := exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--dir", s.dir,
+		"--save", "", "--appendonly", "yes", "--appendfsync", "no", "--daemonize", "no")
 	c := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1})
 	defer c.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	s.proc = testproc.Start(s.t, cmd, filepath.Join(s.dir, "server.log"), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-s.done:
-			out, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-			s.t.Fatalf("redis-server exited at start:\n%s", out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server not ready after 30 s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer cancel()
+		return c.Ping(ctx).Err()
+	})
 }
 
 // Stop stops the server (it writes its append-only file first) and waits
 // for it to exit.
 func (s *Server) Stop() {
-	if s.proc == nil {
-		return
+	if s.proc != nil {
+		s.proc.Stop(syscall.SIGTERM)
+		s.proc = nil
 	}
-	_ = s.proc.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.proc.Process.Kill()
-		<-s.done
-	}
-	s.proc = nil
 }
