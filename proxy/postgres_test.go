@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -189,48 +188,14 @@ route "/pings" {
     channel = "pings"
   }
 }`, dsn))
-	f, pings := follow(t, "/outbox"), h.open("/pings", nil)
-	f.open(h)
-	sourcesRunning(t, h.srv)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var writer sync.WaitGroup
-	var mu sync.Mutex
-	written := 0
-	writer.Go(func() {
-		insertRows(ctx, t, dsn, rows, 10, func(n int) {
-			mu.Lock()
-			written = n
-			mu.Unlock()
-		})
-	})
-	eventually(t, "a third of the rows written", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return written >= rows/3
-	})
-	pg.Stop()
-	pg.Start()
-	f.readUntil(h, rows, afterRestart)
-	writer.Wait()
-	inOrderOnce(t, f.got, rows)
-
-	// A notification sent before the listener is back is lost, as
-	// PostgreSQL loses it: ping until one arrives.
-	deadline := time.Now().Add(afterRestart)
-	for i := 0; ; i++ {
-		pgExec(t, dsn, fmt.Sprintf("SELECT pg_notify('pings', 'ping %d')", i))
-		select {
-		case ev := <-pings.Events():
-			if ev.Data == "" {
-				t.Fatalf("empty ping")
-			}
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the listener did not come back after the database restarted")
-		}
-	}
+	serverRestart{
+		path:   "/outbox",
+		events: rows,
+		write: func(ctx context.Context, progress func(int)) {
+			insertRows(ctx, t, dsn, rows, 10, progress)
+		},
+		restart: func() { pg.Stop(); pg.Start() },
+		ping:    func(_ context.Context, i int) { pgExec(t, dsn, fmt.Sprintf("SELECT pg_notify('pings', 'ping %d')", i)) },
+		pings:   "/pings",
+	}.run(t, h)
 }

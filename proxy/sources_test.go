@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,6 +160,54 @@ func (s handover) run(t *testing.T) []gosse.Event {
 	writer.Wait()
 	f.c.ExpectQuiet(200 * time.Millisecond)
 	return f.got
+}
+
+// serverRestart is the scenario of the tests that a source comes back
+// after its server restarts: write adds events 1 to events to what the
+// browser reads on path of h, telling how far it got; a third of the
+// way, restart restarts the server. The browser must get every event
+// once, in order. Then ping sends its i-th message to a source that
+// keeps nothing (LISTEN, pub/sub) until the browser on pings gets one:
+// it listens again.
+type serverRestart struct {
+	path    string
+	events  int
+	write   func(ctx context.Context, progress func(n int))
+	restart func()
+	ping    func(ctx context.Context, i int)
+	pings   string
+}
+
+func (s serverRestart) run(t *testing.T, h *harness) {
+	t.Helper()
+	f, pings := follow(t, s.path), h.open(s.pings, nil)
+	f.open(h)
+	sourcesRunning(t, h.srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var writer sync.WaitGroup
+	var written atomic.Int64
+	writer.Go(func() { s.write(ctx, func(n int) { written.Store(int64(n)) }) })
+	eventually(t, "a third written", func() bool { return written.Load() >= int64(s.events/3) })
+	s.restart()
+	f.readUntil(h, s.events, afterRestart)
+	writer.Wait()
+	inOrderOnce(t, f.got, s.events)
+
+	// What is sent before the source is back is lost, as its server
+	// loses it: ping until one arrives.
+	deadline := time.Now().Add(afterRestart)
+	for i := 0; ; i++ {
+		s.ping(ctx, i)
+		select {
+		case <-pings.Events():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the source reading " + s.pings + " did not come back after its server restarted")
+		}
+	}
 }
 
 // afterRestart bounds the wait for a source to come back after its
