@@ -13,31 +13,30 @@ import (
 )
 
 // Records reach the browsers of the stream their key picks, with their
-// headers, partition and offset in reach of the mapping.
+// headers in reach of the mapping and their partition and offset as ids.
 func TestKafkaRecordsReachBrowser(t *testing.T) {
 	t.Parallel()
 	k := kafkatest.Start(t)
 	topic := k.Topic(t, 1)
-	h := start(t, fmt.Sprintf(`
-route "/orders/{id}" {
-  source "kafka" {
-    brokers = %q
-    topic   = %q
-    subject = "orders.${msg.key}"
-    event   = lookup(msg.headers, "kind", "")
-    data    = "${msg.body} at ${msg.partition}/${msg.offset}"
-  }
-}`, k.Brokers, topic))
+	// The route of docs/kafka.md, without its credentials; its ids are
+	// the records' partitions and offsets.
+	h := start(t, docRoute(t, "kafka.md", 0, "history = 10", map[string]string{
+		"brokers": fmt.Sprintf("%q", k.Brokers), "topic": strconv.Quote(topic),
+		"sasl_mechanism": "", "sasl_username": "", "sasl_password": "", "tls": "",
+	}))
 	seven, eight := h.open("/orders/7", nil), h.open("/orders/8", nil)
 	produce(t, k.Client(t), topic,
 		&kgo.Record{Key: []byte("7"), Value: []byte("paid"), Headers: []kgo.RecordHeader{{Key: "kind", Value: []byte("payment")}}},
 		&kgo.Record{Key: []byte("8"), Value: []byte("paid")},
 		&kgo.Record{Key: []byte("7"), Value: []byte("shipped")})
-	got := seven.ExpectData("paid at 0/0", "shipped at 0/2")
+	got := seven.ExpectData("paid", "shipped")
 	if got[0].Type != "payment" || got[1].Type != "" {
 		t.Errorf("event names %q, %q; want payment, then none", got[0].Type, got[1].Type)
 	}
-	eight.ExpectData("paid at 0/1")
+	if got[0].LastEventID != "0-0" || got[1].LastEventID != "0-2" {
+		t.Errorf("ids %q, %q; want 0-0, 0-2", got[0].LastEventID, got[1].LastEventID)
+	}
+	eight.ExpectData("paid")
 }
 
 func produce(t *testing.T, cl *kgo.Client, topic string, recs ...*kgo.Record) {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strings"
+	"strconv"
 	"testing"
 	"time"
 
@@ -73,9 +73,7 @@ func outboxSchema(t *testing.T) []string {
 // outboxRoute is the outbox route of docs/postgres.md, reading the
 // database at dsn; history replaces its history block.
 func outboxRoute(t *testing.T, dsn, history string) string {
-	route := docBlocks(t, "postgres.md", "hcl")[1]
-	route = regexp.MustCompile(`dsn\s*=.*`).ReplaceAllString(route, fmt.Sprintf("dsn = %q", dsn))
-	return strings.Replace(route, `history { store = "jetstream" }`, history, 1)
+	return docRoute(t, "postgres.md", 1, history, map[string]string{"dsn": strconv.Quote(dsn)})
 }
 
 // A transaction that wrote elsewhere first, then to the outbox, commits

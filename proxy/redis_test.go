@@ -19,6 +19,7 @@ import (
 func TestRedisPubSubReachesBrowser(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
+	// The pattern route is the docs' (docs/redis.md).
 	h := start(t, fmt.Sprintf(`
 route "/news" {
   source "redis" {
@@ -26,14 +27,7 @@ route "/news" {
     channel = "news"
   }
 }
-route "/scores/{game}" {
-  source "redis" {
-    url     = %q
-    pattern = "scores.*"
-    subject = "scores.${msg.subject_tokens[1]}"
-    event   = "score"
-  }
-}`, rs.URL(), rs.URL()))
+`, rs.URL())+docRoute(t, "redis.md", 0, "", map[string]string{"url": strconv.Quote(rs.URL())}))
 	news, chess := h.open("/news", nil), h.open("/scores/chess", nil)
 	sourcesRunning(t, h.srv)
 	rc := rs.Client(t)
@@ -79,18 +73,11 @@ func isDuplicateID(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "equal or smaller")
 }
 
-func streamRoute(url, history, extra string) string {
-	return fmt.Sprintf(`
-route "/events" {
-  %s
-  source "redis" {
-    url    = %q
-    stream = "events"
-    event  = msg.fields.kind
-    data   = msg.fields.n
-    %s
-  }
-}`, history, url, extra)
+// streamRoute is the stream route of docs/redis.md, reading the server
+// at url, with history for its history block and extra attributes (a
+// group).
+func streamRoute(t *testing.T, url, history, extra string) string {
+	return docRoute(t, "redis.md", 1, history, map[string]string{"url": strconv.Quote(url), "stream": `"events"` + "\n" + extra})
 }
 
 // 10,000 entries are added to a stream while the ssegate reading it is
@@ -101,7 +88,7 @@ func TestRedisStreamExactlyOnceAcrossRestart(t *testing.T) {
 	const entries = 10_000
 	rs := redistest.Start(t)
 	got := handover{
-		hcl:    streamRoute(rs.URL(), `history { store = "jetstream" }`, ""),
+		hcl:    streamRoute(t, rs.URL(), `history { store = "jetstream" }`, ""),
 		path:   "/events",
 		events: entries,
 		write:  func(ctx context.Context) { xadd(ctx, rs.Client(t), "events", entries, 50, func(int) {}) },
@@ -117,7 +104,7 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	const entries = 3000
 	rs := redistest.Start(t)
-	h := start(t, streamRoute(rs.URL(), "history = 10000", "")+fmt.Sprintf(`
+	h := start(t, streamRoute(t, rs.URL(), "history = 10000", "")+fmt.Sprintf(`
 route "/pings" {
   source "redis" {
     url     = %q
@@ -148,9 +135,9 @@ func TestRedisGroupSharesAndAcknowledges(t *testing.T) {
 	const entries = 1000
 	rs := redistest.Start(t)
 	ns := loopback.JetStream(t, t.TempDir())
-	a := startOn(t, ns, streamRoute(rs.URL(), `history { store = "jetstream" }`, `group = "ssegate"
+	a := startOn(t, ns, streamRoute(t, rs.URL(), `history { store = "jetstream" }`, `group = "ssegate"
     consumer = "a"`))
-	b := startOn(t, ns, streamRoute(rs.URL(), `history { store = "jetstream" }`, `group = "ssegate"
+	b := startOn(t, ns, streamRoute(t, rs.URL(), `history { store = "jetstream" }`, `group = "ssegate"
     consumer = "b"`))
 	c := a.open("/events", nil)
 	sourcesRunning(t, a.srv)

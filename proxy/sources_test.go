@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,6 +52,25 @@ func docBlocks(t *testing.T, page, lang string) []string {
 		blocks = append(blocks, m[1])
 	}
 	return blocks
+}
+
+// docRoute is the index-th HCL example of a page of docs/, as a test
+// runs it: each attribute named in set takes the value there (its line
+// replaced; "" drops the line), and history replaces its history block.
+func docRoute(t *testing.T, page string, index int, history string, set map[string]string) string {
+	t.Helper()
+	route := docBlocks(t, page, "hcl")[index]
+	for name, value := range set {
+		line := regexp.MustCompile(`(?m)^(\s*)` + name + `\s*=.*\n`)
+		if !line.MatchString(route) {
+			t.Fatalf("docs/%s, example %d, has no %s", page, index, name)
+		}
+		if value != "" {
+			value = "${1}" + name + " = " + strings.ReplaceAll(value, "$", "$$") + "\n"
+		}
+		route = line.ReplaceAllString(route, value)
+	}
+	return strings.Replace(route, `history { store = "jetstream" }`, history, 1)
 }
 
 // follower reads a stream as a browser does: when the stream ends (a

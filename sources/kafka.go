@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -42,8 +44,9 @@ type kafkaSource struct {
 }
 
 var (
-	_ Feeder = (*kafkaSource)(nil)
-	_ OwnIDs = (*kafkaSource)(nil)
+	_ Feeder  = (*kafkaSource)(nil)
+	_ OwnIDs  = (*kafkaSource)(nil)
+	_ Grouped = (*kafkaSource)(nil)
 )
 
 var kafkaSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
@@ -120,6 +123,12 @@ func decodeKafka(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hc
 
 // OwnIDs reports whether events keep the ids the source gives them.
 func (k *kafkaSource) OwnIDs() bool { return k.Mapping.ID == nil }
+
+// GroupKey names the group on its cluster.
+func (k *kafkaSource) GroupKey() string {
+	brokers := slices.Sorted(slices.Values(k.Brokers))
+	return strings.Join(brokers, ",") + "\x00" + k.Group
+}
 
 // PerStream is false: one group member per replica serves the route.
 func (k *kafkaSource) PerStream() bool { return false }

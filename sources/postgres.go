@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ssegate/ssegate/internal/hclattr"
 )
@@ -125,8 +124,10 @@ func (p *postgresSource) checkOutbox(a hcl.Attributes) hcl.Diagnostics {
 			return hclattr.Errorf(q, "Query without its parameters", "An outbox query selects the rows after the cursor's last values, $1 for %q and so on, in cursor order, like WHERE id > $1 ORDER BY id LIMIT 500; this one has no $%d.", p.Cursor[0], i+1)
 		}
 	}
-	if !regexp.MustCompile(`(?i)\blimit\b`).MatchString(p.Query) {
-		return hclattr.Errorf(q, "Query without a LIMIT", "An outbox query takes a LIMIT, like LIMIT 500: without one, a backlog of a million rows would be read in one go.")
+	// A textual check: it catches the query that forgot, not one that
+	// hides its bound.
+	if !regexp.MustCompile(`(?i)\b(limit\s+[0-9$]|fetch\s+(first|next)\b)`).MatchString(p.Query) {
+		return hclattr.Errorf(q, "Query without a LIMIT", "An outbox query takes a LIMIT, like LIMIT 500 (or FETCH FIRST 500 ROWS ONLY): without one, a backlog of a million rows would be read in one go.")
 	}
 	switch {
 	case a["start"] == nil:
@@ -147,7 +148,7 @@ func stringOrList(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *
 	if !ok {
 		return nil
 	}
-	if v, diags := attr.Expr.Value(ctx); !diags.HasErrors() && v.Type() == cty.String {
+	if v, diags := attr.Expr.Value(ctx); !diags.HasErrors() && v.Type().IsPrimitiveType() {
 		var s string
 		diags = hclattr.String(attrs, name, ctx, &s)
 		*dst = []string{s}

@@ -30,7 +30,8 @@ type Publisher interface {
 	// is in JetStream, the sequence each got (the id its event has on
 	// every replica), or nil. The wait does not end with ctx (a sender
 	// hanging up must not turn a sent event into one reported lost), only
-	// after publishTimeout (for each message, in JetStream).
+	// after publishTimeout (for each message, in JetStream, where a
+	// batch's later messages are not sent once ctx has ended).
 	Publish(ctx context.Context, msgs ...*nats.Msg) ([]uint64, error)
 	// Fits checks m against the server's payload limit.
 	Fits(m *nats.Msg) error
@@ -99,7 +100,12 @@ var _ Publisher = jsPublisher{}
 
 func (p jsPublisher) Publish(ctx context.Context, msgs ...*nats.Msg) ([]uint64, error) {
 	seqs := make([]uint64, 0, len(msgs))
-	for _, m := range msgs {
+	for i, m := range msgs {
+		if i > 0 && ctx.Err() != nil {
+			// The source is stopping (or lost its lease): the rest is
+			// not committed, so it is read again, with the same ids.
+			return seqs, fmt.Errorf("publish to JetStream: %w", ctx.Err())
+		}
 		// One at a time, so they are stored in order; each has
 		// publishTimeout, so a large batch on a slow store still goes.
 		// A message JetStream has seen (its Nats-Msg-Id, in the

@@ -332,7 +332,13 @@ func (g *redisGroupReader) Read(ctx context.Context) (Batch, error) {
 	var ids []string
 	switch {
 	case g.ownNext != "":
-		res, err := g.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.Group, Consumer: r.Consumer, Streams: []string{r.Stream, g.ownNext}, Count: int64(r.Count)}).Result()
+		// Block -1 sends no BLOCK: Redis answers at once for an explicit
+		// id, and the client's read timeout applies.
+		var res []redis.XStream
+		err := g.blocking(ctx, func() (err error) {
+			res, err = g.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: r.Group, Consumer: r.Consumer, Streams: []string{r.Stream, g.ownNext}, Count: int64(r.Count), Block: -1}).Result()
+			return err
+		})
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return Batch{}, fmt.Errorf("XREADGROUP: %w", err)
 		}
@@ -342,7 +348,12 @@ func (g *redisGroupReader) Read(ctx context.Context) (Batch, error) {
 			g.ownNext = ids[len(ids)-1]
 		}
 	case time.Now().After(g.claimAt):
-		entries, next, err := g.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.Stream, Group: r.Group, Consumer: r.Consumer, MinIdle: r.ClaimIdle, Start: g.claimNext, Count: int64(r.Count)}).Result()
+		var entries []redis.XMessage
+		var next string
+		err := g.blocking(ctx, func() (err error) {
+			entries, next, err = g.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.Stream, Group: r.Group, Consumer: r.Consumer, MinIdle: r.ClaimIdle, Start: g.claimNext, Count: int64(r.Count)}).Result()
+			return err
+		})
 		if err != nil {
 			return Batch{}, fmt.Errorf("XAUTOCLAIM: %w", err)
 		}

@@ -55,6 +55,15 @@ type OwnIDs interface {
 	OwnIDs() bool
 }
 
+// Grouped is a Spec that reads as a member of a consumer group (kafka):
+// two sources of one route in the same group would each get part of its
+// records.
+type Grouped interface {
+	Spec
+	// GroupKey names the group on its cluster.
+	GroupKey() string
+}
+
 // Feeder is a Spec whose messages ssegate fetches itself (poll, stream).
 type Feeder interface {
 	Spec

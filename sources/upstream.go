@@ -37,7 +37,10 @@ type upstreamSource struct {
 	IdleTimeout time.Duration
 }
 
-var _ Feeder = (*upstreamSource)(nil)
+var (
+	_ Feeder = (*upstreamSource)(nil)
+	_ OwnIDs = (*upstreamSource)(nil)
+)
 
 var streamSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 	{Name: "format"}, {Name: "max_event"}, {Name: "idle_timeout"},
@@ -58,6 +61,9 @@ func decodeStream(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, h
 	diags = append(diags, hclattr.Duration(content.Attributes, "idle_timeout", ctx, &s.IdleTimeout, time.Second, false)...)
 	return s, diags
 }
+
+// OwnIDs reports whether events keep the upstream's SSE ids.
+func (s *upstreamSource) OwnIDs() bool { return !s.NDJSON && s.Mapping.ID == nil }
 
 // Feed holds the upstream stream open until ctx ends, reconnecting as
 // Run decides.

@@ -65,6 +65,7 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`database_mistakes.hcl:44:15: error: Invalid url`,
 			`database_mistakes.hcl:53:3: error: Ids that can collide`, `the one at testdata/database_mistakes.hcl:49`,
 			`database_mistakes.hcl:61:14: error: Query without a LIMIT`,
+			`database_mistakes.hcl:70:3: error: Shared consumer group`,
 		}},
 		{"webhook_mistakes.hcl", []string{
 			`webhook_mistakes.hcl:2:3: error: Missing subject`, `says which stream a message feeds`,

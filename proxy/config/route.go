@@ -270,6 +270,7 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		rt.CORS = d.cors(sb)
 	}
 	var ownIDs *hcl.Block // the first source giving ids of its own making
+	groups := map[string]*hcl.Block{}
 	for i, sb := range sourceBlocks {
 		info.Index = i
 		src, diags := sources.Decode(sb, d.ctx, info)
@@ -284,6 +285,12 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 				d.errorf(sb.DefRange, "Ids that can collide", "This source and the one at %s:%d both give their events ids of their own making (an outbox cursor, a stream entry id, a partition and offset), which can be equal; the history drops an event whose id it already holds. Give this one ids of its own, like id = \"b-${msg.id}\".", ownIDs.DefRange.Filename, ownIDs.DefRange.Start.Line)
 			}
 			ownIDs = sb
+		}
+		if g, ok := src.(sources.Grouped); ok && !diags.HasErrors() {
+			if first := groups[g.GroupKey()]; first != nil {
+				d.errorf(sb.DefRange, "Shared consumer group", "This source and the one at %s:%d read as the same consumer group of the same cluster, so each would get only part of the records: give this one a group of its own.", first.DefRange.Filename, first.DefRange.Start.Line)
+			}
+			groups[g.GroupKey()] = sb
 		}
 	}
 	if len(sourceBlocks) == 0 && !unknownBlock {

@@ -62,3 +62,14 @@ route "/i" {
     cursor = "id"
   }
 }
+route "/j" {
+  source "kafka" {
+    brokers = ["k:9092"]
+    topic   = "a"
+  }
+  source "kafka" {
+    brokers = ["k:9092"]
+    topic   = "a"
+    id      = "b-${msg.id}"
+  }
+}
