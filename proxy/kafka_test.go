@@ -2,12 +2,21 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	gosse "github.com/tmaxmax/go-sse"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ssegate/ssegate/internal/kafkatest"
 )
@@ -121,4 +130,48 @@ route "/orders" {
 			eachOnceInKeyOrder(t, got, records)
 		})
 	}
+}
+
+// The route of docs/kafka.md as it is, credentials and TLS included,
+// against a cluster that asks for both: a wrong password is refused and
+// retried, the right one reads.
+func TestKafkaSASLAndTLS(t *testing.T) {
+	t.Parallel()
+	// httptest's certificate, for 127.0.0.1, stands for the cluster's.
+	certs := httptest.NewUnstartedServer(nil)
+	certs.StartTLS()
+	certs.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k := kafkatest.Fake(t, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "ssegate", "s3cret"),
+		kfake.TLS(&tls.Config{Certificates: certs.TLS.Certificates}))
+	pool := x509.NewCertPool()
+	pool.AddCert(certs.Certificate())
+	k.Opts = []kgo.Opt{
+		kgo.SASL(scram.Auth{User: "ssegate", Pass: "s3cret"}.AsSha512Mechanism()),
+		kgo.DialTLSConfig(&tls.Config{RootCAs: pool}),
+	}
+	topic := k.Topic(t, 1)
+	route := func(password string) string {
+		return docRoute(t, "kafka.md", 0, "history = 10", map[string]string{
+			"brokers": fmt.Sprintf("%q", k.Brokers), "topic": strconv.Quote(topic),
+			"sasl_password": strconv.Quote(password), "tls": "true\n    ca_file = " + strconv.Quote(ca),
+		})
+	}
+	wrong := start(t, route("wrong"))
+	h := start(t, route("s3cret"))
+	c := h.open("/orders/7", nil)
+	produce(t, k.Client(t), topic, &kgo.Record{Key: []byte("7"), Value: []byte("paid")})
+	c.ExpectData("paid")
+	admin := httptest.NewServer(wrong.srv.Admin())
+	defer admin.Close()
+	eventually(t, "the wrong password to fail the source", func() bool {
+		_, r := readyz(t, admin, nil)
+		if len(r.Sources) == 1 && strings.Contains(r.Sources[0].Error, "wrong") {
+			t.Errorf("the source's error shows its password: %s", r.Sources[0].Error)
+		}
+		return len(r.Sources) == 1 && r.Sources[0].State == "failing"
+	})
 }

@@ -26,6 +26,8 @@ var topics atomic.Int64
 // Kafka is a cluster a test uses.
 type Kafka struct {
 	Brokers []string
+	// Opts are what its clients need beyond the brokers (SASL, TLS).
+	Opts []kgo.Opt
 }
 
 // Start returns a cluster until the test ends: a kfake cluster of its
@@ -35,7 +37,14 @@ func Start(t testing.TB) *Kafka {
 	if env := os.Getenv(BrokersEnv); env != "" {
 		return &Kafka{Brokers: strings.Split(env, ",")}
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	return Fake(t)
+}
+
+// Fake returns a kfake cluster of the test's own, with opts (SASL, TLS),
+// whatever BrokersEnv says; the caller sets Opts for its clients.
+func Fake(t testing.TB, opts ...kfake.Opt) *Kafka {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +72,7 @@ func (k *Kafka) Topic(t testing.TB, partitions int32) string {
 // Client is a producer and admin client, closed when the test ends.
 func (k *Kafka) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, opts...)...)
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, k.Opts...), opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
