@@ -276,7 +276,8 @@ route "/feeds/{feed}" {
 #     data    = jsonencode(msg.row.payload)
 #   }
 #   # Or LISTEN alone (what is notified while ssegate reconnects is lost):
-#   # channel = "orders" without query: each NOTIFY is an event.
+#   # channel = "orders" without query: each NOTIFY is an event
+#   # (keepalive = "30s": silence before the connection is checked).
 # }
 #
 # route "/activity" {
@@ -287,7 +288,7 @@ route "/feeds/{feed}" {
 #     stream = "activity"
 #     # start = "0" ("$": new entries only), count = 500
 #     # group = "ssegate", consumer = "replica-1", claim_idle = "1m"
-#     # pattern = "news.*" (pub/sub by pattern)
+#     # pattern = "news.*" (pub/sub by pattern); keepalive = "30s"
 #     event  = msg.fields.kind
 #     data   = msg.fields.text
 #   }

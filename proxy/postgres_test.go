@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ssegate/ssegate/internal/loopback"
 	"github.com/ssegate/ssegate/internal/pgtest"
 )
 
@@ -196,4 +198,30 @@ route "/pings" {
 		ping:    func(_ context.Context, i int) { pgExec(t, dsn, fmt.Sprintf("SELECT pg_notify('pings', 'ping %d')", i)) },
 		pings:   "/pings",
 	}.run(t, h)
+}
+
+// A listener whose connection goes silent checks it after keepalive,
+// and reconnects when the check goes unanswered.
+func TestPostgresKeepaliveFindsSilence(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Start(t)
+	dsn := pg.NewDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := loopback.NewLink(t, u.Host)
+	u.Host = link.Addr()
+	h := start(t, fmt.Sprintf(`
+route "/pings" {
+  source "postgres" {
+    dsn       = %q
+    channel   = "pings"
+    keepalive = "100ms"
+  }
+}`, u.String()))
+	pings := h.open("/pings", nil)
+	silenceIsFound(t, h, link, pings, func(i int) {
+		pgExec(t, dsn, fmt.Sprintf("SELECT pg_notify('pings', 'ping %d')", i))
+	})
 }

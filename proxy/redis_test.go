@@ -166,3 +166,25 @@ func TestRedisGroupSharesAndAcknowledges(t *testing.T) {
 		t.Errorf("%d consumers in the group, want 2 (a and b)", len(groups))
 	}
 }
+
+// A subscription whose connection goes silent pings after keepalive,
+// and reconnects when the ping goes unanswered.
+func TestRedisKeepaliveFindsSilence(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	link := loopback.NewLink(t, strings.TrimSuffix(strings.TrimPrefix(rs.URL(), "redis://"), "/0"))
+	h := start(t, fmt.Sprintf(`
+route "/pings" {
+  source "redis" {
+    url       = "redis://%s/0"
+    channel   = "pings"
+    keepalive = "100ms"
+  }
+}`, link.Addr()))
+	pings, rc := h.open("/pings", nil), rs.Client(t)
+	silenceIsFound(t, h, link, pings, func(i int) {
+		if err := rc.Publish(context.Background(), "pings", fmt.Sprint("ping ", i)).Err(); err != nil {
+			t.Error(err)
+		}
+	})
+}

@@ -214,20 +214,44 @@ func (s serverRestart) run(t *testing.T, h *harness) {
 	writer.Wait()
 	inOrderOnce(t, f.got, s.events)
 
-	// What is sent before the source is back is lost, as its server
-	// loses it: ping until one arrives.
+	pingUntilHeard(t, pings, func(i int) { s.ping(ctx, i) })
+}
+
+// pingUntilHeard sends pings to a source that keeps nothing (LISTEN,
+// pub/sub) until the browser on pings gets one: what is sent before the
+// source listens again is lost, as its server loses it.
+func pingUntilHeard(t *testing.T, pings *client, ping func(i int)) {
+	t.Helper()
 	deadline := time.Now().Add(afterRestart)
 	for i := 0; ; i++ {
-		s.ping(ctx, i)
+		ping(i)
 		select {
 		case <-pings.Events():
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the source reading " + s.pings + " did not come back after its server restarted")
+			t.Fatal("the source did not listen again")
 		}
 	}
+}
+
+// silenceIsFound checks the keepalive of the one source of h, which
+// reads its server through link: when the link holds every byte (as a
+// NAT that dropped the flow in silence), the source finds out and fails;
+// once bytes pass again, it listens again.
+func silenceIsFound(t *testing.T, h *harness, link *loopback.Link, pings *client, ping func(i int)) {
+	t.Helper()
+	sourcesRunning(t, h.srv)
+	admin := httptest.NewServer(h.srv.Admin())
+	defer admin.Close()
+	link.Pause()
+	eventually(t, "the silent connection found out", func() bool {
+		_, r := readyz(t, admin, nil)
+		return len(r.Sources) == 1 && r.Sources[0].State == "failing"
+	})
+	link.Resume()
+	pingUntilHeard(t, pings, ping)
 }
 
 // afterRestart bounds the wait for a source to come back after its

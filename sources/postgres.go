@@ -26,6 +26,14 @@ const (
 	defaultOutboxInterval       = time.Second // without a channel to wake it
 	defaultOutboxNotifyInterval = time.Minute // with one: a safety net
 	defaultPostgresConnect      = 10 * time.Second
+	// defaultPostgresKeepalive is how long a listener may hear nothing
+	// before it checks its connection: one a NAT or load balancer
+	// dropped in silence would otherwise look alive for as long as TCP's
+	// keepalive takes to notice.
+	defaultPostgresKeepalive = 30 * time.Second
+	// queryTimeout bounds a query or a check: the connection is taken
+	// for dead after that long.
+	queryTimeout = 30 * time.Second
 	// maxChannel is PostgreSQL's longest identifier (NAMEDATALEN - 1).
 	maxChannel = 63
 )
@@ -42,10 +50,11 @@ type postgresSource struct {
 	// The outbox: Query selects the rows after the Cursor columns' values
 	// in the last row emitted ($1, $2, ...), in Cursor order, with a
 	// LIMIT; Start are those values before any row.
-	Query    string
-	Cursor   []string
-	Start    []string
-	Interval time.Duration
+	Query     string
+	Cursor    []string
+	Start     []string
+	Interval  time.Duration
+	Keepalive time.Duration // LISTEN alone: silence before a check
 }
 
 var (
@@ -55,7 +64,7 @@ var (
 
 var postgresSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 	{Name: "dsn", Required: true}, {Name: "channel"}, {Name: "query"}, {Name: "cursor"},
-	{Name: "start"}, {Name: "interval"}, {Name: "subject"},
+	{Name: "start"}, {Name: "interval"}, {Name: "keepalive"}, {Name: "subject"},
 }, mappingAttrs...)}
 
 func init() { Register("postgres", decodePostgres) }
@@ -63,7 +72,7 @@ func init() { Register("postgres", decodePostgres) }
 func decodePostgres(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl.Diagnostics) {
 	content, diags := block.Body.Content(postgresSchema)
 	a := content.Attributes
-	p := &postgresSource{relayed: relayed{block.DefRange}}
+	p := &postgresSource{relayed: relayed{block.DefRange}, Keepalive: defaultPostgresKeepalive}
 	var dsn string
 	diags = append(diags, hclattr.String(a, "dsn", ctx, &dsn)...)
 	diags = append(diags, hclattr.String(a, "channel", ctx, &p.Channel)...)
@@ -75,6 +84,7 @@ func decodePostgres(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec,
 		p.Interval = defaultOutboxNotifyInterval
 	}
 	diags = append(diags, hclattr.Duration(a, "interval", ctx, &p.Interval, 10*time.Millisecond, false)...)
+	diags = append(diags, hclattr.Duration(a, "keepalive", ctx, &p.Keepalive, 10*time.Millisecond, false)...)
 	if diags.HasErrors() {
 		return p, diags
 	}
@@ -96,6 +106,10 @@ func decodePostgres(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec,
 	switch {
 	case p.Query == "" && p.Channel == "":
 		diags = append(diags, hclattr.Errorf(block.DefRange, "Nothing to read", "A postgres source reads a LISTEN channel (channel = \"orders\") or an outbox table (query = \"SELECT ... WHERE id > $1 ORDER BY id LIMIT 500\" with cursor = \"id\").")...)
+	case p.Query != "" && a["keepalive"] != nil:
+		diags = append(diags, hclattr.Errorf(a["keepalive"].Expr.Range(), "Keepalive on an outbox", "keepalive belongs to a channel without a query; an outbox's query runs at least every interval, which checks its connection.")...)
+	case p.Query == "" && a["interval"] != nil:
+		diags = append(diags, hclattr.Errorf(a["interval"].Expr.Range(), "Interval without a query", "interval is how often an outbox query runs; a channel alone is checked after keepalive of silence.")...)
 	case p.Query == "" && (a["cursor"] != nil || a["start"] != nil):
 		diags = append(diags, hclattr.Errorf(block.DefRange, "Cursor without a query", "cursor and start belong to an outbox query; a source with only a channel emits each notification as it comes.")...)
 	case p.Query != "":
@@ -231,12 +245,26 @@ func (r *listenReader) Connect(ctx context.Context) (err error) {
 	return err
 }
 
+// Read waits for the next notification; after keepalive of silence it
+// checks the connection with a ping.
 func (r *listenReader) Read(ctx context.Context) (Batch, error) {
-	n, err := r.conn.WaitForNotification(ctx)
-	if err != nil {
-		return Batch{}, err
+	for {
+		wctx, cancel := context.WithTimeout(ctx, r.p.Keepalive)
+		n, err := r.conn.WaitForNotification(wctx)
+		cancel()
+		if err == nil {
+			return Batch{Messages: []Message{{Subject: n.Channel, Body: []byte(n.Payload)}}}, nil
+		}
+		if ctx.Err() != nil || !errors.Is(wctx.Err(), context.DeadlineExceeded) || r.conn.IsClosed() {
+			return Batch{}, err
+		}
+		pctx, cancel := context.WithTimeout(ctx, min(r.p.Keepalive, queryTimeout))
+		err = r.conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return Batch{}, fmt.Errorf("check the connection after %v of silence (keepalive): %w", r.p.Keepalive, err)
+		}
 	}
-	return Batch{Messages: []Message{{Subject: n.Channel, Body: []byte(n.Payload)}}}, nil
 }
 
 func (r *listenReader) Close() error {
@@ -371,6 +399,8 @@ func (r *outboxReader) query(ctx context.Context) ([]Message, []string, error) {
 	for _, v := range r.cursor {
 		args = append(args, v)
 	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
 	rows, err := r.conn.Query(ctx, r.p.Query, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("outbox query: %w", err)

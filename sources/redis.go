@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -21,6 +22,11 @@ const (
 	defaultRedisBlock     = 10 * time.Second
 	defaultRedisClaimIdle = time.Minute
 	defaultRedisStart     = "0"
+	// defaultRedisKeepalive is how long a subscription may hear nothing
+	// before it pings: a connection a NAT or load balancer dropped in
+	// silence would otherwise look alive for as long as TCP's keepalive
+	// takes to notice.
+	defaultRedisKeepalive = 30 * time.Second
 )
 
 // redisSource is a `source "redis" { ... }` block: the messages of a
@@ -43,6 +49,7 @@ type redisSource struct {
 	Start     string
 	Count     int
 	ClaimIdle time.Duration
+	Keepalive time.Duration // pub/sub: silence before a ping
 }
 
 var (
@@ -52,7 +59,7 @@ var (
 
 var redisSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
 	{Name: "url", Required: true}, {Name: "channel"}, {Name: "pattern"}, {Name: "stream"},
-	{Name: "group"}, {Name: "consumer"}, {Name: "start"}, {Name: "count"}, {Name: "claim_idle"},
+	{Name: "group"}, {Name: "consumer"}, {Name: "start"}, {Name: "count"}, {Name: "claim_idle"}, {Name: "keepalive"},
 	{Name: "subject"},
 }, mappingAttrs...)}
 
@@ -61,7 +68,7 @@ func init() { Register("redis", decodeRedis) }
 func decodeRedis(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hcl.Diagnostics) {
 	content, diags := block.Body.Content(redisSchema)
 	a := content.Attributes
-	r := &redisSource{relayed: relayed{block.DefRange}, Start: defaultRedisStart, Count: defaultRedisCount, ClaimIdle: defaultRedisClaimIdle}
+	r := &redisSource{relayed: relayed{block.DefRange}, Start: defaultRedisStart, Count: defaultRedisCount, ClaimIdle: defaultRedisClaimIdle, Keepalive: defaultRedisKeepalive}
 	r.Consumer, _ = os.Hostname()
 	var url string
 	diags = append(diags, hclattr.String(a, "url", ctx, &url)...)
@@ -73,6 +80,7 @@ func decodeRedis(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hc
 	}
 	diags = append(diags, hclattr.Int(a, "count", ctx, &r.Count, 1)...)
 	diags = append(diags, hclattr.Duration(a, "claim_idle", ctx, &r.ClaimIdle, time.Second, false)...)
+	diags = append(diags, hclattr.Duration(a, "keepalive", ctx, &r.Keepalive, 10*time.Millisecond, false)...)
 	if diags.HasErrors() {
 		return r, diags
 	}
@@ -92,6 +100,8 @@ func decodeRedis(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hc
 	switch {
 	case set != 1:
 		diags = append(diags, hclattr.Errorf(block.DefRange, "Nothing to read", "A redis source reads one of: channel = \"news\" (pub/sub), pattern = \"news.*\" (pub/sub by pattern), stream = \"events\" (a stream).")...)
+	case r.Stream != "" && a["keepalive"] != nil:
+		diags = append(diags, hclattr.Errorf(a["keepalive"].Expr.Range(), "Keepalive on a stream", "keepalive belongs to pub/sub; a stream's reads come back at least every 10 s.")...)
 	case r.Stream == "" && (a["group"] != nil || a["consumer"] != nil || a["start"] != nil || a["count"] != nil || a["claim_idle"] != nil):
 		diags = append(diags, hclattr.Errorf(block.DefRange, "Stream settings without a stream", "group, consumer, start, count and claim_idle belong to a stream; pub/sub emits each message as it comes.")...)
 	case r.Group == "" && (a["consumer"] != nil || a["claim_idle"] != nil):
@@ -195,16 +205,31 @@ func (p *redisPubSubReader) Connect(ctx context.Context) error {
 	})
 }
 
+// Read waits for the next message; after keepalive of silence it pings,
+// and a ping unanswered for as long fails the connection.
 func (p *redisPubSubReader) Read(ctx context.Context) (Batch, error) {
+	pinged := false
 	for {
 		var m any
 		err := p.blocking(ctx, func() (err error) {
-			m, err = p.ps.Receive(ctx)
+			m, err = p.ps.ReceiveTimeout(ctx, p.r.Keepalive)
 			return err
 		})
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+			if pinged {
+				return Batch{}, fmt.Errorf("no answer to a ping within %v (keepalive)", p.r.Keepalive)
+			}
+			if err := p.ps.Ping(ctx); err != nil {
+				return Batch{}, fmt.Errorf("ping: %w", err)
+			}
+			pinged = true
+			continue
+		}
 		if err != nil {
 			return Batch{}, err
 		}
+		pinged = false
 		if msg, ok := m.(*redis.Message); ok {
 			return Batch{Messages: []Message{{Subject: msg.Channel, Body: []byte(msg.Payload)}}}, nil
 		}
