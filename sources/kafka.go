@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,10 +88,17 @@ func decodeKafka(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hc
 	if caFile != "" || useTLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if caFile != "" {
+			// Relative to the config file, as every file a config names.
+			if !filepath.IsAbs(caFile) {
+				caFile = filepath.Join(filepath.Dir(block.DefRange.Filename), caFile)
+			}
 			pem, err := os.ReadFile(caFile)
 			pool := x509.NewCertPool()
-			if err != nil || !pool.AppendCertsFromPEM(pem) {
-				diags = append(diags, hclattr.Errorf(a["ca_file"].Expr.Range(), "Unreadable ca_file", "ca_file must be a readable file of PEM certificates: %v", err)...)
+			switch {
+			case err != nil:
+				diags = append(diags, hclattr.Errorf(a["ca_file"].Expr.Range(), "Unreadable ca_file", "%v", err)...)
+			case !pool.AppendCertsFromPEM(pem):
+				diags = append(diags, hclattr.Errorf(a["ca_file"].Expr.Range(), "Invalid ca_file", "%s holds no PEM certificate.", caFile)...)
 			}
 			cfg.RootCAs = pool
 		}

@@ -66,6 +66,7 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`database_mistakes.hcl:53:3: error: Ids that can collide`, `the one at testdata/database_mistakes.hcl:49`,
 			`database_mistakes.hcl:61:14: error: Query without a LIMIT`,
 			`database_mistakes.hcl:70:3: error: Shared consumer group`,
+			`database_mistakes.hcl:80:15: error: Unreadable ca_file`, `testdata/missing-ca.pem: no such file`,
 		}},
 		{"webhook_mistakes.hcl", []string{
 			`webhook_mistakes.hcl:2:3: error: Missing subject`, `says which stream a message feeds`,

@@ -73,3 +73,10 @@ route "/j" {
     id      = "b-${msg.id}"
   }
 }
+route "/k" {
+  source "kafka" {
+    brokers = ["k:9092"]
+    topic   = "a"
+    ca_file = "missing-ca.pem"
+  }
+}
