@@ -175,7 +175,7 @@ func (h *held) run(ctx context.Context, rev uint64, sent time.Time, job Job) boo
 	}
 	renew := time.NewTicker(h.l.ttl / 4)
 	defer renew.Stop()
-	refresh := time.NewTicker(stateRefresh)
+	refresh := time.NewTicker(h.l.refresh)
 	defer refresh.Stop()
 	for {
 		select {

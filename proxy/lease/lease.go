@@ -77,10 +77,11 @@ type Job = func(ctx context.Context, saved []byte, save func(context.Context, []
 
 // Leases takes and renews leases for this process.
 type Leases struct {
-	js     func() jetstream.JetStream // of the NATS connection in use
-	ttl    time.Duration
-	holder []byte // this process, in the lease's value
-	log    zerolog.Logger
+	js      func() jetstream.JetStream // of the NATS connection in use
+	ttl     time.Duration
+	refresh time.Duration // how often a holder rewrites its job's state
+	holder  []byte        // this process, in the lease's value
+	log     zerolog.Logger
 
 	mu       sync.Mutex
 	kv       jetstream.KeyValue
@@ -99,7 +100,7 @@ func New(js func() jetstream.JetStream, ttl time.Duration, log zerolog.Logger) *
 	host, _ := os.Hostname()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &Leases{js: js, ttl: ttl, holder: []byte(host + "/" + hex.EncodeToString(b[:])), log: log}
+	return &Leases{js: js, ttl: ttl, refresh: stateRefresh, holder: []byte(host + "/" + hex.EncodeToString(b[:])), log: log}
 }
 
 // Hold runs job whenever this process holds the lease named key (letters,

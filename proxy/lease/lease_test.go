@@ -417,3 +417,33 @@ func TestWaiterMovesToANewConnection(t *testing.T) {
 		t.Fatalf("runs %v", got)
 	}
 }
+
+// A holder that took over saved state and has nothing new to save still
+// rewrites it, so the bucket, which forgets what nobody touches for a
+// day, keeps a quiet outbox's cursor while its source runs.
+func TestTakenOverStateIsRefreshed(t *testing.T) {
+	t.Parallel()
+	ns := loopback.JetStream(t, t.TempDir())
+	a, b := newReplica(t, ns), newReplica(t, ns)
+	lease.SetRefresh(b.leases, 50*time.Millisecond)
+	var j job
+	stopA := hold(a, "poll.quiet", &j, "a")
+	waitFor(t, "a runs and saves", 5*time.Second, func() bool { return j.saves.Load() == 1 })
+	stopA()
+	writes := watchRevisions(t, b, "poll.quiet.state")
+	var taken atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.leases.Hold(ctx, "poll.quiet", func(ctx context.Context, saved []byte, _ func(context.Context, []byte) error) {
+			if string(saved) == "stopped a" {
+				taken.Store(true)
+			}
+			<-ctx.Done() // saves nothing
+		}, nil)
+	}()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "b takes the lease with a's state", 5*time.Second, taken.Load)
+	waitFor(t, "b rewrites the state it took over", 5*time.Second, func() bool { return writes() >= 2 })
+}

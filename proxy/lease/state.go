@@ -23,7 +23,10 @@ func (h *held) loadState(ctx context.Context, deadline time.Time) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	h.stateRev = e.Revision()
+	// Kept as this holder's own, so the hourly refresh rewrites it even
+	// when the job has nothing new to save: a quiet outbox's cursor
+	// must not age out of the bucket while the source runs.
+	h.stateRev, h.state = e.Revision(), e.Value()
 	return e.Value(), nil
 }
 
