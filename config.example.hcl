@@ -258,8 +258,9 @@ route "/feeds/{feed}" {
   }
 }
 
-# Where the events already are: PostgreSQL, Redis, Kafka. One connection
-# serves a route; what it reads goes through NATS like everything else.
+# Where the events already are: PostgreSQL, Redis, Kafka. They read for
+# the whole route (subject picks each message's stream); what they read
+# goes through NATS like everything else.
 # Uncomment with a database at hand. See docs/postgres.md, docs/redis.md,
 # docs/kafka.md.
 #
@@ -271,13 +272,14 @@ route "/feeds/{feed}" {
 #     channel = "outbox"            # NOTIFY'd by a trigger: wakes the query
 #     query   = "SELECT txid, id, order_id, payload FROM outbox WHERE (txid, id) > ($1, $2) AND txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid, id LIMIT 500"
 #     cursor  = ["txid", "id"]      # progress, and the event id; see docs/postgres.md
-#     # start = ["0", "0"], interval = "1m" (the query without a notification)
+#     # start    = ["0", "0"]
+#     # interval = "1m" # the query without a notification
 #     subject = "orders.${msg.row.order_id}" # picks /orders/{id}
 #     data    = jsonencode(msg.row.payload)
 #   }
 #   # Or LISTEN alone (what is notified while ssegate reconnects is lost):
-#   # channel = "orders" without query: each NOTIFY is an event
-#   # (keepalive = "30s": silence before the connection is checked).
+#   # channel = "orders" without query: each NOTIFY is an event (map
+#   # msg.json, not msg.row; keepalive = "30s": silence before a check).
 # }
 #
 # route "/activity" {
@@ -286,9 +288,13 @@ route "/feeds/{feed}" {
 #   source "redis" {
 #     url    = env("REDIS_URL") # redis://:password@host:6379/0
 #     stream = "activity"
-#     # start = "0" ("$": new entries only), count = 500
-#     # group = "ssegate", consumer = "replica-1", claim_idle = "1m"
-#     # pattern = "news.*" (pub/sub by pattern); keepalive = "30s"
+#     # start      = "0" # "$": new entries only
+#     # count      = 500
+#     # group      = "ssegate" # every replica a consumer, XACK once in NATS
+#     # consumer   = "replica-1"
+#     # claim_idle = "1m"
+#     # Or pub/sub instead of stream: channel = "news" or pattern = "news.*",
+#     # mapping msg.body/msg.json (not msg.fields); keepalive = "30s".
 #     event  = msg.fields.kind
 #     data   = msg.fields.text
 #   }
@@ -300,9 +306,14 @@ route "/feeds/{feed}" {
 #   source "kafka" {
 #     brokers = ["127.0.0.1:9092"]
 #     topic   = "payments"
-#     # group = "ssegate:/payments#0", start = "earliest", count = 500
-#     # sasl_mechanism = "SCRAM-SHA-512", sasl_username = "...", sasl_password = env("KAFKA_PASSWORD")
-#     # tls = true, ca_file = "kafka-ca.pem"
+#     # group          = "ssegate:/payments:payments" # the default
+#     # start          = "earliest"
+#     # count          = 500
+#     # sasl_mechanism = "SCRAM-SHA-512"
+#     # sasl_username  = "ssegate"
+#     # sasl_password  = env("KAFKA_PASSWORD")
+#     # tls            = true
+#     # ca_file        = "kafka-ca.pem"
 #     event   = lookup(msg.headers, "type", "")
 #     data    = msg.body
 #   }
