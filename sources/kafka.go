@@ -45,9 +45,9 @@ type kafkaSource struct {
 }
 
 var (
-	_ Feeder  = (*kafkaSource)(nil)
-	_ OwnIDs  = (*kafkaSource)(nil)
-	_ Grouped = (*kafkaSource)(nil)
+	_ Feeder     = (*kafkaSource)(nil)
+	_ OwnIDs     = (*kafkaSource)(nil)
+	_ Positioned = (*kafkaSource)(nil)
 )
 
 var kafkaSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
@@ -132,10 +132,10 @@ func decodeKafka(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hc
 // OwnIDs reports whether events keep the ids the source gives them.
 func (k *kafkaSource) OwnIDs() bool { return k.Mapping.ID == nil }
 
-// GroupKey names the group on its cluster.
-func (k *kafkaSource) GroupKey() string {
+// ReadPlace is the group, on its cluster.
+func (k *kafkaSource) ReadPlace() (key, what string) {
 	brokers := slices.Sorted(slices.Values(k.Brokers))
-	return strings.Join(brokers, ",") + "\x00" + k.Group
+	return "kafka\x00" + strings.Join(brokers, ",") + "\x00" + k.Group, fmt.Sprintf("topics as consumer group %q", k.Group)
 }
 
 // PerStream is false: one group member per replica serves the route.

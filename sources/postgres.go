@@ -58,8 +58,9 @@ type postgresSource struct {
 }
 
 var (
-	_ Feeder = (*postgresSource)(nil)
-	_ OwnIDs = (*postgresSource)(nil)
+	_ Feeder     = (*postgresSource)(nil)
+	_ OwnIDs     = (*postgresSource)(nil)
+	_ Positioned = (*postgresSource)(nil)
 )
 
 var postgresSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
@@ -174,19 +175,32 @@ func stringOrList(attrs hcl.Attributes, name string, ctx *hcl.EvalContext, dst *
 // OwnIDs reports whether events keep the ids the source gives them.
 func (p *postgresSource) OwnIDs() bool { return p.Query != "" && p.Mapping.ID == nil }
 
+// ReadPlace is the outbox's saved cursor: its lease's key.
+func (p *postgresSource) ReadPlace() (key, what string) {
+	if p.Query == "" {
+		return "", ""
+	}
+	return p.leaseKey(""), "the same outbox, from one saved cursor"
+}
+
+// leaseKey names the source's lease on route.
+func (p *postgresSource) leaseKey(route string) string {
+	what := "channel " + p.Channel
+	if p.Query != "" {
+		what = "query " + p.Query + "\x00" + strings.Join(p.Cursor, "\x00")
+	}
+	return durableKey(route, "postgres", p.db, what)
+}
+
 // PerStream is false: one connection serves the whole route, each
 // message finding its stream by its subject.
 func (p *postgresSource) PerStream() bool { return false }
 
 // Feed reads until ctx ends, on one replica at a time.
 func (p *postgresSource) Feed(ctx context.Context, env FeedEnv) {
-	what := "channel " + p.Channel
-	if p.Query != "" {
-		what = "query " + p.Query + "\x00" + strings.Join(p.Cursor, "\x00")
-	}
 	env.Log = env.Log.With().Str("database", p.db).Str("channel", p.Channel).Logger()
 	handle := publishMapped(env, &p.Mapping, func(m *Message) (string, error) { return p.subjectOf(env.StreamCtx, m) })
-	hold(ctx, env, durableKey(env.Route, "postgres", p.db, what), func() Reader {
+	hold(ctx, env, p.leaseKey(env.Route), func() Reader {
 		if p.Query != "" {
 			return &outboxReader{p: p, cursor: p.Start}
 		}

@@ -53,8 +53,9 @@ type redisSource struct {
 }
 
 var (
-	_ Feeder = (*redisSource)(nil)
-	_ OwnIDs = (*redisSource)(nil)
+	_ Feeder     = (*redisSource)(nil)
+	_ OwnIDs     = (*redisSource)(nil)
+	_ Positioned = (*redisSource)(nil)
 )
 
 var redisSchema = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{
@@ -122,6 +123,17 @@ func decodeRedis(block *hcl.Block, ctx *hcl.EvalContext, rt RouteInfo) (Spec, hc
 
 // OwnIDs reports whether events keep the ids the source gives them.
 func (r *redisSource) OwnIDs() bool { return r.Stream != "" && r.Mapping.ID == nil }
+
+// ReadPlace is a stream's saved position, or its group.
+func (r *redisSource) ReadPlace() (key, what string) {
+	switch {
+	case r.Stream == "":
+		return "", ""
+	case r.Group != "":
+		return "redis\x00" + r.server + "\x00" + r.Stream + "\x00" + r.Group, fmt.Sprintf("stream %q as group %q", r.Stream, r.Group)
+	}
+	return "redis\x00" + r.server + "\x00" + r.Stream, fmt.Sprintf("stream %q from one saved position", r.Stream)
+}
 
 // PerStream is false: one connection serves the whole route.
 func (r *redisSource) PerStream() bool { return false }

@@ -55,13 +55,17 @@ type OwnIDs interface {
 	OwnIDs() bool
 }
 
-// Grouped is a Spec that reads as a member of a consumer group (kafka):
-// two sources of one route in the same group would each get part of its
-// records.
-type Grouped interface {
+// Positioned is a Spec whose reading has a place of its own: a consumer
+// group (kafka, a redis group), a saved position (an outbox's cursor, a
+// stream's last id). Two sources of one route reading from the same
+// place would each get part of the records, or overwrite each other's
+// position.
+type Positioned interface {
 	Spec
-	// GroupKey names the group on its cluster.
-	GroupKey() string
+	// ReadPlace names the place, or is "" when the source has none (it
+	// keeps nothing: LISTEN, pub/sub); what says what it is, for
+	// messages.
+	ReadPlace() (key, what string)
 }
 
 // Feeder is a Spec whose messages ssegate fetches itself (poll, stream).

@@ -65,7 +65,8 @@ func TestDiagnosticsPointAtTheMistake(t *testing.T) {
 			`database_mistakes.hcl:44:15: error: Invalid url`,
 			`database_mistakes.hcl:53:3: error: Ids that can collide`, `the one at testdata/database_mistakes.hcl:49`,
 			`database_mistakes.hcl:61:14: error: Query without a LIMIT`,
-			`database_mistakes.hcl:70:3: error: Shared consumer group`,
+			`database_mistakes.hcl:70:3: error: Two sources read one place`, `both read topics as consumer group "ssegate:/j:a"`,
+			`database_mistakes.hcl:88:3: error: Two sources read one place`, `both read stream "s" from one saved position`,
 			`database_mistakes.hcl:80:15: error: Unreadable ca_file`, `testdata/missing-ca.pem: no such file`,
 		}},
 		{"webhook_mistakes.hcl", []string{

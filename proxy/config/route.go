@@ -270,7 +270,7 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 		rt.CORS = d.cors(sb)
 	}
 	var ownIDs *hcl.Block // the first source giving ids of its own making
-	groups := map[string]*hcl.Block{}
+	places := map[string]*hcl.Block{}
 	for i, sb := range sourceBlocks {
 		info.Index = i
 		src, diags := sources.Decode(sb, d.ctx, info)
@@ -286,11 +286,12 @@ func (d *decoder) route(b *hcl.Block, authRefs map[*Route]hcl.Range) *Route {
 			}
 			ownIDs = sb
 		}
-		if g, ok := src.(sources.Grouped); ok && !diags.HasErrors() {
-			if first := groups[g.GroupKey()]; first != nil {
-				d.errorf(sb.DefRange, "Shared consumer group", "This source and the one at %s:%d read as the same consumer group of the same cluster, so each would get only part of the records: give this one a group of its own.", first.DefRange.Filename, first.DefRange.Start.Line)
+		if p, ok := src.(sources.Positioned); ok && !diags.HasErrors() {
+			key, what := p.ReadPlace()
+			if first := places[key]; first != nil && key != "" {
+				d.errorf(sb.DefRange, "Two sources read one place", "This source and the one at %s:%d both read %s: each would get part of the records, or overwrite the other's saved position. Read it once, or give this one a place of its own (another group, query or stream).", first.DefRange.Filename, first.DefRange.Start.Line, what)
 			}
-			groups[g.GroupKey()] = sb
+			places[key] = sb
 		}
 	}
 	if len(sourceBlocks) == 0 && !unknownBlock {

@@ -80,3 +80,14 @@ route "/k" {
     ca_file = "missing-ca.pem"
   }
 }
+route "/l" {
+  source "redis" {
+    url    = "redis://cache:6379/0"
+    stream = "s"
+  }
+  source "redis" {
+    url    = "redis://cache:6379/0"
+    stream = "s"
+    id     = "b-${msg.id}"
+  }
+}
