@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -122,8 +121,9 @@ func TestPostgresOutboxKeepsLateCommits(t *testing.T) {
 }
 
 // insertRows writes rows 1 to n into the outbox, a batch per
-// transaction, retrying a batch the database refused (while it restarts).
-func insertRows(ctx context.Context, t *testing.T, dsn string, n, batch int, written func(int)) {
+// transaction. A batch the database refused is retried once up returns
+// (the database is back); with up nil, a refusal fails the test.
+func insertRows(ctx context.Context, t *testing.T, dsn string, n, batch int, written func(int), up func()) {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
@@ -148,7 +148,11 @@ func insertRows(ctx context.Context, t *testing.T, dsn string, n, batch int, wri
 				conn.Close(context.Background())
 				conn = nil
 			}
-			time.Sleep(20 * time.Millisecond)
+			if up == nil {
+				t.Errorf("insert rows %d to %d: %v", from, to, err)
+				return
+			}
+			up()
 			continue
 		}
 		written(to)
@@ -167,7 +171,7 @@ func TestPostgresOutboxExactlyOnceAcrossRestart(t *testing.T) {
 		hcl:    outboxRoute(t, dsn, `history { store = "jetstream" }`),
 		path:   "/outbox",
 		events: rows,
-		write:  func(ctx context.Context) { insertRows(ctx, t, dsn, rows, 50, func(int) {}) },
+		write:  func(ctx context.Context) { insertRows(ctx, t, dsn, rows, 50, func(int) {}, nil) },
 		killed: true,
 	}.run(t)
 	inOrderOnce(t, got, rows)
@@ -191,8 +195,8 @@ route "/pings" {
 	serverRestart{
 		path:   "/outbox",
 		events: rows,
-		write: func(ctx context.Context, progress func(int)) {
-			insertRows(ctx, t, dsn, rows, 10, progress)
+		write: func(ctx context.Context, progress func(int), up func()) {
+			insertRows(ctx, t, dsn, rows, 10, progress, up)
 		},
 		restart: func() { pg.Stop(); pg.Start() },
 		ping:    func(_ context.Context, i int) { pgExec(t, dsn, fmt.Sprintf("SELECT pg_notify('pings', 'ping %d')", i)) },

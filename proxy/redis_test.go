@@ -44,9 +44,10 @@ route "/news" {
 }
 
 // xadd appends entries n = 1 to count to stream, a pipeline of batch at
-// a time, retrying a batch refused (while the server restarts): each
-// entry once, since its id is given.
-func xadd(ctx context.Context, rc *redis.Client, stream string, count, batch int, added func(int)) {
+// a time: each entry once, since its id is given. A batch refused is
+// retried once up returns (the server is back); with up nil, a refusal
+// fails the test.
+func xadd(ctx context.Context, t *testing.T, rc *redis.Client, stream string, count, batch int, added func(int), up func()) {
 	for from := 1; from <= count; {
 		if ctx.Err() != nil {
 			return
@@ -59,7 +60,11 @@ func xadd(ctx context.Context, rc *redis.Client, stream string, count, batch int
 			return nil
 		})
 		if err != nil && !isDuplicateID(err) {
-			time.Sleep(20 * time.Millisecond)
+			if up == nil {
+				t.Errorf("add entries %d to %d: %v", from, to, err)
+				return
+			}
+			up()
 			continue
 		}
 		added(to)
@@ -91,7 +96,7 @@ func TestRedisStreamExactlyOnceAcrossRestart(t *testing.T) {
 		hcl:    streamRoute(t, rs.URL(), `history { store = "jetstream" }`, ""),
 		path:   "/events",
 		events: entries,
-		write:  func(ctx context.Context) { xadd(ctx, rs.Client(t), "events", entries, 50, func(int) {}) },
+		write:  func(ctx context.Context) { xadd(ctx, t, rs.Client(t), "events", entries, 50, func(int) {}, nil) },
 		killed: true,
 	}.run(t)
 	inOrderOnce(t, got, entries)
@@ -115,8 +120,8 @@ route "/pings" {
 	serverRestart{
 		path:   "/events",
 		events: entries,
-		write: func(ctx context.Context, progress func(int)) {
-			xadd(ctx, rc, "events", entries, 10, progress)
+		write: func(ctx context.Context, progress func(int), up func()) {
+			xadd(ctx, t, rc, "events", entries, 10, progress, up)
 		},
 		restart: func() { rs.Stop(); rs.Start() },
 		ping: func(ctx context.Context, i int) {
@@ -144,7 +149,7 @@ func TestRedisGroupSharesAndAcknowledges(t *testing.T) {
 	sourcesRunning(t, b.srv)
 	rc := rs.Client(t)
 	ctx := context.Background()
-	xadd(ctx, rc, "events", entries, 100, func(int) {})
+	xadd(ctx, t, rc, "events", entries, 100, func(int) {}, nil)
 	seen := map[string]bool{}
 	for len(seen) < entries {
 		ev := c.Next()

@@ -184,15 +184,16 @@ func (s handover) run(t *testing.T) []gosse.Event {
 
 // serverRestart is the scenario of the tests that a source comes back
 // after its server restarts: write adds events 1 to events to what the
-// browser reads on path of h, telling how far it got; a third of the
-// way, restart restarts the server. The browser must get every event
+// browser reads on path of h, telling how far it got, and retrying a
+// refused write once up returns; a third of the way, restart restarts
+// the server. The browser must get every event
 // once, in order. Then ping sends its i-th message to a source that
 // keeps nothing (LISTEN, pub/sub) until the browser on pings gets one:
 // it listens again.
 type serverRestart struct {
 	path    string
 	events  int
-	write   func(ctx context.Context, progress func(n int))
+	write   func(ctx context.Context, progress func(n int), up func())
 	restart func()
 	ping    func(ctx context.Context, i int)
 	pings   string
@@ -207,9 +208,15 @@ func (s serverRestart) run(t *testing.T, h *harness) {
 	defer cancel()
 	var writer sync.WaitGroup
 	var written atomic.Int64
-	writer.Go(func() { s.write(ctx, func(n int) { written.Store(int64(n)) }) })
+	// Held while the server restarts: a write refused meanwhile waits
+	// for the server, not for a clock.
+	var restarting sync.RWMutex
+	up := func() { restarting.RLock(); restarting.RUnlock() }
+	writer.Go(func() { s.write(ctx, func(n int) { written.Store(int64(n)) }, up) })
 	eventually(t, "a third written", func() bool { return written.Load() >= int64(s.events/3) })
+	restarting.Lock()
 	s.restart()
+	restarting.Unlock()
 	f.readUntil(h, s.events, afterRestart)
 	writer.Wait()
 	inOrderOnce(t, f.got, s.events)

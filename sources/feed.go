@@ -190,7 +190,7 @@ func (f *feed) run(ctx context.Context, env FeedEnv, newReader func(target strin
 		var h http.Header
 		if target, h, err = f.request(env.StreamCtx); err == nil {
 			env.Log = env.Log.With().Str("url", redactURL(target)).Str("subject", subject).Logger()
-			handle := publishMapped(env, &f.Mapping, func(*Message) (string, error) { return subject, nil })
+			handle := publishMapped(env, &f.Mapping, &routing{defaultTo: subject})
 			hold(ctx, env, leaseKey(env.Name, subject, target), func() Reader { return newReader(target, h) }, handle)
 			return
 		}
@@ -199,11 +199,15 @@ func (f *feed) run(ctx context.Context, env FeedEnv, newReader func(target strin
 	env.Log.Error().Err(err).Msg("source cannot start")
 }
 
-// leaseKey names the lease of the feed called name fetching target for
-// subject. A feed whose upstream changes (a new config) gets a new lease,
-// and does not resume the old upstream's progress.
-func leaseKey(name, subject, target string) string {
-	sum := sha256.Sum256([]byte(name + "\x00" + subject + "\x00" + target))
+// leaseKey names the lease of the feed whose identity parts give: for a
+// poll or an upstream stream, its name, subject and target, so one whose
+// upstream changes (a new config) gets a new lease and does not resume
+// the old upstream's progress; for a source whose progress outlives its
+// route's text (an outbox cursor, a stream id, still valid when the
+// mapping changes), its route and what it reads, or a change of mapping
+// would send a table again.
+func leaseKey(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return "feed." + hex.EncodeToString(sum[:16])
 }
 

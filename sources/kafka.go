@@ -145,7 +145,7 @@ func (k *kafkaSource) PerStream() bool { return false }
 // which shares the partitions out among them: no lease is needed.
 func (k *kafkaSource) Feed(ctx context.Context, env FeedEnv) {
 	env.Log = env.Log.With().Str("topic", k.Topic).Str("group", k.Group).Logger()
-	handle := publishMapped(env, &k.Mapping, func(m *Message) (string, error) { return k.subjectOf(env.StreamCtx, m) })
+	handle := publishMapped(env, &k.Mapping, &k.routing)
 	Run(ctx, &kafkaReader{k: k}, handle, env.Log, env.Status)
 }
 

@@ -96,12 +96,18 @@ func msgFieldsUsed(expr hcl.Expression) msgField {
 // anything is published or acknowledged.
 func (m *Mapping) Apply(streamCtx *hcl.EvalContext, msg *Message) (sse.Event, error) {
 	// What the message brings is the default for what the block leaves out.
-	name, id := msg.Event, msg.ID
 	if m.Event == nil && m.ID == nil && m.Data == nil {
-		return newEvent(name, id, defaultData(msg.Body))
+		return newEvent(msg.Event, msg.ID, defaultData(msg.Body))
 	}
-	ctx := msg.context(streamCtx, m.need)
+	return m.applyIn(msg.context(streamCtx, m.need), msg)
+}
 
+// applyIn is Apply with msg already in ctx (with at least the attributes
+// the mapping needs), for a caller that evaluates more of the message
+// in the same context.
+func (m *Mapping) applyIn(ctx *hcl.EvalContext, msg *Message) (sse.Event, error) {
+	// What the message brings is the default for what the block leaves out.
+	name, id := msg.Event, msg.ID
 	var data string
 	var err error
 	if m.Data == nil {

@@ -138,8 +138,12 @@ func (m *Message) value(need msgField) cty.Value {
 	return cty.ObjectVal(attrs)
 }
 
-// context is parent with msg in scope, built with the attributes in need.
+// context is parent with msg in scope, built with the attributes in need;
+// parent itself when need is empty (nothing evaluated there reads msg).
 func (m *Message) context(parent *hcl.EvalContext, need msgField) *hcl.EvalContext {
+	if need == 0 {
+		return parent
+	}
 	ctx := parent.NewChild()
 	ctx.Variables = map[string]cty.Value{"msg": m.value(need)}
 	return ctx

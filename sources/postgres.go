@@ -2,8 +2,6 @@ package sources
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,7 +187,7 @@ func (p *postgresSource) leaseKey(route string) string {
 	if p.Query != "" {
 		what = "query " + p.Query + "\x00" + strings.Join(p.Cursor, "\x00")
 	}
-	return durableKey(route, "postgres", p.db, what)
+	return leaseKey(route, "postgres", p.db, what)
 }
 
 // PerStream is false: one connection serves the whole route, each
@@ -199,7 +197,7 @@ func (p *postgresSource) PerStream() bool { return false }
 // Feed reads until ctx ends, on one replica at a time.
 func (p *postgresSource) Feed(ctx context.Context, env FeedEnv) {
 	env.Log = env.Log.With().Str("database", p.db).Str("channel", p.Channel).Logger()
-	handle := publishMapped(env, &p.Mapping, func(m *Message) (string, error) { return p.subjectOf(env.StreamCtx, m) })
+	handle := publishMapped(env, &p.Mapping, &p.routing)
 	hold(ctx, env, p.leaseKey(env.Route), func() Reader {
 		if p.Query != "" {
 			return &outboxReader{p: p, cursor: p.Start}
@@ -208,15 +206,7 @@ func (p *postgresSource) Feed(ctx context.Context, env FeedEnv) {
 	}, handle)
 }
 
-// durableKey names the lease of a source whose progress outlives its
-// route's text: an outbox cursor or a stream id stays valid when the
-// mapping changes, and starting over would send a table again.
-func durableKey(route string, parts ...string) string {
-	sum := sha256.Sum256([]byte(route + "\x00" + strings.Join(parts, "\x00")))
-	return "feed." + hex.EncodeToString(sum[:16])
-}
-
-// pgConnect connects and listens on the source's channel, if it has one.
+// connect connects and listens on the source's channel, if it has one.
 func (p *postgresSource) connect(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, p.config)
 	if err != nil {

@@ -142,12 +142,12 @@ func (r *redisSource) PerStream() bool { return false }
 // others on one replica at a time.
 func (r *redisSource) Feed(ctx context.Context, env FeedEnv) {
 	env.Log = env.Log.With().Str("redis", r.server).Logger()
-	handle := publishMapped(env, &r.Mapping, func(m *Message) (string, error) { return r.subjectOf(env.StreamCtx, m) })
+	handle := publishMapped(env, &r.Mapping, &r.routing)
 	if r.Group != "" {
 		// The group shares the entries out: every replica reads its part.
 		env.Lease = nil
 	}
-	hold(ctx, env, durableKey(env.Route, "redis", r.server, r.Channel, r.ChannelPattern, r.Stream), func() Reader {
+	hold(ctx, env, leaseKey(env.Route, "redis", r.server, r.Channel, r.ChannelPattern, r.Stream), func() Reader {
 		switch {
 		case r.Group != "":
 			return &redisGroupReader{r: r}

@@ -23,19 +23,23 @@ func hold(ctx context.Context, env FeedEnv, key string, newReader func() Reader,
 }
 
 // publishMapped maps each message of a batch with m and publishes it to
-// the subject subjectOf gives it, and returns once NATS has taken them
-// all. A message that can never be sent (its mapping or subject fails,
-// it is too large for NATS) is dropped with a warning; NATS being
-// unavailable fails the batch, so the reader reads it again.
-func publishMapped(env FeedEnv, m *Mapping, subjectOf func(*Message) (string, error)) func(context.Context, Batch) error {
+// the subject r gives it, and returns once NATS has taken them all. A
+// message that can never be sent (its mapping or subject fails, it is
+// too large for NATS) is dropped with a warning; NATS being unavailable
+// fails the batch, so the reader reads it again.
+func publishMapped(env FeedEnv, m *Mapping, r *routing) func(context.Context, Batch) error {
 	warn := sampled(env.Log)
+	// The mapping and the subject read the message in one context.
+	need := m.need | r.need
 	return func(ctx context.Context, b Batch) error {
 		msgs := make([]*nats.Msg, 0, len(b.Messages))
 		for i := range b.Messages {
-			ev, err := m.Apply(env.StreamCtx, &b.Messages[i])
+			msg := &b.Messages[i]
+			msgCtx := msg.context(env.StreamCtx, need)
+			ev, err := m.applyIn(msgCtx, msg)
 			var subject string
 			if err == nil {
-				subject, err = subjectOf(&b.Messages[i])
+				subject, err = r.subjectIn(msgCtx)
 			}
 			if err == nil {
 				nm := EncodeEvent(subject, ev)

@@ -87,7 +87,9 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (status 
 	}
 
 	msg := Message{Headers: r.Header, Body: body}
-	ev, err := w.Mapping.Apply(w.ctx, &msg)
+	// The mapping and the subject read the delivery in one context.
+	msgCtx := msg.context(w.ctx, w.Mapping.need|w.need)
+	ev, err := w.Mapping.applyIn(msgCtx, &msg)
 	switch {
 	case errors.Is(err, sse.ErrInvalidField):
 		// Accepted, it would be dropped by every replica.
@@ -96,7 +98,7 @@ func (h *webhookHandler) serve(rw http.ResponseWriter, r *http.Request) (status 
 		h.log.Debug().Err(err).Msg("webhook delivery not mapped")
 		return http.StatusBadRequest, "cannot map this delivery: " + forSender(err), ""
 	}
-	subject, err := w.subjectOf(w.ctx, &msg)
+	subject, err := w.subjectIn(msgCtx)
 	if err != nil {
 		h.log.Debug().Err(err).Msg("webhook delivery makes no subject")
 		return http.StatusUnprocessableEntity, "this delivery makes no subject NATS takes: " + forSender(err), ""

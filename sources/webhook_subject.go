@@ -85,12 +85,13 @@ func (r *routing) Pattern(ctx *hcl.EvalContext) (string, error) {
 	return b.String(), validSubject(b.String())
 }
 
-// subjectOf is the subject m is published to; ctx holds the functions.
-func (r *routing) subjectOf(ctx *hcl.EvalContext, m *Message) (string, error) {
+// subjectIn is the subject of the message in msgCtx, which holds it with
+// at least the attributes in r.need.
+func (r *routing) subjectIn(msgCtx *hcl.EvalContext) (string, error) {
 	if r.subject.parts == nil {
 		return r.defaultTo, nil
 	}
-	return r.subject.forMessage(m.context(ctx, r.need))
+	return r.subject.forMessage(msgCtx)
 }
 
 func decodeHookSubject(attr *hcl.Attribute, ctx *hcl.EvalContext, rt RouteInfo, kind string, msgAttrs []string) (hookSubject, hcl.Diagnostics) {
